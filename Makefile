@@ -1,0 +1,32 @@
+# Loopline: the two commands are `make demo` and `make test` (see README).
+SHELL := /bin/bash
+ENV := source .loopline/env &&
+
+.PHONY: setup up down status demo test test-unit lock bench clean
+
+setup:            ## install system packages, the pinned venv, jars; generate local settings
+	bash infra/setup.sh
+
+up: setup         ## start every service and wait until healthy
+	python3 infra/stack.py up
+
+down:             ## stop every service the stack started
+	python3 infra/stack.py down
+
+status:
+	python3 infra/stack.py status
+
+demo: up          ## the nightly loop for several simulated days, through the real scheduler
+	$(ENV) .venv/bin/python infra/demo.py
+
+test: up          ## set up what the tests need and run the whole suite
+	$(ENV) .venv/bin/python -m pytest -q -p no:cacheprovider
+
+test-unit: setup  ## the tests that need no service
+	$(ENV) .venv/bin/python -m pytest -q -p no:cacheprovider tests/unit tests/dags
+
+lock:             ## re-pin requirements.txt from requirements.in
+	.venv/bin/uv pip compile requirements.in -o requirements.txt --python-version 3.11 --no-header
+
+clean: down       ## remove all local state (data, logs, generated secrets)
+	rm -rf .loopline

@@ -1,0 +1,48 @@
+"""Service endpoints and credentials, read from the environment (never from the repo).
+
+`make setup` writes local defaults to `.loopline/env`; in production the same variables
+come from the deployment (or Airflow connections exported as environment).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+class ConfigError(RuntimeError):
+    """A required setting is missing from the environment."""
+
+
+def _require(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        raise ConfigError(
+            f"environment variable {name} is not set. Locally, run `make setup` and "
+            f"`source .loopline/env`; elsewhere, set it in the deployment."
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    db_url: str
+    kafka_bootstrap: str
+    s3_endpoint: str
+    s3_bucket: str
+    onprem_root: str
+    mlflow_tracking_uri: str
+    spark_remote: str | None
+    spark_master: str
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        return cls(
+            db_url=_require("LOOPLINE_DB_URL"),
+            kafka_bootstrap=_require("LOOPLINE_KAFKA_BOOTSTRAP"),
+            s3_endpoint=_require("LOOPLINE_S3_ENDPOINT"),
+            s3_bucket=_require("LOOPLINE_S3_BUCKET"),
+            onprem_root=_require("LOOPLINE_ONPREM_ROOT"),
+            mlflow_tracking_uri=_require("MLFLOW_TRACKING_URI"),
+            spark_remote=os.environ.get("SPARK_REMOTE") or None,
+            spark_master=os.environ.get("LOOPLINE_SPARK_MASTER", "local[2]"),
+        )

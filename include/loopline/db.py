@@ -1,0 +1,138 @@
+"""The `loopline` PostgreSQL schema: run bookkeeping, contract results, predictions, drift.
+
+Every write is an upsert on the row's natural key (pipeline, dataset/feature, logical date…),
+so rerunning a logical date replaces its rows instead of adding to them.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg2
+import psycopg2.extras
+
+SCHEMA_DDL = """
+CREATE SCHEMA IF NOT EXISTS loopline;
+
+CREATE TABLE IF NOT EXISTS loopline.ingest_runs (
+    pipeline      text        NOT NULL,
+    dataset       text        NOT NULL,
+    logical_date  date        NOT NULL,
+    run_id        text        NOT NULL,
+    topic         text        NOT NULL,
+    offsets       jsonb       NOT NULL,   -- {"<partition>": [start, end)} consumed by this date
+    consumed      bigint      NOT NULL,
+    accepted      bigint      NOT NULL,
+    quarantined   bigint      NOT NULL,
+    updated_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (pipeline, dataset, logical_date)
+);
+
+CREATE TABLE IF NOT EXISTS loopline.contract_results (
+    pipeline      text        NOT NULL,
+    dataset       text        NOT NULL,
+    logical_date  date        NOT NULL,
+    run_id        text        NOT NULL,
+    suite         text        NOT NULL,
+    success       boolean     NOT NULL,
+    evaluated     integer     NOT NULL,
+    failed        jsonb       NOT NULL,   -- [{"expectation": ..., "column": ..., "observed": ...}]
+    updated_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (pipeline, dataset, logical_date)
+);
+
+CREATE TABLE IF NOT EXISTS loopline.training_runs (
+    pipeline         text        NOT NULL,
+    logical_date     date        NOT NULL,
+    dag_id           text        NOT NULL,
+    mlflow_run_id    text        NOT NULL,
+    model_version    integer,
+    primary_metric   text        NOT NULL,
+    candidate_score  double precision NOT NULL,
+    champion_version integer,
+    champion_score   double precision,
+    promoted         boolean     NOT NULL,
+    decision         text        NOT NULL,
+    updated_at       timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (pipeline, logical_date, dag_id)
+);
+
+CREATE TABLE IF NOT EXISTS loopline.predictions (
+    prediction_id      text        PRIMARY KEY,   -- <pipeline>:<transaction_id>
+    pipeline           text        NOT NULL,
+    score_date         date        NOT NULL,
+    transaction_id     text        NOT NULL,
+    fraud_probability  double precision NOT NULL,
+    model_version      integer     NOT NULL,
+    scored_at          timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS predictions_by_date ON loopline.predictions (pipeline, score_date);
+
+CREATE TABLE IF NOT EXISTS loopline.drift_metrics (
+    pipeline       text        NOT NULL,
+    logical_date   date        NOT NULL,
+    feature        text        NOT NULL,
+    psi            double precision NOT NULL,
+    model_version  integer     NOT NULL,
+    updated_at     timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (pipeline, logical_date, feature)
+);
+
+CREATE TABLE IF NOT EXISTS loopline.monitor_runs (
+    pipeline            text        NOT NULL,
+    logical_date        date        NOT NULL,
+    model_version       integer     NOT NULL,
+    rows_scored         bigint      NOT NULL,
+    max_psi             double precision NOT NULL,
+    drifted_features    jsonb       NOT NULL,
+    retrain_requested   boolean     NOT NULL,
+    updated_at          timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (pipeline, logical_date)
+);
+"""
+
+
+@contextmanager
+def connect(db_url: str) -> Iterator[psycopg2.extensions.connection]:
+    """A connection that commits on success and rolls back on error."""
+    conn = psycopg2.connect(db_url)
+    try:
+        with conn:
+            yield conn
+    finally:
+        conn.close()
+
+
+def ensure_schema(db_url: str) -> None:
+    with connect(db_url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(hashtext('loopline.schema'))")
+        cur.execute(SCHEMA_DDL)
+
+
+def _adapt(value: Any) -> Any:
+    return psycopg2.extras.Json(value) if isinstance(value, (dict, list)) else value
+
+
+def upsert(conn, table: str, row: Mapping[str, Any], key: Sequence[str]) -> None:
+    """INSERT … ON CONFLICT (key) DO UPDATE: the idempotent write every task uses."""
+    columns = list(row)
+    updates = [c for c in columns if c not in key] + (["updated_at"] if "updated_at" not in row else [])
+    assignments = ", ".join(f"{c} = EXCLUDED.{c}" if c != "updated_at" else "updated_at = now()" for c in updates)
+    sql = (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) "
+        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {assignments}"
+    )
+    with conn.cursor() as cur:
+        cur.execute(sql, [_adapt(row[c]) for c in columns])
+
+
+def fetch_all(conn, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+        cur.execute(sql, params)
+        return [dict(r) for r in cur.fetchall()]
+
+
+def to_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)

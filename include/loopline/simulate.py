@@ -1,0 +1,163 @@
+"""A seeded simulator of card payments, their delayed fraud labels, and optional drift.
+
+Each day's transactions are a pure function of (seed, day, drift settings), so the same
+seed always gives the same events, and the labels for day D (which arrive on later days,
+like chargebacks) can be regenerated when those later days are simulated.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+
+import numpy as np
+
+CATEGORIES = ["grocery", "restaurants", "fuel", "fashion", "travel", "electronics", "gaming", "digital_goods"]
+NORMAL_MIX = [0.30, 0.20, 0.12, 0.12, 0.08, 0.08, 0.05, 0.05]
+DRIFTED_MIX = [0.12, 0.10, 0.05, 0.08, 0.05, 0.20, 0.18, 0.22]
+CATEGORY_AMOUNT = {"grocery": 3.4, "restaurants": 3.3, "fuel": 3.8, "fashion": 4.1, "travel": 5.3,
+                   "electronics": 5.0, "gaming": 3.6, "digital_goods": 3.2}  # log-mean EUR
+CATEGORY_RISK = {"electronics": 1.1, "digital_goods": 1.2, "gaming": 0.8, "travel": 0.5}
+COUNTRIES = ["DE", "FR", "NL", "ES", "IT", "GB", "US", "BR", "NG"]
+COUNTRY_MIX = [0.70, 0.06, 0.05, 0.05, 0.04, 0.04, 0.03, 0.02, 0.01]
+CHANNELS = ["pos", "ecom", "mobile_app"]
+CHANNEL_MIX = [0.55, 0.30, 0.15]
+LABEL_DELAY_DAYS = (1, 2, 3)  # chargebacks and settlements arrive 1-3 days after the payment
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    seed: int = 42
+    transactions_per_day: int = 3000
+    customers: int = 4000
+    drift_from: date | None = None  # from this day on: new category mix and inflated amounts
+    amount_inflation: float = 1.8
+    malformed_rate: float = 0.0  # share of extra, deliberately broken event messages
+
+    def drifted(self, day: date) -> bool:
+        return self.drift_from is not None and day >= self.drift_from
+
+
+@dataclass(frozen=True)
+class Message:
+    key: bytes | None
+    value: bytes | None
+    topic_kind: str  # "events" or "labels"
+
+
+def _rng(config: SimulationConfig, day: date, stream: int) -> np.random.Generator:
+    return np.random.default_rng([config.seed, day.toordinal(), stream])
+
+
+def transactions_for_day(config: SimulationConfig, day: date) -> list[dict]:
+    """The day's transactions with their (hidden) fraud outcome and label delay."""
+    rng = _rng(config, day, 0)
+    n = config.transactions_per_day
+    drifted = config.drifted(day)
+    categories = rng.choice(CATEGORIES, size=n, p=DRIFTED_MIX if drifted else NORMAL_MIX)
+    countries = rng.choice(COUNTRIES, size=n, p=COUNTRY_MIX)
+    channels = rng.choice(CHANNELS, size=n, p=CHANNEL_MIX)
+    hours = np.clip(rng.normal(14, 5, size=n), 0, 23.999)
+    seconds = (hours * 3600).astype(int)
+    customers = rng.integers(0, config.customers, size=n)
+    new_device = rng.random(n) < 0.07
+    tx_count = rng.poisson(18, size=n)
+    avg_amount = np.exp(rng.normal(3.7, 0.5, size=n))
+    log_mean = np.array([CATEGORY_AMOUNT[c] for c in categories])
+    amount = np.exp(rng.normal(log_mean, 0.7)) * (config.amount_inflation if drifted else 1.0)
+    risk = (
+        -5.2
+        + 0.9 * np.log1p(amount / avg_amount)
+        + 1.3 * (countries != "DE")
+        + 0.8 * (channels == "ecom")
+        + 1.2 * new_device
+        + 0.9 * ((hours < 5) | (hours > 22))
+        - 0.03 * tx_count
+        + np.array([CATEGORY_RISK.get(c, 0.0) for c in categories])
+    )
+    is_fraud = rng.random(n) < 1 / (1 + np.exp(-risk))
+    delays = rng.choice(LABEL_DELAY_DAYS, size=n)
+    midnight = datetime.combine(day, time(0), tzinfo=timezone.utc)
+    rows = []
+    for i in range(n):
+        rows.append({
+            "transaction_id": f"tx-{day:%Y%m%d}-{i:06d}",
+            "customer_id": f"c{customers[i]:05d}",
+            "event_time": (midnight + timedelta(seconds=int(seconds[i]))).isoformat(),
+            "amount": round(float(amount[i]), 2),
+            "merchant_category": str(categories[i]),
+            "country": str(countries[i]),
+            "channel": str(channels[i]),
+            "is_new_device": bool(new_device[i]),
+            "customer_tx_count_30d": int(tx_count[i]),
+            "customer_avg_amount_30d": round(float(avg_amount[i]), 2),
+            "schema_version": SCHEMA_VERSION,
+            "_is_fraud": int(is_fraud[i]),
+            "_label_delay": int(delays[i]),
+        })
+    return rows
+
+
+def _event_message(tx: dict) -> Message:
+    public = {k: v for k, v in tx.items() if not k.startswith("_")}
+    return Message(tx["transaction_id"].encode(), json.dumps(public).encode(), "events")
+
+
+def _label_message(tx: dict, arrival: date, rng: np.random.Generator) -> Message:
+    label_time = datetime.combine(arrival, time(0), tzinfo=timezone.utc) + timedelta(seconds=int(rng.integers(0, 86400)))
+    label = {
+        "transaction_id": tx["transaction_id"],
+        "is_fraud": tx["_is_fraud"],
+        "label_time": label_time.isoformat(),
+        "label_source": "chargeback" if tx["_is_fraud"] else "settlement",
+        "schema_version": SCHEMA_VERSION,
+    }
+    return Message(tx["transaction_id"].encode(), json.dumps(label).encode(), "labels")
+
+
+def _malformed_messages(config: SimulationConfig, day: date) -> list[Message]:
+    """Broken events of the kinds producers really send: each must end up in quarantine."""
+    rng = _rng(config, day, 2)
+    count = int(round(config.transactions_per_day * config.malformed_rate))
+    good = {"transaction_id": f"tx-{day:%Y%m%d}-bad", "customer_id": "c00001",
+            "event_time": f"{day.isoformat()}T12:00:00+00:00", "amount": 10.0, "merchant_category": "grocery",
+            "country": "DE", "channel": "pos", "is_new_device": False, "customer_tx_count_30d": 3,
+            "customer_avg_amount_30d": 20.0, "schema_version": SCHEMA_VERSION}
+    kinds = [
+        lambda i: b"{not json at all",
+        lambda i: json.dumps({**good, "transaction_id": f"{good['transaction_id']}-{i}", "amount": "twelve"}).encode(),
+        lambda i: json.dumps({k: v for k, v in good.items() if k != "event_time"} | {"transaction_id": f"x{i}"}).encode(),
+        lambda i: json.dumps({**good, "transaction_id": f"{good['transaction_id']}-{i}", "schema_version": 99}).encode(),
+    ]
+    return [Message(f"bad-{day}-{i}".encode(), kinds[int(rng.integers(0, len(kinds)))](i), "events") for i in range(count)]
+
+
+def messages_for_day(config: SimulationConfig, day: date) -> Iterator[Message]:
+    """Everything producers send during `day`: its payments, broken events, and labels arriving that day."""
+    for tx in transactions_for_day(config, day):
+        yield _event_message(tx)
+    yield from _malformed_messages(config, day)
+    label_rng = _rng(config, day, 1)
+    for delay in LABEL_DELAY_DAYS:
+        for tx in transactions_for_day(config, day - timedelta(days=delay)):
+            if tx["_label_delay"] == delay:
+                yield _label_message(tx, day, label_rng)
+
+
+def produce(config: SimulationConfig, days: list[date], bootstrap: str, topics: dict[str, str]) -> dict[str, int]:
+    """Send the days' messages to Kafka (acks=all) and return how many went to each topic kind."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20, retries=5)
+    sent = {"events": 0, "labels": 0}
+    try:
+        for day in days:
+            for message in messages_for_day(config, day):
+                producer.send(topics[message.topic_kind], key=message.key, value=message.value)
+                sent[message.topic_kind] += 1
+        producer.flush(timeout=60)
+    finally:
+        producer.close(timeout=10)
+    return sent

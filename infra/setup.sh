@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Idempotent setup of everything Loopline needs on a fresh Debian machine:
+# system packages, the pinned virtualenv, the jars from Maven Central, and
+# .loopline/env with freshly generated local secrets. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+STATE=.loopline
+step() { printf '\n== %s\n' "$*"; }
+fail() { printf '\nERROR: %s\n' "$*" >&2; exit 1; }
+
+step "system packages (Java 17, Maven, PostgreSQL)"
+missing=()
+command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null || missing+=(maven)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+if [ ${#missing[@]} -gt 0 ]; then
+  [ "$(id -u)" = 0 ] || fail "need root to install: ${missing[*]} (or install them yourself)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null \
+    || fail "apt-get could not install ${missing[*]}"
+  # Debian starts a default cluster on 5432; Loopline runs its own under $STATE.
+  if command -v pg_lsclusters >/dev/null; then pg_lsclusters -h | awk '{print $1, $2}' | \
+    while read -r version name; do pg_ctlcluster "$version" "$name" stop || true; done; fi
+fi
+java -version 2>&1 | grep -qE 'version "(1[7-9]|[2-9][0-9])' || fail "Java 17+ is required (found: $(java -version 2>&1 | head -1))"
+echo "ok"
+
+step "python virtualenv .venv (pinned from requirements.txt)"
+PYTHON=${PYTHON:-python3.11}
+command -v "$PYTHON" >/dev/null || fail "$PYTHON not found: Loopline needs Python 3.11"
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+[ -x .venv/bin/uv ] || .venv/bin/pip install -q "uv==0.13.9"
+.venv/bin/uv pip sync -q -p .venv/bin/python requirements.txt
+.venv/bin/uv pip install -q -p .venv/bin/python --no-deps -e .
+echo "ok ($(.venv/bin/python --version), $(.venv/bin/uv pip list -p .venv/bin/python 2>/dev/null | wc -l) packages)"
+
+step "jars from Maven Central (Kafka broker; Spark's Kafka source, S3A, JDBC)"
+mkdir -p "$STATE/classpath"
+for pom in kafka-broker spark-extras; do
+  name=${pom%%-*}
+  stamp="$STATE/classpath/$name.pom.sha"
+  sum=$(sha256sum "infra/maven/$pom.pom.xml" | cut -d' ' -f1)
+  if [ ! -s "$STATE/classpath/$name.cp" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$sum" ]; then
+    mvn -q -B -Dstyle.color=never -f "infra/maven/$pom.pom.xml" dependency:build-classpath \
+      -Dmdep.outputFile="$PWD/$STATE/classpath/$name.cp" || fail "maven could not resolve infra/maven/$pom.pom.xml"
+    echo "$sum" > "$stamp"
+  fi
+  echo "$name: $(tr ':' '\n' < "$STATE/classpath/$name.cp" | wc -l) jars"
+done
+
+step "local settings and secrets"
+python3 infra/stack.py env

@@ -1,0 +1,560 @@
+#!/usr/bin/env python3
+"""Start, stop and check Loopline's local stack: one real process per service.
+
+Stdlib only, so it runs before (and without) the project's virtualenv.
+Every service binds 127.0.0.1, keeps its state under ``.loopline/`` (git-ignored),
+writes one log file under ``.loopline/logs/`` and has a health check.
+
+    python3 infra/stack.py env      # write .loopline/env (ports, generated secrets) once
+    python3 infra/stack.py up       # start what is not running, wait until healthy
+    python3 infra/stack.py status   # one line per service
+    python3 infra/stack.py down     # stop everything this script started
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+STATE = Path(os.environ.get("LOOPLINE_STATE_DIR", REPO / ".loopline"))
+ENV_FILE = STATE / "env"
+LOGS = STATE / "logs"
+RUN = STATE / "run"
+VENV_BIN = REPO / ".venv" / "bin"
+
+DEFAULT_PORTS = {
+    "LOOPLINE_PG_PORT": 15432,
+    "LOOPLINE_KAFKA_PORT": 19092,
+    "LOOPLINE_KAFKA_CONTROLLER_PORT": 19093,
+    "LOOPLINE_S3_PORT": 18333,
+    "LOOPLINE_MLFLOW_PORT": 15000,
+    "LOOPLINE_SPARK_CONNECT_PORT": 15002,
+    "LOOPLINE_AIRFLOW_PORT": 18080,
+}
+MEMORY = {  # sized for a 2-core / 24 GiB machine; see README "Footprint"
+    "kafka_heap": "512m",
+    "spark_driver": "3g",
+    "airflow_parallelism": "4",
+}
+
+
+class StackError(RuntimeError):
+    """A service could not be started or stopped; the message says which, why, and the log."""
+
+
+# ---------------------------------------------------------------- settings
+
+
+def write_env_file() -> None:
+    """Generate .loopline/env once: ports, URLs, and fresh local secrets (never committed)."""
+    if ENV_FILE.exists():
+        print(f"settings: {ENV_FILE.relative_to(REPO)} exists, kept")
+        return
+    STATE.mkdir(parents=True, exist_ok=True)
+    ports = {k: int(os.environ.get(k, v)) for k, v in DEFAULT_PORTS.items()}
+    pg_password = secrets.token_urlsafe(18)
+    s3_key, s3_secret = "loopline" + secrets.token_hex(4), secrets.token_urlsafe(30)
+    pg = f"postgresql://loopline:{pg_password}@127.0.0.1:{ports['LOOPLINE_PG_PORT']}"
+    airflow_home = STATE / "airflow"
+    values = {
+        **{k: str(v) for k, v in ports.items()},
+        "LOOPLINE_STATE_DIR": str(STATE),
+        "LOOPLINE_PG_PASSWORD": pg_password,
+        "LOOPLINE_DB_URL": f"{pg}/loopline",
+        "LOOPLINE_KAFKA_BOOTSTRAP": f"127.0.0.1:{ports['LOOPLINE_KAFKA_PORT']}",
+        "LOOPLINE_S3_ENDPOINT": f"http://127.0.0.1:{ports['LOOPLINE_S3_PORT']}",
+        "LOOPLINE_S3_BUCKET": "loopline",
+        "LOOPLINE_ONPREM_ROOT": str(STATE / "lake"),
+        "LOOPLINE_SPARK_MASTER": "local[2]",
+        "SPARK_REMOTE": f"sc://127.0.0.1:{ports['LOOPLINE_SPARK_CONNECT_PORT']}",
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "PYSPARK_PYTHON": str(VENV_BIN / "python"),
+        "AWS_ACCESS_KEY_ID": s3_key,
+        "AWS_SECRET_ACCESS_KEY": s3_secret,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{ports['LOOPLINE_MLFLOW_PORT']}",
+        "MLFLOW_S3_ENDPOINT_URL": f"http://127.0.0.1:{ports['LOOPLINE_S3_PORT']}",
+        "AIRFLOW_HOME": str(airflow_home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": MEMORY["airflow_parallelism"],
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL":
+            f"http://127.0.0.1:{ports['LOOPLINE_AIRFLOW_PORT']}/execution/",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(airflow_home / "passwords.json"),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://loopline:{pg_password}"
+        f"@127.0.0.1:{ports['LOOPLINE_PG_PORT']}/airflow",
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(ports["LOOPLINE_AIRFLOW_PORT"]),
+        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{ports['LOOPLINE_AIRFLOW_PORT']}",
+        "AIRFLOW__API__WORKERS": "1",
+        "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(24),
+        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(24),
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "20",
+        "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
+        "AIRFLOW_ADMIN_PASSWORD": secrets.token_urlsafe(12),
+    }
+    airflow_home.mkdir(parents=True, exist_ok=True)
+    (airflow_home / "passwords.json").write_text(json.dumps({"admin": values["AIRFLOW_ADMIN_PASSWORD"]}))
+    ENV_FILE.write_text("".join(f"export {k}={shlex.quote(v)}\n" for k, v in values.items()))
+    ENV_FILE.chmod(0o600)
+    print(f"settings: wrote {ENV_FILE.relative_to(REPO)} with freshly generated secrets")
+
+
+def load_env() -> dict[str, str]:
+    if not ENV_FILE.exists():
+        raise StackError(f"{ENV_FILE} is missing: run `make setup` first")
+    env = dict(os.environ)
+    for line in ENV_FILE.read_text().splitlines():
+        key, _, value = line.removeprefix("export ").partition("=")
+        env[key] = shlex.split(value)[0] if value else ""
+    env["PATH"] = f"{VENV_BIN}:{env.get('PATH', '')}"
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def tail(path: Path, lines: int = 15) -> str:
+    if not path.exists():
+        return "(no log written)"
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def classpath(name: str) -> str:
+    path = STATE / "classpath" / f"{name}.cp"
+    if not path.exists():
+        raise StackError(f"{path} is missing: run `make setup` to resolve the jars from Maven Central")
+    return path.read_text().strip()
+
+
+# ---------------------------------------------------------------- services
+
+
+@dataclass
+class Service:
+    """A long-running process started in its own session, tracked by a pid file."""
+
+    name: str
+    port_var: str
+    startup_timeout: float = 90.0
+    extra_ports: list[str] = field(default_factory=list)
+
+    def port(self, env: dict[str, str]) -> int:
+        return int(env[self.port_var])
+
+    @property
+    def log(self) -> Path:
+        return LOGS / f"{self.name}.log"
+
+    @property
+    def pid_file(self) -> Path:
+        return RUN / f"{self.name}.pid"
+
+    def pid(self) -> int | None:
+        if not self.pid_file.exists():
+            return None
+        pid = int(self.pid_file.read_text().strip() or 0)
+        if pid and pid_alive(pid):
+            return pid
+        self.pid_file.unlink()  # stale: the process died without `down`
+        return None
+
+    def owned_ports(self) -> list[str]:
+        """Port variables this service listens on; each must be free before it starts."""
+        return [self.port_var, *self.extra_ports]
+
+    def prepare(self, env: dict[str, str]) -> None:
+        """One-time initialisation before the first start (idempotent)."""
+
+    def command(self, env: dict[str, str]) -> list[str]:
+        raise NotImplementedError
+
+    def healthy(self, env: dict[str, str]) -> bool:
+        return port_open(self.port(env))
+
+    def environment(self, env: dict[str, str]) -> dict[str, str]:
+        """The process environment; services override it to drop what would confuse them."""
+        return env
+
+    def after_healthy(self, env: dict[str, str]) -> None:
+        """Work that needs the service up (create users, buckets...)."""
+
+    def start(self, env: dict[str, str]) -> None:
+        if self.pid() and self.healthy(env):
+            print(f"  {self.name:<22} already running")
+            return
+        for var in self.owned_ports():
+            if port_open(int(env[var])) and not self.pid():
+                raise StackError(
+                    f"{self.name}: port {env[var]} on 127.0.0.1 is already taken by another process. "
+                    f"Stop it, or pick another port with {var}=... in {ENV_FILE} (then `make down up`)."
+                )
+        self.prepare(env)
+        LOGS.mkdir(parents=True, exist_ok=True)
+        RUN.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as log:
+            process = subprocess.Popen(
+                self.command(env), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env=self.environment(env), cwd=REPO, start_new_session=True,
+            )
+        self.pid_file.write_text(str(process.pid))
+        self.wait_healthy(env, process)
+        self.after_healthy(env)
+        print(f"  {self.name:<22} started (pid {process.pid}, log {self.log.relative_to(REPO)})")
+
+    def wait_healthy(self, env: dict[str, str], process: subprocess.Popen | None = None) -> None:
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if self.healthy(env):
+                return
+            if process is not None and process.poll() is not None:
+                raise StackError(
+                    f"{self.name} exited with status {process.returncode} while starting. "
+                    f"Log {self.log}:\n{tail(self.log)}"
+                )
+            time.sleep(1)
+        raise StackError(
+            f"{self.name} did not become healthy within {self.startup_timeout:.0f}s. "
+            f"Log {self.log}:\n{tail(self.log)}"
+        )
+
+    def stop(self, env: dict[str, str]) -> None:
+        pid = self.pid()
+        if pid is None:
+            return
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + 30
+        while pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        if pid_alive(pid):
+            os.killpg(pid, signal.SIGKILL)
+            print(f"  {self.name:<22} did not stop within 30s: killed")
+        self.pid_file.unlink(missing_ok=True)
+        print(f"  {self.name:<22} stopped")
+
+    def status(self, env: dict[str, str]) -> str:
+        pid = self.pid()
+        if pid is None:
+            return "stopped"
+        return f"{'healthy' if self.healthy(env) else 'UNHEALTHY'} (pid {pid}, port {self.port(env)})"
+
+
+def postgres_bin(tool: str) -> str:
+    candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{tool}"), reverse=True)
+    if not candidates:
+        raise StackError("postgres: PostgreSQL server binaries not found; run `make setup` (installs Debian's postgresql)")
+    return str(candidates[0])
+
+
+class Postgres(Service):
+    """PostgreSQL cluster owned by the `postgres` OS user (the server refuses to run as root)."""
+
+    data = STATE / "postgres" / "data"
+
+    def _as_postgres(self, args: list[str], **kwargs) -> subprocess.CompletedProcess:
+        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        return subprocess.run(prefix + args, capture_output=True, text=True, **kwargs)
+
+    def prepare(self, env: dict[str, str]) -> None:
+        if (self.data / "PG_VERSION").exists():
+            return
+        self.data.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            shutil.chown(self.data.parent, "postgres")
+            shutil.chown(self.data, "postgres")
+        result = self._as_postgres([postgres_bin("initdb"), "-D", str(self.data), "-U", "postgres",
+                                    "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8"])
+        if result.returncode != 0:
+            raise StackError(f"postgres: initdb failed:\n{result.stderr}")
+
+    def command(self, env: dict[str, str]) -> list[str]:
+        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        return prefix + [postgres_bin("postgres"), "-D", str(self.data), "-h", "127.0.0.1",
+                         "-p", env["LOOPLINE_PG_PORT"], "-k", "/tmp",
+                         "-c", "shared_buffers=128MB", "-c", "max_connections=200"]
+
+    def healthy(self, env: dict[str, str]) -> bool:
+        return self._as_postgres([postgres_bin("pg_isready"), "-q", "-h", "127.0.0.1",
+                                  "-p", env["LOOPLINE_PG_PORT"]]).returncode == 0
+
+    def psql(self, env: dict[str, str], sql: str, database: str = "postgres") -> str:
+        result = self._as_postgres([postgres_bin("psql"), "-h", "/tmp", "-p", env["LOOPLINE_PG_PORT"],
+                                    "-U", "postgres", "-d", database, "-tAc", sql])
+        if result.returncode != 0:
+            raise StackError(f"postgres: `{sql}` failed: {result.stderr.strip()}")
+        return result.stdout.strip()
+
+    def after_healthy(self, env: dict[str, str]) -> None:
+        password = env["LOOPLINE_PG_PASSWORD"].replace("'", "''")
+        if not self.psql(env, "SELECT 1 FROM pg_roles WHERE rolname='loopline'"):
+            self.psql(env, f"CREATE ROLE loopline LOGIN PASSWORD '{password}'")
+        for database in ("loopline", "airflow", "mlflow"):
+            if not self.psql(env, f"SELECT 1 FROM pg_database WHERE datname='{database}'"):
+                self.psql(env, f"CREATE DATABASE {database} OWNER loopline")
+
+
+class ObjectStore(Service):
+    """SeaweedFS (`weed mini`): the real S3-compatible server, the `cloud` storage tier."""
+
+    def prepare(self, env: dict[str, str]) -> None:
+        (STATE / "s3" / "data").mkdir(parents=True, exist_ok=True)
+        identities = {"identities": [{
+            "name": "loopline",
+            "credentials": [{"accessKey": env["AWS_ACCESS_KEY_ID"], "secretKey": env["AWS_SECRET_ACCESS_KEY"]}],
+            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+        }]}
+        config = STATE / "s3" / "identities.json"
+        config.write_text(json.dumps(identities))
+        config.chmod(0o600)
+
+    def command(self, env: dict[str, str]) -> list[str]:
+        base = int(env["LOOPLINE_S3_PORT"])
+        return [str(VENV_BIN / "weed"), "mini", f"-dir={STATE / 's3' / 'data'}",
+                "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-s3.port={base}",
+                f"-master.port={base + 1000}", f"-volume.port={base + 1007}", f"-filer.port={base + 555}",
+                f"-s3.port.iceberg={base + 848}", f"-s3.config={STATE / 's3' / 'identities.json'}",
+                "-webdav=false", "-admin.ui=false"]
+
+    def healthy(self, env: dict[str, str]) -> bool:
+        # An anonymous request is answered (403) only once the gateway and filer are up.
+        try:
+            urllib.request.urlopen(env["LOOPLINE_S3_ENDPOINT"], timeout=2)
+        except urllib.error.HTTPError as error:
+            return error.code in (403, 400)
+        except (urllib.error.URLError, OSError):
+            return False
+        return True
+
+
+class Kafka(Service):
+    """Apache Kafka broker, single node, KRaft mode (combined broker + controller)."""
+
+    def properties(self, env: dict[str, str]) -> Path:
+        port, controller = env["LOOPLINE_KAFKA_PORT"], env["LOOPLINE_KAFKA_CONTROLLER_PORT"]
+        path = STATE / "kafka" / "server.properties"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join([
+            "process.roles=broker,controller",
+            "node.id=1",
+            f"controller.quorum.bootstrap.servers=127.0.0.1:{controller}",
+            f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
+            "controller.listener.names=CONTROLLER",
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            f"log.dirs={STATE / 'kafka' / 'data'}",
+            "num.partitions=2",
+            "offsets.topic.replication.factor=1",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "group.initial.rebalance.delay.ms=0",
+            "auto.create.topics.enable=false",
+            "",
+        ]))
+        return path
+
+    def java(self, env: dict[str, str], main: str, *args: str) -> list[str]:
+        if shutil.which("java") is None:
+            raise StackError("kafka: `java` not found on PATH; Kafka 4 needs Java 17+ (`make setup` installs it)")
+        log4j = REPO / "infra" / "kafka" / "log4j2.properties"
+        return ["java", f"-Xmx{MEMORY['kafka_heap']}", f"-Xms{MEMORY['kafka_heap']}",
+                f"-Dlog4j2.configurationFile={log4j}", "-cp", classpath("kafka"), main, *args]
+
+    def prepare(self, env: dict[str, str]) -> None:
+        properties = self.properties(env)
+        if (STATE / "kafka" / "data" / "meta.properties").exists():
+            return
+        cluster_id = subprocess.run(self.java(env, "kafka.tools.StorageTool", "random-uuid"),
+                                    capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+        result = subprocess.run(self.java(env, "kafka.tools.StorageTool", "format", "-t", cluster_id,
+                                          "-c", str(properties), "--standalone"), capture_output=True, text=True)
+        if result.returncode != 0:
+            raise StackError(f"kafka: formatting the KRaft log directory failed:\n{result.stdout}{result.stderr}")
+
+    def command(self, env: dict[str, str]) -> list[str]:
+        return self.java(env, "kafka.Kafka", str(STATE / "kafka" / "server.properties"))
+
+
+class MLflow(Service):
+    """MLflow tracking server + registry: PostgreSQL backend, artifacts proxied to the object store."""
+
+    def command(self, env: dict[str, str]) -> list[str]:
+        backend = env["LOOPLINE_DB_URL"].rsplit("/", 1)[0] + "/mlflow"
+        return [str(VENV_BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", env["LOOPLINE_MLFLOW_PORT"],
+                "--backend-store-uri", backend,
+                "--artifacts-destination", f"s3://{env['LOOPLINE_S3_BUCKET']}/mlflow-artifacts",
+                "--workers", "1"]
+
+    def healthy(self, env: dict[str, str]) -> bool:
+        return http_ok(f"{env['MLFLOW_TRACKING_URI']}/health")
+
+
+class SparkConnect(Service):
+    """A long-lived Spark driver that tasks reach over Spark Connect: no JVM start per task."""
+
+    startup_timeout = 120.0
+
+    def environment(self, env: dict[str, str]) -> dict[str, str]:
+        # SPARK_REMOTE tells clients where the server is; spark-submit would read it as "be a client".
+        return {k: v for k, v in env.items() if k != "SPARK_REMOTE"}
+
+    def command(self, env: dict[str, str]) -> list[str]:
+        spark_home = next((REPO / ".venv" / "lib").glob("python3*/site-packages/pyspark"))
+        # Session settings (S3A, time zone...) come from loopline.spark, the single source.
+        properties = STATE / "spark" / "spark-defaults.conf"
+        properties.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run([str(VENV_BIN / "python"), "-m", "loopline.spark", str(properties)], env=env, check=True)
+        server_conf = {
+            "spark.connect.grpc.binding.address": "127.0.0.1",
+            "spark.connect.grpc.binding.port": env["LOOPLINE_SPARK_CONNECT_PORT"],
+            "spark.driver.bindAddress": "127.0.0.1",
+            "spark.local.dir": str(STATE / "spark" / "tmp"),
+        }
+        args = [str(spark_home / "bin" / "spark-submit"),
+                "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
+                "--name", "loopline-spark-connect", "--master", env["LOOPLINE_SPARK_MASTER"],
+                "--driver-memory", MEMORY["spark_driver"], "--properties-file", str(properties),
+                "--jars", classpath("spark").replace(":", ",")]
+        for key, value in server_conf.items():
+            args += ["--conf", f"{key}={value}"]
+        return args + ["spark-internal"]
+
+
+class AirflowComponent(Service):
+    """One Airflow 3 component (`airflow <subcommand>`); they share the env file's settings."""
+
+    def __init__(self, subcommand: str, port_var: str = "LOOPLINE_AIRFLOW_PORT") -> None:
+        super().__init__(name=f"airflow-{subcommand}", port_var=port_var)
+        self.subcommand = subcommand
+
+    def prepare(self, env: dict[str, str]) -> None:
+        if self.subcommand != "api-server":
+            return
+        result = subprocess.run([str(VENV_BIN / "airflow"), "db", "migrate"], env=env,
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            raise StackError(f"airflow: `airflow db migrate` failed:\n{result.stderr[-3000:]}")
+
+    def command(self, env: dict[str, str]) -> list[str]:
+        return [str(VENV_BIN / "airflow"), self.subcommand]
+
+    def healthy(self, env: dict[str, str]) -> bool:
+        url = f"{env['AIRFLOW__API__BASE_URL']}/api/v2/monitor/health"
+        if self.subcommand == "api-server":
+            return http_ok(url)
+        key = self.subcommand.replace("-", "_")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return json.load(response).get(key, {}).get("status") == "healthy"
+        except (urllib.error.URLError, OSError, ValueError):
+            return False
+
+    def owned_ports(self) -> list[str]:
+        return [self.port_var] if self.subcommand == "api-server" else []
+
+
+SERVICES: list[Service] = [
+    Postgres("postgres", "LOOPLINE_PG_PORT"),
+    ObjectStore("object-store", "LOOPLINE_S3_PORT"),
+    Kafka("kafka", "LOOPLINE_KAFKA_PORT", extra_ports=["LOOPLINE_KAFKA_CONTROLLER_PORT"]),
+    MLflow("mlflow", "LOOPLINE_MLFLOW_PORT"),
+    SparkConnect("spark-connect", "LOOPLINE_SPARK_CONNECT_PORT"),
+    AirflowComponent("api-server"),
+    AirflowComponent("scheduler"),
+    AirflowComponent("dag-processor"),
+    AirflowComponent("triggerer"),
+]
+
+
+def up(env: dict[str, str]) -> None:
+    print("Starting the Loopline stack:")
+    for service in SERVICES:
+        service.start(env)
+    print("Bootstrapping topics, bucket and tables:")
+    result = subprocess.run([str(VENV_BIN / "loopline"), "bootstrap"], env=env)
+    if result.returncode != 0:
+        raise StackError("bootstrap failed (see the message above)")
+
+
+def down(env: dict[str, str]) -> None:
+    print("Stopping the Loopline stack:")
+    for service in reversed(SERVICES):
+        service.stop(env)
+
+
+def status(env: dict[str, str]) -> bool:
+    all_healthy = True
+    for service in SERVICES:
+        line = service.status(env)
+        all_healthy &= line.startswith("healthy")
+        print(f"  {service.name:<22} {line}")
+    return all_healthy
+
+
+def main(argv: list[str]) -> int:
+    command = argv[1] if len(argv) > 1 else "status"
+    try:
+        if command == "env":
+            write_env_file()
+            return 0
+        env = load_env()
+        if command == "up":
+            up(env)
+        elif command == "down":
+            down(env)
+        elif command == "status":
+            return 0 if status(env) else 1
+        else:
+            print(__doc__)
+            return 2
+    except StackError as error:
+        print(f"\nERROR: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
