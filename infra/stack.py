@@ -108,6 +108,8 @@ def write_env_file() -> None:
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "20",
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
         "AIRFLOW_ADMIN_PASSWORD": secrets.token_urlsafe(12),
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+        "GX_ANALYTICS_ENABLED": "false",
     }
     airflow_home.mkdir(parents=True, exist_ok=True)
     (airflow_home / "passwords.json").write_text(json.dumps({"admin": values["AIRFLOW_ADMIN_PASSWORD"]}))

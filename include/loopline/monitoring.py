@@ -1,0 +1,66 @@
+"""Monitoring: drift of one scored batch against the serving model's training reference.
+
+Stores per-feature PSI and a per-date verdict in PostgreSQL; the verdict says whether
+retraining should be requested (any monitored feature above the spec's PSI threshold).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date
+
+import pandas as pd
+
+from loopline import db
+from loopline.drift import drift_scores
+from loopline.features import build_features
+from loopline.spec import PipelineSpec
+from loopline.storage import Lake
+from loopline.training import PROFILE_ARTIFACT
+
+
+@dataclass(frozen=True)
+class DriftResult:
+    logical_date: str
+    model_version: int
+    rows: int
+    scores: dict[str, float]
+    drifted_features: list[str]
+
+    @property
+    def max_psi(self) -> float:
+        return max(self.scores.values(), default=0.0)
+
+    @property
+    def retrain_requested(self) -> bool:
+        return bool(self.drifted_features)
+
+
+def reference_profile(model_name: str, version: int) -> dict:
+    """The drift reference stored with the training run behind a registered version."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    run_id = MlflowClient().get_model_version(model_name, str(version)).run_id
+    return json.loads(mlflow.artifacts.load_text(f"runs:/{run_id}/{PROFILE_ARTIFACT}"))
+
+
+def check_drift(db_url: str, spec: PipelineSpec, lake: Lake, logical_date: date, model_version: int) -> DriftResult:
+    import pyarrow.parquet as pq
+
+    location = lake.location(spec.sources["events"].dataset, logical_date)
+    rows: pd.DataFrame = pq.read_table(location.arrow_path, filesystem=location.filesystem()).to_pandas()
+    scores = drift_scores(reference_profile(spec.model_name, model_version), build_features(rows, spec.features))
+    threshold = spec.monitoring["psi_threshold"]
+    result = DriftResult(logical_date.isoformat(), model_version, len(rows), scores,
+                         sorted(f for f, v in scores.items() if v > threshold))
+    with db.connect(db_url) as conn:
+        for feature, value in scores.items():
+            db.upsert(conn, "loopline.drift_metrics", {
+                "pipeline": spec.name, "logical_date": logical_date, "feature": feature, "psi": value,
+                "model_version": model_version}, key=["pipeline", "logical_date", "feature"])
+        db.upsert(conn, "loopline.monitor_runs", {
+            "pipeline": spec.name, "logical_date": logical_date, "model_version": model_version,
+            "rows_scored": len(rows), "max_psi": result.max_psi, "drifted_features": result.drifted_features,
+            "retrain_requested": result.retrain_requested}, key=["pipeline", "logical_date"])
+    return result

@@ -1,0 +1,100 @@
+"""Registry: register a trained run as a model version and gate its promotion.
+
+The candidate gets alias `challenger`; it becomes `champion` only when there is no
+champion yet or it beats the champion by the spec's margin on the candidate's own holdout
+(the same rows for both). The champion it replaces keeps alias `previous_champion`.
+Models are only ever loaded from the registry (`models:/...`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import pandas as pd
+
+from loopline import db
+from loopline.features import build_features
+from loopline.spec import PipelineSpec
+from loopline.training import HOLDOUT_ARTIFACT, evaluate
+
+CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous_champion"
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    model_version: int
+    promoted: bool
+    decision: str
+    primary_metric: str
+    candidate_score: float
+    champion_version: int | None
+    champion_score: float | None
+
+
+def decide(candidate: float, champion: float | None, min_improvement: float) -> tuple[bool, str]:
+    """The promotion rule, pure: promote when there is no champion or the margin is met."""
+    if champion is None:
+        return True, "no champion yet"
+    if candidate >= champion + min_improvement:
+        return True, f"beats champion by {candidate - champion:+.4f} (margin {min_improvement})"
+    return False, f"does not beat champion by the margin ({candidate - champion:+.4f} < {min_improvement})"
+
+
+def alias_version(client, name: str, alias: str) -> int | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return int(client.get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
+
+
+def load_model(name: str, version: int):
+    """Load a LightGBM booster from the registry; the only way Loopline loads a model."""
+    import mlflow.lightgbm
+
+    return mlflow.lightgbm.load_model(f"models:/{name}/{version}")
+
+
+def _version_for_run(client, name: str, run_id: str, model_uri: str) -> int:
+    import mlflow
+
+    existing = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+    if existing:
+        return int(existing[0].version)
+    return int(mlflow.register_model(model_uri, name, tags={"run_id": run_id}).version)
+
+
+def register_and_gate(db_url: str, spec: PipelineSpec, run_id: str, model_uri: str, logical_date: date,
+                      dag_id: str) -> GateDecision:
+    import mlflow
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    name = spec.model_name
+    version = _version_for_run(client, name, run_id, model_uri)
+    champion = alias_version(client, name, CHAMPION)
+    metric = spec.gate["primary_metric"]
+    holdout = pd.read_parquet(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=HOLDOUT_ARTIFACT))
+    features, labels = build_features(holdout, spec.features), holdout[spec.target].to_numpy()
+    candidate_score = evaluate(load_model(name, version).predict(features), labels)[metric]
+    if champion == version:  # a rerun after this very version was promoted
+        champion_score, promoted, reason = candidate_score, True, "already champion"
+    else:
+        champion_score = evaluate(load_model(name, champion).predict(features), labels)[metric] if champion else None
+        promoted, reason = decide(candidate_score, champion_score, spec.gate["min_improvement"])
+        client.set_registered_model_alias(name, CHALLENGER, version)
+        if promoted:
+            if champion is not None:
+                client.set_registered_model_alias(name, PREVIOUS, champion)
+            client.set_registered_model_alias(name, CHAMPION, version)
+    client.set_model_version_tag(name, str(version), "gate_decision", reason)
+    decision = GateDecision(version, promoted, reason, metric, candidate_score, champion, champion_score)
+    with db.connect(db_url) as conn:
+        db.upsert(conn, "loopline.training_runs", {
+            "pipeline": spec.name, "logical_date": logical_date, "dag_id": dag_id, "mlflow_run_id": run_id,
+            "model_version": version, "primary_metric": metric, "candidate_score": candidate_score,
+            "champion_version": champion, "champion_score": champion_score, "promoted": promoted,
+            "decision": reason,
+        }, key=["pipeline", "logical_date", "dag_id"])
+    return decision
