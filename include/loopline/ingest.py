@@ -1,16 +1,17 @@
 """Ingest: one logical date's Kafka offset range → bronze Parquet partition + quarantine.
 
-Each logical date owns a fixed offset range per partition, recorded in PostgreSQL the first
-time the date runs: it starts where the previous date ended and stops at the latest offset
-seen then. A rerun reads exactly the same range and overwrites the same partitions, so it
-gives the same result. Every consumed record lands in bronze or in quarantine (with the
+Each logical date owns the records whose Kafka timestamp falls within that UTC day (the
+producers' event or arrival time). The offset range is looked up with the broker's time
+index the first time the date runs and recorded in PostgreSQL; a rerun reads exactly the
+same range and overwrites the same partitions, so it gives the same result, and dates can
+run in any order. Every consumed record lands in bronze or in quarantine (with the
 reason), and the counts are checked: consumed = accepted + quarantined.
 """
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, time, timedelta, timezone
 
 from loopline import db
 from loopline.config import Settings
@@ -39,28 +40,26 @@ class IngestResult:
     quarantine_uri: str
 
 
-def plan_offsets(recorded: dict[date, OffsetRange], logical_date: date,
-                 earliest: dict[int, int], latest: dict[int, int]) -> OffsetRange:
-    """The offset range a logical date owns.
+def day_window(first_at_or_after: dict[date, dict[int, int | None]], logical_date: date,
+               latest: dict[int, int]) -> OffsetRange:
+    """The offsets of records timestamped within `logical_date` (UTC), per partition.
 
-    A date already recorded keeps its range (idempotent rerun). A new date starts where the
-    closest earlier date ended (or at the earliest retained offset) and ends where the
-    closest later date started (or at the latest offset), so ranges never overlap.
+    `first_at_or_after[d][p]` is the first offset of partition p whose timestamp is at or
+    after midnight of day d (None when there is none yet, i.e. up to the latest offset).
     """
-    if logical_date in recorded:
-        return recorded[logical_date]
-    plan: OffsetRange = {}
-    for partition in sorted(latest):
-        start = max((r[partition][1] for d, r in recorded.items() if d < logical_date and partition in r),
-                    default=earliest.get(partition, 0))
-        end = min((r[partition][0] for d, r in recorded.items() if d > logical_date and partition in r),
-                  default=latest[partition])
-        plan[partition] = (max(start, earliest.get(partition, 0)), max(end, start))
-    return plan
+    day_after = logical_date + timedelta(days=1)
+    window: OffsetRange = {}
+    for partition, end_of_log in sorted(latest.items()):
+        start = first_at_or_after[logical_date].get(partition)
+        end = first_at_or_after[day_after].get(partition)
+        start = end_of_log if start is None else start
+        end = end_of_log if end is None else end
+        window[partition] = (start, max(start, end))
+    return window
 
 
-def kafka_watermarks(bootstrap: str, topic: str) -> tuple[dict[int, int], dict[int, int]]:
-    """Earliest and latest offsets of every partition of `topic`."""
+def kafka_day_window(bootstrap: str, topic: str, logical_date: date) -> OffsetRange:
+    """Ask the broker which offsets hold the records timestamped within `logical_date`."""
     from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
@@ -69,17 +68,21 @@ def kafka_watermarks(bootstrap: str, topic: str) -> tuple[dict[int, int], dict[i
         if not partitions:
             raise RuntimeError(f"Kafka topic {topic!r} does not exist on {bootstrap}; run `loopline bootstrap`")
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        earliest = {tp.partition: o for tp, o in consumer.beginning_offsets(tps).items()}
-        latest = {tp.partition: o for tp, o in consumer.end_offsets(tps).items()}
-        return earliest, latest
+        latest = {tp.partition: offset for tp, offset in consumer.end_offsets(tps).items()}
+        lookups = {}
+        for day in (logical_date, logical_date + timedelta(days=1)):
+            millis = int(datetime.combine(day, time(0), tzinfo=timezone.utc).timestamp() * 1000)
+            found = consumer.offsets_for_times({tp: millis for tp in tps})
+            lookups[day] = {tp.partition: (hit.offset if hit else None) for tp, hit in found.items()}
+        return day_window(lookups, logical_date, latest)
     finally:
         consumer.close()
 
 
-def recorded_offsets(conn, pipeline: str, dataset: str) -> dict[date, OffsetRange]:
-    rows = db.fetch_all(conn, "SELECT logical_date, offsets FROM loopline.ingest_runs WHERE pipeline=%s AND dataset=%s",
-                        (pipeline, dataset))
-    return {r["logical_date"]: {int(p): (s, e) for p, (s, e) in r["offsets"].items()} for r in rows}
+def recorded_offsets(conn, pipeline: str, dataset: str, logical_date: date) -> OffsetRange | None:
+    rows = db.fetch_all(conn, "SELECT offsets FROM loopline.ingest_runs "
+                              "WHERE pipeline=%s AND dataset=%s AND logical_date=%s", (pipeline, dataset, logical_date))
+    return {int(p): (s, e) for p, (s, e) in rows[0]["offsets"].items()} if rows else None
 
 
 def classify(raw, schema: Schema):
@@ -118,8 +121,9 @@ def ingest(spark, settings: Settings, spec: PipelineSpec, lake: Lake, source_kin
     with db.connect(settings.db_url) as conn:
         with conn.cursor() as cur:  # one ingest per dataset at a time: offset ranges must not race
             cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"ingest:{spec.name}:{source.dataset}",))
-        earliest, latest = kafka_watermarks(settings.kafka_bootstrap, source.topic)
-        offsets = plan_offsets(recorded_offsets(conn, spec.name, source.dataset), logical_date, earliest, latest)
+        # A date's range is fixed the first time it runs, so a rerun reads exactly the same records.
+        offsets = recorded_offsets(conn, spec.name, source.dataset, logical_date) or kafka_day_window(
+            settings.kafka_bootstrap, source.topic, logical_date)
         raw = (
             spark.read.format("kafka")
             .option("kafka.bootstrap.servers", settings.kafka_bootstrap)

@@ -7,7 +7,6 @@ like chargebacks) can be regenerated when those later days are simulated.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 
@@ -35,6 +34,7 @@ class SimulationConfig:
     drift_from: date | None = None  # from this day on: new category mix and inflated amounts
     amount_inflation: float = 1.8
     malformed_rate: float = 0.0  # share of extra, deliberately broken event messages
+    world_start: date | None = None  # no payments before this day, so no labels for them
 
     def drifted(self, day: date) -> bool:
         return self.drift_from is not None and day >= self.drift_from
@@ -45,6 +45,11 @@ class Message:
     key: bytes | None
     value: bytes | None
     topic_kind: str  # "events" or "labels"
+    timestamp_ms: int  # Kafka record time = when the producer saw it (event or label arrival)
+
+
+def _millis(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
 
 
 def _rng(config: SimulationConfig, day: date, stream: int) -> np.random.Generator:
@@ -102,7 +107,8 @@ def transactions_for_day(config: SimulationConfig, day: date) -> list[dict]:
 
 def _event_message(tx: dict) -> Message:
     public = {k: v for k, v in tx.items() if not k.startswith("_")}
-    return Message(tx["transaction_id"].encode(), json.dumps(public).encode(), "events")
+    return Message(tx["transaction_id"].encode(), json.dumps(public).encode(), "events",
+                   _millis(datetime.fromisoformat(tx["event_time"])))
 
 
 def _label_message(tx: dict, arrival: date, rng: np.random.Generator) -> Message:
@@ -114,7 +120,7 @@ def _label_message(tx: dict, arrival: date, rng: np.random.Generator) -> Message
         "label_source": "chargeback" if tx["_is_fraud"] else "settlement",
         "schema_version": SCHEMA_VERSION,
     }
-    return Message(tx["transaction_id"].encode(), json.dumps(label).encode(), "labels")
+    return Message(tx["transaction_id"].encode(), json.dumps(label).encode(), "labels", _millis(label_time))
 
 
 def _malformed_messages(config: SimulationConfig, day: date) -> list[Message]:
@@ -131,31 +137,43 @@ def _malformed_messages(config: SimulationConfig, day: date) -> list[Message]:
         lambda i: json.dumps({k: v for k, v in good.items() if k != "event_time"} | {"transaction_id": f"x{i}"}).encode(),
         lambda i: json.dumps({**good, "transaction_id": f"{good['transaction_id']}-{i}", "schema_version": 99}).encode(),
     ]
-    return [Message(f"bad-{day}-{i}".encode(), kinds[int(rng.integers(0, len(kinds)))](i), "events") for i in range(count)]
+    noon = _millis(datetime.combine(day, time(12), tzinfo=timezone.utc))
+    return [Message(f"bad-{day}-{i}".encode(), kinds[int(rng.integers(0, len(kinds)))](i), "events", noon + i)
+            for i in range(count)]
 
 
-def messages_for_day(config: SimulationConfig, day: date) -> Iterator[Message]:
-    """Everything producers send during `day`: its payments, broken events, and labels arriving that day."""
-    for tx in transactions_for_day(config, day):
-        yield _event_message(tx)
-    yield from _malformed_messages(config, day)
+def messages_for_day(config: SimulationConfig, day: date) -> list[Message]:
+    """Everything producers send during `day`, in time order: its payments, broken events,
+    and the labels that arrive that day for earlier payments."""
+    messages = [_event_message(tx) for tx in transactions_for_day(config, day)]
+    messages += _malformed_messages(config, day)
     label_rng = _rng(config, day, 1)
     for delay in LABEL_DELAY_DAYS:
-        for tx in transactions_for_day(config, day - timedelta(days=delay)):
-            if tx["_label_delay"] == delay:
-                yield _label_message(tx, day, label_rng)
+        paid_on = day - timedelta(days=delay)
+        if config.world_start is not None and paid_on < config.world_start:
+            continue
+        messages += [_label_message(tx, day, label_rng)
+                     for tx in transactions_for_day(config, paid_on) if tx["_label_delay"] == delay]
+    return sorted(messages, key=lambda m: (m.timestamp_ms, m.key or b""))
 
 
 def produce(config: SimulationConfig, days: list[date], bootstrap: str, topics: dict[str, str]) -> dict[str, int]:
-    """Send the days' messages to Kafka (acks=all) and return how many went to each topic kind."""
+    """Send the days' messages to Kafka (acks=all); a day already in the events topic is skipped,
+    so simulating the same days twice sends nothing twice. Returns counts per topic kind."""
     from kafka import KafkaProducer
 
+    from loopline.ingest import kafka_day_window
+
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20, retries=5)
-    sent = {"events": 0, "labels": 0}
+    sent = {"events": 0, "labels": 0, "days_skipped": 0}
     try:
         for day in days:
+            if any(end > start for start, end in kafka_day_window(bootstrap, topics["events"], day).values()):
+                sent["days_skipped"] += 1
+                continue
             for message in messages_for_day(config, day):
-                producer.send(topics[message.topic_kind], key=message.key, value=message.value)
+                producer.send(topics[message.topic_kind], key=message.key, value=message.value,
+                              timestamp_ms=message.timestamp_ms)
                 sent[message.topic_kind] += 1
         producer.flush(timeout=60)
     finally:

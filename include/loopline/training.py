@@ -94,12 +94,22 @@ def _existing_run(experiment_id: str, tags: dict[str, str]):
     return runs[0] if runs else None
 
 
-def train(spec: PipelineSpec, lake: Lake, logical_date: date, dag_id: str) -> TrainingResult:
+def recent(rows: pd.DataFrame, until: date, window_days: int | None) -> pd.DataFrame:
+    """Only rows whose event day falls in the last `window_days` days up to `until` (all if None)."""
+    if window_days is None or rows.empty:
+        return rows
+    first_day = pd.Timestamp(until, tz="UTC") - pd.Timedelta(days=window_days - 1)
+    return rows[pd.to_datetime(rows["event_time"], utc=True) >= first_day].reset_index(drop=True)
+
+
+def train(spec: PipelineSpec, lake: Lake, logical_date: date, dag_id: str,
+          window_days: int | None = None) -> TrainingResult:
+    """Train on labelled rows known at `logical_date` (optionally only the recent window)."""
     import lightgbm as lgb
     import mlflow
     import mlflow.lightgbm
 
-    rows = labelled_rows(lake, spec, logical_date)
+    rows = recent(labelled_rows(lake, spec, logical_date), logical_date, window_days)
     minimum = spec.training["min_labelled_rows"]
     if len(rows) < minimum:
         raise NotEnoughLabels(f"{spec.name} {logical_date}: {len(rows)} labelled rows, need {minimum}; "
@@ -122,7 +132,8 @@ def train(spec: PipelineSpec, lake: Lake, logical_date: date, dag_id: str) -> Tr
                             num_boost_round=spec.training["params"]["num_boost_round"])
         metrics = evaluate(booster.predict(x_holdout), holdout[spec.target].to_numpy())
         mlflow.log_params({**params, "train_rows": len(train_rows), "holdout_rows": len(holdout),
-                           "trained_until": logical_date.isoformat()})
+                           "trained_until": logical_date.isoformat(),
+                           "window_days": window_days or "all"})
         mlflow.log_metrics(metrics)
         info = mlflow.lightgbm.log_model(booster, name="model", input_example=x_holdout.head(5))
         with tempfile.TemporaryDirectory() as tmp:

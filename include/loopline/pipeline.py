@@ -1,0 +1,33 @@
+"""A pipeline at run time: its spec, the service settings, and its lake, built once per task."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from loopline.config import Settings
+from loopline.spec import PipelineSpec, load_spec
+from loopline.storage import Lake, tiers_from_settings
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    spec: PipelineSpec
+    settings: Settings
+    lake: Lake
+
+    @classmethod
+    def load(cls, name: str) -> "Pipeline":
+        spec = load_spec(name)
+        settings = Settings.from_env()
+        return cls(spec, settings, Lake(spec.name, spec.storage, tiers_from_settings(settings)))
+
+    def spark(self):
+        from loopline.spark import get_spark
+
+        return get_spark(self.settings)
+
+    def champion_version(self) -> int | None:
+        from mlflow import MlflowClient
+
+        from loopline.registry import CHAMPION, alias_version
+
+        return alias_version(MlflowClient(), self.spec.model_name, CHAMPION)

@@ -1,0 +1,1 @@
+"""Airflow glue for Loopline: thin adapters from task context to `include/loopline`."""

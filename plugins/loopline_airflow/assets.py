@@ -1,0 +1,9 @@
+"""Assets that connect Loopline's DAGs (declared once, imported by producer and consumer)."""
+from __future__ import annotations
+
+from airflow.sdk import Asset
+
+
+def retrain_request(pipeline: str) -> Asset:
+    """Emitted by the nightly loop when drift passes the threshold; schedules retraining."""
+    return Asset(name=f"{pipeline}_retrain_request", uri=f"loopline://{pipeline}/retrain-request")

@@ -1,0 +1,126 @@
+"""Task bodies for Loopline's DAGs: read the Airflow context, call `loopline`, return small metadata.
+
+Each function is wrapped with `task(...)` in a DAG file. Heavy libraries are imported by
+`loopline` inside the calls, never when a DAG file is parsed. Domain errors become Airflow
+outcomes here, in one place:
+  ContractViolation  -> AirflowFailException (stop the line; retrying cannot fix data)
+  NotEnoughLabels    -> AirflowSkipException (cold start: downstream training is skipped)
+"""
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import date
+
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+from airflow.sdk import get_current_context
+
+
+def _logical_date() -> date:
+    context = get_current_context()
+    logical = context.get("logical_date")
+    if logical is None:  # asset-triggered runs have no logical date: use the triggering event's
+        events = [e for evs in context["triggering_asset_events"].values() for e in evs]
+        if not events or "logical_date" not in events[-1].extra:
+            raise AirflowFailException("run has no logical date and no triggering asset event carrying one")
+        return date.fromisoformat(events[-1].extra["logical_date"])
+    return logical.date()
+
+
+def _pipeline(name: str):
+    from loopline.pipeline import Pipeline
+
+    return Pipeline.load(name)
+
+
+def ingest(pipeline: str) -> dict:
+    """Ingest the date's offset range of every source (events, labels) into bronze + quarantine."""
+    from loopline.ingest import ingest as ingest_source
+
+    p, context = _pipeline(pipeline), get_current_context()
+    spark = p.spark()
+    results = {kind: asdict(ingest_source(spark, p.settings, p.spec, p.lake, kind, _logical_date(), context["run_id"]))
+               for kind in p.spec.sources}
+    for kind, result in results.items():
+        print(f"{kind}: consumed {result['consumed']} = accepted {result['accepted']} "
+              f"+ quarantined {result['quarantined']} -> {result['bronze_uri']}")
+    return results
+
+
+def validate(pipeline: str) -> dict:
+    """Run the pipeline's data contract on the date's bronze partition; a failure stops the line."""
+    from loopline.contracts import ContractViolation, validate_partition
+
+    p, day = _pipeline(pipeline), _logical_date()
+    location = p.lake.location(p.spec.contract_dataset, day)
+    try:
+        result = validate_partition(p.settings.db_url, p.spec.name, p.spec.contract_suite, p.spec.contract_dataset,
+                                    location, day, get_current_context()["run_id"])
+    except ContractViolation as violation:
+        raise AirflowFailException(str(violation)) from violation
+    print(result.describe())
+    return asdict(result)
+
+
+def train(pipeline: str, recent_only: bool = False) -> dict:
+    """Train a candidate on labelled rows known at the logical date (skipped at cold start).
+
+    `recent_only` limits training to the spec's `training.retrain_window_days` (drift retraining).
+    """
+    from loopline.training import NotEnoughLabels, train as train_model
+
+    p = _pipeline(pipeline)
+    window_days = p.spec.training["retrain_window_days"] if recent_only else None
+    try:
+        result = train_model(p.spec, p.lake, _logical_date(), get_current_context()["dag"].dag_id, window_days)
+    except NotEnoughLabels as reason:
+        raise AirflowSkipException(str(reason)) from reason
+    print(f"run {result.run_id} ({'reused' if result.reused else 'new'}): {result.metrics}")
+    return asdict(result)
+
+
+def register(pipeline: str, trained: dict) -> dict:
+    """Register the candidate and promote it to champion if it passes the gate."""
+    from loopline.registry import register_and_gate
+
+    p = _pipeline(pipeline)
+    decision = register_and_gate(p.settings.db_url, p.spec, trained["run_id"], trained["model_uri"],
+                                 _logical_date(), get_current_context()["dag"].dag_id)
+    print(f"version {decision.model_version}: {'PROMOTED' if decision.promoted else 'kept as challenger'} "
+          f"({decision.decision})")
+    return asdict(decision)
+
+
+def score(pipeline: str) -> dict:
+    """Score the date's bronze partition with the current champion (skipped if there is none)."""
+    from loopline.scoring import score as score_partition
+
+    p = _pipeline(pipeline)
+    version = p.champion_version()
+    if version is None:
+        raise AirflowSkipException(f"{pipeline}: no champion model yet, nothing to score with")
+    result = score_partition(p.spark(), p.settings.db_url, p.spec, p.lake, _logical_date(), version)
+    print(f"{result.rows} predictions by version {version} -> {result.predictions_uri} and loopline.predictions")
+    return asdict(result)
+
+
+def monitor(pipeline: str, scored: dict) -> dict:
+    """Drift of the scored batch against the serving model's training reference."""
+    from loopline.monitoring import check_drift
+
+    p = _pipeline(pipeline)
+    result = check_drift(p.settings.db_url, p.spec, p.lake, _logical_date(), scored["model_version"])
+    print(f"PSI per feature: {result.scores}; drifted: {result.drifted_features or 'none'}")
+    return {**asdict(result), "max_psi": result.max_psi, "retrain_requested": result.retrain_requested}
+
+
+def request_retraining(pipeline: str, drift: dict) -> None:
+    """Emit the retrain-request asset event, only when drift passed the threshold."""
+    from loopline_airflow.assets import retrain_request
+
+    if not drift["retrain_requested"]:
+        raise AirflowSkipException(f"no drift above threshold (max PSI {drift['max_psi']:.3f}); no retraining")
+    get_current_context()["outlet_events"][retrain_request(pipeline)].extra = {
+        "logical_date": drift["logical_date"], "drifted_features": drift["drifted_features"],
+        "max_psi": drift["max_psi"],
+    }
+    print(f"retraining requested: {drift['drifted_features']}")
