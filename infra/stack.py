@@ -278,11 +278,20 @@ class Service:
         self.pid_file.unlink(missing_ok=True)
         print(f"  {self.name:<22} stopped")
 
+    def rss_mib(self) -> float:
+        """Resident memory of every process in the service's session (it runs in its own)."""
+        pid = self.pid()
+        if pid is None:
+            return 0.0
+        out = subprocess.run(["ps", "-o", "rss=", "-s", str(pid)], capture_output=True, text=True).stdout
+        return sum(int(kib) for kib in out.split()) / 1024
+
     def status(self, env: dict[str, str]) -> str:
         pid = self.pid()
         if pid is None:
             return "stopped"
-        return f"{'healthy' if self.healthy(env) else 'UNHEALTHY'} (pid {pid}, port {self.port(env)})"
+        health = "healthy" if self.healthy(env) else "UNHEALTHY"
+        return f"{health:<9} pid {pid:<7} port {self.port(env):<6} RSS {self.rss_mib():>6.0f} MiB"
 
 
 def postgres_bin(tool: str) -> str:
@@ -394,6 +403,9 @@ class Kafka(Service):
             "transaction.state.log.min.isr=1",
             "group.initial.rebalance.delay.ms=0",
             "auto.create.topics.enable=false",
+            # Local stack: keep every record (simulated days may be older than the 7-day
+            # default). Production sets retention per topic.
+            "log.retention.ms=-1",
             "",
         ]))
         return path
@@ -432,6 +444,11 @@ class MLflow(Service):
 
     def healthy(self, env: dict[str, str]) -> bool:
         return http_ok(f"{env['MLFLOW_TRACKING_URI']}/health")
+
+    def environment(self, env: dict[str, str]) -> dict[str, str]:
+        # MLflow 3 starts a job runner and seven huey consumers (~2 GiB) for GenAI jobs
+        # Loopline does not use; tracking and the registry work without them.
+        return {**env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
 
 class SparkConnect(Service):
@@ -533,6 +550,7 @@ def status(env: dict[str, str]) -> bool:
         line = service.status(env)
         all_healthy &= line.startswith("healthy")
         print(f"  {service.name:<22} {line}")
+    print(f"  {'total':<22} {'':<35} RSS {sum(s.rss_mib() for s in SERVICES):>6.0f} MiB")
     return all_healthy
 
 

@@ -6,7 +6,7 @@ import sys
 from datetime import date, timedelta
 
 from loopline.config import ConfigError, Settings
-from loopline.spec import PIPELINES_DIR, SpecError, load_spec
+from loopline.spec import SpecError, load_spec, pipelines_dir
 
 
 def _date(text: str) -> date:
@@ -16,7 +16,7 @@ def _date(text: str) -> date:
 def cmd_bootstrap(args: argparse.Namespace) -> int:
     from loopline.bootstrap import bootstrap
 
-    specs = [load_spec(p.stem) for p in sorted(PIPELINES_DIR.glob("*.yaml"))]
+    specs = [load_spec(p.stem) for p in sorted(pipelines_dir().glob("*.yaml"))]
     for line in bootstrap(Settings.from_env(), specs):
         print(f"  {line}")
     return 0

@@ -5,6 +5,7 @@ placement are written down; code takes a spec instead of hard-coding any of them
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,11 @@ from typing import Any
 import yaml
 
 PIPELINES_DIR = Path(__file__).resolve().parent.parent / "pipelines"
+
+
+def pipelines_dir() -> Path:
+    """Where specs live: include/pipelines, or LOOPLINE_PIPELINES_DIR (deployments, tests)."""
+    return Path(os.environ.get("LOOPLINE_PIPELINES_DIR", PIPELINES_DIR))
 FIELD_TYPES = {"string", "timestamp", "double", "int", "boolean"}
 
 
@@ -83,8 +89,9 @@ class PipelineSpec:
         return self.name
 
 
-def load_spec(name: str, directory: Path = PIPELINES_DIR) -> PipelineSpec:
+def load_spec(name: str, directory: Path | None = None) -> PipelineSpec:
     """Read ``<directory>/<name>.yaml``; raise SpecError naming what is wrong."""
+    directory = directory or pipelines_dir()
     path = directory / f"{name}.yaml"
     if not path.exists():
         known = sorted(p.stem for p in directory.glob("*.yaml"))

@@ -1,0 +1,83 @@
+"""The nightly loop's per-day summary, read back from the `loopline` tables (not from logs)."""
+from __future__ import annotations
+
+from loopline import db
+from loopline.config import Settings
+from loopline.spec import PipelineSpec
+
+DAILY_SQL = """
+WITH days AS (
+    SELECT logical_date FROM loopline.ingest_runs WHERE pipeline = %(p)s
+    UNION SELECT logical_date FROM loopline.training_runs WHERE pipeline = %(p)s
+)
+SELECT d.logical_date,
+       ev.consumed AS events_in, ev.accepted AS events_accepted, ev.quarantined AS events_quarantined,
+       lb.accepted AS labels,
+       cr.success AS contract_ok, cr.evaluated, jsonb_array_length(cr.failed) AS contract_failed,
+       (SELECT count(*) FROM loopline.predictions pr WHERE pr.pipeline = %(p)s AND pr.score_date = d.logical_date)
+           AS predictions,
+       mr.model_version AS scored_by, mr.max_psi, mr.drifted_features, mr.retrain_requested
+  FROM days d
+  LEFT JOIN loopline.ingest_runs ev ON ev.pipeline = %(p)s AND ev.dataset = 'bronze_events' AND ev.logical_date = d.logical_date
+  LEFT JOIN loopline.ingest_runs lb ON lb.pipeline = %(p)s AND lb.dataset = 'bronze_labels' AND lb.logical_date = d.logical_date
+  LEFT JOIN loopline.contract_results cr ON cr.pipeline = %(p)s AND cr.dataset = 'bronze_events' AND cr.logical_date = d.logical_date
+  LEFT JOIN loopline.monitor_runs mr ON mr.pipeline = %(p)s AND mr.logical_date = d.logical_date
+ ORDER BY d.logical_date
+"""
+TRAINING_SQL = """
+SELECT logical_date, dag_id, model_version, primary_metric, candidate_score, champion_version, champion_score,
+       promoted, decision
+  FROM loopline.training_runs WHERE pipeline = %(p)s ORDER BY logical_date, updated_at
+"""
+
+
+def _cell(value, fmt: str = "{}") -> str:
+    return "-" if value is None else fmt.format(value)
+
+
+def daily_rows(settings: Settings, spec: PipelineSpec) -> tuple[list[dict], list[dict]]:
+    with db.connect(settings.db_url) as conn:
+        return db.fetch_all(conn, DAILY_SQL, {"p": spec.name}), db.fetch_all(conn, TRAINING_SQL, {"p": spec.name})
+
+
+def format_summary(days: list[dict], trainings: list[dict]) -> str:
+    header = (f"{'date':<11} {'events in':>9} {'accepted':>8} {'quarant.':>8} {'labels':>6} {'contract':>8} "
+              f"{'predictions':>11} {'model':>5} {'max PSI':>7}  drifted features")
+    lines = [header, "-" * len(header)]
+    for d in days:
+        contract = "-" if d["contract_ok"] is None else ("pass" if d["contract_ok"] else f"FAIL({d['contract_failed']})")
+        drifted = ", ".join(d["drifted_features"] or []) + ("  -> retraining requested" if d["retrain_requested"] else "")
+        lines.append(f"{d['logical_date']!s:<11} {_cell(d['events_in']):>9} {_cell(d['events_accepted']):>8} "
+                     f"{_cell(d['events_quarantined']):>8} {_cell(d['labels']):>6} {contract:>8} "
+                     f"{d['predictions']:>11} {_cell(d['scored_by'], 'v{}'):>5} {_cell(d['max_psi'], '{:.3f}'):>7}  "
+                     f"{drifted or '-'}")
+    lines += ["", "Training and promotion (champion/challenger gate on the candidate's holdout):"]
+    for t in trainings:
+        versus = (f"vs champion v{t['champion_version']} {t['champion_score']:.4f}"
+                  if t["champion_version"] and t["champion_version"] != t["model_version"] else "")
+        lines.append(f"  {t['logical_date']!s:<11} {t['dag_id']:<20} v{t['model_version']:<3} "
+                     f"{t['primary_metric']}={t['candidate_score']:.4f} {versus:<28} "
+                     f"{'PROMOTED' if t['promoted'] else 'not promoted'}: {t['decision']}")
+    return "\n".join(lines)
+
+
+def champion_line(spec: PipelineSpec) -> str:
+    from mlflow import MlflowClient
+
+    from loopline.registry import CHAMPION, alias_version
+
+    client = MlflowClient()
+    version = alias_version(client, spec.model_name, CHAMPION)
+    if version is None:
+        return f"Champion: none yet for model {spec.model_name}"
+    run = client.get_run(client.get_model_version(spec.model_name, str(version)).run_id)
+    metrics = ", ".join(f"{k}={v:.4f}" for k, v in sorted(run.data.metrics.items()))
+    return f"Champion: {spec.model_name} v{version} (run {run.info.run_id[:8]}, {run.info.run_name}): {metrics}"
+
+
+def print_summary(settings: Settings, spec: PipelineSpec) -> None:
+    days, trainings = daily_rows(settings, spec)
+    print(f"Loopline summary for pipeline {spec.name}\n")
+    print(format_summary(days, trainings))
+    print()
+    print(champion_line(spec))

@@ -1,0 +1,55 @@
+"""The shape of Loopline's DAGs, once: a pipeline's DAG file is a call to one of these.
+
+A data engineer adds a model pipeline by writing its spec (include/pipelines/<name>.yaml),
+its contract (expectations/) and a three-line DAG file calling `nightly_dag(<name>)`.
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import DAG, task
+
+from loopline_airflow import stages
+from loopline_airflow.assets import retrain_request
+
+START = pendulum.datetime(2026, 1, 1, tz="UTC")
+
+
+def _default_args() -> dict:
+    return {"owner": "loopline", "retries": 2, "retry_delay": timedelta(seconds=20)}
+
+
+def nightly_dag(pipeline: str, doc_md: str | None = None, schedule: str | None = "@daily") -> DAG:
+    """ingest → validate → train → register → score → monitor → request_retraining, for one date."""
+    with DAG(
+        dag_id=f"{pipeline}_nightly", schedule=schedule, start_date=START, catchup=False, max_active_runs=1,
+        is_paused_upon_creation=True, doc_md=doc_md, tags=["loopline", pipeline, "nightly"],
+        default_args=_default_args(),
+    ) as dag:
+        ingested = task(stages.ingest, task_id="ingest")(pipeline)
+        validated = task(stages.validate, task_id="validate")(pipeline)
+        trained = task(stages.train, task_id="train")(pipeline)
+        registered = task(stages.register, task_id="register")(pipeline, trained)
+        # Scoring runs when training was skipped (cold start, or no new labels) but never
+        # after a failure upstream: a broken contract stops the whole line.
+        scored = task(stages.score, task_id="score", trigger_rule="none_failed")(pipeline)
+        drift = task(stages.monitor, task_id="monitor")(pipeline, scored)
+        requested = task(stages.request_retraining, task_id="request_retraining",
+                         outlets=[retrain_request(pipeline)])(pipeline, drift)
+        ingested >> validated >> trained
+        registered >> scored
+        drift >> requested
+    return dag
+
+
+def retrain_dag(pipeline: str, doc_md: str | None = None) -> DAG:
+    """train (recent window) → register through the same gate; scheduled on the retrain-request asset."""
+    with DAG(
+        dag_id=f"{pipeline}_retrain", schedule=[retrain_request(pipeline)], start_date=START, catchup=False,
+        max_active_runs=1, is_paused_upon_creation=False, doc_md=doc_md,
+        tags=["loopline", pipeline, "retraining"], default_args=_default_args(),
+    ) as dag:
+        trained = task(stages.train, task_id="train")(pipeline, recent_only=True)
+        task(stages.register, task_id="register")(pipeline, trained)
+    return dag

@@ -1,0 +1,158 @@
+"""The walking skeleton end to end on the real services, through the nightly DAG's own wiring.
+
+Five simulated days (drift from day 5) run with dag.test(); then one day is rerun and one
+day with a broken batch is run. Assertions read the real outcomes: Kafka offsets, Parquet
+in the lake, rows in PostgreSQL, versions and aliases in the MLflow registry, asset events
+in the Airflow metadata DB.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+
+import pyarrow.parquet as pq
+import pytest
+
+from loopline.config import Settings
+from loopline.pipeline import Pipeline
+from loopline.simulate import SimulationConfig, messages_for_day, produce
+
+FIRST = date(2025, 3, 1)
+DAYS = [FIRST + timedelta(days=i) for i in range(5)]
+DRIFT_FROM = DAYS[-1]
+BROKEN_DAY = date(2025, 3, 10)
+PER_DAY = 1500
+SIM = SimulationConfig(seed=11, transactions_per_day=PER_DAY, drift_from=DRIFT_FROM, malformed_rate=0.004,
+                       world_start=FIRST)
+
+
+def run_day(dag, day: date):
+    return dag.test(logical_date=datetime.combine(day, datetime.min.time(), tzinfo=timezone.utc))
+
+
+def states(dag_run) -> dict[str, str]:
+    return {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
+
+
+def retrain_events(pipeline: str) -> int:
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import func, select
+
+    with create_session() as session:
+        return session.scalar(select(func.count()).select_from(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+                              .where(AssetModel.name == f"{pipeline}_retrain_request"))
+
+
+def rows_at(location) -> int:
+    return pq.read_table(location.arrow_path, filesystem=location.filesystem()).num_rows if location.exists() else 0
+
+
+def predictions_snapshot(db_url: str, pipeline: str, day: date) -> list[tuple]:
+    from loopline import db
+
+    with db.connect(db_url) as conn:
+        return [tuple(r.values()) for r in db.fetch_all(
+            conn, "SELECT prediction_id, fraud_probability, model_version FROM loopline.predictions "
+                  "WHERE pipeline=%s AND score_date=%s ORDER BY prediction_id", (pipeline, day))]
+
+
+@pytest.fixture(scope="module")
+def loop(pipeline_name):
+    """Simulate and run the five days once; tests below inspect what happened."""
+    from loopline_airflow.dag_factory import nightly_dag
+
+    p = Pipeline.load(pipeline_name)
+    topics = {kind: source.topic for kind, source in p.spec.sources.items()}
+    produce(SIM, DAYS, Settings.from_env().kafka_bootstrap, topics)
+    dag = nightly_dag(pipeline_name, schedule=None)
+    outcome = {}
+    for day in DAYS:
+        before = retrain_events(pipeline_name)
+        dag_run = run_day(dag, day)
+        outcome[day] = {"state": dag_run.state, "tasks": states(dag_run),
+                        "retrain_events": retrain_events(pipeline_name) - before}
+    return p, dag, outcome
+
+
+def test_every_day_succeeds_with_cold_start_skips(loop):
+    _, _, outcome = loop
+    assert all(o["state"] == "success" for o in outcome.values()), outcome
+    assert outcome[DAYS[0]]["tasks"]["train"] == "skipped"  # no labels yet on the first day
+    assert outcome[DAYS[-1]]["tasks"]["score"] == "success"
+
+
+def test_consumed_equals_produced_equals_bronze_plus_quarantine(loop):
+    p, _, _ = loop
+    from loopline import db
+
+    for day in DAYS:
+        produced = sum(m.topic_kind == "events" for m in messages_for_day(SIM, day))
+        with db.connect(p.settings.db_url) as conn:
+            run = db.fetch_all(conn, "SELECT * FROM loopline.ingest_runs WHERE pipeline=%s AND dataset=%s "
+                                     "AND logical_date=%s", (p.spec.name, "bronze_events", day))[0]
+        bronze = rows_at(p.lake.location("bronze_events", day))
+        quarantined = rows_at(p.lake.location("quarantine", day, subdir="bronze_events"))
+        assert run["consumed"] == produced == bronze + quarantined, day
+        assert quarantined == round(PER_DAY * SIM.malformed_rate) and run["quarantined"] == quarantined
+
+
+def test_a_champion_is_registered(loop):
+    p, _, _ = loop
+    from mlflow import MlflowClient
+
+    champion = MlflowClient().get_model_version_by_alias(p.spec.model_name, "champion")
+    assert int(champion.version) >= 1
+    assert champion.tags.get("gate_decision")
+
+
+def test_predictions_in_postgres_equal_bronze_rows_of_the_date(loop):
+    p, _, outcome = loop
+    for day in DAYS:
+        if outcome[day]["tasks"]["score"] != "success":
+            continue
+        bronze = pq.read_table(p.lake.location("bronze_events", day).arrow_path,
+                               filesystem=p.lake.location("bronze_events", day).filesystem()).column("transaction_id")
+        predicted = {row[0] for row in predictions_snapshot(p.settings.db_url, p.spec.name, day)}
+        assert predicted == {f"{p.spec.name}:{t}" for t in bronze.to_pylist()}, day
+    assert sum(o["tasks"]["score"] == "success" for o in outcome.values()) >= 2
+
+
+def test_retraining_is_requested_on_the_drift_day_only(loop):
+    _, _, outcome = loop
+    assert outcome[DRIFT_FROM]["retrain_events"] == 1
+    assert all(outcome[d]["retrain_events"] == 0 for d in DAYS if d != DRIFT_FROM)
+    assert outcome[DAYS[-2]]["tasks"]["request_retraining"] == "skipped"
+
+
+def test_rerunning_a_date_changes_nothing(loop):
+    p, dag, _ = loop
+    from mlflow import MlflowClient
+
+    day = DAYS[-2]
+    client = MlflowClient()
+    versions = lambda: sorted(int(v.version) for v in client.search_model_versions(f"name='{p.spec.name}'"))  # noqa: E731
+    before = (predictions_snapshot(p.settings.db_url, p.spec.name, day), versions(),
+              client.get_model_version_by_alias(p.spec.name, "champion").version,
+              rows_at(p.lake.location("bronze_events", day)))
+    assert run_day(dag, day).state == "success"
+    after = (predictions_snapshot(p.settings.db_url, p.spec.name, day), versions(),
+             client.get_model_version_by_alias(p.spec.name, "champion").version,
+             rows_at(p.lake.location("bronze_events", day)))
+    assert after == before
+
+
+def test_a_broken_batch_stops_the_line_and_keeps_the_champion(loop):
+    p, dag, _ = loop
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    champion = client.get_model_version_by_alias(p.spec.name, "champion").version
+    tiny = SimulationConfig(seed=3, transactions_per_day=40, world_start=BROKEN_DAY)  # far below the volume rule
+    produce(tiny, [BROKEN_DAY], Settings.from_env().kafka_bootstrap,
+            {kind: source.topic for kind, source in p.spec.sources.items()})
+    dag_run = run_day(dag, BROKEN_DAY)
+    tasks = states(dag_run)
+    assert dag_run.state == "failed"
+    assert tasks["validate"] == "failed"
+    assert {tasks[t] for t in ("train", "register", "score", "monitor")} == {"upstream_failed"}
+    assert client.get_model_version_by_alias(p.spec.name, "champion").version == champion

@@ -1,0 +1,38 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from loopline.spec import PIPELINES_DIR, SpecError, load_spec
+
+
+def test_card_fraud_spec_lists_main_and_dead_letter_topics():
+    spec = load_spec("card_fraud")
+    assert spec.sources["events"].topic == "card_payments"
+    assert "card_payments.dlq" in spec.topics and "card_payments.feedback.dlq" in spec.topics
+    assert spec.predictions_topic in spec.topics
+    assert spec.features.columns[:2] == ["amount", "hour"]
+
+
+def _write(tmp_path: Path, mutate) -> Path:
+    raw = yaml.safe_load((PIPELINES_DIR / "card_fraud.yaml").read_text())
+    mutate(raw)
+    (tmp_path / "broken.yaml").write_text(yaml.safe_dump(raw))
+    return tmp_path
+
+
+def test_unknown_field_type_is_named(tmp_path):
+    directory = _write(tmp_path, lambda raw: raw["schemas"]["transaction_v1"]["fields"].update(amount="money"))
+    with pytest.raises(SpecError, match="amount: money"):
+        load_spec("broken", directory)
+
+
+def test_missing_storage_placement_is_named(tmp_path):
+    directory = _write(tmp_path, lambda raw: raw["storage"].pop("predictions"))
+    with pytest.raises(SpecError, match="predictions"):
+        load_spec("broken", directory)
+
+
+def test_unknown_pipeline_lists_known_ones():
+    with pytest.raises(SpecError, match="card_fraud"):
+        load_spec("no_such_pipeline")

@@ -1,0 +1,41 @@
+from datetime import date
+
+import pandas as pd
+
+from loopline.registry import decide
+from loopline.scoring import jdbc_options
+from loopline.training import fingerprint, recent, time_split
+
+
+def frame(n=10):
+    return pd.DataFrame({"transaction_id": [f"t{i}" for i in range(n)],
+                         "event_time": pd.date_range("2026-11-01", periods=n, freq="D", tz="UTC")})
+
+
+def test_time_split_keeps_the_most_recent_rows_for_validation():
+    train, holdout = time_split(frame(), 0.3)
+    assert len(train) == 7 and len(holdout) == 3
+    assert train["event_time"].max() < holdout["event_time"].min()
+
+
+def test_recent_window_keeps_the_last_days():
+    assert len(recent(frame(), date(2026, 11, 10), 3)) == 3
+    assert len(recent(frame(), date(2026, 11, 10), None)) == 10
+
+
+def test_fingerprint_changes_with_the_rows():
+    assert fingerprint(frame()) == fingerprint(frame())
+    assert fingerprint(frame()) != fingerprint(frame(9))
+
+
+def test_gate_promotes_first_model_and_only_clear_improvements():
+    assert decide(0.70, None, 0.002)[0]
+    assert decide(0.705, 0.70, 0.002)[0]
+    assert not decide(0.701, 0.70, 0.002)[0]
+    assert not decide(0.69, 0.70, 0.002)[0]
+
+
+def test_jdbc_options_from_libpq_url():
+    options = jdbc_options("postgresql://u:p%40ss@127.0.0.1:15432/loopline")
+    assert options["url"] == "jdbc:postgresql://127.0.0.1:15432/loopline"
+    assert options["user"] == "u"
