@@ -8,22 +8,31 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import DAG, task
+from airflow.sdk import DAG, CronDataIntervalTimetable, task
 
 from loopline_airflow import stages
 from loopline_airflow.assets import retrain_request
 
-START = pendulum.datetime(2026, 1, 1, tz="UTC")
+START = pendulum.datetime(2024, 1, 1, tz="UTC")  # earliest date a backfill can reach
 
 
 def _default_args() -> dict:
     return {"owner": "loopline", "retries": 2, "retry_delay": timedelta(seconds=20)}
 
 
-def nightly_dag(pipeline: str, doc_md: str | None = None, schedule: str | None = "@daily") -> DAG:
+def daily_after_midnight() -> CronDataIntervalTimetable:
+    """One run per UTC day, started once the day is over; its logical date is the day it covers.
+
+    (A plain "@daily" string gives Airflow 3's CronTriggerTimetable, whose logical date is the
+    trigger time, i.e. the day that has only just begun.)
+    """
+    return CronDataIntervalTimetable("0 0 * * *", timezone="UTC")
+
+
+def nightly_dag(pipeline: str, doc_md: str | None = None, scheduled: bool = True) -> DAG:
     """ingest → validate → train → register → score → monitor → request_retraining, for one date."""
     with DAG(
-        dag_id=f"{pipeline}_nightly", schedule=schedule, start_date=START, catchup=False, max_active_runs=1,
+        dag_id=f"{pipeline}_nightly", schedule=daily_after_midnight() if scheduled else None, start_date=START, catchup=False, max_active_runs=1,
         is_paused_upon_creation=True, doc_md=doc_md, tags=["loopline", pipeline, "nightly"],
         default_args=_default_args(),
     ) as dag:

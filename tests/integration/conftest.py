@@ -46,3 +46,27 @@ def pipeline_name(tmp_path_factory) -> str:
 
     ensure_topics(Settings.from_env().kafka_bootstrap, load_spec(name).topics)
     return name
+
+
+@pytest.fixture(scope="session")
+def nightly_dag_for_tests(pipeline_name, tmp_path_factory):
+    """The nightly DAG of the throw-away pipeline, built by the same factory as dags/.
+
+    dag.test() needs the DAG in a DAG bundle: this process gets a second local bundle holding
+    a three-line DAG file for the test pipeline, so the real dags folder stays untouched.
+    """
+    import json
+
+    bundle = tmp_path_factory.mktemp("dag_bundle")
+    (bundle / f"{pipeline_name}_nightly.py").write_text(
+        "from loopline_airflow.dag_factory import nightly_dag\n\n"
+        f"dag = nightly_dag({pipeline_name!r}, scheduled=False)\n"
+    )
+    local = "airflow.dag_processing.bundles.local.LocalDagBundle"
+    os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps([
+        {"name": "dags-folder", "classpath": local, "kwargs": {}},
+        {"name": "loopline-integration-tests", "classpath": local, "kwargs": {"path": str(bundle)}},
+    ])
+    from loopline_airflow.dag_factory import nightly_dag
+
+    return nightly_dag(pipeline_name, scheduled=False)

@@ -16,10 +16,10 @@ from loopline.config import Settings
 from loopline.pipeline import Pipeline
 from loopline.simulate import SimulationConfig, messages_for_day, produce
 
-FIRST = date(2025, 3, 1)
+FIRST = date(2026, 3, 1)
 DAYS = [FIRST + timedelta(days=i) for i in range(5)]
 DRIFT_FROM = DAYS[-1]
-BROKEN_DAY = date(2025, 3, 10)
+BROKEN_DAY = date(2026, 3, 10)
 PER_DAY = 1500
 SIM = SimulationConfig(seed=11, transactions_per_day=PER_DAY, drift_from=DRIFT_FROM, malformed_rate=0.004,
                        world_start=FIRST)
@@ -57,14 +57,12 @@ def predictions_snapshot(db_url: str, pipeline: str, day: date) -> list[tuple]:
 
 
 @pytest.fixture(scope="module")
-def loop(pipeline_name):
+def loop(pipeline_name, nightly_dag_for_tests):
     """Simulate and run the five days once; tests below inspect what happened."""
-    from loopline_airflow.dag_factory import nightly_dag
-
     p = Pipeline.load(pipeline_name)
     topics = {kind: source.topic for kind, source in p.spec.sources.items()}
     produce(SIM, DAYS, Settings.from_env().kafka_bootstrap, topics)
-    dag = nightly_dag(pipeline_name, schedule=None)
+    dag = nightly_dag_for_tests
     outcome = {}
     for day in DAYS:
         before = retrain_events(pipeline_name)
