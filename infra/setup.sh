@@ -40,8 +40,10 @@ for pom in kafka-broker spark-extras; do
   stamp="$STATE/classpath/$name.pom.sha"
   sum=$(sha256sum "infra/maven/$pom.pom.xml" | cut -d' ' -f1)
   if [ ! -s "$STATE/classpath/$name.cp" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$sum" ]; then
-    mvn -q -B -Dstyle.color=never -f "infra/maven/$pom.pom.xml" dependency:build-classpath \
-      -Dmdep.outputFile="$PWD/$STATE/classpath/$name.cp" || fail "maven could not resolve infra/maven/$pom.pom.xml"
+    mkdir -p "$STATE/logs"
+    mvn -B -f "infra/maven/$pom.pom.xml" dependency:build-classpath -Dmdep.outputFile="$PWD/$STATE/classpath/$name.cp" \
+      > "$STATE/logs/maven-$name.log" 2>&1 \
+      || fail "maven could not resolve infra/maven/$pom.pom.xml (needs Maven Central); see $STATE/logs/maven-$name.log"
     echo "$sum" > "$stamp"
   fi
   echo "$name: $(tr ':' '\n' < "$STATE/classpath/$name.cp" | wc -l) jars"

@@ -4,13 +4,28 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import date, timedelta
+from typing import TYPE_CHECKING
 
 from loopline.config import ConfigError, Settings
 from loopline.spec import SpecError, load_spec, pipelines_dir
 
+if TYPE_CHECKING:
+    from loopline.pipeline import Pipeline
+
 
 def _date(text: str) -> date:
     return date.fromisoformat(text)
+
+
+def job_arguments(description: str, argv: list[str] | None = None) -> tuple["Pipeline", date]:
+    """`--pipeline NAME --date YYYY-MM-DD`, the arguments every spark_jobs/ entry point takes."""
+    from loopline.pipeline import Pipeline
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--pipeline", required=True)
+    parser.add_argument("--date", required=True, type=_date, help="logical date (YYYY-MM-DD)")
+    args = parser.parse_args(argv)
+    return Pipeline.load(args.pipeline), args.date
 
 
 def cmd_bootstrap(args: argparse.Namespace) -> int:

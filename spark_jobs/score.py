@@ -1,0 +1,30 @@
+"""spark-submit entry point: score one logical date of a pipeline with its current champion.
+
+    spark-submit --jars "$(tr ':' ',' < .loopline/classpath/spark.cp)" spark_jobs/score.py \
+        --pipeline card_fraud --date 2026-11-20
+
+Same code path as the Airflow task; with SPARK_REMOTE set it runs on the Spark Connect server.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+
+from loopline.cli import job_arguments
+from loopline.scoring import score
+
+
+def main(argv: list[str] | None = None) -> int:
+    pipeline, day = job_arguments(__doc__.splitlines()[0], argv)
+    version = pipeline.champion_version()
+    if version is None:
+        print(f"error: pipeline {pipeline.spec.name} has no champion model yet; run training first", file=sys.stderr)
+        return 2
+    result = score(pipeline.spark(), pipeline.settings.db_url, pipeline.spec, pipeline.lake, day, version)
+    print(json.dumps(asdict(result)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
