@@ -86,7 +86,7 @@ def validate_partition(db_url: str, pipeline: str, suite_name: str, dataset: str
     with db.connect(db_url) as conn:
         db.upsert(conn, "loopline.contract_results", {
             "pipeline": pipeline, "dataset": dataset, "logical_date": logical_date, "run_id": run_id,
-            "suite": suite_name, "success": success, "evaluated": evaluated, "failed": json.loads(db.to_json(failed)),
+            "suite": suite_name, "success": success, "evaluated": evaluated, "failed": failed,
         }, key=["pipeline", "dataset", "logical_date"])
     if not success:
         raise ContractViolation(result.describe() + "\nThe line stops here for this date: the champion is unchanged. "

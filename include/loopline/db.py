@@ -112,11 +112,15 @@ def ensure_schema(db_url: str) -> None:
 
 
 def _adapt(value: Any) -> Any:
-    return psycopg2.extras.Json(value) if isinstance(value, (dict, list)) else value
+    """dicts and lists become jsonb; values JSON cannot encode (numpy, timestamps) as strings."""
+    return psycopg2.extras.Json(value, dumps=_to_json) if isinstance(value, (dict, list)) else value
 
 
 def upsert(conn, table: str, row: Mapping[str, Any], key: Sequence[str]) -> None:
-    """INSERT … ON CONFLICT (key) DO UPDATE: the idempotent write every task uses."""
+    """INSERT … ON CONFLICT (key) DO UPDATE: the idempotent write every task uses.
+
+    The table must have an `updated_at` column; it is set to now() on every write.
+    """
     columns = list(row)
     updates = [c for c in columns if c not in key] + (["updated_at"] if "updated_at" not in row else [])
     assignments = ", ".join(f"{c} = EXCLUDED.{c}" if c != "updated_at" else "updated_at = now()" for c in updates)
@@ -134,5 +138,5 @@ def fetch_all(conn, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]
         return [dict(r) for r in cur.fetchall()]
 
 
-def to_json(value: Any) -> str:
+def _to_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)

@@ -20,7 +20,6 @@ from loopline.storage import Lake
 
 OffsetRange = dict[int, tuple[int, int]]  # partition -> [start, end)
 
-SPARK_TYPES = {"string": "string", "timestamp": "timestamp", "double": "double", "int": "int", "boolean": "boolean"}
 SUPPORTED_SCHEMA_VERSION = 1
 
 
@@ -89,7 +88,7 @@ def classify(raw, schema: Schema):
     """Parse Kafka records with the declared schema; add `reject_reason` (null = accepted)."""
     from pyspark.sql import functions as F
 
-    ddl = ", ".join(f"`{name}` {SPARK_TYPES[kind]}" for name, kind in schema.fields.items())
+    ddl = ", ".join(f"`{name}` {kind}" for name, kind in schema.fields.items())  # spec types are Spark SQL types
     text = F.col("value").cast("string")
     parsed = F.from_json(text, ddl, {"mode": "PERMISSIVE"})
     checks = [

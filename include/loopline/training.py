@@ -48,9 +48,9 @@ def read_partitions(lake: Lake, dataset: str, until: date) -> pd.DataFrame:
     if not location.exists():
         return pd.DataFrame()
     partitioning = ds.partitioning(pa.schema([("date", pa.string())]), flavor="hive")
-    dataset_ = ds.dataset(location.arrow_path, filesystem=location.filesystem(), format="parquet",
-                          partitioning=partitioning)
-    return dataset_.to_table(filter=ds.field("date") <= until.isoformat()).to_pandas()
+    partitions = ds.dataset(location.arrow_path, filesystem=location.filesystem(), format="parquet",
+                            partitioning=partitioning)
+    return partitions.to_table(filter=ds.field("date") <= until.isoformat()).to_pandas()
 
 
 def labelled_rows(lake: Lake, spec: PipelineSpec, until: date) -> pd.DataFrame:

@@ -24,7 +24,7 @@ def forbidden(*a, **k): raise RuntimeError("metadata/connection/variable access 
 Variable.get = staticmethod(forbidden)
 Connection.get = classmethod(forbidden)
 before = set(sys.modules)
-from airflow.models.dagbag import DagBag
+from airflow.dag_processing.dagbag import DagBag
 bag = DagBag(sys.argv[1])
 print(json.dumps({"errors": {k: str(v) for k, v in bag.import_errors.items()}, "dags": sorted(bag.dags),
                   "modules": sorted(m.split(".")[0] for m in set(sys.modules) - before)}))
@@ -43,7 +43,7 @@ def parse_in_isolation(dag_file: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def dagbag():
-    from airflow.models.dagbag import DagBag
+    from airflow.dag_processing.dagbag import DagBag
 
     return DagBag(str(REPO / "dags"))
 
