@@ -112,6 +112,8 @@ def test_predictions_in_postgres_equal_bronze_rows_of_the_date(loop):
                                filesystem=p.lake.location("bronze_events", day).filesystem()).column("transaction_id")
         predicted = {row[0] for row in predictions_snapshot(p.settings.db_url, p.spec.name, day)}
         assert predicted == {f"{p.spec.name}:{t}" for t in bronze.to_pylist()}, day
+        on_object_store = p.lake.location("predictions", day)  # the spec places predictions on `cloud`
+        assert on_object_store.spark_uri.startswith("s3a://") and rows_at(on_object_store) == len(bronze), day
     assert sum(o["tasks"]["score"] == "success" for o in outcome.values()) >= 2
 
 
