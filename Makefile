@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 ENV := source .loopline/env &&
 
-.PHONY: setup up down status demo test test-unit lock bench clean
+.PHONY: setup up down status demo test test-unit lock clean
 
 setup:            ## install system packages, the pinned venv, jars; generate local settings
 	bash infra/setup.sh
