@@ -279,12 +279,24 @@ class Service:
         print(f"  {self.name:<22} stopped")
 
     def rss_mib(self) -> float:
-        """Resident memory of every process in the service's session (it runs in its own)."""
+        """Resident memory of the service: its session (started with one) plus its process tree,
+        which covers children that start sessions of their own, like PostgreSQL backends.
+        Shared pages count once per process, so this is an upper bound."""
         pid = self.pid()
         if pid is None:
             return 0.0
-        out = subprocess.run(["ps", "-o", "rss=", "-s", str(pid)], capture_output=True, text=True).stdout
-        return sum(int(kib) for kib in out.split()) / 1024
+        rows = subprocess.run(["ps", "-eo", "pid=,ppid=,sid=,rss="], capture_output=True, text=True).stdout
+        table = [tuple(int(x) for x in line.split()) for line in rows.splitlines()]
+        children: dict[int, list[int]] = {}
+        for child, parent, _, _ in table:
+            children.setdefault(parent, []).append(child)
+        members = {row[0] for row in table if row[2] == pid}
+        todo = [pid]
+        while todo:
+            current = todo.pop()
+            members.add(current)
+            todo += children.get(current, [])
+        return sum(rss for child, _, _, rss in table if child in members) / 1024
 
     def status(self, env: dict[str, str]) -> str:
         pid = self.pid()
