@@ -262,29 +262,34 @@ class Service:
         )
 
     def stop(self, env: dict[str, str]) -> None:
+        """SIGTERM the service's session, wait up to 30 s, then SIGKILL whatever of it is left."""
         pid = self.pid()
         if pid is None:
             return
+        members = set(self.processes())
         try:
             os.killpg(pid, signal.SIGTERM)
         except ProcessLookupError:
             pass
         deadline = time.monotonic() + 30
-        while pid_alive(pid) and time.monotonic() < deadline:
+        while any(pid_alive(p) for p in members) and time.monotonic() < deadline:
             time.sleep(0.5)
-        if pid_alive(pid):
-            os.killpg(pid, signal.SIGKILL)
-            print(f"  {self.name:<22} did not stop within 30s: killed")
+        survivors = sorted(p for p in members if pid_alive(p))
+        for survivor in survivors:
+            try:
+                os.kill(survivor, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         self.pid_file.unlink(missing_ok=True)
-        print(f"  {self.name:<22} stopped")
+        note = f" ({len(survivors)} processes did not stop within 30 s: killed)" if survivors else ""
+        print(f"  {self.name:<22} stopped{note}")
 
-    def rss_mib(self) -> float:
-        """Resident memory of the service: its session (started with one) plus its process tree,
-        which covers children that start sessions of their own, like PostgreSQL backends.
-        Shared pages count once per process, so this is an upper bound."""
+    def processes(self) -> dict[int, int]:
+        """pid -> RSS KiB of the service: its session (it starts one) plus its process tree,
+        which covers children that start sessions of their own, like PostgreSQL backends."""
         pid = self.pid()
         if pid is None:
-            return 0.0
+            return {}
         rows = subprocess.run(["ps", "-eo", "pid=,ppid=,sid=,rss="], capture_output=True, text=True).stdout
         table = [tuple(int(x) for x in line.split()) for line in rows.splitlines()]
         children: dict[int, list[int]] = {}
@@ -296,7 +301,11 @@ class Service:
             current = todo.pop()
             members.add(current)
             todo += children.get(current, [])
-        return sum(rss for child, _, _, rss in table if child in members) / 1024
+        return {child: rss for child, _, _, rss in table if child in members}
+
+    def rss_mib(self) -> float:
+        """Resident memory; pages shared between processes count once per process (upper bound)."""
+        return sum(self.processes().values()) / 1024
 
     def status(self, env: dict[str, str]) -> str:
         pid = self.pid()

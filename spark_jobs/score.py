@@ -1,4 +1,4 @@
-"""spark-submit entry point: score one logical date of a pipeline with its current champion.
+"""spark-submit entry point: score one logical date of a pipeline (champion, or the version that first scored it).
 
     spark-submit --jars "$(tr ':' ',' < .loopline/classpath/spark.cp)" spark_jobs/score.py \
         --pipeline card_fraud --date 2026-11-20
@@ -17,7 +17,7 @@ from loopline.scoring import score
 
 def main(argv: list[str] | None = None) -> int:
     pipeline, day = job_arguments(__doc__.splitlines()[0], argv)
-    version = pipeline.champion_version()
+    version = pipeline.scoring_version(day)
     if version is None:
         print(f"error: pipeline {pipeline.spec.name} has no champion model yet; run training first", file=sys.stderr)
         return 2

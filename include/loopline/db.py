@@ -59,6 +59,16 @@ CREATE TABLE IF NOT EXISTS loopline.training_runs (
     PRIMARY KEY (pipeline, logical_date, dag_id)
 );
 
+CREATE TABLE IF NOT EXISTS loopline.score_runs (
+    pipeline         text        NOT NULL,
+    logical_date     date        NOT NULL,
+    model_version    integer     NOT NULL,   -- fixed at the date's first scoring; reruns reuse it
+    rows_scored      bigint      NOT NULL,
+    predictions_uri  text        NOT NULL,
+    updated_at       timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (pipeline, logical_date)
+);
+
 CREATE TABLE IF NOT EXISTS loopline.predictions (
     prediction_id      text        PRIMARY KEY,   -- <pipeline>:<transaction_id>
     pipeline           text        NOT NULL,

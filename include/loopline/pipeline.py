@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 from loopline.config import Settings
 from loopline.spec import PipelineSpec, load_spec
@@ -31,3 +32,10 @@ class Pipeline:
         from loopline.registry import CHAMPION, alias_version
 
         return alias_version(MlflowClient(), self.spec.model_name, CHAMPION)
+
+    def scoring_version(self, day: date) -> int | None:
+        """The model that scores `day`: the version that first scored it (so reruns reproduce
+        the date), else the current champion; None before the first champion exists."""
+        from loopline.scoring import recorded_version
+
+        return recorded_version(self.settings.db_url, self.spec.name, day) or self.champion_version()

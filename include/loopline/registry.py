@@ -65,11 +65,28 @@ def _version_for_run(client, name: str, run_id: str, model_uri: str) -> int:
     return int(mlflow.register_model(model_uri, name, tags={"run_id": run_id}).version)
 
 
+def recorded_decision(db_url: str, pipeline: str, logical_date: date, dag_id: str, run_id: str) -> GateDecision | None:
+    """The gate decision already taken for this date, DAG and training run, if any."""
+    with db.connect(db_url) as conn:
+        rows = db.fetch_all(conn, "SELECT * FROM loopline.training_runs WHERE pipeline=%s AND logical_date=%s "
+                                  "AND dag_id=%s AND mlflow_run_id=%s", (pipeline, logical_date, dag_id, run_id))
+    if not rows:
+        return None
+    r = rows[0]
+    return GateDecision(r["model_version"], r["promoted"], r["decision"], r["primary_metric"], r["candidate_score"],
+                        r["champion_version"], r["champion_score"])
+
+
 def register_and_gate(db_url: str, spec: PipelineSpec, run_id: str, model_uri: str, logical_date: date,
                       dag_id: str) -> GateDecision:
+    """Register the run's model and gate it, once per (date, DAG, run): a rerun of the date
+    returns the recorded decision and moves no alias, even if newer champions exist by then."""
     import mlflow
     from mlflow import MlflowClient
 
+    recorded = recorded_decision(db_url, spec.name, logical_date, dag_id, run_id)
+    if recorded is not None:
+        return recorded
     client = MlflowClient()
     name = spec.model_name
     version = _version_for_run(client, name, run_id, model_uri)
@@ -78,16 +95,13 @@ def register_and_gate(db_url: str, spec: PipelineSpec, run_id: str, model_uri: s
     holdout = pd.read_parquet(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=HOLDOUT_ARTIFACT))
     features, labels = build_features(holdout, spec.features), holdout[spec.target].to_numpy()
     candidate_score = evaluate(load_model(name, version).predict(features), labels)[metric]
-    if champion == version:  # a rerun after this very version was promoted
-        champion_score, promoted, reason = candidate_score, True, "already champion"
-    else:
-        champion_score = evaluate(load_model(name, champion).predict(features), labels)[metric] if champion else None
-        promoted, reason = decide(candidate_score, champion_score, spec.gate["min_improvement"])
-        client.set_registered_model_alias(name, CHALLENGER, version)
-        if promoted:
-            if champion is not None:
-                client.set_registered_model_alias(name, PREVIOUS, champion)
-            client.set_registered_model_alias(name, CHAMPION, version)
+    champion_score = evaluate(load_model(name, champion).predict(features), labels)[metric] if champion else None
+    promoted, reason = decide(candidate_score, champion_score, spec.gate["min_improvement"])
+    client.set_registered_model_alias(name, CHALLENGER, version)
+    if promoted:
+        if champion is not None:
+            client.set_registered_model_alias(name, PREVIOUS, champion)
+        client.set_registered_model_alias(name, CHAMPION, version)
     client.set_model_version_tag(name, str(version), "gate_decision", reason)
     decision = GateDecision(version, promoted, reason, metric, candidate_score, champion, champion_score)
     with db.connect(db_url) as conn:

@@ -62,6 +62,14 @@ DROP TABLE {stage};
 """
 
 
+def recorded_version(db_url: str, pipeline: str, logical_date: date) -> int | None:
+    """The model version that first scored this date; a rerun scores with it again."""
+    with db.connect(db_url) as conn:
+        rows = db.fetch_all(conn, "SELECT model_version FROM loopline.score_runs WHERE pipeline=%s AND logical_date=%s",
+                            (pipeline, logical_date))
+    return rows[0]["model_version"] if rows else None
+
+
 def score(spark, db_url: str, spec: PipelineSpec, lake: Lake, logical_date: date, model_version: int) -> ScoreResult:
     from pyspark.sql import functions as F
 
@@ -81,6 +89,12 @@ def score(spark, db_url: str, spec: PipelineSpec, lake: Lake, logical_date: date
     written = spark.read.parquet(target.spark_uri)
     stage = f"loopline.stage_predictions_{spec.name}_{logical_date:%Y%m%d}"
     written.write.format("jdbc").options(**jdbc_options(db_url), dbtable=stage).mode("overwrite").save()
-    with db.connect(db_url) as conn, conn.cursor() as cur:
-        cur.execute(UPSERT_SQL.format(stage=stage), {"pipeline": spec.name, "score_date": logical_date})
-    return ScoreResult(logical_date.isoformat(), model_version, written.count(), target.spark_uri)
+    rows = written.count()
+    with db.connect(db_url) as conn:
+        with conn.cursor() as cur:
+            cur.execute(UPSERT_SQL.format(stage=stage), {"pipeline": spec.name, "score_date": logical_date})
+        db.upsert(conn, "loopline.score_runs", {"pipeline": spec.name, "logical_date": logical_date,
+                                                "model_version": model_version, "rows_scored": rows,
+                                                "predictions_uri": target.spark_uri},
+                  key=["pipeline", "logical_date"])
+    return ScoreResult(logical_date.isoformat(), model_version, rows, target.spark_uri)

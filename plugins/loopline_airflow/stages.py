@@ -91,14 +91,17 @@ def register(pipeline: str, trained: dict) -> dict:
 
 
 def score(pipeline: str) -> dict:
-    """Score the date's bronze partition with the current champion (skipped if there is none)."""
+    """Score the date's bronze partition with the champion (skipped if there is none yet).
+
+    The first run of a date uses the champion of that moment; reruns reuse that version.
+    """
     from loopline.scoring import score as score_partition
 
-    p = _pipeline(pipeline)
-    version = p.champion_version()
+    p, day = _pipeline(pipeline), _logical_date()
+    version = p.scoring_version(day)
     if version is None:
         raise AirflowSkipException(f"{pipeline}: no champion model yet, nothing to score with")
-    result = score_partition(p.spark(), p.settings.db_url, p.spec, p.lake, _logical_date(), version)
+    result = score_partition(p.spark(), p.settings.db_url, p.spec, p.lake, day, version)
     print(f"{result.rows} predictions by version {version} -> {result.predictions_uri} and loopline.predictions")
     return asdict(result)
 
