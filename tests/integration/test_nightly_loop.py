@@ -125,21 +125,28 @@ def test_retraining_is_requested_on_the_drift_day_only(loop):
 
 
 def test_rerunning_a_date_changes_nothing(loop):
-    """Rerun the first trained day after later days ran: same gate decision, same scoring model."""
+    """Rerun the first trained day after a newer champion exists: the date keeps its own gate
+    decision and scoring model, no alias moves, no version is added."""
     p, dag, outcome = loop
     from mlflow import MlflowClient
 
     day = next(d for d in DAYS if outcome[d]["tasks"]["train"] == "success")
     client = MlflowClient()
     versions = lambda: sorted(int(v.version) for v in client.search_model_versions(f"name='{p.spec.name}'"))  # noqa: E731
-    before = (predictions_snapshot(p.settings.db_url, p.spec.name, day), versions(),
-              client.get_model_version_by_alias(p.spec.name, "champion").version,
-              rows_at(p.lake.location("bronze_events", day)))
-    assert run_day(dag, day).state == "success"
-    after = (predictions_snapshot(p.settings.db_url, p.spec.name, day), versions(),
-             client.get_model_version_by_alias(p.spec.name, "champion").version,
-             rows_at(p.lake.location("bronze_events", day)))
-    assert after == before
+    original_champion = client.get_model_version_by_alias(p.spec.name, "champion").version
+    newest = str(versions()[-1])
+    client.set_registered_model_alias(p.spec.name, "champion", newest)  # as if a later day had promoted it
+    try:
+        before = (predictions_snapshot(p.settings.db_url, p.spec.name, day), versions(),
+                  rows_at(p.lake.location("bronze_events", day)))
+        assert newest != str(before[0][0][2]), "setup: the date must have been scored by an older version"
+        assert run_day(dag, day).state == "success"
+        after = (predictions_snapshot(p.settings.db_url, p.spec.name, day), versions(),
+                 rows_at(p.lake.location("bronze_events", day)))
+        assert after == before
+        assert client.get_model_version_by_alias(p.spec.name, "champion").version == newest
+    finally:
+        client.set_registered_model_alias(p.spec.name, "champion", original_champion)
 
 
 def test_a_broken_batch_stops_the_line_and_keeps_the_champion(loop):
