@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 import os
 import subprocess
 import sys
@@ -65,7 +66,7 @@ def test_every_dag_has_tags_owner_retries_and_docs(dagbag):
 def test_nightly_loop_runs_every_stage_in_order(dagbag):
     dag = dagbag.dags["card_fraud_nightly"]
     order = ["ingest", "validate", "train", "register", "score", "monitor", "request_retraining"]
-    for upstream, downstream in zip(order, order[1:]):
+    for upstream, downstream in pairwise(order):
         assert downstream in dag.get_task(upstream).downstream_task_ids
     assert dag.max_active_runs == 1
 
