@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import json
-from itertools import pairwise
 import os
 import subprocess
 import sys
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
