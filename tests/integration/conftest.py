@@ -26,7 +26,7 @@ def pytest_collection_modifyitems(items):
 
 
 @pytest.fixture(scope="session")
-def pipeline_name(tmp_path_factory) -> str:
+def pipeline_name(tmp_path_factory):
     """A unique pipeline, spec'd like card_fraud, visible to loopline through LOOPLINE_PIPELINES_DIR."""
     name = f"it_{uuid.uuid4().hex[:8]}"
     raw = yaml.safe_load((PIPELINES_DIR / "card_fraud.yaml").read_text())
@@ -44,8 +44,44 @@ def pipeline_name(tmp_path_factory) -> str:
     from loopline.config import Settings
     from loopline.spec import load_spec
 
-    ensure_topics(Settings.from_env().kafka_bootstrap, load_spec(name).topics)
-    return name
+    settings = Settings.from_env()
+    ensure_topics(settings.kafka_bootstrap, load_spec(name).topics)
+    yield name
+    remove_pipeline(name, settings)
+
+
+def remove_pipeline(name: str, settings) -> None:
+    """Delete everything the throw-away pipeline left on the shared services; parts a failed
+    run never created are skipped."""
+    import shutil
+    from contextlib import suppress
+
+    import boto3
+    from airflow.api.common.delete_dag import delete_dag
+    from airflow.exceptions import DagNotFound
+    from kafka import KafkaAdminClient
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from loopline import db
+    from loopline.spec import load_spec
+
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    try:
+        admin.delete_topics(load_spec(name).topics)
+    finally:
+        admin.close()
+    with suppress(MlflowException):  # no model if the run failed before registering one
+        MlflowClient().delete_registered_model(name)
+    shutil.rmtree(Path(settings.onprem_root) / name, ignore_errors=True)
+    bucket = boto3.resource("s3", endpoint_url=settings.s3_endpoint).Bucket(settings.s3_bucket)
+    bucket.objects.filter(Prefix=f"lake/{name}/").delete()
+    with db.connect(settings.db_url) as conn, conn.cursor() as cur:
+        for table in ("ingest_runs", "contract_results", "training_runs", "score_runs", "predictions",
+                      "drift_metrics", "monitor_runs"):
+            cur.execute(f"DELETE FROM loopline.{table} WHERE pipeline = %s", (name,))
+    with suppress(DagNotFound):
+        delete_dag(f"{name}_nightly")
 
 
 @pytest.fixture(scope="session")
