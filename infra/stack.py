@@ -230,7 +230,8 @@ class Service:
             if port_open(int(env[var])) and not self.pid():
                 raise StackError(
                     f"{self.name}: port {env[var]} on 127.0.0.1 is already taken by another process. "
-                    f"Stop it, or pick another port with {var}=... in {ENV_FILE} (then `make down up`)."
+                    f"Stop that process, or move Loopline: on a new stack `make clean` then `{var}=<free port> "
+                    f"make up`; on an existing one replace {env[var]} everywhere in {ENV_FILE}."
                 )
         self.prepare(env)
         LOGS.mkdir(parents=True, exist_ok=True)
