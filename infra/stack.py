@@ -148,13 +148,18 @@ def http_ok(url: str) -> bool:
 
 
 def pid_alive(pid: int) -> bool:
+    """True while the process runs; a zombie (exited, not yet reaped by its parent) is not alive."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state != "Z"
 
 
 def tail(path: Path, lines: int = 15) -> str:
@@ -223,11 +228,14 @@ class Service:
         """Work that needs the service up (create users, buckets...)."""
 
     def start(self, env: dict[str, str]) -> None:
-        if self.pid() and self.healthy(env):
+        if self.pid() is not None:
+            # Ours and alive: maybe still starting. Wait for it rather than start a second copy,
+            # which would orphan this one; a wedged one fails here with its log.
+            self.wait_healthy(env)
             print(f"  {self.name:<22} already running")
             return
         for var in self.owned_ports():
-            if port_open(int(env[var])) and not self.pid():
+            if port_open(int(env[var])):
                 raise StackError(
                     f"{self.name}: port {env[var]} on 127.0.0.1 is already taken by another process. "
                     f"Stop that process, or move Loopline: on a new stack `make clean` then `{var}=<free port> "

@@ -45,3 +45,34 @@ def test_exited_service_reports_its_log(stack, tmp_path):
     finally:
         service.log.unlink(missing_ok=True)
         service.pid_file.unlink(missing_ok=True)
+
+
+def test_a_live_service_that_is_still_starting_is_awaited_not_started_twice(stack):
+    class SlowStarter(stack.Service):
+        def command(self, env):
+            return ["sleep", "60"]
+
+        def healthy(self, env):
+            return Path(env["READY_FLAG"]).exists()
+
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    service = SlowStarter(name="probe-slow", port_var="PROBE_PORT", startup_timeout=2)
+    ready = service.log.with_suffix(".ready")
+    env = {"PROBE_PORT": str(port), "READY_FLAG": str(ready)}
+    try:
+        with pytest.raises(stack.StackError, match="did not become healthy"):
+            service.start(env)  # starts `sleep`, which never reports healthy
+        first = service.pid()
+        assert first is not None
+        with pytest.raises(stack.StackError, match="did not become healthy"):
+            service.start(env)  # must wait on the same process, not launch another
+        assert service.pid() == first
+        ready.touch()
+        service.start(env)
+        assert service.pid() == first
+    finally:
+        service.stop(env)
+        ready.unlink(missing_ok=True)
+        service.log.unlink(missing_ok=True)
