@@ -132,13 +132,10 @@ def ingest(spark, settings: Settings, spec: PipelineSpec, lake: Lake, source_kin
             .option("failOnDataLoss", "true")
             .load()
         )
+        bronze = lake.location(source.dataset, logical_date)
+        quarantine = lake.location("quarantine", logical_date, subdir=source.dataset)
         classified = classify(raw, source.schema).persist()
         try:
-            counts = {row["accepted"]: row["count"] for row in
-                      classified.groupBy(F.col("reject_reason").isNull().alias("accepted")).count().collect()}
-            consumed, accepted, quarantined = sum(counts.values()), counts.get(True, 0), counts.get(False, 0)
-            bronze = lake.location(source.dataset, logical_date)
-            quarantine = lake.location("quarantine", logical_date, subdir=source.dataset)
             (classified.where("reject_reason IS NULL")
              .select("record.*", F.col("partition").alias("kafka_partition"), F.col("offset").alias("kafka_offset"))
              .write.mode("overwrite").parquet(bronze.spark_uri))
@@ -146,14 +143,18 @@ def ingest(spark, settings: Settings, spec: PipelineSpec, lake: Lake, source_kin
              .select("reject_reason", "raw_key", "raw_value", "topic", "partition", "offset",
                      F.lit(run_id).alias("run_id"))
              .write.mode("overwrite").parquet(quarantine.spark_uri))
+            consumed = classified.count()
         finally:
             classified.unpersist()
+        # Reconcile the offset range against what actually landed (row counts from Parquet footers).
+        accepted = spark.read.parquet(bronze.spark_uri).count()
+        quarantined = spark.read.parquet(quarantine.spark_uri).count()
         expected = sum(end - start for start, end in offsets.values())
-        if consumed != accepted + quarantined or consumed != expected:
+        if not expected == consumed == accepted + quarantined:
             raise ReconciliationError(
                 f"{spec.name}/{source.dataset} {logical_date}: offsets cover {expected} records, read {consumed}, "
-                f"accepted {accepted} + quarantined {quarantined}. Nothing was recorded; rerun the task, and if it "
-                f"persists check the topic for transactions/compaction."
+                f"written accepted {accepted} + quarantined {quarantined}. Nothing was recorded; rerun the task, "
+                f"and if it persists check the topic for transactions/compaction."
             )
         result = IngestResult(
             dataset=source.dataset, logical_date=logical_date.isoformat(), consumed=consumed, accepted=accepted,

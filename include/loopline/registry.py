@@ -94,6 +94,8 @@ def register_and_gate(db_url: str, spec: PipelineSpec, run_id: str, model_uri: s
     metric = spec.gate["primary_metric"]
     holdout = pd.read_parquet(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=HOLDOUT_ARTIFACT))
     features, labels = build_features(holdout, spec.features), holdout[spec.target].to_numpy()
+    # Scored again (training already did) on purpose: this evaluates the artifact as loaded
+    # back from the registry, which also proves the registered version loads.
     candidate_score = evaluate(load_model(name, version).predict(features), labels)[metric]
     champion_score = evaluate(load_model(name, champion).predict(features), labels)[metric] if champion else None
     promoted, reason = decide(candidate_score, champion_score, spec.gate["min_improvement"])
