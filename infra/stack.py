@@ -9,6 +9,7 @@ writes one log file under ``.loopline/logs/`` and has a health check.
     python3 infra/stack.py up       # start what is not running, wait until healthy
     python3 infra/stack.py status   # one line per service
     python3 infra/stack.py down     # stop everything this script started
+    python3 infra/stack.py stop kafka   # stop / start one service (outage drills, tests)
 """
 from __future__ import annotations
 
@@ -558,6 +559,13 @@ SERVICES: list[Service] = [
 ]
 
 
+def service_named(name: str) -> Service:
+    for service in SERVICES:
+        if service.name == name:
+            return service
+    raise StackError(f"no service {name!r}; services: {', '.join(s.name for s in SERVICES)}")
+
+
 def up(env: dict[str, str]) -> None:
     print("Starting the Loopline stack:")
     for service in SERVICES:
@@ -597,6 +605,8 @@ def main(argv: list[str]) -> int:
             down(env)
         elif command == "status":
             return 0 if status(env) else 1
+        elif command in ("start", "stop") and len(argv) == 3:
+            getattr(service_named(argv[2]), command)(env)
         else:
             print(__doc__)
             return 2

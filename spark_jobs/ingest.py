@@ -1,4 +1,4 @@
-"""spark-submit entry point: ingest one logical date of a pipeline (every source) into bronze.
+"""spark-submit entry point: ingest what is new in every source of a pipeline into bronze.
 
     spark-submit --jars "$(tr ':' ',' < .loopline/classpath/spark.cp)" spark_jobs/ingest.py \
         --pipeline card_fraud --date 2026-11-20
@@ -10,17 +10,18 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import asdict
+from datetime import datetime, timezone
 
 from loopline.cli import job_arguments
-from loopline.ingest import ingest
+from loopline.ingest import ingest_source
 
 
 def main(argv: list[str] | None = None) -> int:
     pipeline, day = job_arguments(__doc__.splitlines()[0], argv)
     spark = pipeline.spark()
-    for kind in pipeline.spec.sources:
-        result = ingest(spark, pipeline.settings, pipeline.spec, pipeline.lake, kind, day, run_id="spark-submit")
-        print(json.dumps(asdict(result)))
+    run_id = f"spark-submit__{datetime.now(timezone.utc).isoformat()}"
+    for source in pipeline.spec.sources.values():
+        print(json.dumps(asdict(ingest_source(spark, pipeline, source, run_id, day))), flush=True)
     return 0
 
 

@@ -60,6 +60,24 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ingest_reset(args: argparse.Namespace) -> int:
+    from loopline.ingest import reset_source
+    from loopline.pipeline import Pipeline
+
+    pipeline = Pipeline.load(args.pipeline)
+    if args.source not in pipeline.spec.sources:
+        print(f"error: pipeline {args.pipeline} has no source {args.source!r}; sources: {sorted(pipeline.spec.sources)}",
+              file=sys.stderr)
+        return 2
+    if not args.yes:
+        print("this deletes the source's bronze data, quarantine, checkpoint and records; add --yes to proceed",
+              file=sys.stderr)
+        return 2
+    for item in reset_source(pipeline, pipeline.spec.sources[args.source]):
+        print(f"  deleted {item}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="loopline", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -80,6 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
     summary = sub.add_parser("summary", help="per-day report of the nightly loop")
     summary.add_argument("--pipeline", default="card_fraud")
     summary.set_defaults(func=cmd_summary)
+
+    reset = sub.add_parser("ingest-reset", help="forget a source's ingested data so it is read again from the start")
+    reset.add_argument("--pipeline", default="card_fraud")
+    reset.add_argument("--source", required=True, help="source name in the spec (e.g. events)")
+    reset.add_argument("--yes", action="store_true", help="confirm the deletion")
+    reset.set_defaults(func=cmd_ingest_reset)
     return parser
 
 

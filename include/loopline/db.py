@@ -1,7 +1,8 @@
 """The `loopline` PostgreSQL schema: run bookkeeping, contract results, predictions, drift.
 
 Every write is an upsert on the row's natural key (pipeline, dataset/feature, logical date…),
-so rerunning a logical date replaces its rows instead of adding to them.
+so rerunning a logical date replaces its rows instead of adding to them. The schema evolves
+by numbered migrations (MIGRATIONS); `ensure_schema` applies the ones a database lacks.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 import psycopg2
 import psycopg2.extras
 
-SCHEMA_DDL = """
+INITIAL_SCHEMA = """
 CREATE SCHEMA IF NOT EXISTS loopline;
 
 CREATE TABLE IF NOT EXISTS loopline.ingest_runs (
@@ -103,6 +104,56 @@ CREATE TABLE IF NOT EXISTS loopline.monitor_runs (
 );
 """
 
+STREAMING_INGEST = """
+-- v1 recorded one Kafka offset window per day; ingestion now runs in micro-batches.
+DROP TABLE loopline.ingest_runs;
+
+CREATE TABLE loopline.ingest_batches (
+    pipeline             text        NOT NULL,
+    dataset              text        NOT NULL,
+    batch_id             bigint      NOT NULL,   -- Spark micro-batch id (Kafka) or per-dataset sequence
+    run_id               text        NOT NULL,   -- the run that (last) wrote it
+    logical_date         date        NOT NULL,
+    source               text        NOT NULL,   -- topic, schema.table or landing prefix
+    offsets              jsonb       NOT NULL,   -- kafka {"<partition>": [start, end)}; postgres {"watermark": [low, high]}; files {"files": [...]}
+    consumed             bigint      NOT NULL,
+    accepted             bigint      NOT NULL,
+    quarantined          bigint      NOT NULL,
+    accepted_by_date     jsonb       NOT NULL,   -- {"<event date>": rows}
+    quarantined_by_date  jsonb       NOT NULL,
+    updated_at           timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (pipeline, dataset, batch_id)
+);
+CREATE INDEX ingest_batches_by_run ON loopline.ingest_batches (pipeline, dataset, run_id);
+
+CREATE TABLE loopline.ingest_runs (
+    pipeline      text        NOT NULL,
+    dataset       text        NOT NULL,
+    run_id        text        NOT NULL,
+    logical_date  date        NOT NULL,
+    batches       integer     NOT NULL,
+    consumed      bigint      NOT NULL,
+    accepted      bigint      NOT NULL,
+    quarantined   bigint      NOT NULL,
+    late          bigint      NOT NULL,   -- accepted rows whose event date is before the logical date
+    reconciled    boolean     NOT NULL,
+    updated_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (pipeline, dataset, run_id)
+);
+
+CREATE TABLE loopline.ingested_files (
+    pipeline    text        NOT NULL,
+    dataset     text        NOT NULL,
+    path        text        NOT NULL,
+    size        bigint      NOT NULL,
+    batch_id    bigint      NOT NULL,
+    updated_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (pipeline, dataset, path)
+);
+"""
+
+MIGRATIONS = [INITIAL_SCHEMA, STREAMING_INGEST]  # append only: version = position + 1
+
 
 @contextmanager
 def connect(db_url: str) -> Iterator[psycopg2.extensions.connection]:
@@ -115,10 +166,21 @@ def connect(db_url: str) -> Iterator[psycopg2.extensions.connection]:
         conn.close()
 
 
-def ensure_schema(db_url: str) -> None:
+def ensure_schema(db_url: str) -> list[int]:
+    """Apply the migrations this database has not seen, in order; return their versions."""
     with connect(db_url) as conn, conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(hashtext('loopline.schema'))")
-        cur.execute(SCHEMA_DDL)
+        cur.execute("CREATE SCHEMA IF NOT EXISTS loopline; CREATE TABLE IF NOT EXISTS loopline.schema_migrations "
+                    "(version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
+        cur.execute("SELECT coalesce(max(version), 0) FROM loopline.schema_migrations")
+        current = cur.fetchone()[0]
+        applied = []
+        for version, ddl in enumerate(MIGRATIONS, start=1):
+            if version > current:
+                cur.execute(ddl)
+                cur.execute("INSERT INTO loopline.schema_migrations (version) VALUES (%s)", (version,))
+                applied.append(version)
+        return applied
 
 
 def _adapt(value: Any) -> Any:

@@ -1,169 +1,167 @@
-"""Ingest: one logical date's Kafka offset range → bronze Parquet partition + quarantine.
+"""Exactly-once Kafka → lake: Spark Structured Streaming, drained once per run.
 
-Each logical date owns the records whose Kafka timestamp falls within that UTC day (the
-producers' event or arrival time). The offset range is looked up with the broker's time
-index the first time the date runs and recorded in PostgreSQL; a rerun reads exactly the
-same range and overwrites the same partitions, so it gives the same result, and dates can
-run in any order. Every consumed record lands in bronze or in quarantine (with the
-reason), and the counts are checked: consumed = accepted + quarantined.
+Each run starts the pipeline's streaming query with `trigger(availableNow=True)`: it reads
+everything that arrived since the last run, in micro-batches, and stops. Spark writes a
+micro-batch's offset range to the checkpoint (on the `checkpoints` storage tier) before
+running it, and marks it committed after; a crashed batch is re-run with the same range on
+the next start and overwrites its own output (see loopline.landing). So, after any crash
+and restart, every (topic, partition, offset) is in bronze or quarantine exactly once.
+
+Bronze is partitioned by event date. A run for date D takes whatever has arrived; events
+of D that arrive later (late data) are written into partition D by a later run, and counted
+as `late` in that run's record. Nothing is dropped for being late.
 """
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date
 
 from loopline import db
-from loopline.config import Settings
-from loopline.spec import PipelineSpec, Schema
-from loopline.storage import Lake
+from loopline.kafka_offsets import beginning_offsets
+from loopline.landing import LandingTarget, land
+from loopline.parsing import classify
+from loopline.pipeline import Pipeline
+from loopline.spec import Source
+from loopline.storage import DatasetLocation
 
-OffsetRange = dict[int, tuple[int, int]]  # partition -> [start, end)
 
-SUPPORTED_SCHEMA_VERSION = 1
-
-
-class ReconciliationError(RuntimeError):
-    """Records were consumed but did not all land in bronze or quarantine."""
+class CheckpointLost(RuntimeError):
+    """Batches were recorded but the streaming checkpoint is gone: resuming would re-ingest."""
 
 
 @dataclass(frozen=True)
-class IngestResult:
+class IngestRun:
     dataset: str
+    run_id: str
     logical_date: str
+    batches: int
     consumed: int
     accepted: int
     quarantined: int
-    offsets: dict[str, list[int]]
-    bronze_uri: str
-    quarantine_uri: str
+    late: int
 
 
-def day_window(first_at_or_after: dict[date, dict[int, int | None]], logical_date: date,
-               latest: dict[int, int]) -> OffsetRange:
-    """The offsets of records timestamped within `logical_date` (UTC), per partition.
-
-    `first_at_or_after[d][p]` is the first offset of partition p whose timestamp is at or
-    after midnight of day d (None when there is none yet, i.e. up to the latest offset).
-    """
-    day_after = logical_date + timedelta(days=1)
-    window: OffsetRange = {}
-    for partition, end_of_log in sorted(latest.items()):
-        start = first_at_or_after[logical_date].get(partition)
-        end = first_at_or_after[day_after].get(partition)
-        start = end_of_log if start is None else start
-        end = end_of_log if end is None else end
-        window[partition] = (start, max(start, end))
-    return window
-
-
-def kafka_day_window(bootstrap: str, topic: str, logical_date: date) -> OffsetRange:
-    """Ask the broker which offsets hold the records timestamped within `logical_date`."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    try:
-        partitions = consumer.partitions_for_topic(topic)
-        if not partitions:
-            raise RuntimeError(f"Kafka topic {topic!r} does not exist on {bootstrap}; run `loopline bootstrap`")
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        latest = {tp.partition: offset for tp, offset in consumer.end_offsets(tps).items()}
-        lookups = {}
-        for day in (logical_date, logical_date + timedelta(days=1)):
-            millis = int(datetime.combine(day, time(0), tzinfo=timezone.utc).timestamp() * 1000)
-            found = consumer.offsets_for_times({tp: millis for tp in tps})
-            lookups[day] = {tp.partition: (hit.offset if hit else None) for tp, hit in found.items()}
-        return day_window(lookups, logical_date, latest)
-    finally:
-        consumer.close()
-
-
-def recorded_offsets(conn, pipeline: str, dataset: str, logical_date: date) -> OffsetRange | None:
-    rows = db.fetch_all(conn, "SELECT offsets FROM loopline.ingest_runs "
-                              "WHERE pipeline=%s AND dataset=%s AND logical_date=%s", (pipeline, dataset, logical_date))
-    return {int(p): (s, e) for p, (s, e) in rows[0]["offsets"].items()} if rows else None
-
-
-def classify(raw, schema: Schema):
-    """Parse Kafka records with the declared schema; add `reject_reason` (null = accepted)."""
-    from pyspark.sql import functions as F
-
-    ddl = ", ".join(f"`{name}` {kind}" for name, kind in schema.fields.items())  # spec types are Spark SQL types
-    text = F.col("value").cast("string")
-    parsed = F.from_json(text, ddl, {"mode": "PERMISSIVE"})
-    checks = [
-        (F.col("value").isNull(), F.lit("null_value")),
-        (F.col("key").isNull(), F.lit("null_key")),
-        (F.try_parse_json(text).isNull(), F.lit("not_json")),
-    ]
-    for name in schema.fields:
-        present = F.get_json_object(text, f"$.{name}").isNotNull()
-        checks.append((~present, F.lit(f"missing_field:{name}")))
-        checks.append((parsed[name].isNull(), F.lit(f"wrong_type:{name}")))
-    if "schema_version" in schema.fields:
-        checks.append((parsed["schema_version"] != SUPPORTED_SCHEMA_VERSION, F.lit("unknown_schema_version")))
-    reason = F.lit(None).cast("string")
-    for condition, label in reversed(checks):  # the first failing check wins
-        reason = F.when(condition, label).otherwise(reason)
-    return raw.select(
-        parsed.alias("record"), text.alias("raw_value"), F.col("key").cast("string").alias("raw_key"),
-        "topic", "partition", "offset", reason.alias("reject_reason"),
+def landing_target(p: Pipeline, source: Source, run_id: str, logical_date: date) -> LandingTarget:
+    kafka = source.kind == "kafka"
+    return LandingTarget(
+        db_url=p.settings.db_url, pipeline=p.spec.name, source=source,
+        bronze=p.lake.location(source.dataset), quarantine=p.lake.location("quarantine", subdir=source.dataset),
+        run_id=run_id, logical_date=logical_date, max_record_bytes=p.spec.ingest.max_record_bytes,
+        dead_letter_topic=p.spec.dead_letter_topic(source) if kafka else None,
+        kafka_bootstrap=p.settings.kafka_bootstrap,
     )
 
 
-def ingest(spark, settings: Settings, spec: PipelineSpec, lake: Lake, source_kind: str,
-           logical_date: date, run_id: str) -> IngestResult:
-    """Ingest the logical date's offset range of one source into bronze and quarantine."""
+def _checkpoint_offsets(checkpoint: DatasetLocation, batch_id: int) -> dict[str, int]:
+    """End offsets of a micro-batch as Spark planned them (its offset log entry)."""
+    with checkpoint.filesystem().open_input_stream(checkpoint.child(f"offsets/{batch_id}").arrow_path) as stream:
+        lines = stream.read().decode().splitlines()
+    (topic_offsets,) = json.loads(lines[2]).values()  # line 1: version, 2: metadata, 3: the one source
+    return {str(p): int(o) for p, o in topic_offsets.items()}
+
+
+@dataclass(frozen=True)
+class KafkaBatchHandler:
+    """foreachBatch body (runs where Spark runs it): land the batch with its planned range."""
+
+    target: LandingTarget
+    checkpoint: DatasetLocation
+
+    def __call__(self, classified, batch_id: int) -> None:
+        end = _checkpoint_offsets(self.checkpoint, batch_id)
+        start = (_checkpoint_offsets(self.checkpoint, batch_id - 1) if batch_id > 0
+                 else beginning_offsets(self.target.kafka_bootstrap, self.target.source.topic))
+        offsets = {p: [start.get(p, 0), e] for p, e in sorted(end.items()) if e > start.get(p, 0)}
+        land(classified, batch_id, self.target, sum(e - s for s, e in offsets.values()), offsets)
+
+
+def _guard_checkpoint(conn, p: Pipeline, source: Source, checkpoint: DatasetLocation) -> None:
+    recorded = db.fetch_all(conn, "SELECT count(*) AS n FROM loopline.ingest_batches WHERE pipeline=%s AND dataset=%s",
+                            (p.spec.name, source.dataset))[0]["n"]
+    if recorded and not checkpoint.exists():
+        raise CheckpointLost(
+            f"{p.spec.name}/{source.dataset}: {recorded} batches are recorded but the checkpoint "
+            f"{checkpoint.spark_uri} is missing; starting over would ingest the topic a second time. Restore the "
+            f"checkpoint, or reprocess on purpose with `loopline ingest-reset --pipeline {p.spec.name} "
+            f"--source {source.name} --yes` (deletes the dataset's bronze, quarantine and batch records first)."
+        )
+
+
+def reset_source(p: Pipeline, source: Source) -> list[str]:
+    """Forget everything ingested from `source` so the next run starts from the beginning:
+    its checkpoint, bronze dataset, quarantine and records. Returns what was deleted."""
+    from pyarrow.fs import FileType
+
+    deleted = []
+    for location in (p.lake.location("checkpoints", subdir=source.dataset), p.lake.location(source.dataset),
+                     p.lake.location("quarantine", subdir=source.dataset)):
+        filesystem = location.filesystem()
+        if filesystem.get_file_info(location.arrow_path).type != FileType.NotFound:
+            filesystem.delete_dir(location.arrow_path)
+            deleted.append(location.spark_uri)
+    with db.connect(p.settings.db_url) as conn, conn.cursor() as cur:
+        for table in ("ingest_batches", "ingest_runs", "ingested_files"):
+            cur.execute(f"DELETE FROM loopline.{table} WHERE pipeline = %s AND dataset = %s",
+                        (p.spec.name, source.dataset))
+            deleted.append(f"{cur.rowcount} rows of loopline.{table}")
+    return deleted
+
+
+def run_summary(conn, pipeline: str, dataset: str, run_id: str, logical_date: date) -> IngestRun:
+    """The run's totals, from the batches it recorded."""
+    row = db.fetch_all(conn, """
+        SELECT count(*) AS batches, coalesce(sum(consumed), 0) AS consumed, coalesce(sum(accepted), 0) AS accepted,
+               coalesce(sum(quarantined), 0) AS quarantined,
+               coalesce(sum((SELECT coalesce(sum(value::bigint), 0) FROM jsonb_each_text(accepted_by_date)
+                             WHERE key::date < %(day)s)), 0) AS late
+          FROM loopline.ingest_batches WHERE pipeline = %(p)s AND dataset = %(d)s AND run_id = %(r)s""",
+        {"p": pipeline, "d": dataset, "r": run_id, "day": logical_date})[0]
+    run = IngestRun(dataset, run_id, logical_date.isoformat(), **{k: int(v) for k, v in row.items()})
+    db.upsert(conn, "loopline.ingest_runs", {
+        "pipeline": pipeline, "dataset": dataset, "run_id": run_id, "logical_date": logical_date,
+        "batches": run.batches, "consumed": run.consumed, "accepted": run.accepted, "quarantined": run.quarantined,
+        "late": run.late, "reconciled": run.consumed == run.accepted + run.quarantined,
+    }, key=["pipeline", "dataset", "run_id"])
+    return run
+
+
+def ingest_kafka(spark, p: Pipeline, source: Source, run_id: str, logical_date: date) -> IngestRun:
+    """Drain the source topic into bronze/quarantine (availableNow) and record the run."""
     from pyspark.sql import functions as F
 
-    source = spec.sources[source_kind]
-    with db.connect(settings.db_url) as conn:
-        with conn.cursor() as cur:  # one ingest per dataset at a time: offset ranges must not race
-            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"ingest:{spec.name}:{source.dataset}",))
-        # A date's range is fixed the first time it runs, so a rerun reads exactly the same records.
-        offsets = recorded_offsets(conn, spec.name, source.dataset, logical_date) or kafka_day_window(
-            settings.kafka_bootstrap, source.topic, logical_date)
-        raw = (
-            spark.read.format("kafka")
-            .option("kafka.bootstrap.servers", settings.kafka_bootstrap)
-            .option("assign", json.dumps({source.topic: sorted(offsets)}))
-            .option("startingOffsets", json.dumps({source.topic: {str(p): s for p, (s, _) in offsets.items()}}))
-            .option("endingOffsets", json.dumps({source.topic: {str(p): e for p, (_, e) in offsets.items()}}))
-            .option("failOnDataLoss", "true")
-            .load()
-        )
-        bronze = lake.location(source.dataset, logical_date)
-        quarantine = lake.location("quarantine", logical_date, subdir=source.dataset)
-        classified = classify(raw, source.schema).persist()
-        try:
-            (classified.where("reject_reason IS NULL")
-             .select("record.*", F.col("partition").alias("kafka_partition"), F.col("offset").alias("kafka_offset"))
-             .write.mode("overwrite").parquet(bronze.spark_uri))
-            (classified.where("reject_reason IS NOT NULL")
-             .select("reject_reason", "raw_key", "raw_value", "topic", "partition", "offset",
-                     F.lit(run_id).alias("run_id"))
-             .write.mode("overwrite").parquet(quarantine.spark_uri))
-            consumed = classified.count()
-        finally:
-            classified.unpersist()
-        # Reconcile the offset range against what actually landed (row counts from Parquet footers).
-        accepted = spark.read.parquet(bronze.spark_uri).count()
-        quarantined = spark.read.parquet(quarantine.spark_uri).count()
-        expected = sum(end - start for start, end in offsets.values())
-        if not expected == consumed == accepted + quarantined:
-            raise ReconciliationError(
-                f"{spec.name}/{source.dataset} {logical_date}: offsets cover {expected} records, read {consumed}, "
-                f"written accepted {accepted} + quarantined {quarantined}. Nothing was recorded; rerun the task, "
-                f"and if it persists check the topic for transactions/compaction."
-            )
-        result = IngestResult(
-            dataset=source.dataset, logical_date=logical_date.isoformat(), consumed=consumed, accepted=accepted,
-            quarantined=quarantined, offsets={str(p): [s, e] for p, (s, e) in offsets.items()},
-            bronze_uri=bronze.spark_uri, quarantine_uri=quarantine.spark_uri,
-        )
-        db.upsert(conn, "loopline.ingest_runs", {
-            "pipeline": spec.name, "dataset": source.dataset, "logical_date": logical_date, "run_id": run_id,
-            "topic": source.topic, "offsets": result.offsets, "consumed": consumed, "accepted": accepted,
-            "quarantined": quarantined,
-        }, key=["pipeline", "dataset", "logical_date"])
-    return result
+    checkpoint = p.lake.location("checkpoints", subdir=source.dataset)
+    with db.connect(p.settings.db_url) as conn:
+        _guard_checkpoint(conn, p, source, checkpoint)
+    target = landing_target(p, source, run_id, logical_date)
+    raw = (
+        spark.readStream.format("kafka")
+        .option("kafka.bootstrap.servers", p.settings.kafka_bootstrap)
+        .option("subscribe", source.topic)
+        .option("startingOffsets", "earliest")
+        .option("failOnDataLoss", "true")
+        .option("maxOffsetsPerTrigger", p.spec.ingest.max_records_per_batch)
+        .load()
+        .select("key", "value", "timestamp", F.col("topic").alias("source"),
+                F.col("partition").alias("source_partition"), F.col("offset").alias("source_offset"))
+    )
+    query = (
+        classify(raw, source.schema, p.spec.ingest.max_record_bytes)
+        .writeStream.queryName(f"ingest_{p.spec.name}_{source.name}")
+        .foreachBatch(KafkaBatchHandler(target, checkpoint))
+        .option("checkpointLocation", checkpoint.spark_uri)
+        .trigger(availableNow=True)
+        .start()
+    )
+    query.awaitTermination()
+    with db.connect(p.settings.db_url) as conn:
+        return run_summary(conn, p.spec.name, source.dataset, run_id, logical_date)
+
+
+def ingest_source(spark, p: Pipeline, source: Source, run_id: str, logical_date: date) -> IngestRun:
+    """Ingest whatever is new in one source of the pipeline, whichever kind it is."""
+    if source.kind == "kafka":
+        return ingest_kafka(spark, p, source, run_id, logical_date)
+    from loopline.batch_sources import ingest_batch_source
+
+    return ingest_batch_source(spark, p, source, run_id, logical_date)

@@ -6,7 +6,7 @@ from datetime import date
 
 from loopline.config import Settings
 from loopline.spec import PipelineSpec, load_spec
-from loopline.storage import Lake, tiers_from_settings
+from loopline.storage import Lake, load_tiers
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,7 @@ class Pipeline:
     def load(cls, name: str) -> "Pipeline":
         spec = load_spec(name)
         settings = Settings.from_env()
-        return cls(spec, settings, Lake(spec.name, spec.storage, tiers_from_settings(settings)))
+        return cls(spec, settings, Lake(spec.name, spec.storage, load_tiers()))
 
     def spark(self):
         from loopline.spark import get_spark

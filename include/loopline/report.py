@@ -6,20 +6,29 @@ from loopline.config import Settings
 from loopline.spec import PipelineSpec
 
 DAILY_SQL = """
-WITH days AS (
-    SELECT logical_date FROM loopline.ingest_runs WHERE pipeline = %(p)s
+WITH landed AS (  -- rows per event date, whichever run ingested them (late data included)
+    SELECT b.dataset, d.key::date AS logical_date, sum(d.value::bigint) AS accepted, 0 AS quarantined
+      FROM loopline.ingest_batches b, jsonb_each_text(b.accepted_by_date) d WHERE b.pipeline = %(p)s GROUP BY 1, 2
+    UNION ALL
+    SELECT b.dataset, d.key::date, 0, sum(d.value::bigint)
+      FROM loopline.ingest_batches b, jsonb_each_text(b.quarantined_by_date) d WHERE b.pipeline = %(p)s GROUP BY 1, 2
+), per_day AS (
+    SELECT dataset, logical_date, sum(accepted) AS accepted, sum(quarantined) AS quarantined
+      FROM landed GROUP BY 1, 2
+), days AS (
+    SELECT logical_date FROM per_day WHERE dataset = 'bronze_events'
     UNION SELECT logical_date FROM loopline.training_runs WHERE pipeline = %(p)s
 )
 SELECT d.logical_date,
-       ev.consumed AS events_in, ev.accepted AS events_accepted, ev.quarantined AS events_quarantined,
+       ev.accepted + ev.quarantined AS events_in, ev.accepted AS events_accepted, ev.quarantined AS events_quarantined,
        lb.accepted AS labels,
        cr.success AS contract_ok, cr.evaluated, jsonb_array_length(cr.failed) AS contract_failed,
        (SELECT count(*) FROM loopline.predictions pr WHERE pr.pipeline = %(p)s AND pr.score_date = d.logical_date)
            AS predictions,
        mr.model_version AS scored_by, mr.max_psi, mr.drifted_features, mr.retrain_requested
   FROM days d
-  LEFT JOIN loopline.ingest_runs ev ON ev.pipeline = %(p)s AND ev.dataset = 'bronze_events' AND ev.logical_date = d.logical_date
-  LEFT JOIN loopline.ingest_runs lb ON lb.pipeline = %(p)s AND lb.dataset = 'bronze_labels' AND lb.logical_date = d.logical_date
+  LEFT JOIN per_day ev ON ev.dataset = 'bronze_events' AND ev.logical_date = d.logical_date
+  LEFT JOIN per_day lb ON lb.dataset = 'bronze_labels' AND lb.logical_date = d.logical_date
   LEFT JOIN loopline.contract_results cr ON cr.pipeline = %(p)s AND cr.dataset = 'bronze_events' AND cr.logical_date = d.logical_date
   LEFT JOIN loopline.monitor_runs mr ON mr.pipeline = %(p)s AND mr.logical_date = d.logical_date
  ORDER BY d.logical_date

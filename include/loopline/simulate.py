@@ -162,7 +162,7 @@ def produce(config: SimulationConfig, days: list[date], bootstrap: str, topics: 
     so simulating the same days twice sends nothing twice. Returns counts per topic kind."""
     from kafka import KafkaProducer
 
-    from loopline.ingest import kafka_day_window
+    from loopline.kafka_offsets import kafka_day_window
 
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20, retries=5)
     sent = {"events": 0, "labels": 0, "days_skipped": 0}

@@ -29,7 +29,16 @@ def session_conf(settings: Settings) -> dict[str, str]:
         # never from a properties file or a command line.
         "spark.hadoop.fs.s3a.aws.credentials.provider":
             "software.amazon.awssdk.auth.credentials.EnvironmentVariableCredentialsProvider",
+        **s3_tier_endpoints(),
     }
+
+
+def s3_tier_endpoints() -> dict[str, str]:
+    """Per-bucket endpoints, so S3 tiers on different stores work side by side."""
+    from loopline.storage import load_tiers
+
+    return {f"spark.hadoop.fs.s3a.bucket.{tier.root.split('/')[0]}.endpoint": tier.s3_endpoint
+            for tier in load_tiers().values() if tier.scheme == "s3" and tier.s3_endpoint}
 
 
 def extra_jars() -> list[str]:

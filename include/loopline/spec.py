@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from loopline.storage import Placement
+
 PIPELINES_DIR = Path(__file__).resolve().parent.parent / "pipelines"
 
 
@@ -39,11 +41,42 @@ class Schema:
             raise SpecError(f"schema {self.name}: key {self.key!r} is not one of its fields")
 
 
+SOURCE_KINDS = {"kafka", "postgres", "files"}
+
+
 @dataclass(frozen=True)
 class Source:
+    """Where one bronze dataset comes from: a Kafka topic, a PostgreSQL table read by a
+    watermark column, or JSON-lines files landing under a prefix of a storage tier."""
+
+    name: str
     dataset: str
-    topic: str
     schema: Schema
+    time_field: str  # partitions bronze by the date of this field (event time)
+    kind: str = "kafka"
+    topic: str = ""  # kafka
+    table: str = ""  # postgres: schema.table
+    watermark: str = ""  # postgres: monotonically increasing column (e.g. updated_at)
+    landing_tier: str = ""  # files: tier holding the landing prefix
+    landing_prefix: str = ""  # files: prefix (relative to the tier root) new files land under
+
+    def __post_init__(self) -> None:
+        if self.kind not in SOURCE_KINDS:
+            raise SpecError(f"source {self.name}: kind {self.kind!r} is not one of {sorted(SOURCE_KINDS)}")
+        required = {"kafka": ["topic"], "postgres": ["table", "watermark"], "files": ["landing_tier", "landing_prefix"]}
+        missing = [name for name in required[self.kind] if not getattr(self, name)]
+        if missing:
+            raise SpecError(f"source {self.name} ({self.kind}): missing {missing}")
+        if self.time_field not in self.schema.fields:
+            raise SpecError(f"source {self.name}: time_field {self.time_field!r} is not in schema {self.schema.name}")
+
+
+@dataclass(frozen=True)
+class IngestLimits:
+    max_record_bytes: int = 65536  # larger payloads are quarantined as `oversize`
+    max_records_per_batch: int = 1_000_000  # upper bound of one Kafka micro-batch
+    min_new_records: int = 1  # the ingest sensor waits for at least this many unread records
+    wait_timeout_minutes: int = 360  # ... for at most this long, then fails naming the lag
 
 
 @dataclass(frozen=True)
@@ -65,7 +98,7 @@ class PipelineSpec:
     sources: dict[str, Source]
     predictions_topic: str
     dead_letter_suffix: str
-    storage: dict[str, str]
+    storage: dict[str, Placement]
     contract_dataset: str
     contract_suite: str
     features: Features
@@ -73,13 +106,14 @@ class PipelineSpec:
     training: dict[str, Any]
     gate: dict[str, Any]
     monitoring: dict[str, Any]
+    ingest: IngestLimits = field(default_factory=IngestLimits)
     topics: list[str] = field(init=False)
 
     def __post_init__(self) -> None:
-        main_topics = [self.predictions_topic, *(s.topic for s in self.sources.values())]
-        dead_letters = [s.topic + self.dead_letter_suffix for s in self.sources.values()]
-        object.__setattr__(self, "topics", main_topics + dead_letters)
-        datasets = {s.dataset for s in self.sources.values()} | {"quarantine", "predictions", "reference"}
+        kafka = [s for s in self.sources.values() if s.kind == "kafka"]
+        main_topics = [self.predictions_topic, *(s.topic for s in kafka)]
+        object.__setattr__(self, "topics", main_topics + [self.dead_letter_topic(s) for s in kafka])
+        datasets = {s.dataset for s in self.sources.values()} | {"quarantine", "predictions", "reference", "checkpoints"}
         missing = sorted(datasets - set(self.storage))
         if missing:
             raise SpecError(f"pipeline {self.name}: storage placement missing for {missing}")
@@ -87,6 +121,14 @@ class PipelineSpec:
     @property
     def model_name(self) -> str:
         return self.name
+
+    def dead_letter_topic(self, source: Source) -> str:
+        return source.topic + self.dead_letter_suffix
+
+
+def _source(name: str, raw: dict, schemas: dict[str, Schema]) -> Source:
+    fields = {k: v for k, v in raw.items() if k != "schema"}
+    return Source(name=name, dataset=f"bronze_{name}", schema=schemas[raw["schema"]], **fields)
 
 
 def load_spec(name: str, directory: Path | None = None) -> PipelineSpec:
@@ -99,17 +141,14 @@ def load_spec(name: str, directory: Path | None = None) -> PipelineSpec:
     raw = yaml.safe_load(path.read_text())
     try:
         schemas = {n: Schema(name=n, key=s["key"], fields=s["fields"]) for n, s in raw["schemas"].items()}
-        sources = {
-            kind: Source(dataset=f"bronze_{kind}", topic=s["topic"], schema=schemas[s["schema"]])
-            for kind, s in raw["sources"].items()
-        }
+        sources = {name: _source(name, s, schemas) for name, s in raw["sources"].items()}
         return PipelineSpec(
             name=raw["name"],
             description=raw.get("description", ""),
             sources=sources,
             predictions_topic=raw["sinks"]["predictions_topic"],
             dead_letter_suffix=raw["sinks"]["dead_letter_suffix"],
-            storage=raw["storage"],
+            storage={dataset: Placement(**place) for dataset, place in raw["storage"].items()},
             contract_dataset=raw["contract"]["dataset"],
             contract_suite=raw["contract"]["suite"],
             features=Features(**raw["features"]),
@@ -117,6 +156,9 @@ def load_spec(name: str, directory: Path | None = None) -> PipelineSpec:
             training=raw["training"],
             gate=raw["gate"],
             monitoring=raw["monitoring"],
+            ingest=IngestLimits(**raw.get("ingest", {})),
         )
     except KeyError as error:
         raise SpecError(f"{path.name}: missing key {error}") from error
+    except TypeError as error:  # an unknown key in a source, placement or ingest block
+        raise SpecError(f"{path.name}: {error}") from error

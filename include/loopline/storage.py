@@ -1,23 +1,34 @@
-"""Hybrid storage: every dataset path comes from one configuration with named tiers.
+"""Hybrid storage: named tiers from one configuration file, and a placement policy per dataset.
 
-`onprem` is a local (or mounted) filesystem, `cloud` an S3-compatible bucket. A pipeline's
-spec places each dataset on a tier; code asks for a dataset's location and never builds a
-path itself, so moving a dataset between tiers is a one-line spec change.
+Tiers (`include/storage.yaml`, or the file named by LOOPLINE_STORAGE_CONFIG) are root URIs:
+`file://` (on-prem disk or mount), `s3://` (any S3-compatible store), or anything else
+Spark and pyarrow both understand (e.g. `hdfs://`). Adding a tier is a config change,
+not a code change. A pipeline's spec places each dataset on a tier; a dataset marked
+`onprem_only` (personal data, raw payloads) can never get a location on a tier whose
+residency is not `onprem`: asking for one raises PlacementError, whatever the caller.
 """
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pyarrow.fs as pafs
+import yaml
 
-from loopline.config import Settings
+STORAGE_CONFIG = Path(__file__).resolve().parents[1] / "storage.yaml"
+ONPREM = "onprem"
 
 
 class StorageError(ValueError):
-    """Unknown tier or dataset placement."""
+    """Unknown tier or dataset placement, or a malformed storage configuration."""
+
+
+class PlacementError(StorageError):
+    """A dataset would be written to a tier its placement policy forbids."""
 
 
 @dataclass(frozen=True)
@@ -25,14 +36,24 @@ class Tier:
     """A storage tier: a root URI plus how to reach it from Spark and from Python."""
 
     name: str
-    scheme: str  # "file" or "s3"
-    root: str  # absolute directory for "file", "<bucket>/<prefix>" for "s3"
+    uri: str  # file:///abs/path, s3://bucket/prefix, hdfs://host/path ...
+    residency: str  # "onprem" or anything else (e.g. "cloud"); onprem-only data needs "onprem"
     s3_endpoint: str | None = None
 
+    @property
+    def scheme(self) -> str:
+        return urlparse(self.uri).scheme
+
+    @property
+    def root(self) -> str:
+        """The root as pyarrow paths it: /abs/path for files, bucket/prefix for S3."""
+        parsed = urlparse(self.uri)
+        return parsed.path if self.scheme == "file" else f"{parsed.netloc}{parsed.path}".rstrip("/")
+
     def spark_uri(self, relative: str) -> str:
-        if self.scheme == "file":
-            return f"file://{self.root}/{relative}"
-        return f"s3a://{self.root}/{relative}"
+        if self.scheme == "s3":  # Hadoop's S3 connector is s3a://
+            return f"s3a://{self.root}/{relative}"
+        return f"{self.uri.rstrip('/')}/{relative}"
 
     def arrow_path(self, relative: str) -> str:
         return f"{self.root}/{relative}"
@@ -40,13 +61,21 @@ class Tier:
     def arrow_filesystem(self) -> pafs.FileSystem:
         if self.scheme == "file":
             return pafs.LocalFileSystem()
-        return pafs.S3FileSystem(
-            endpoint_override=self.s3_endpoint,
-            access_key=os.environ.get("AWS_ACCESS_KEY_ID"),
-            secret_key=os.environ.get("AWS_SECRET_ACCESS_KEY"),
-            region=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
-            scheme="http" if (self.s3_endpoint or "").startswith("http://") else "https",
-        )
+        if self.scheme == "s3":
+            return pafs.S3FileSystem(
+                endpoint_override=self.s3_endpoint,
+                access_key=os.environ.get("AWS_ACCESS_KEY_ID"),
+                secret_key=os.environ.get("AWS_SECRET_ACCESS_KEY"),
+                region=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+                scheme="http" if (self.s3_endpoint or "").startswith("http://") else "https",
+            )
+        return pafs.FileSystem.from_uri(self.uri)[0]
+
+
+@dataclass(frozen=True)
+class Placement:
+    tier: str
+    onprem_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -70,31 +99,70 @@ class DatasetLocation:
     def exists(self) -> bool:
         return self.filesystem().get_file_info(self.arrow_path).type != pafs.FileType.NotFound
 
+    def child(self, name: str) -> "DatasetLocation":
+        return DatasetLocation(self.tier, f"{self.relative}/{name}")
 
-def tiers_from_settings(settings: Settings) -> dict[str, Tier]:
-    return {
-        "onprem": Tier("onprem", "file", str(Path(settings.onprem_root).resolve())),
-        "cloud": Tier("cloud", "s3", f"{settings.s3_bucket}/lake", s3_endpoint=settings.s3_endpoint),
-    }
+
+def _expand(value: str) -> str:
+    """${VAR} from the environment; a missing variable is a configuration error, not ''."""
+    def lookup(match: re.Match) -> str:
+        name = match.group(1)
+        if name not in os.environ:
+            raise StorageError(f"storage configuration needs environment variable {name} "
+                               "(locally: `source .loopline/env`)")
+        return os.environ[name]
+
+    return re.sub(r"\$\{(\w+)\}", lookup, value)
+
+
+def load_tiers(path: Path | None = None) -> dict[str, Tier]:
+    """The tiers of the storage configuration, with file roots made absolute."""
+    path = path or Path(os.environ.get("LOOPLINE_STORAGE_CONFIG", STORAGE_CONFIG))
+    raw = yaml.safe_load(path.read_text())
+    tiers = {}
+    for name, tier in raw["tiers"].items():
+        uri = _expand(tier["uri"])
+        if uri.startswith("file://"):
+            uri = "file://" + str(Path(uri.removeprefix("file://")).resolve())
+        endpoint = _expand(tier["endpoint"]) if tier.get("endpoint") else None
+        if "residency" not in tier:
+            raise StorageError(f"{path.name}: tier {name} needs a residency (onprem, cloud, ...)")
+        tiers[name] = Tier(name, uri, tier["residency"], endpoint)
+    return tiers
 
 
 class Lake:
-    """Resolves (pipeline, dataset, partition) to a location on the dataset's tier."""
+    """Resolves (pipeline, dataset, partition) to a location, enforcing placement policy."""
 
-    def __init__(self, pipeline: str, placement: dict[str, str], tiers: dict[str, Tier]) -> None:
-        unknown = {d: t for d, t in placement.items() if t not in tiers}
+    def __init__(self, pipeline: str, placement: dict[str, Placement], tiers: dict[str, Tier]) -> None:
+        unknown = {d: p.tier for d, p in placement.items() if p.tier not in tiers}
         if unknown:
             raise StorageError(f"pipeline {pipeline}: unknown storage tiers {unknown}; known: {sorted(tiers)}")
         self.pipeline = pipeline
         self.placement = placement
         self.tiers = tiers
+        for dataset, place in placement.items():
+            self.check_allowed(dataset, place.tier)
+
+    def check_allowed(self, dataset: str, tier: str) -> None:
+        """Raise PlacementError if `dataset` may not live on `tier`."""
+        if self.placement[dataset].onprem_only and self.tiers[tier].residency != ONPREM:
+            raise PlacementError(
+                f"pipeline {self.pipeline}: dataset {dataset!r} is onprem_only, so it cannot be stored on tier "
+                f"{tier!r} (residency {self.tiers[tier].residency}). Keep it on an onprem tier, or change its "
+                "placement in the spec after a data-protection review."
+            )
 
     def location(self, dataset: str, partition: date | None = None, *, key: str = "date",
-                 subdir: str = "") -> DatasetLocation:
-        """`<pipeline>/<dataset>[/<subdir>][/<key>=<partition>]` on the dataset's tier."""
+                 subdir: str = "", tier: str | None = None) -> DatasetLocation:
+        """`<pipeline>/<dataset>[/<subdir>][/<key>=<partition>]` on the dataset's tier (or `tier`)."""
         if dataset not in self.placement:
             raise StorageError(f"pipeline {self.pipeline}: dataset {dataset!r} has no storage placement in its spec")
+        tier = tier or self.placement[dataset].tier
+        if tier not in self.tiers:
+            raise StorageError(f"unknown storage tier {tier!r}; known: {sorted(self.tiers)}")
+        self.check_allowed(dataset, tier)
         relative = f"{self.pipeline}/{dataset}" + (f"/{subdir}" if subdir else "")
         if partition is not None:
             relative += f"/{key}={partition.isoformat()}"
-        return DatasetLocation(self.tiers[self.placement[dataset]], relative)
+        return DatasetLocation(self.tiers[tier], relative)

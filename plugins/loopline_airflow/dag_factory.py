@@ -11,7 +11,8 @@ import pendulum
 from airflow.sdk import DAG, CronDataIntervalTimetable, task
 
 from loopline_airflow import stages
-from loopline_airflow.assets import retrain_request
+from loopline_airflow.assets import bronze_ingested, retrain_request
+from loopline_airflow.sensors import NewDataSensor
 
 START = pendulum.datetime(2024, 1, 1, tz="UTC")  # earliest date a backfill can reach
 
@@ -30,13 +31,14 @@ def daily_after_midnight() -> CronDataIntervalTimetable:
 
 
 def nightly_dag(pipeline: str, doc_md: str | None = None, scheduled: bool = True) -> DAG:
-    """ingest → validate → train → register → score → monitor → request_retraining, for one date."""
+    """wait_for_data → ingest → validate → train → register → score → monitor → request_retraining."""
     with DAG(
         dag_id=f"{pipeline}_nightly", schedule=daily_after_midnight() if scheduled else None, start_date=START, catchup=False, max_active_runs=1,
         is_paused_upon_creation=True, doc_md=doc_md, tags=["loopline", pipeline, "nightly"],
         default_args=_default_args(),
     ) as dag:
-        ingested = task(stages.ingest, task_id="ingest")(pipeline)
+        waited = NewDataSensor(task_id="wait_for_data", pipeline=pipeline, retries=0)
+        ingested = task(stages.ingest, task_id="ingest", outlets=[bronze_ingested(pipeline)])(pipeline)
         validated = task(stages.validate, task_id="validate")(pipeline)
         trained = task(stages.train, task_id="train")(pipeline)
         registered = task(stages.register, task_id="register")(pipeline, trained)
@@ -46,7 +48,7 @@ def nightly_dag(pipeline: str, doc_md: str | None = None, scheduled: bool = True
         drift = task(stages.monitor, task_id="monitor")(pipeline, scored)
         requested = task(stages.request_retraining, task_id="request_retraining",
                          outlets=[retrain_request(pipeline)])(pipeline, drift)
-        ingested >> validated >> trained
+        waited >> ingested >> validated >> trained
         registered >> scored
         drift >> requested
     return dag

@@ -15,7 +15,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from airflow.sdk import get_current_context
 
 
-def _logical_date() -> date:
+def logical_date() -> date:
     context = get_current_context()
     logical = context.get("logical_date")
     if logical is None:  # asset-triggered runs have no logical date: use the triggering event's
@@ -33,16 +33,19 @@ def _pipeline(name: str):
 
 
 def ingest(pipeline: str) -> dict:
-    """Ingest the date's offset range of every source (events, labels) into bronze + quarantine."""
-    from loopline.ingest import ingest as ingest_source
+    """Drain every source into bronze + quarantine; the ingest asset event carries the counts."""
+    from loopline.ingest import ingest_source
+    from loopline_airflow.assets import bronze_ingested
 
     p, context = _pipeline(pipeline), get_current_context()
     spark = p.spark()
-    results = {kind: asdict(ingest_source(spark, p.settings, p.spec, p.lake, kind, _logical_date(), context["run_id"]))
-               for kind in p.spec.sources}
-    for kind, result in results.items():
-        print(f"{kind}: consumed {result['consumed']} = accepted {result['accepted']} "
-              f"+ quarantined {result['quarantined']} -> {result['bronze_uri']}")
+    results = {name: asdict(ingest_source(spark, p, source, context["run_id"], logical_date()))
+               for name, source in p.spec.sources.items()}
+    for name, run in results.items():
+        print(f"{name}: {run['batches']} batches, consumed {run['consumed']} = accepted {run['accepted']} "
+              f"+ quarantined {run['quarantined']} (late: {run['late']})")
+    context["outlet_events"][bronze_ingested(pipeline)].extra = {"logical_date": logical_date().isoformat(),
+                                                                 "sources": results}
     return results
 
 
@@ -50,7 +53,7 @@ def validate(pipeline: str) -> dict:
     """Run the pipeline's data contract on the date's bronze partition; a failure stops the line."""
     from loopline.contracts import ContractViolation, validate_partition
 
-    p, day = _pipeline(pipeline), _logical_date()
+    p, day = _pipeline(pipeline), logical_date()
     location = p.lake.location(p.spec.contract_dataset, day)
     try:
         result = validate_partition(p.settings.db_url, p.spec.name, p.spec.contract_suite, p.spec.contract_dataset,
@@ -71,7 +74,7 @@ def train(pipeline: str, recent_only: bool = False) -> dict:
     p = _pipeline(pipeline)
     window_days = p.spec.training["retrain_window_days"] if recent_only else None
     try:
-        result = train_model(p.spec, p.lake, _logical_date(), get_current_context()["dag"].dag_id, window_days)
+        result = train_model(p.spec, p.lake, logical_date(), get_current_context()["dag"].dag_id, window_days)
     except NotEnoughLabels as reason:
         raise AirflowSkipException(str(reason)) from reason
     print(f"run {result.run_id} ({'reused' if result.reused else 'new'}): {result.metrics}")
@@ -84,7 +87,7 @@ def register(pipeline: str, trained: dict) -> dict:
 
     p = _pipeline(pipeline)
     decision = register_and_gate(p.settings.db_url, p.spec, trained["run_id"], trained["model_uri"],
-                                 _logical_date(), get_current_context()["dag"].dag_id)
+                                 logical_date(), get_current_context()["dag"].dag_id)
     print(f"version {decision.model_version}: {'PROMOTED' if decision.promoted else 'kept as challenger'} "
           f"({decision.decision})")
     return asdict(decision)
@@ -97,7 +100,7 @@ def score(pipeline: str) -> dict:
     """
     from loopline.scoring import score as score_partition
 
-    p, day = _pipeline(pipeline), _logical_date()
+    p, day = _pipeline(pipeline), logical_date()
     version = p.scoring_version(day)
     if version is None:
         raise AirflowSkipException(f"{pipeline}: no champion model yet, nothing to score with")
@@ -111,7 +114,7 @@ def monitor(pipeline: str, scored: dict) -> dict:
     from loopline.monitoring import check_drift
 
     p = _pipeline(pipeline)
-    result = check_drift(p.settings.db_url, p.spec, p.lake, _logical_date(), scored["model_version"])
+    result = check_drift(p.settings.db_url, p.spec, p.lake, logical_date(), scored["model_version"])
     print(f"PSI per feature: {result.scores}; drifted: {result.drifted_features or 'none'}")
     return {**asdict(result), "max_psi": result.max_psi, "retrain_requested": result.retrain_requested}
 

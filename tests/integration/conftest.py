@@ -26,28 +26,45 @@ def pytest_collection_modifyitems(items):
 
 
 @pytest.fixture(scope="session")
-def pipeline_name(tmp_path_factory):
-    """A unique pipeline, spec'd like card_fraud, visible to loopline through LOOPLINE_PIPELINES_DIR."""
-    name = f"it_{uuid.uuid4().hex[:8]}"
-    raw = yaml.safe_load((PIPELINES_DIR / "card_fraud.yaml").read_text())
-    raw["name"] = name
-    for source in raw["sources"].values():
-        source["topic"] = f"{name}.{source['topic']}"
-    raw["sinks"]["predictions_topic"] = f"{name}.{raw['sinks']['predictions_topic']}"
-    raw["training"]["min_labelled_rows"] = 1000
-    directory: Path = tmp_path_factory.mktemp("pipelines")
-    for spec_file in PIPELINES_DIR.glob("*.yaml"):
-        (directory / spec_file.name).write_text(spec_file.read_text())
-    (directory / f"{name}.yaml").write_text(yaml.safe_dump(raw))
-    os.environ["LOOPLINE_PIPELINES_DIR"] = str(directory)
+def make_pipeline(tmp_path_factory):
+    """Create throw-away pipelines spec'd like card_fraud (own topics, lake paths, rows, model),
+    visible to loopline through LOOPLINE_PIPELINES_DIR; all are removed at session end.
+
+    `make_pipeline(**overrides)` merges `overrides` into the spec's top-level blocks."""
     from loopline.bootstrap import ensure_topics
     from loopline.config import Settings
     from loopline.spec import load_spec
 
-    settings = Settings.from_env()
-    ensure_topics(settings.kafka_bootstrap, load_spec(name).topics)
-    yield name
-    remove_pipeline(name, settings)
+    directory: Path = tmp_path_factory.mktemp("pipelines")
+    for spec_file in PIPELINES_DIR.glob("*.yaml"):
+        (directory / spec_file.name).write_text(spec_file.read_text())
+    os.environ["LOOPLINE_PIPELINES_DIR"] = str(directory)
+    settings, created = Settings.from_env(), []
+
+    def make(**overrides) -> str:
+        name = f"it_{uuid.uuid4().hex[:8]}"
+        raw = yaml.safe_load((PIPELINES_DIR / "card_fraud.yaml").read_text())
+        raw["name"] = name
+        for source in raw["sources"].values():
+            source["topic"] = f"{name}.{source['topic']}"
+        raw["sinks"]["predictions_topic"] = f"{name}.{raw['sinks']['predictions_topic']}"
+        raw["training"]["min_labelled_rows"] = 1000
+        for block, values in overrides.items():
+            raw[block] = {**raw.get(block, {}), **values}
+        (directory / f"{name}.yaml").write_text(yaml.safe_dump(raw))
+        ensure_topics(settings.kafka_bootstrap, load_spec(name).topics)
+        created.append(name)
+        return name
+
+    yield make
+    for name in created:
+        remove_pipeline(name, settings)
+
+
+@pytest.fixture(scope="session")
+def pipeline_name(make_pipeline) -> str:
+    """The throw-away pipeline the nightly-loop tests share."""
+    return make_pipeline()
 
 
 def remove_pipeline(name: str, settings) -> None:
@@ -77,7 +94,7 @@ def remove_pipeline(name: str, settings) -> None:
     bucket = boto3.resource("s3", endpoint_url=settings.s3_endpoint).Bucket(settings.s3_bucket)
     bucket.objects.filter(Prefix=f"lake/{name}/").delete()
     with db.connect(settings.db_url) as conn, conn.cursor() as cur:
-        for table in ("ingest_runs", "contract_results", "training_runs", "score_runs", "predictions",
+        for table in ("ingest_batches", "ingest_runs", "ingested_files", "contract_results", "training_runs", "score_runs", "predictions",
                       "drift_metrics", "monitor_runs"):
             cur.execute(f"DELETE FROM loopline.{table} WHERE pipeline = %s", (name,))
     with suppress(DagNotFound):

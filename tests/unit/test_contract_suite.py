@@ -8,7 +8,8 @@ def good_rows(n=600):
         "transaction_id": [f"t{i}" for i in range(n)], "customer_id": ["c1"] * n,
         "event_time": pd.Timestamp("2026-11-01T10:00:00Z"), "amount": 12.5, "merchant_category": "grocery",
         "country": "DE", "channel": "pos", "is_new_device": False, "customer_tx_count_30d": 3,
-        "customer_avg_amount_30d": 20.0, "schema_version": 1, "kafka_partition": 0, "kafka_offset": range(n),
+        "customer_avg_amount_30d": 20.0, "schema_version": 1,
+        "source": "t", "source_partition": 0, "source_offset": range(n), "ingest_batch": 0,
     })
 
 

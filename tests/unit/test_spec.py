@@ -36,3 +36,22 @@ def test_missing_storage_placement_is_named(tmp_path):
 def test_unknown_pipeline_lists_known_ones():
     with pytest.raises(SpecError, match="card_fraud"):
         load_spec("no_such_pipeline")
+
+
+def test_spec_placing_onprem_only_data_in_the_cloud_is_a_policy_error(tmp_path, monkeypatch):
+    from loopline.storage import Lake, PlacementError, Tier
+
+    directory = _write(tmp_path, lambda raw: raw["storage"].update(bronze_events={"tier": "cloud", "onprem_only": True}))
+    spec = load_spec("broken", directory)
+    tiers = {"onprem": Tier("onprem", "file:///l", "onprem"), "cloud": Tier("cloud", "s3://b/l", "cloud")}
+    with pytest.raises(PlacementError, match="bronze_events"):
+        Lake(spec.name, spec.storage, tiers)
+
+
+def test_source_of_unknown_kind_or_missing_settings_is_named(tmp_path):
+    directory = _write(tmp_path, lambda raw: raw["sources"]["events"].update(kind="ftp"))
+    with pytest.raises(SpecError, match="ftp"):
+        load_spec("broken", directory)
+    directory = _write(tmp_path, lambda raw: raw["sources"]["events"].update(kind="postgres"))
+    with pytest.raises(SpecError, match="table"):
+        load_spec("broken", directory)

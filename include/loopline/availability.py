@@ -1,0 +1,60 @@
+"""Is there enough new data for a run to be worth starting? (What the ingest sensor asks.)
+
+A run for date D may proceed when its sources hold at least `ingest.min_new_records`
+records not ingested yet (Kafka: log end minus the last recorded batch end, per partition),
+or when D's partition of the contract dataset already has rows (an earlier run, e.g. a
+backfill, ingested them).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from loopline import db
+from loopline.kafka_offsets import beginning_offsets, end_offsets, unread
+from loopline.pipeline import Pipeline
+
+
+@dataclass(frozen=True)
+class DataStatus:
+    logical_date: str
+    unread: dict[str, int]  # source name -> records not ingested yet
+    rows_already_ingested: int  # rows of the contract dataset already in D's partition
+    min_new_records: int
+
+    @property
+    def ready(self) -> bool:
+        return sum(self.unread.values()) >= self.min_new_records or self.rows_already_ingested > 0
+
+    def describe(self) -> str:
+        backlog = ", ".join(f"{name}: {n}" for name, n in self.unread.items()) or "no sources"
+        return (f"{self.logical_date}: unread records {backlog} (need {self.min_new_records}); "
+                f"{self.rows_already_ingested} rows of the date already ingested")
+
+
+def _consumed_until(conn, pipeline: str, dataset: str) -> dict[str, int]:
+    rows = db.fetch_all(conn, """
+        SELECT o.key AS partition, max((o.value->>1)::bigint) AS end_offset
+          FROM loopline.ingest_batches b, jsonb_each(b.offsets) o
+         WHERE b.pipeline = %s AND b.dataset = %s GROUP BY o.key""", (pipeline, dataset))
+    return {r["partition"]: r["end_offset"] for r in rows}
+
+
+def _rows_for_date(conn, pipeline: str, dataset: str, day: date) -> int:
+    rows = db.fetch_all(conn, """
+        SELECT coalesce(sum((accepted_by_date->>%s)::bigint), 0) AS n FROM loopline.ingest_batches
+         WHERE pipeline = %s AND dataset = %s""", (day.isoformat(), pipeline, dataset))
+    return int(rows[0]["n"])
+
+
+def data_status(p: Pipeline, day: date) -> DataStatus:
+    """Backlog per Kafka source and what D's partition already holds."""
+    bootstrap = p.settings.kafka_bootstrap
+    with db.connect(p.settings.db_url) as conn:
+        backlog = {
+            name: unread(end_offsets(bootstrap, s.topic), _consumed_until(conn, p.spec.name, s.dataset),
+                         beginning_offsets(bootstrap, s.topic))
+            for name, s in p.spec.sources.items() if s.kind == "kafka"
+        }
+        already = _rows_for_date(conn, p.spec.name, p.spec.contract_dataset, day)
+    return DataStatus(day.isoformat(), backlog, already, p.spec.ingest.min_new_records)

@@ -1,0 +1,37 @@
+"""What actually landed, read straight from the lake and Kafka (shared by the integration tests)."""
+from __future__ import annotations
+
+import pyarrow.dataset as ds
+
+from loopline.kafka_offsets import beginning_offsets, end_offsets
+from loopline.pipeline import Pipeline
+from loopline.spec import Source
+
+
+def landed_offsets(p: Pipeline, source: Source) -> list[tuple[int, int]]:
+    """(partition, offset) of every record in bronze and quarantine, duplicates kept."""
+    found = []
+    for location in (p.lake.location(source.dataset), p.lake.location("quarantine", subdir=source.dataset)):
+        if not location.exists():
+            continue
+        dataset = ds.dataset(location.arrow_path, filesystem=location.filesystem(), format="parquet",
+                             partitioning="hive")
+        if dataset.schema.names:  # an empty batch leaves a directory without data files
+            table = dataset.to_table(columns=["source_partition", "source_offset"])
+            found += zip(table.column("source_partition").to_pylist(), table.column("source_offset").to_pylist())
+    return found
+
+
+def produced_offsets(p: Pipeline, source: Source) -> set[tuple[int, int]]:
+    begin = beginning_offsets(p.settings.kafka_bootstrap, source.topic)
+    end = end_offsets(p.settings.kafka_bootstrap, source.topic)
+    return {(int(part), offset) for part, stop in end.items() for offset in range(begin[part], stop)}
+
+
+def assert_exactly_once(p: Pipeline, source: Source) -> int:
+    """Every produced offset is in bronze ∪ quarantine exactly once; returns how many."""
+    landed, produced = landed_offsets(p, source), produced_offsets(p, source)
+    assert len(landed) == len(set(landed)), f"{len(landed) - len(set(landed))} records landed twice"
+    assert set(landed) == produced, (f"missing {len(produced - set(landed))}, "
+                                     f"unexpected {len(set(landed) - produced)}")
+    return len(landed)
