@@ -37,7 +37,7 @@ def nightly_dag(pipeline: str, doc_md: str | None = None, scheduled: bool = True
         is_paused_upon_creation=True, doc_md=doc_md, tags=["loopline", pipeline, "nightly"],
         default_args=_default_args(),
     ) as dag:
-        waited = NewDataSensor(task_id="wait_for_data", pipeline=pipeline, retries=0)
+        waited = NewDataSensor(task_id="wait_for_data", pipeline=pipeline)
         ingested = task(stages.ingest, task_id="ingest", outlets=[bronze_ingested(pipeline)])(pipeline)
         validated = task(stages.validate, task_id="validate")(pipeline)
         trained = task(stages.train, task_id="train")(pipeline)
