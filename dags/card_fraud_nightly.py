@@ -1,9 +1,11 @@
 """
 ### card_fraud nightly loop
 
-For one logical date (a UTC day; the run starts after the day ends): **ingest** the Kafka
-records timestamped in that day (payment events and delayed labels) into bronze Parquet,
-quarantining malformed records → **validate** the bronze partition with its Great
+For one logical date (a UTC day; the run starts after the day ends): **wait for data**
+(deferred in the triggerer until records are unread, or the date is already ingested) →
+**ingest** everything new on the Kafka topics (payment events, delayed labels) exactly once
+into bronze Parquet partitioned by event date; malformed records go to quarantine and to
+`<topic>.dlq` with the reason → **validate** the bronze partition with its Great
 Expectations contract (a failure stops the line) → **train** a LightGBM candidate (MLflow
 run) → **register** it and promote it to `champion` if it beats the current one → **score**
 the day with the champion (Parquet + `loopline.predictions`) → **monitor** drift against
@@ -11,7 +13,8 @@ the champion's training reference → **request retraining** (asset event) when 
 the threshold.
 
 Every task is idempotent for its logical date: rerun any day and it overwrites its own
-partition and rows. At cold start (too few labels) training is skipped and scoring waits
+partition and rows; a rerun of ingest reads only what is new (late events of an earlier
+date land in that date's partition and are counted as `late`). At cold start (too few labels) training is skipped and scoring waits
 for a champion. Trigger by hand with a logical date, or backfill a range of dates.
 Spec: `include/pipelines/card_fraud.yaml`; contract: `expectations/card_payments_bronze.json`.
 """

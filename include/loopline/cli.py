@@ -1,7 +1,8 @@
-"""`loopline` command line: bootstrap the services, simulate traffic, report on runs."""
+"""`loopline` command line: bootstrap the services, simulate traffic, report on runs, operate the lake."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
@@ -78,6 +79,22 @@ def cmd_ingest_reset(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tier_copy(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from loopline.pipeline import Pipeline
+    from loopline.storage import StorageError
+    from loopline.tiering import copy_partition
+
+    try:
+        result = copy_partition(Pipeline.load(args.pipeline).lake, args.dataset, args.date, args.to)
+    except (StorageError, FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(asdict(result)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="loopline", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -104,6 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
     reset.add_argument("--source", required=True, help="source name in the spec (e.g. events)")
     reset.add_argument("--yes", action="store_true", help="confirm the deletion")
     reset.set_defaults(func=cmd_ingest_reset)
+
+    tier = sub.add_parser("tier-copy", help="copy a dataset partition to another storage tier (checksum-verified)")
+    tier.add_argument("--pipeline", default="card_fraud")
+    tier.add_argument("--dataset", required=True)
+    tier.add_argument("--date", required=True, type=_date)
+    tier.add_argument("--to", required=True, help="target tier (see include/storage.yaml)")
+    tier.set_defaults(func=cmd_tier_copy)
     return parser
 
 

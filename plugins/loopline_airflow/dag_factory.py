@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import DAG, CronDataIntervalTimetable, task
+from airflow.sdk import DAG, CronDataIntervalTimetable, Param, task
 
 from loopline_airflow import stages
 from loopline_airflow.assets import bronze_ingested, retrain_request
@@ -63,4 +63,21 @@ def retrain_dag(pipeline: str, doc_md: str | None = None) -> DAG:
     ) as dag:
         trained = task(stages.train, task_id="train")(pipeline, recent_only=True)
         task(stages.register, task_id="register")(pipeline, trained)
+    return dag
+
+
+def tiering_dag(doc_md: str | None = None) -> DAG:
+    """Manual: copy a dataset partition of any pipeline to another storage tier (trigger form)."""
+    with DAG(
+        dag_id="loopline_tier_copy", schedule=None, start_date=START, catchup=False, doc_md=doc_md,
+        is_paused_upon_creation=False, tags=["loopline", "storage"], default_args=_default_args(),
+        params={
+            "pipeline": Param("card_fraud", type="string", description="pipeline spec name"),
+            "dataset": Param("bronze_labels", type="string", description="dataset named in the spec's storage"),
+            "date": Param(type="string", format="date", description="partition date (YYYY-MM-DD)"),
+            "to_tier": Param("cloud", type="string", description="target tier in include/storage.yaml"),
+        },
+    ) as dag:
+        task(stages.copy_to_tier, task_id="copy_to_tier")(
+            "{{ params.pipeline }}", "{{ params.dataset }}", "{{ params.date }}", "{{ params.to_tier }}")
     return dag

@@ -130,3 +130,17 @@ def request_retraining(pipeline: str, drift: dict) -> None:
         "max_psi": drift["max_psi"],
     }
     print(f"retraining requested: {drift['drifted_features']}")
+
+
+def copy_to_tier(pipeline: str, dataset: str, day: str, to_tier: str) -> dict:
+    """Copy one dataset partition to another tier, verified by checksum (idempotent)."""
+    from loopline.storage import PlacementError
+    from loopline.tiering import copy_partition
+
+    try:
+        result = copy_partition(_pipeline(pipeline).lake, dataset, date.fromisoformat(day), to_tier)
+    except PlacementError as refused:
+        raise AirflowFailException(str(refused)) from refused
+    print(f"{result.source} -> {result.target}: {result.copied} copied, {result.skipped} already there, "
+          f"{result.removed} stale removed; {result.files} files, {result.bytes} bytes, SHA-256 verified")
+    return asdict(result)
