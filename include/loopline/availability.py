@@ -1,7 +1,8 @@
 """Is there enough new data for a run to be worth starting? (What the ingest sensor asks.)
 
 A run for date D may proceed when its sources hold at least `ingest.min_new_records`
-records not ingested yet (Kafka: log end minus the last recorded batch end, per partition),
+records not ingested yet (Kafka: log end minus the last recorded batch end, per partition;
+PostgreSQL: rows above the last watermark; files: new files, each counted as one),
 or when D's partition of the contract dataset already has rows (an earlier run, e.g. a
 backfill, ingested them).
 """
@@ -49,6 +50,8 @@ def _rows_for_date(conn, pipeline: str, dataset: str, day: date) -> int:
 
 def data_status(p: Pipeline, day: date) -> DataStatus:
     """Backlog per Kafka source and what D's partition already holds."""
+    from loopline.batch_sources import files_backlog, postgres_backlog
+
     bootstrap = p.settings.kafka_bootstrap
     with db.connect(p.settings.db_url) as conn:
         backlog = {
@@ -57,4 +60,9 @@ def data_status(p: Pipeline, day: date) -> DataStatus:
             for name, s in p.spec.sources.items() if s.kind == "kafka"
         }
         already = _rows_for_date(conn, p.spec.name, p.spec.contract_dataset, day)
+    for name, source in p.spec.sources.items():
+        if source.kind == "postgres":
+            backlog[name] = postgres_backlog(p, source)
+        elif source.kind == "files":
+            backlog[name] = files_backlog(p, source)
     return DataStatus(day.isoformat(), backlog, already, p.spec.ingest.min_new_records)

@@ -13,7 +13,7 @@ class ConfigError(RuntimeError):
     """A required setting is missing from the environment."""
 
 
-def _require(name: str) -> str:
+def require_env(name: str) -> str:
     value = os.environ.get(name)
     if not value:
         raise ConfigError(
@@ -37,12 +37,12 @@ class Settings:
     @classmethod
     def from_env(cls) -> "Settings":
         return cls(
-            db_url=_require("LOOPLINE_DB_URL"),
-            kafka_bootstrap=_require("LOOPLINE_KAFKA_BOOTSTRAP"),
-            s3_endpoint=_require("LOOPLINE_S3_ENDPOINT"),
-            s3_bucket=_require("LOOPLINE_S3_BUCKET"),
-            onprem_root=_require("LOOPLINE_ONPREM_ROOT"),
-            mlflow_tracking_uri=_require("MLFLOW_TRACKING_URI"),
+            db_url=require_env("LOOPLINE_DB_URL"),
+            kafka_bootstrap=require_env("LOOPLINE_KAFKA_BOOTSTRAP"),
+            s3_endpoint=require_env("LOOPLINE_S3_ENDPOINT"),
+            s3_bucket=require_env("LOOPLINE_S3_BUCKET"),
+            onprem_root=require_env("LOOPLINE_ONPREM_ROOT"),
+            mlflow_tracking_uri=require_env("MLFLOW_TRACKING_URI"),
             spark_remote=os.environ.get("SPARK_REMOTE") or None,
             spark_master=os.environ.get("LOOPLINE_SPARK_MASTER", "local[2]"),
         )

@@ -10,6 +10,7 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlparse
 
 import psycopg2
 import psycopg2.extras
@@ -202,6 +203,13 @@ def upsert(conn, table: str, row: Mapping[str, Any], key: Sequence[str]) -> None
     )
     with conn.cursor() as cur:
         cur.execute(sql, [_adapt(row[c]) for c in columns])
+
+
+def jdbc_options(db_url: str) -> dict[str, str]:
+    """Spark JDBC options for a libpq-style URL (postgresql://user:pw@host:port/db)."""
+    url = urlparse(db_url)
+    return {"url": f"jdbc:postgresql://{url.hostname}:{url.port or 5432}{url.path}",
+            "user": url.username or "", "password": url.password or "", "driver": "org.postgresql.Driver"}
 
 
 def fetch_all(conn, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:

@@ -8,7 +8,8 @@ order and the first failing one is the record's `reject_reason`:
     null_value  empty_value  oversize  bad_encoding  null_key  not_json  not_an_object
     unknown_schema_version  missing_field:<f>  null_field:<f>  wrong_type:<f>  key_mismatch
 
-Types are strict: "12.5" (a JSON string) is not a double, 12.5 is not an int.
+Types are strict: "12.5" (a JSON string) is not a double, 12.5 is not an int. Sources
+without a message key (table rows, file lines) skip the two key checks.
 """
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ def _json_type_is(value, field_type: str):
     return ok
 
 
-def classify(raw, schema: Schema, max_record_bytes: int):
+def classify(raw, schema: Schema, max_record_bytes: int, keyed: bool = True):
     """`raw` plus `record` (struct of the typed fields) and `reject_reason` (null = accepted)."""
     from pyspark.sql import functions as F
 
@@ -49,7 +50,7 @@ def classify(raw, schema: Schema, max_record_bytes: int):
         (F.length("value") == 0, F.lit("empty_value")),
         (F.length("value") > max_record_bytes, F.lit("oversize")),
         (~F.is_valid_utf8(text), F.lit("bad_encoding")),
-        (F.col("key").isNull(), F.lit("null_key")),
+        (F.lit(keyed) & F.col("key").isNull(), F.lit("null_key")),
         (variant.isNull(), F.lit("not_json")),
         (~F.schema_of_variant(variant).startswith("OBJECT"), F.lit("not_an_object")),
     ]
@@ -65,7 +66,8 @@ def classify(raw, schema: Schema, max_record_bytes: int):
     if "schema_version" in schema.fields:  # a newer producer's shape: say so instead of naming its fields
         checks.append((typed["schema_version"] != SUPPORTED_SCHEMA_VERSION, F.lit("unknown_schema_version")))
     checks += fields
-    checks.append((F.col("key").cast("string") != typed[schema.key].cast("string"), F.lit("key_mismatch")))
+    if keyed:
+        checks.append((F.col("key").cast("string") != typed[schema.key].cast("string"), F.lit("key_mismatch")))
     reason = F.coalesce(*[F.when(condition, label) for condition, label in checks])  # the first failing check wins
     record = F.struct(*[typed[name].alias(name) for name in schema.fields])
     return raw.select("*", record.alias("record"), reason.alias("reject_reason"))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from urllib.parse import urlparse
 
 from loopline import db
 from loopline.spec import PipelineSpec
@@ -23,13 +22,6 @@ class ScoreResult:
     model_version: int
     rows: int
     predictions_uri: str
-
-
-def jdbc_options(db_url: str) -> dict[str, str]:
-    """Spark JDBC options for a libpq-style URL (postgresql://user:pw@host:port/db)."""
-    url = urlparse(db_url)
-    return {"url": f"jdbc:postgresql://{url.hostname}:{url.port or 5432}{url.path}",
-            "user": url.username or "", "password": url.password or "", "driver": "org.postgresql.Driver"}
 
 
 def _predict_batches(model_name: str, version: int, features_spec):
@@ -88,7 +80,7 @@ def score(spark, db_url: str, spec: PipelineSpec, lake: Lake, logical_date: date
     predictions.write.mode("overwrite").parquet(target.spark_uri)
     written = spark.read.parquet(target.spark_uri)
     stage = f"loopline.stage_predictions_{spec.name}_{logical_date:%Y%m%d}"
-    written.write.format("jdbc").options(**jdbc_options(db_url), dbtable=stage).mode("overwrite").save()
+    written.write.format("jdbc").options(**db.jdbc_options(db_url), dbtable=stage).mode("overwrite").save()
     rows = written.count()
     with db.connect(db_url) as conn:
         with conn.cursor() as cur:

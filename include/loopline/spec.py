@@ -57,6 +57,7 @@ class Source:
     topic: str = ""  # kafka
     table: str = ""  # postgres: schema.table
     watermark: str = ""  # postgres: monotonically increasing column (e.g. updated_at)
+    connection_env: str = "LOOPLINE_DB_URL"  # postgres: environment variable holding the database URL
     landing_tier: str = ""  # files: tier holding the landing prefix
     landing_prefix: str = ""  # files: prefix (relative to the tier root) new files land under
 
