@@ -3,7 +3,7 @@ from datetime import date
 import pandas as pd
 
 from loopline.registry import decide
-from loopline.scoring import jdbc_options
+from loopline.db import jdbc_options
 from loopline.training import fingerprint, recent, time_split
 
 
