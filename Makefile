@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 ENV := source .loopline/env &&
 
-.PHONY: setup up down status demo test test-unit lock clean
+.PHONY: setup up down status demo test test-unit bench lock clean
 
 setup:            ## install system packages, the pinned venv, jars; generate local settings
 	bash infra/setup.sh
@@ -24,6 +24,9 @@ test: up          ## set up what the tests need and run the whole suite
 
 test-unit: setup  ## the tests that need no service
 	$(ENV) .venv/bin/python -m pytest -q -p no:cacheprovider tests/unit tests/dags
+
+bench: up         ## benchmarks against in-run baselines; results in benchmarks/results/
+	$(ENV) .venv/bin/python benchmarks/ingest.py
 
 lock:             ## re-pin requirements.txt from requirements.in
 	.venv/bin/uv pip compile requirements.in -o requirements.txt --python-version 3.11 --no-header

@@ -1,6 +1,6 @@
-"""Create what the pipelines need on the running services: topics, bucket, tables, lake root.
-
-Idempotent: `make up` runs it every time.
+"""Create what the pipelines need on the running services: topics, bucket, tables, lake root
+(idempotent: `make up` runs it every time), and remove a pipeline's data again (throw-away
+pipelines of tests and benchmarks).
 """
 from __future__ import annotations
 
@@ -56,3 +56,27 @@ def bootstrap(settings: Settings, specs: list[PipelineSpec]) -> list[str]:
     Path(settings.onprem_root).mkdir(parents=True, exist_ok=True)
     report.append("onprem tier: lake root ready")
     return report
+
+
+def remove_pipeline_data(settings: Settings, spec: PipelineSpec) -> None:
+    """Delete a pipeline's topics, its lake directories on every tier and its `loopline` rows."""
+    from kafka import KafkaAdminClient
+    from pyarrow.fs import FileType
+
+    from loopline.storage import DatasetLocation, load_tiers
+
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    try:
+        existing = set(admin.list_topics())
+        admin.delete_topics([t for t in spec.topics if t in existing])
+    finally:
+        admin.close()
+    for tier in load_tiers().values():
+        location = DatasetLocation(tier, spec.name)
+        if location.filesystem().get_file_info(location.arrow_path).type != FileType.NotFound:
+            location.filesystem().delete_dir(location.arrow_path)
+    with db.connect(settings.db_url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT table_name FROM information_schema.columns WHERE table_schema = 'loopline' "
+                    "AND column_name = 'pipeline'")
+        for (table,) in cur.fetchall():
+            cur.execute(f"DELETE FROM loopline.{table} WHERE pipeline = %s", (spec.name,))

@@ -101,8 +101,16 @@ def _written(spark, location: DatasetLocation, dates: list[str], batch_id: int) 
     return spark.read.parquet(*paths).count()
 
 
-def _counts_by_date(frame) -> dict[str, int]:
-    return {str(row["date"]): row["count"] for row in frame.groupBy("date").count().collect()}
+def _counts_by_date(classified, source: Source) -> tuple[dict[str, int], dict[str, int]]:
+    """Rows per partition date, accepted and quarantined, in one pass over the batch."""
+    from pyspark.sql import functions as F
+
+    accepted = F.col("reject_reason").isNull()
+    day = F.when(accepted, F.to_date(F.col("record")[source.time_field])).otherwise(F.to_date("timestamp"))
+    counts: tuple[dict[str, int], dict[str, int]] = ({}, {})
+    for row in classified.groupBy(accepted.alias("accepted"), day.alias("date")).count().collect():
+        counts[0 if row["accepted"] else 1][str(row["date"])] = row["count"]
+    return counts
 
 
 def land(classified, batch_id: int, target: LandingTarget, expected: int, offsets: dict) -> BatchResult:
@@ -115,8 +123,8 @@ def land(classified, batch_id: int, target: LandingTarget, expected: int, offset
              .partitionBy("date", BATCH_KEY).parquet(location.spark_uri))
         if target.dead_letter_topic:
             publish_dead_letters(quarantine, target)
-        consumed = classified.count()
-        accepted_by_date, quarantined_by_date = _counts_by_date(bronze), _counts_by_date(quarantine)
+        accepted_by_date, quarantined_by_date = _counts_by_date(classified, target.source)
+        consumed = sum(accepted_by_date.values()) + sum(quarantined_by_date.values())
     finally:
         classified.unpersist()
     spark = classified.sparkSession

@@ -163,3 +163,18 @@ def load_spec(name: str, directory: Path | None = None) -> PipelineSpec:
         raise SpecError(f"{path.name}: missing key {error}") from error
     except TypeError as error:  # an unknown key in a source, placement or ingest block
         raise SpecError(f"{path.name}: {error}") from error
+
+
+def derived_spec(base: str, name: str, overrides: dict[str, dict] | None = None) -> dict:
+    """A copy of pipeline `base`'s raw spec renamed to `name`, with its own topics
+    (`<name>.<topic>`) and `overrides` merged into its top-level blocks. For throw-away
+    pipelines (tests, benchmarks) that must not touch `base`'s data."""
+    raw = yaml.safe_load((pipelines_dir() / f"{base}.yaml").read_text())
+    raw["name"] = name
+    for source in raw["sources"].values():
+        if "topic" in source:
+            source["topic"] = f"{name}.{source['topic']}"
+    raw["sinks"]["predictions_topic"] = f"{name}.{raw['sinks']['predictions_topic']}"
+    for block, values in (overrides or {}).items():
+        raw[block] = {**raw.get(block, {}), **values}
+    return raw

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from loopline.spec import PIPELINES_DIR
+from loopline.spec import PIPELINES_DIR, derived_spec
 
 REQUIRED_ENV = ["LOOPLINE_DB_URL", "LOOPLINE_KAFKA_BOOTSTRAP", "MLFLOW_TRACKING_URI", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
 
@@ -43,14 +43,7 @@ def make_pipeline(tmp_path_factory):
 
     def make(**overrides) -> str:
         name = f"it_{uuid.uuid4().hex[:8]}"
-        raw = yaml.safe_load((PIPELINES_DIR / "card_fraud.yaml").read_text())
-        raw["name"] = name
-        for source in raw["sources"].values():
-            source["topic"] = f"{name}.{source['topic']}"
-        raw["sinks"]["predictions_topic"] = f"{name}.{raw['sinks']['predictions_topic']}"
-        raw["training"]["min_labelled_rows"] = 1000
-        for block, values in overrides.items():
-            raw[block] = {**raw.get(block, {}), **values}
+        raw = derived_spec("card_fraud", name, {"training": {"min_labelled_rows": 1000}, **overrides})
         (directory / f"{name}.yaml").write_text(yaml.safe_dump(raw))
         ensure_topics(settings.kafka_bootstrap, load_spec(name).topics)
         created.append(name)
@@ -70,33 +63,19 @@ def pipeline_name(make_pipeline) -> str:
 def remove_pipeline(name: str, settings) -> None:
     """Delete everything the throw-away pipeline left on the shared services; parts a failed
     run never created are skipped."""
-    import shutil
     from contextlib import suppress
 
-    import boto3
     from airflow.api.common.delete_dag import delete_dag
     from airflow.exceptions import DagNotFound
-    from kafka import KafkaAdminClient
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    from loopline import db
+    from loopline.bootstrap import remove_pipeline_data
     from loopline.spec import load_spec
 
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    try:
-        admin.delete_topics(load_spec(name).topics)
-    finally:
-        admin.close()
+    remove_pipeline_data(settings, load_spec(name))
     with suppress(MlflowException):  # no model if the run failed before registering one
         MlflowClient().delete_registered_model(name)
-    shutil.rmtree(Path(settings.onprem_root) / name, ignore_errors=True)
-    bucket = boto3.resource("s3", endpoint_url=settings.s3_endpoint).Bucket(settings.s3_bucket)
-    bucket.objects.filter(Prefix=f"lake/{name}/").delete()
-    with db.connect(settings.db_url) as conn, conn.cursor() as cur:
-        for table in ("ingest_batches", "ingest_runs", "ingested_files", "contract_results", "training_runs", "score_runs", "predictions",
-                      "drift_metrics", "monitor_runs"):
-            cur.execute(f"DELETE FROM loopline.{table} WHERE pipeline = %s", (name,))
     with suppress(DagNotFound):
         delete_dag(f"{name}_nightly")
 

@@ -1,0 +1,139 @@
+"""Ingest benchmark: Loopline's Kafka → lake ingest against Kafka's own consumer perf tool.
+
+For each size, in one run: a fresh 2-partition topic gets N card-payment events of about
+300 bytes of JSON (written by Spark); Kafka's `ConsumerPerformance` tool (what
+kafka-consumer-perf-test.sh runs) drains it and reports messages/s; then Loopline's ingest
+(`loopline.ingest.ingest_source`: streaming availableNow, parse, bronze + quarantine
+Parquet, read-back reconciliation, PostgreSQL records) drains the same topic, timed from the
+call to its return on the already running Spark Connect server. ratio = Loopline / baseline.
+
+    make bench                                   # sizes 100k and 1M
+    LOOPLINE_BENCH_SIZES=100000,1000000,10000000 make bench
+
+Writes benchmarks/results/ingest.json (headline: the 1M point) and prints a table.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import date
+from pathlib import Path
+
+import yaml
+
+from loopline.bootstrap import ensure_topics, remove_pipeline_data
+
+RESULTS = Path(__file__).resolve().parent / "results"
+TARGET_RATIO = 0.5
+HEADLINE_ROWS = 1_000_000
+DAY = date(2026, 1, 15)
+
+
+def sizes() -> list[int]:
+    return [int(n) for n in os.environ.get("LOOPLINE_BENCH_SIZES", "100000,1000000").split(",")]
+
+
+def produce_events(spark, bootstrap: str, topic: str, rows: int) -> float:
+    """Write `rows` JSON events with Spark; return their mean size in bytes."""
+    from pyspark.sql import functions as F
+
+    def pick(options: list[str], salt: int):
+        index = (F.abs(F.hash(F.col("id"), F.lit(salt))) % len(options) + 1).cast("int")
+        return F.element_at(F.array(*[F.lit(o) for o in options]), index)
+
+    events = spark.range(rows).select(
+        F.concat(F.lit("tx-bench-"), F.lpad(F.col("id").cast("string"), 9, "0")).alias("transaction_id"),
+        F.concat(F.lit("c"), F.lpad((F.col("id") % 4000).cast("string"), 5, "0")).alias("customer_id"),
+        F.date_format(F.timestamp_seconds(F.lit(int(time.mktime(DAY.timetuple()))) + F.col("id") % 86400),
+                      "yyyy-MM-dd'T'HH:mm:ssXXX").alias("event_time"),
+        F.round(F.rand(7) * 300 + 1, 2).alias("amount"),
+        pick(["grocery", "restaurants", "fuel", "fashion", "travel", "electronics", "gaming", "digital_goods"], 1)
+        .alias("merchant_category"),
+        pick(["DE", "FR", "NL", "ES", "IT", "GB", "US", "BR", "NG"], 2).alias("country"),
+        pick(["pos", "ecom", "mobile_app"], 3).alias("channel"),
+        (F.rand(8) < 0.07).alias("is_new_device"),
+        (F.col("id") % 40).cast("int").alias("customer_tx_count_30d"),
+        F.round(F.rand(9) * 80 + 5, 2).alias("customer_avg_amount_30d"),
+        F.lit(1).alias("schema_version"),
+    )
+    records = events.select(F.col("transaction_id").alias("key"), F.to_json(F.struct("*")).alias("value"))
+    records.write.format("kafka").option("kafka.bootstrap.servers", bootstrap).option("topic", topic).save()
+    return records.select(F.avg(F.length("value"))).first()[0]
+
+
+def kafka_consumer_perf(bootstrap: str, topic: str, rows: int) -> float:
+    """Messages/s as reported by Kafka's ConsumerPerformance tool (its nMsg.sec column)."""
+    classpath = Path(os.environ.get("LOOPLINE_STATE_DIR", ".loopline")) / "classpath" / "kafka.cp"
+    done = subprocess.run(
+        ["java", "-Xmx512m", "-cp", classpath.read_text().strip(), "org.apache.kafka.tools.ConsumerPerformance",
+         "--bootstrap-server", bootstrap, "--topic", topic, "--messages", str(rows),
+         "--group", f"bench-{uuid.uuid4().hex[:8]}", "--timeout", "30000"],
+        capture_output=True, text=True, timeout=1800, check=True)
+    header, values = [line for line in done.stdout.splitlines() if "," in line][-2:]
+    stats = dict(zip([h.strip() for h in header.split(",")], [v.strip() for v in values.split(",")]))
+    consumed = int(stats["data.consumed.in.nMsg"])
+    if consumed != rows:
+        raise RuntimeError(f"ConsumerPerformance read {consumed} of {rows} messages: {done.stdout[-500:]}")
+    return float(stats["nMsg.sec"])
+
+
+def bench_one(rows: int, pipelines_dir: Path) -> dict:
+    from loopline.ingest import ingest_source
+    from loopline.pipeline import Pipeline
+    from loopline.spec import derived_spec, load_spec
+
+    name = f"bench_{uuid.uuid4().hex[:8]}"
+    spec = derived_spec("card_fraud", name, {"ingest": {"max_records_per_batch": 1_000_000}})
+    (pipelines_dir / f"{name}.yaml").write_text(yaml.safe_dump(spec))
+    p = Pipeline.load(name)
+    ensure_topics(p.settings.kafka_bootstrap, p.spec.topics)
+    try:
+        spark = p.spark()
+        events = p.spec.sources["events"]
+        payload = produce_events(spark, p.settings.kafka_bootstrap, events.topic, rows)
+        baseline = kafka_consumer_perf(p.settings.kafka_bootstrap, events.topic, rows)
+        started = time.perf_counter()
+        run = ingest_source(spark, p, events, "bench", DAY)
+        seconds = time.perf_counter() - started
+        if run.consumed != rows or run.accepted != rows:
+            raise RuntimeError(f"Loopline ingested {run.consumed} ({run.accepted} accepted) of {rows} records")
+        loopline = rows / seconds
+        return {"rows": rows, "payload_bytes_avg": round(payload, 1), "batches": run.batches,
+                "loopline_s": round(seconds, 2), "loopline_rows_per_s": round(loopline),
+                "baseline_rows_per_s": round(baseline), "ratio": round(loopline / baseline, 3)}
+    finally:
+        remove_pipeline_data(p.settings, load_spec(name))
+
+
+def main() -> int:
+    from loopline.spec import PIPELINES_DIR
+
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        for spec_file in PIPELINES_DIR.glob("*.yaml"):
+            (directory / spec_file.name).write_text(spec_file.read_text())
+        os.environ["LOOPLINE_PIPELINES_DIR"] = str(directory)
+        points = [bench_one(rows, directory) for rows in sizes()]
+    headline = next((pt for pt in points if pt["rows"] == HEADLINE_ROWS), points[-1])
+    result = {**headline, "target": TARGET_RATIO, "meets_target": headline["ratio"] >= TARGET_RATIO,
+              "baseline": "kafka ConsumerPerformance nMsg.sec (Kafka 4.1.1), same topic, same run",
+              "cores": os.cpu_count(), "points": points}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "ingest.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(f"\n{'rows':>10} {'bytes/rec':>9} {'batches':>7} {'loopline s':>10} {'loopline rows/s':>15} "
+          f"{'kafka perf rows/s':>17} {'ratio':>6}")
+    for pt in points:
+        print(f"{pt['rows']:>10} {pt['payload_bytes_avg']:>9} {pt['batches']:>7} {pt['loopline_s']:>10} "
+              f"{pt['loopline_rows_per_s']:>15} {pt['baseline_rows_per_s']:>17} {pt['ratio']:>6}")
+    print(f"target ratio >= {TARGET_RATIO} at {headline['rows']} rows: "
+          f"{'met' if result['meets_target'] else 'NOT met'} ({headline['ratio']})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
