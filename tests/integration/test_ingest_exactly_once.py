@@ -208,3 +208,21 @@ def test_a_lost_checkpoint_refuses_to_start_instead_of_ingesting_twice(make_pipe
     shutil.rmtree(checkpoint.arrow_path)
     with pytest.raises(CheckpointLost, match="ingest-reset"):
         ingest_source(p.spark(), p, events, "second", DAY)
+
+
+def test_late_events_land_in_their_own_date_and_are_counted_late_by_the_run_that_reads_them(make_pipeline):
+    p = Pipeline.load(make_pipeline())
+    events = p.spec.sources["events"]
+    on_time = [_good(i) for i in range(1, 4)]
+    late = [_good(i, event_time="2026-05-04T23:59:00+00:00") for i in range(4, 6)]
+    _send(p.settings.kafka_bootstrap, events.topic, on_time)
+    run_for_day = ingest_source(p.spark(), p, events, "run-for-day", DAY)
+    _send(p.settings.kafka_bootstrap, events.topic, late)  # events of DAY, arriving after DAY's run
+    next_day = date(2026, 5, 5)
+    run_for_next_day = ingest_source(p.spark(), p, events, "run-for-next-day", next_day)
+
+    assert (run_for_day.accepted, run_for_day.late) == (3, 0)
+    assert (run_for_next_day.accepted, run_for_next_day.late) == (2, 2)
+    partition = _read(p.lake.location(events.dataset, DAY))
+    assert sorted(partition.column("transaction_id").to_pylist()) == [f"tx-corpus-{i}" for i in range(1, 6)]
+    assert not p.lake.location(events.dataset, next_day).exists()

@@ -34,14 +34,19 @@ def states(dag_run) -> dict[str, str]:
     return {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
 
 
-def retrain_events(pipeline: str) -> int:
+def asset_events(asset_name: str) -> list[dict]:
+    """The extras of an asset's events, oldest first (from the Airflow metadata DB)."""
     from airflow.models.asset import AssetEvent, AssetModel
     from airflow.utils.session import create_session
-    from sqlalchemy import func, select
+    from sqlalchemy import select
 
     with create_session() as session:
-        return session.scalar(select(func.count()).select_from(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
-                              .where(AssetModel.name == f"{pipeline}_retrain_request"))
+        return list(session.scalars(select(AssetEvent.extra).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+                                    .where(AssetModel.name == asset_name).order_by(AssetEvent.id)))
+
+
+def retrain_events(pipeline: str) -> int:
+    return len(asset_events(f"{pipeline}_retrain_request"))
 
 
 def rows_at(location) -> int:
@@ -98,6 +103,9 @@ def test_every_produced_record_landed_once_in_its_event_date_partition(loop):
     assert all(r["reconciled"] and r["consumed"] == r["accepted"] + r["quarantined"] for r in runs)
     assert sum(r["consumed"] for r in runs) == sum(
         sum(m.topic_kind == "events" for m in messages_for_day(SIM, day)) for day in DAYS)
+    ingested = asset_events(f"{p.spec.name}_bronze")  # one event per ingest run, counts in its extra
+    assert len(ingested) >= len(DAYS)
+    assert sum(e["sources"]["events"]["consumed"] for e in ingested) == sum(r["consumed"] for r in runs)
 
 
 def test_a_champion_is_registered(loop):
