@@ -2,8 +2,9 @@
 
 Input is a Spark DataFrame of raw records, whatever the source (Kafka topic, PostgreSQL
 rows, landed files): `key`, `value` (binary), `timestamp`, and the record's coordinates
-`source`, `partition`, `offset`. Each payload is parsed once (as a Variant); checks run in
-order and the first failing one is the record's `reject_reason`:
+`source`, `source_partition`, `source_offset`. Spark's JSON reader parses each payload once;
+records that fail are parsed again as a Variant and checked field by field, in this order,
+and the first failing check is the record's `reject_reason`:
 
     null_value  empty_value  oversize  bad_encoding  null_key  not_json  not_an_object
     unknown_schema_version  missing_field:<f>  null_field:<f>  wrong_type:<f>  key_mismatch
