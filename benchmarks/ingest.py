@@ -5,7 +5,9 @@ For each size, in one run: a fresh 2-partition topic gets N card-payment events 
 kafka-consumer-perf-test.sh runs) drains it and reports messages/s; then Loopline's ingest
 (`loopline.ingest.ingest_source`: streaming availableNow, parse, bronze + quarantine
 Parquet, read-back reconciliation, PostgreSQL records) drains the same topic, timed from the
-call to its return on the already running Spark Connect server. ratio = Loopline / baseline.
+call to its return on the already running Spark Connect server, after one unmeasured
+20k-row warm-up (the server is long-lived; its first query pays for JIT compilation and
+Python worker start). ratio = Loopline / baseline.
 
     make bench                                   # sizes 100k and 1M
     LOOPLINE_BENCH_SIZES=100000,1000000,10000000 make bench
@@ -31,6 +33,7 @@ from loopline.bootstrap import ensure_topics, remove_pipeline_data
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGET_RATIO = 0.5
 HEADLINE_ROWS = 1_000_000
+WARM_UP_ROWS = 20_000
 DAY = date(2026, 1, 15)
 
 
@@ -118,6 +121,7 @@ def main() -> int:
         for spec_file in PIPELINES_DIR.glob("*.yaml"):
             (directory / spec_file.name).write_text(spec_file.read_text())
         os.environ["LOOPLINE_PIPELINES_DIR"] = str(directory)
+        bench_one(WARM_UP_ROWS, directory)  # JIT and Python workers of the long-lived server, not measured
         points = [bench_one(rows, directory) for rows in sizes()]
     headline = next((pt for pt in points if pt["rows"] == HEADLINE_ROWS), points[-1])
     result = {**headline, "target": TARGET_RATIO, "meets_target": headline["ratio"] >= TARGET_RATIO,

@@ -6,9 +6,8 @@ and quarantine have one layout and one contract:
     <pipeline>/<dataset>/date=<event date>/ingest_batch=<n>/part-*.parquet
     <pipeline>/quarantine/<dataset>/date=<record date>/ingest_batch=<n>/part-*.parquet
 
-A batch overwrites exactly its own `ingest_batch=<n>` directories (dynamic partition
-overwrite), so re-executing a batch after a crash replaces its output instead of adding
-to it. Before the batch is recorded, what was written is read back and must account
+A batch overwrites exactly its own `ingest_batch=<n>` directories, so re-executing a batch
+after a crash replaces its output instead of adding to it. Before the batch is recorded, what was written is read back and must account
 for every record read; otherwise ReconciliationError names the numbers.
 """
 from __future__ import annotations
@@ -113,18 +112,28 @@ def _counts_by_date(classified, source: Source) -> tuple[dict[str, int], dict[st
     return counts
 
 
+def _write_by_date(frame, location: DatasetLocation, dates: list[str], batch_id: int) -> None:
+    """Overwrite exactly this batch's directory in each date partition: a re-executed batch
+    replaces its own files and touches no other batch's (and needs no shuffle or sort)."""
+    from pyspark.sql import functions as F
+
+    for day in dates:
+        (frame.where(F.col("date") == F.lit(day).cast("date")).drop("date", BATCH_KEY)
+         .write.mode("overwrite").parquet(location.child(f"date={day}/{BATCH_KEY}={batch_id}").spark_uri))
+
+
 def land(classified, batch_id: int, target: LandingTarget, expected: int, offsets: dict) -> BatchResult:
     """Write one classified batch, check in = accepted + quarantined on storage, record it."""
     classified = classified.persist()
     try:
-        bronze, quarantine = _bronze_rows(classified, target.source, batch_id), _quarantine_rows(classified, target, batch_id)
-        for frame, location in ((bronze, target.bronze), (quarantine, target.quarantine)):
-            (frame.write.mode("overwrite").option("partitionOverwriteMode", "dynamic")
-             .partitionBy("date", BATCH_KEY).parquet(location.spark_uri))
-        if target.dead_letter_topic:
-            publish_dead_letters(quarantine, target)
         accepted_by_date, quarantined_by_date = _counts_by_date(classified, target.source)
         consumed = sum(accepted_by_date.values()) + sum(quarantined_by_date.values())
+        quarantine = _quarantine_rows(classified, target, batch_id)
+        _write_by_date(_bronze_rows(classified, target.source, batch_id), target.bronze, sorted(accepted_by_date),
+                       batch_id)
+        _write_by_date(quarantine, target.quarantine, sorted(quarantined_by_date), batch_id)
+        if target.dead_letter_topic and quarantined_by_date:
+            publish_dead_letters(quarantine, target)
     finally:
         classified.unpersist()
     spark = classified.sparkSession
