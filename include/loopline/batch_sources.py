@@ -26,16 +26,18 @@ from loopline.storage import DatasetLocation
 FILE_COLUMNS = "key binary, value binary"
 
 
-def _planned(conn, pipeline: str, source: Source, logical_date: date) -> dict | None:
+def _plan(conn, pipeline: str, source: Source, logical_date: date) -> tuple[int, dict | None]:
+    """Lock the dataset against concurrent ingests (until the transaction ends) and return the
+    date's batch id and, when the date ran before, the range it recorded (None: plan anew)."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"ingest:{pipeline}:{source.dataset}",))
     rows = db.fetch_all(conn, "SELECT batch_id, offsets FROM loopline.ingest_batches WHERE pipeline=%s AND dataset=%s "
                               "AND logical_date=%s", (pipeline, source.dataset, logical_date))
-    return rows[0] if rows else None
-
-
-def _next_batch_id(conn, pipeline: str, source: Source) -> int:
+    if rows:
+        return rows[0]["batch_id"], rows[0]["offsets"]
     rows = db.fetch_all(conn, "SELECT coalesce(max(batch_id) + 1, 0) AS n FROM loopline.ingest_batches "
                               "WHERE pipeline=%s AND dataset=%s", (pipeline, source.dataset))
-    return int(rows[0]["n"])
+    return int(rows[0]["n"]), None
 
 
 # --- PostgreSQL ------------------------------------------------------------------------
@@ -78,14 +80,8 @@ def postgres_backlog(p: Pipeline, source: Source) -> int:
 
 def ingest_postgres(spark, p: Pipeline, source: Source, run_id: str, logical_date: date) -> IngestRun:
     with db.connect(p.settings.db_url) as conn:
-        with conn.cursor() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"ingest:{p.spec.name}:{source.dataset}",))
-        planned = _planned(conn, p.spec.name, source, logical_date)
-        if planned:
-            batch_id, (low, high) = planned["batch_id"], planned["offsets"]["watermark"]
-        else:
-            batch_id, low = _next_batch_id(conn, p.spec.name, source), _previous_high(conn, p.spec.name, source)
-            high = None
+        batch_id, recorded = _plan(conn, p.spec.name, source, logical_date)
+        low, high = recorded["watermark"] if recorded else (_previous_high(conn, p.spec.name, source), None)
         with db.connect(_source_db_url(source)) as source_conn, source_conn.cursor() as cur:
             if high is None:
                 cur.execute(f"SELECT max({source.watermark})::text FROM {source.table}")
@@ -157,13 +153,8 @@ def files_backlog(p: Pipeline, source: Source) -> int:
 
 def ingest_files(spark, p: Pipeline, source: Source, run_id: str, logical_date: date) -> IngestRun:
     with db.connect(p.settings.db_url) as conn:
-        with conn.cursor() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"ingest:{p.spec.name}:{source.dataset}",))
-        planned = _planned(conn, p.spec.name, source, logical_date)
-        if planned:
-            batch_id, files = planned["batch_id"], planned["offsets"]["files"]
-        else:
-            batch_id, files = _next_batch_id(conn, p.spec.name, source), _new_files(conn, p, source)
+        batch_id, recorded = _plan(conn, p.spec.name, source, logical_date)
+        files = recorded["files"] if recorded else _new_files(conn, p, source)
         if files:
             uris = sorted(files)
             classified = classify(_file_lines(spark, uris), source.schema, p.spec.ingest.max_record_bytes, keyed=False)
