@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from loopline import db
-from loopline.kafka_offsets import beginning_offsets, end_offsets, unread
+from loopline.kafka_offsets import log_range, unread
 from loopline.pipeline import Pipeline
 
 
@@ -54,11 +54,11 @@ def data_status(p: Pipeline, day: date) -> DataStatus:
 
     bootstrap = p.settings.kafka_bootstrap
     with db.connect(p.settings.db_url) as conn:
-        backlog = {
-            name: unread(end_offsets(bootstrap, s.topic), _consumed_until(conn, p.spec.name, s.dataset),
-                         beginning_offsets(bootstrap, s.topic))
-            for name, s in p.spec.sources.items() if s.kind == "kafka"
-        }
+        backlog = {}
+        for name, source in p.spec.sources.items():
+            if source.kind == "kafka":
+                beginning, end = log_range(bootstrap, source.topic)
+                backlog[name] = unread(end, _consumed_until(conn, p.spec.name, source.dataset), beginning)
         already = _rows_for_date(conn, p.spec.name, p.spec.contract_dataset, day)
     for name, source in p.spec.sources.items():
         if source.kind == "postgres":

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from loopline import db
-from loopline.kafka_offsets import beginning_offsets
+from loopline.kafka_offsets import log_range
 from loopline.landing import LandingTarget, land
 from loopline.parsing import classify
 from loopline.pipeline import Pipeline
@@ -71,7 +71,7 @@ class KafkaBatchHandler:
     def __call__(self, classified, batch_id: int) -> None:
         end = _checkpoint_offsets(self.checkpoint, batch_id)
         start = (_checkpoint_offsets(self.checkpoint, batch_id - 1) if batch_id > 0
-                 else beginning_offsets(self.target.kafka_bootstrap, self.target.source.topic))
+                 else log_range(self.target.kafka_bootstrap, self.target.source.topic)[0])
         offsets = {p: [start.get(p, 0), e] for p, e in sorted(end.items()) if e > start.get(p, 0)}
         land(classified, batch_id, self.target, sum(e - s for s, e in offsets.values()), offsets)
 

@@ -48,17 +48,9 @@ def kafka_day_window(bootstrap: str, topic: str, logical_date: date) -> OffsetRa
         consumer.close()
 
 
-def beginning_offsets(bootstrap: str, topic: str) -> dict[str, int]:
-    """First offset still in the log, per partition (keys are partition numbers as text)."""
-    return _offsets(bootstrap, topic, "beginning_offsets")
-
-
-def end_offsets(bootstrap: str, topic: str) -> dict[str, int]:
-    """Next offset to be written, per partition."""
-    return _offsets(bootstrap, topic, "end_offsets")
-
-
-def _offsets(bootstrap: str, topic: str, which: str) -> dict[str, int]:
+def log_range(bootstrap: str, topic: str) -> tuple[dict[str, int], dict[str, int]]:
+    """(first offset still in the log, next offset to be written) per partition, from one
+    consumer; keys are partition numbers as text."""
     from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
@@ -66,8 +58,9 @@ def _offsets(bootstrap: str, topic: str, which: str) -> dict[str, int]:
         partitions = consumer.partitions_for_topic(topic)
         if not partitions:
             raise RuntimeError(f"Kafka topic {topic!r} does not exist on {bootstrap}; run `loopline bootstrap`")
-        found = getattr(consumer, which)([TopicPartition(topic, p) for p in sorted(partitions)])
-        return {str(tp.partition): offset for tp, offset in found.items()}
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        as_text = lambda found: {str(tp.partition): offset for tp, offset in found.items()}  # noqa: E731
+        return as_text(consumer.beginning_offsets(tps)), as_text(consumer.end_offsets(tps))
     finally:
         consumer.close()
 

@@ -12,7 +12,7 @@ for every record read; otherwise ReconciliationError names the numbers.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 
 from loopline import db
@@ -41,16 +41,6 @@ class LandingTarget:
     max_record_bytes: int
     dead_letter_topic: str | None = None
     kafka_bootstrap: str | None = None
-
-
-@dataclass(frozen=True)
-class BatchResult:
-    batch_id: int
-    consumed: int
-    accepted: int
-    quarantined: int
-    accepted_by_date: dict[str, int] = field(default_factory=dict)
-    quarantined_by_date: dict[str, int] = field(default_factory=dict)
 
 
 def _bronze_rows(classified, source: Source, batch_id: int):
@@ -122,7 +112,7 @@ def _write_by_date(frame, location: DatasetLocation, dates: list[str], batch_id:
          .write.mode("overwrite").parquet(location.child(f"date={day}/{BATCH_KEY}={batch_id}").spark_uri))
 
 
-def land(classified, batch_id: int, target: LandingTarget, expected: int, offsets: dict) -> BatchResult:
+def land(classified, batch_id: int, target: LandingTarget, expected: int, offsets: dict) -> None:
     """Write one classified batch, check in = accepted + quarantined on storage, record it."""
     classified = classified.persist()
     try:
@@ -146,7 +136,6 @@ def land(classified, batch_id: int, target: LandingTarget, expected: int, offset
             "The batch is not recorded, so the next run re-executes it; if this repeats, check the source "
             "for compaction, transactions or deleted files."
         )
-    result = BatchResult(batch_id, consumed, accepted, quarantined, accepted_by_date, quarantined_by_date)
     with db.connect(target.db_url) as conn:
         db.upsert(conn, "loopline.ingest_batches", {
             "pipeline": target.pipeline, "dataset": target.source.dataset, "batch_id": batch_id,
@@ -155,4 +144,3 @@ def land(classified, batch_id: int, target: LandingTarget, expected: int, offset
             "offsets": offsets, "consumed": consumed, "accepted": accepted, "quarantined": quarantined,
             "accepted_by_date": accepted_by_date, "quarantined_by_date": quarantined_by_date,
         }, key=["pipeline", "dataset", "batch_id"])
-    return result

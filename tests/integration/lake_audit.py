@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pyarrow.dataset as ds
 
-from loopline.kafka_offsets import beginning_offsets, end_offsets
+from loopline.kafka_offsets import log_range
 from loopline.pipeline import Pipeline
 from loopline.spec import Source
 
@@ -23,8 +23,7 @@ def landed_offsets(p: Pipeline, source: Source) -> list[tuple[int, int]]:
 
 
 def produced_offsets(p: Pipeline, source: Source) -> set[tuple[int, int]]:
-    begin = beginning_offsets(p.settings.kafka_bootstrap, source.topic)
-    end = end_offsets(p.settings.kafka_bootstrap, source.topic)
+    begin, end = log_range(p.settings.kafka_bootstrap, source.topic)
     return {(int(part), offset) for part, stop in end.items() for offset in range(begin[part], stop)}
 
 
