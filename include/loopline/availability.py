@@ -3,7 +3,7 @@
 A run for date D may proceed when its sources hold at least `ingest.min_new_records`
 records not ingested yet (Kafka: log end minus the last recorded batch end, per partition;
 PostgreSQL: rows above the last watermark; files: new files, each counted as one),
-or when D's partition of the contract dataset already has rows (an earlier run, e.g. a
+or when D's partitions of the sources already have rows (an earlier run, e.g. a
 backfill, ingested them).
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from loopline.pipeline import Pipeline
 class DataStatus:
     logical_date: str
     unread: dict[str, int]  # source name -> records not ingested yet
-    rows_already_ingested: int  # rows of the contract dataset already in D's partition
+    rows_already_ingested: int  # rows of the sources already in D's partitions
     min_new_records: int
 
     @property
@@ -59,7 +59,7 @@ def data_status(p: Pipeline, day: date) -> DataStatus:
             if source.kind == "kafka":
                 beginning, end = log_range(bootstrap, source.topic)
                 backlog[name] = unread(end, _consumed_until(conn, p.spec.name, source.dataset), beginning)
-        already = _rows_for_date(conn, p.spec.name, p.spec.contract_dataset, day)
+        already = sum(_rows_for_date(conn, p.spec.name, s.dataset, day) for s in p.spec.sources.values())
     for name, source in p.spec.sources.items():
         if source.kind == "postgres":
             backlog[name] = postgres_backlog(p, source)

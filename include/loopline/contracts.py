@@ -1,94 +1,188 @@
-"""Data contracts: a Great Expectations suite (a reviewed file in expectations/) per dataset.
+"""Data contracts: validate a bronze partition, route its rows, stop the line on a bad batch.
 
-A failing batch stops the line: the task raises ContractViolation naming each broken
-expectation, and nothing downstream (training, promotion, scoring) runs on that batch.
-Every result, pass or fail, is stored in PostgreSQL so quality can be queried over time.
+For one bronze dataset and date (spec `contracts:`, suite in expectations/):
+
+1. GX evaluates every rule of the suite on the Spark DataFrame (loopline.gx_validation).
+2. Rows breaking row-level rules are written to `quarantine/<valid_dataset>/date=D` with
+   the names of the rules they break in `reason`; the date's quarantine is replaced.
+3. The quarantine is read back: per rule it must hold exactly GX's unexpected count
+   (ContractMismatch otherwise), and valid + quarantined must equal the input.
+4. If every batch-level rule holds and at most `max_quarantined_share` of the rows were
+   quarantined, the valid rows replace `<valid_dataset>/date=D`, which is all downstream
+   stages read. Otherwise the date's valid partition is removed and ContractViolation is
+   raised: the line stops for the date, and the champion is untouched.
+5. Every rule's result is stored in PostgreSQL (loopline.contract_results, per run), and
+   the GX Data Docs are published on the `contract_reports` tier.
 """
 from __future__ import annotations
 
-import json
-import logging
-import os
+import tempfile
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from loopline import db
-from loopline.storage import DatasetLocation
+from loopline.contract_reports import ReportLink, publish
+from loopline.contract_rules import Suite, failed_rules, load_suite
+from loopline.gx_validation import RuleResult, suite_parameters, validate_frame
+from loopline.spec import Contract
 
-EXPECTATIONS_DIR = Path(__file__).resolve().parents[2] / "expectations"
+if TYPE_CHECKING:
+    from loopline.pipeline import Pipeline
+
+REASON_SEPARATOR = "; "
+SHARE_RULE = "table:quarantined_share"
 
 
 class ContractViolation(RuntimeError):
-    """A batch broke its data contract; the message lists every failed expectation."""
+    """A batch broke its contract: the line stops for this date."""
+
+    def __init__(self, outcome: "ContractOutcome") -> None:
+        super().__init__(outcome.describe() + "\nThe line stops here for this date: nothing is trained, promoted "
+                         "or scored from it, and the champion is unchanged. Fix the producer (or, in review, the "
+                         "contract) and rerun the date.")
+        self.outcome = outcome
+
+
+class ContractMismatch(RuntimeError):
+    """Rows routed to quarantine disagree with GX's counts (a Loopline defect, not bad data)."""
+
+
+def stopping(results: list[RuleResult]) -> list[RuleResult]:
+    """The results that stop the line: failed batch rules, and any rule GX could not evaluate."""
+    return [r for r in results if (r.severity == "batch" and not r.success) or r.error]
 
 
 @dataclass(frozen=True)
-class ContractResult:
-    suite: str
+class ContractOutcome:
+    pipeline: str
     dataset: str
     logical_date: str
-    success: bool
-    evaluated: int
-    failed: list[dict] = field(default_factory=list)
+    run_id: str
+    suite: str
+    rows_in: int
+    rows_valid: int
+    rows_quarantined: int
+    results: list[RuleResult] = field(default_factory=list)
+    report: ReportLink | None = None
+
+    @property
+    def passed(self) -> bool:
+        return not stopping(self.results)
 
     def describe(self) -> str:
-        lines = [f"contract {self.suite} on {self.dataset} {self.logical_date}: "
-                 f"{self.evaluated - len(self.failed)}/{self.evaluated} expectations passed"]
-        lines += [f"  FAILED {f['expectation']}({f['column'] or 'table'}): observed {f['observed']}, "
-                  f"unexpected {f['unexpected_count']}" for f in self.failed]
+        verdict = "PASSED" if self.passed else "FAILED"
+        lines = [f"contract {self.suite} on {self.dataset} {self.logical_date}: {verdict}; {self.rows_in} rows in = "
+                 f"{self.rows_valid} valid + {self.rows_quarantined} quarantined"]
+        lines += [f"  STOP  {r.describe()}" for r in stopping(self.results)]
+        lines += [f"  quarantined  {r.describe()}" for r in self.results
+                  if r.severity == "row" and r.unexpected_count and not r.error]
+        if self.report:
+            lines.append(f"  report: {self.report.url}")
         return "\n".join(lines)
 
 
-def load_suite(name: str, directory: Path = EXPECTATIONS_DIR) -> dict:
-    path = directory / f"{name}.json"
-    if not path.exists():
-        raise FileNotFoundError(f"no contract suite {path.name} in {directory}; the pipeline spec names it")
-    return json.loads(path.read_text())
+def _bronze_frame(p: "Pipeline", dataset: str, day: date):
+    """The date's bronze rows; an empty frame of the right shape when the date has none."""
+    location = p.lake.location(dataset, day)
+    spark = p.spark()
+    if location.exists():
+        return spark.read.parquet(location.spark_uri)
+    source = next(s for s in p.spec.sources.values() if s.dataset == dataset)
+    columns = [f"`{name}` {kind}" for name, kind in source.schema.fields.items()]
+    columns += ["source string", "source_partition int", "source_offset bigint", "ingest_batch int"]
+    return spark.createDataFrame([], ", ".join(columns))
 
 
-def run_suite(suite: dict, frame) -> tuple[bool, list[dict], int]:
-    """Validate a pandas DataFrame with GX 1.x; return (success, failed expectations, evaluated)."""
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)
-    import great_expectations as gx
-    from great_expectations.core.expectation_suite import ExpectationSuite
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    gx_suite = context.suites.add(ExpectationSuite(**suite))
-    batch = (context.data_sources.add_pandas("lake").add_dataframe_asset(suite["name"])
-             .add_batch_definition_whole_dataframe("partition"))
-    validation = context.validation_definitions.add(gx.ValidationDefinition(name=suite["name"], data=batch, suite=gx_suite))
-    outcome = validation.run(batch_parameters={"dataframe": frame})
-    failed = [
-        {
-            "expectation": r.expectation_config.type,
-            "column": r.expectation_config.kwargs.get("column"),
-            "observed": r.result.get("observed_value"),
-            "unexpected_count": r.result.get("unexpected_count"),
-            "sample": r.result.get("partial_unexpected_list", [])[:5],
-        }
-        for r in outcome.results if not r.success
-    ]
-    return bool(outcome.success), failed, len(outcome.results)
+def _share_result(contract: Contract, rows_in: int, quarantined: int) -> RuleResult:
+    share = quarantined / rows_in if rows_in else 0.0
+    return RuleResult(SHARE_RULE, "batch", "loopline_max_quarantined_share", None, share <= contract.max_quarantined_share,
+                      round(share, 6), quarantined, rows_in, [])
 
 
-def validate_partition(db_url: str, pipeline: str, suite_name: str, dataset: str, location: DatasetLocation,
-                       logical_date: date, run_id: str) -> ContractResult:
-    """Validate one bronze partition, store the result, raise ContractViolation if it fails."""
-    import pyarrow.parquet as pq
+def _check_routing(results: list[RuleResult], per_rule: dict[str, int]) -> None:
+    """Quarantined rows per rule must equal GX's unexpected count for that rule."""
+    disagreements = {r.name: (per_rule.get(r.name, 0), r.unexpected_count)
+                     for r in results if r.severity == "row" and not r.error and per_rule.get(r.name, 0) != r.unexpected_count}
+    if disagreements:
+        raise ContractMismatch(f"quarantined rows per rule disagree with GX (quarantined, GX unexpected): {disagreements}. "
+                               "This is a Loopline defect in contract_rules.row_passes; please report it with the suite.")
 
-    frame = pq.read_table(location.arrow_path, filesystem=location.filesystem()).to_pandas()
-    success, failed, evaluated = run_suite(load_suite(suite_name), frame)
-    result = ContractResult(suite_name, dataset, logical_date.isoformat(), success, evaluated, failed)
+
+def _route(frame, suite: Suite, p: "Pipeline", contract: Contract, day: date, run_id: str):
+    """Write the date's quarantine; return (rows checked, quarantined rows per rule, quarantined)."""
+    from pyspark.sql import functions as F
+
+    checked = frame.withColumn("_failed", failed_rules(suite)).persist()
+    target = p.lake.location("quarantine", day, subdir=contract.valid_dataset)
+    (checked.where(F.size("_failed") > 0)
+     .select(*frame.columns, F.array_join("_failed", REASON_SEPARATOR).alias("reason"),
+             F.lit(suite.name).alias("suite"), F.lit(run_id).alias("run_id"))
+     .write.mode("overwrite").parquet(target.spark_uri))
+    written = p.spark().read.parquet(target.spark_uri)
+    per_rule = {row["rule"]: row["n"] for row in
+                written.select(F.explode(F.split("reason", REASON_SEPARATOR)).alias("rule")).groupBy("rule")
+                .agg(F.count(F.lit(1)).alias("n")).collect()}
+    return checked, per_rule, written.count()
+
+
+def _publish_valid(checked, p: "Pipeline", contract: Contract, day: date, passed: bool) -> int:
+    """Replace the date's valid partition (or remove it, if the batch failed); return valid rows."""
+    from pyspark.sql import functions as F
+
+    target = p.lake.location(contract.valid_dataset, day)
+    valid = checked.where(F.size("_failed") == 0).drop("_failed")
+    if not passed:
+        target.filesystem().delete_dir_contents(target.arrow_path, missing_dir_ok=True)
+        return valid.count()
+    valid.write.mode("overwrite").parquet(target.spark_uri)
+    return p.spark().read.parquet(target.spark_uri).count()
+
+
+def _store(db_url: str, outcome: ContractOutcome) -> None:
+    key = {"pipeline": outcome.pipeline, "dataset": outcome.dataset, "logical_date": outcome.logical_date,
+           "run_id": outcome.run_id}
     with db.connect(db_url) as conn:
-        db.upsert(conn, "loopline.contract_results", {
-            "pipeline": pipeline, "dataset": dataset, "logical_date": logical_date, "run_id": run_id,
-            "suite": suite_name, "success": success, "evaluated": evaluated, "failed": failed,
-        }, key=["pipeline", "dataset", "logical_date"])
-    if not success:
-        raise ContractViolation(result.describe() + "\nThe line stops here for this date: the champion is unchanged. "
-                                "Fix the producer (or the contract, in review) and rerun the date.")
-    return result
+        with conn.cursor() as cur:  # a rerun of the same run replaces its rules (the suite may have changed)
+            cur.execute("DELETE FROM loopline.contract_results WHERE pipeline=%(pipeline)s AND dataset=%(dataset)s "
+                        "AND logical_date=%(logical_date)s AND run_id=%(run_id)s", key)
+        db.upsert(conn, "loopline.contract_validations", {
+            **key, "suite": outcome.suite, "success": outcome.passed, "rows_in": outcome.rows_in,
+            "rows_valid": outcome.rows_valid, "rows_quarantined": outcome.rows_quarantined,
+            "report_uri": outcome.report.uri if outcome.report else None,
+        }, key=list(key))
+        for r in outcome.results:
+            db.upsert(conn, "loopline.contract_results", {
+                **key, "rule": r.name, "severity": r.severity, "expectation": r.expectation, "column_name": r.column,
+                "success": r.success, "observed_value": db.as_json(r.observed_value),
+                "unexpected_count": r.unexpected_count, "element_count": r.element_count, "sample": r.sample,
+                "error": r.error,
+            }, key=[*key, "rule"])
+
+
+def validate_dataset(p: "Pipeline", dataset: str, day: date, run_id: str) -> ContractOutcome:
+    """Validate `dataset`'s partition for `day`; route rows; raise ContractViolation on a bad batch."""
+    contract = p.spec.contracts[dataset]
+    suite = load_suite(contract.suite)
+    frame = _bronze_frame(p, dataset, day)
+    with tempfile.TemporaryDirectory(prefix="loopline-docs-") as site:
+        results = validate_frame(suite, frame, suite_parameters(day, contract.freshness_hours), run_id, Path(site))
+        report = publish(Path(site), p.lake.location("contract_reports", day, subdir=dataset))
+    checked, per_rule, quarantined = _route(frame, suite, p, contract, day, run_id)
+    try:
+        _check_routing(results, per_rule)
+        rows_in = checked.count()
+        results.append(_share_result(contract, rows_in, quarantined))
+        valid = _publish_valid(checked, p, contract, day, passed=not stopping(results))
+    finally:
+        checked.unpersist()
+    outcome = ContractOutcome(p.spec.name, dataset, day.isoformat(), run_id, suite.name, rows_in, valid, quarantined,
+                              results, report)
+    if valid + quarantined != rows_in:
+        raise ContractMismatch(f"{dataset} {day}: {rows_in} rows in, but {valid} valid + {quarantined} quarantined "
+                               "were written; rerun the date (each run replaces the date's outputs)")
+    _store(p.settings.db_url, outcome)
+    if not outcome.passed:
+        raise ContractViolation(outcome)
+    return outcome

@@ -153,7 +153,52 @@ CREATE TABLE loopline.ingested_files (
 );
 """
 
-MIGRATIONS = [INITIAL_SCHEMA, STREAMING_INGEST]  # append only: version = position + 1
+CONTRACT_EVIDENCE = """
+-- v1 kept one summary row per date; contracts now keep every validation and every rule's result.
+DROP TABLE loopline.contract_results;
+
+CREATE TABLE loopline.contract_validations (
+    pipeline          text        NOT NULL,
+    dataset           text        NOT NULL,   -- the bronze dataset validated
+    logical_date      date        NOT NULL,
+    run_id            text        NOT NULL,
+    suite             text        NOT NULL,
+    success           boolean     NOT NULL,   -- false = the line stopped for this date
+    rows_in           bigint      NOT NULL,
+    rows_valid        bigint      NOT NULL,
+    rows_quarantined  bigint      NOT NULL,
+    report_uri        text,                   -- GX Data Docs page on the contract_reports tier
+    updated_at        timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (pipeline, dataset, logical_date, run_id)
+);
+
+CREATE TABLE loopline.contract_results (
+    pipeline          text        NOT NULL,
+    dataset           text        NOT NULL,
+    logical_date      date        NOT NULL,
+    run_id            text        NOT NULL,
+    rule              text        NOT NULL,   -- meta.name in the suite
+    severity          text        NOT NULL,   -- row | batch
+    expectation       text        NOT NULL,
+    column_name       text,
+    success           boolean     NOT NULL,
+    observed_value    jsonb,
+    unexpected_count  bigint,
+    element_count     bigint,
+    sample            jsonb,                  -- a few unexpected values
+    error             text,                   -- the rule could not be evaluated
+    updated_at        timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (pipeline, dataset, logical_date, run_id, rule)
+);
+
+-- The latest validation of each date: what quality-trend queries usually want.
+CREATE VIEW loopline.contract_latest AS
+SELECT DISTINCT ON (pipeline, dataset, logical_date) *
+  FROM loopline.contract_validations
+ ORDER BY pipeline, dataset, logical_date, updated_at DESC;
+"""
+
+MIGRATIONS = [INITIAL_SCHEMA, STREAMING_INGEST, CONTRACT_EVIDENCE]  # append only: version = position + 1
 
 
 @contextmanager
@@ -184,9 +229,14 @@ def ensure_schema(db_url: str) -> list[int]:
         return applied
 
 
+def as_json(value: Any) -> psycopg2.extras.Json:
+    """Any JSON value (also a bare number or string) for a jsonb column."""
+    return psycopg2.extras.Json(value, dumps=_to_json)
+
+
 def _adapt(value: Any) -> Any:
     """dicts and lists become jsonb; values JSON cannot encode (numpy, timestamps) as strings."""
-    return psycopg2.extras.Json(value, dumps=_to_json) if isinstance(value, (dict, list)) else value
+    return as_json(value) if isinstance(value, (dict, list)) else value
 
 
 def upsert(conn, table: str, row: Mapping[str, Any], key: Sequence[str]) -> None:

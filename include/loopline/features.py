@@ -1,4 +1,4 @@
-"""Model features from bronze rows: one function shared by training and scoring.
+"""Model features from valid event rows: one function shared by training and scoring.
 
 Categoricals get a fixed vocabulary from the spec (unseen values become missing), so a
 model and the data it scores always agree on category codes.

@@ -48,7 +48,7 @@ def reference_profile(model_name: str, version: int) -> dict:
 def check_drift(db_url: str, spec: PipelineSpec, lake: Lake, logical_date: date, model_version: int) -> DriftResult:
     import pyarrow.parquet as pq
 
-    location = lake.location(spec.sources["events"].dataset, logical_date)
+    location = lake.location(spec.valid_dataset("events"), logical_date)
     rows: pd.DataFrame = pq.read_table(location.arrow_path, filesystem=location.filesystem()).to_pandas()
     scores = drift_scores(reference_profile(spec.model_name, model_version), build_features(rows, spec.features))
     threshold = spec.monitoring["psi_threshold"]

@@ -22,14 +22,17 @@ WITH landed AS (  -- rows per event date, whichever run ingested them (late data
 SELECT d.logical_date,
        ev.accepted + ev.quarantined AS events_in, ev.accepted AS events_accepted, ev.quarantined AS events_quarantined,
        lb.accepted AS labels,
-       cr.success AS contract_ok, cr.evaluated, jsonb_array_length(cr.failed) AS contract_failed,
+       cv.success AS contract_ok, cv.rows_quarantined AS contract_rejected,
+       (SELECT count(*) FROM loopline.contract_results r
+         WHERE (r.pipeline, r.dataset, r.logical_date, r.run_id) = (cv.pipeline, cv.dataset, cv.logical_date, cv.run_id)
+           AND r.severity = 'batch' AND NOT r.success) AS contract_failed,
        (SELECT count(*) FROM loopline.predictions pr WHERE pr.pipeline = %(p)s AND pr.score_date = d.logical_date)
            AS predictions,
        mr.model_version AS scored_by, mr.max_psi, mr.drifted_features, mr.retrain_requested
   FROM days d
   LEFT JOIN per_day ev ON ev.dataset = 'bronze_events' AND ev.logical_date = d.logical_date
   LEFT JOIN per_day lb ON lb.dataset = 'bronze_labels' AND lb.logical_date = d.logical_date
-  LEFT JOIN loopline.contract_results cr ON cr.pipeline = %(p)s AND cr.dataset = 'bronze_events' AND cr.logical_date = d.logical_date
+  LEFT JOIN loopline.contract_latest cv ON cv.pipeline = %(p)s AND cv.dataset = 'bronze_events' AND cv.logical_date = d.logical_date
   LEFT JOIN loopline.monitor_runs mr ON mr.pipeline = %(p)s AND mr.logical_date = d.logical_date
  ORDER BY d.logical_date
 """
@@ -50,14 +53,14 @@ def daily_rows(settings: Settings, spec: PipelineSpec) -> tuple[list[dict], list
 
 
 def format_summary(days: list[dict], trainings: list[dict]) -> str:
-    header = (f"{'date':<11} {'events in':>9} {'accepted':>8} {'quarant.':>8} {'labels':>6} {'contract':>8} "
+    header = (f"{'date':<11} {'events in':>9} {'accepted':>8} {'quarant.':>8} {'labels':>6} {'contract':>8} {'rejected':>8} "
               f"{'predictions':>11} {'model':>5} {'max PSI':>7}  drifted features")
     lines = [header, "-" * len(header)]
     for d in days:
         contract = "-" if d["contract_ok"] is None else ("pass" if d["contract_ok"] else f"FAIL({d['contract_failed']})")
         drifted = ", ".join(d["drifted_features"] or []) + ("  -> retraining requested" if d["retrain_requested"] else "")
         lines.append(f"{d['logical_date']!s:<11} {_cell(d['events_in']):>9} {_cell(d['events_accepted']):>8} "
-                     f"{_cell(d['events_quarantined']):>8} {_cell(d['labels']):>6} {contract:>8} "
+                     f"{_cell(d['events_quarantined']):>8} {_cell(d['labels']):>6} {contract:>8} {_cell(d['contract_rejected']):>8} "
                      f"{d['predictions']:>11} {_cell(d['scored_by'], 'v{}'):>5} {_cell(d['max_psi'], '{:.3f}'):>7}  "
                      f"{drifted or '-'}")
     lines += ["", "Training and promotion (champion/challenger gate on the candidate's holdout):"]

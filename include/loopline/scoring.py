@@ -1,8 +1,8 @@
-"""Scoring: Spark applies a registry model version to one bronze partition.
+"""Scoring: Spark applies a registry model version to one partition of valid events (bronze that passed its contract).
 
 Predictions go to Parquet on the predictions tier (overwriting the date's partition) and
 are upserted into PostgreSQL keyed by prediction id (`<pipeline>:<transaction_id>`), so a
-rerun of the date replaces its rows and leaves exactly one row per bronze record.
+rerun of the date replaces its rows and leaves exactly one row per valid event.
 """
 from __future__ import annotations
 
@@ -65,9 +65,9 @@ def recorded_version(db_url: str, pipeline: str, logical_date: date) -> int | No
 def score(spark, db_url: str, spec: PipelineSpec, lake: Lake, logical_date: date, model_version: int) -> ScoreResult:
     from pyspark.sql import functions as F
 
-    bronze = spark.read.parquet(lake.location(spec.sources["events"].dataset, logical_date).spark_uri)
+    events = spark.read.parquet(lake.location(spec.valid_dataset("events"), logical_date).spark_uri)
     predictions = (
-        bronze.mapInPandas(_predict_batches(spec.model_name, model_version, spec.features), PREDICTION_SCHEMA)
+        events.mapInPandas(_predict_batches(spec.model_name, model_version, spec.features), PREDICTION_SCHEMA)
         .select(
             F.concat(F.lit(f"{spec.name}:"), "transaction_id").alias("prediction_id"),
             F.lit(spec.name).alias("pipeline"),

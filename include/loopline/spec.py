@@ -81,6 +81,42 @@ class IngestLimits:
 
 
 @dataclass(frozen=True)
+class Contract:
+    """The data contract of one bronze dataset: its GX suite (expectations/<suite>.json) and
+    where the rows that pass its row-level rules go. Downstream stages read only `valid_dataset`."""
+
+    dataset: str
+    suite: str
+    valid_dataset: str
+    max_quarantined_share: float = 0.02  # more rows than this failing row-level rules stops the line
+    freshness_hours: float = 2.0  # the `freshness_cutoff` suite parameter: end of the date minus this
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.max_quarantined_share <= 1:
+            raise SpecError(f"contract {self.dataset}: max_quarantined_share must be between 0 and 1")
+
+
+ALERT_CHANNELS = {"log", "webhook", "email"}
+
+
+@dataclass(frozen=True)
+class AlertChannel:
+    """Where a stopped line is reported. Addresses come from environment variables (never the
+    spec); a channel whose variable is unset is inactive, and says so in the task log."""
+
+    channel: str
+    url_env: str = ""  # webhook: variable holding the URL to POST the alert to
+    to_env: str = ""  # email: variable holding comma-separated recipients (SMTP: LOOPLINE_SMTP_*)
+
+    def __post_init__(self) -> None:
+        if self.channel not in ALERT_CHANNELS:
+            raise SpecError(f"alert channel {self.channel!r} is not one of {sorted(ALERT_CHANNELS)}")
+        needed = {"webhook": "url_env", "email": "to_env"}.get(self.channel)
+        if needed and not getattr(self, needed):
+            raise SpecError(f"alert channel {self.channel} needs {needed} (the environment variable to read)")
+
+
+@dataclass(frozen=True)
 class Features:
     numeric: list[str]
     boolean: list[str]
@@ -100,21 +136,26 @@ class PipelineSpec:
     predictions_topic: str
     dead_letter_suffix: str
     storage: dict[str, Placement]
-    contract_dataset: str
-    contract_suite: str
+    contracts: dict[str, Contract]  # by bronze dataset
     features: Features
     target: str
     training: dict[str, Any]
     gate: dict[str, Any]
     monitoring: dict[str, Any]
     ingest: IngestLimits = field(default_factory=IngestLimits)
+    alerts: list[AlertChannel] = field(default_factory=lambda: [AlertChannel("log")])
     topics: list[str] = field(init=False)
 
     def __post_init__(self) -> None:
         kafka = [s for s in self.sources.values() if s.kind == "kafka"]
         main_topics = [self.predictions_topic, *(s.topic for s in kafka)]
         object.__setattr__(self, "topics", main_topics + [self.dead_letter_topic(s) for s in kafka])
-        datasets = {s.dataset for s in self.sources.values()} | {"quarantine", "predictions", "reference", "checkpoints"}
+        uncontracted = sorted({s.dataset for s in self.sources.values()} - set(self.contracts))
+        if uncontracted:
+            raise SpecError(f"pipeline {self.name}: no contract for {uncontracted}; downstream stages read only "
+                            "data that passed a contract, so every source needs one (see `loopline contract draft`)")
+        datasets = ({s.dataset for s in self.sources.values()} | {c.valid_dataset for c in self.contracts.values()}
+                    | {"quarantine", "predictions", "reference", "checkpoints", "contract_reports"})
         missing = sorted(datasets - set(self.storage))
         if missing:
             raise SpecError(f"pipeline {self.name}: storage placement missing for {missing}")
@@ -125,6 +166,10 @@ class PipelineSpec:
 
     def dead_letter_topic(self, source: Source) -> str:
         return source.topic + self.dead_letter_suffix
+
+    def valid_dataset(self, source: str) -> str:
+        """The dataset downstream stages read for `source`: its bronze rows that passed the contract."""
+        return self.contracts[self.sources[source].dataset].valid_dataset
 
 
 def _source(name: str, raw: dict, schemas: dict[str, Schema]) -> Source:
@@ -150,14 +195,14 @@ def load_spec(name: str, directory: Path | None = None) -> PipelineSpec:
             predictions_topic=raw["sinks"]["predictions_topic"],
             dead_letter_suffix=raw["sinks"]["dead_letter_suffix"],
             storage={dataset: Placement(**place) for dataset, place in raw["storage"].items()},
-            contract_dataset=raw["contract"]["dataset"],
-            contract_suite=raw["contract"]["suite"],
+            contracts={dataset: Contract(dataset=dataset, **c) for dataset, c in raw["contracts"].items()},
             features=Features(**raw["features"]),
             target=raw["target"],
             training=raw["training"],
             gate=raw["gate"],
             monitoring=raw["monitoring"],
             ingest=IngestLimits(**raw.get("ingest", {})),
+            alerts=[AlertChannel(**a) for a in raw.get("alerts", [{"channel": "log"}])],
         )
     except KeyError as error:
         raise SpecError(f"{path.name}: missing key {error}") from error

@@ -16,8 +16,12 @@ from datetime import date
 from pathlib import Path
 from urllib.parse import urlparse
 
-import pyarrow.fs as pafs
+from typing import TYPE_CHECKING
+
 import yaml
+
+if TYPE_CHECKING:  # pyarrow is imported on use: specs (and so DAG files) load without it
+    import pyarrow.fs as pafs
 
 STORAGE_CONFIG = Path(__file__).resolve().parents[1] / "storage.yaml"
 ONPREM = "onprem"
@@ -59,6 +63,8 @@ class Tier:
         return f"{self.root}/{relative}"
 
     def arrow_filesystem(self) -> pafs.FileSystem:
+        import pyarrow.fs as pafs
+
         if self.scheme == "file":
             return pafs.LocalFileSystem()
         if self.scheme == "s3":
@@ -97,7 +103,9 @@ class DatasetLocation:
         return self.tier.arrow_filesystem()
 
     def exists(self) -> bool:
-        return self.filesystem().get_file_info(self.arrow_path).type != pafs.FileType.NotFound
+        from pyarrow.fs import FileType
+
+        return self.filesystem().get_file_info(self.arrow_path).type != FileType.NotFound
 
     def child(self, name: str) -> "DatasetLocation":
         return DatasetLocation(self.tier, f"{self.relative}/{name}")

@@ -1,4 +1,4 @@
-"""Training: labelled bronze rows up to the logical date → a LightGBM model in an MLflow run.
+"""Training: labelled valid rows (bronze that passed its contract) up to the logical date → a LightGBM model in an MLflow run.
 
 A run is identified by (pipeline, logical date, DAG) and a fingerprint of its training data;
 rerunning the same date on the same data finds and returns the finished run instead of
@@ -55,8 +55,8 @@ def read_partitions(lake: Lake, dataset: str, until: date) -> pd.DataFrame:
 
 def labelled_rows(lake: Lake, spec: PipelineSpec, until: date) -> pd.DataFrame:
     """Events joined with their latest label, both as known on `until`."""
-    events = read_partitions(lake, spec.sources["events"].dataset, until)
-    labels = read_partitions(lake, spec.sources["labels"].dataset, until)
+    events = read_partitions(lake, spec.valid_dataset("events"), until)
+    labels = read_partitions(lake, spec.valid_dataset("labels"), until)
     if events.empty or labels.empty:
         return pd.DataFrame()
     events = events.drop_duplicates("transaction_id", keep="last")

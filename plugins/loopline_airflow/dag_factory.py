@@ -12,6 +12,7 @@ from airflow.sdk import DAG, CronDataIntervalTimetable, Param, task
 
 from loopline_airflow import stages
 from loopline_airflow.assets import bronze_ingested, retrain_request
+from loopline_airflow.operators import ContractOperator
 from loopline_airflow.sensors import NewDataSensor
 
 START = pendulum.datetime(2024, 1, 1, tz="UTC")  # earliest date a backfill can reach
@@ -30,8 +31,16 @@ def daily_after_midnight() -> CronDataIntervalTimetable:
     return CronDataIntervalTimetable("0 0 * * *", timezone="UTC")
 
 
+def contracted_datasets(pipeline: str) -> list[str]:
+    """The datasets with a contract: read from the spec file (a local YAML read, no service)."""
+    from loopline.spec import load_spec
+
+    return sorted(load_spec(pipeline).contracts)
+
+
 def nightly_dag(pipeline: str, doc_md: str | None = None, scheduled: bool = True) -> DAG:
-    """wait_for_data → ingest → validate → train → register → score → monitor → request_retraining."""
+    """wait_for_data → ingest → validate_<dataset> (one per contract) → train → register → score →
+    monitor → request_retraining."""
     with DAG(
         dag_id=f"{pipeline}_nightly", schedule=daily_after_midnight() if scheduled else None, start_date=START, catchup=False, max_active_runs=1,
         is_paused_upon_creation=True, doc_md=doc_md, tags=["loopline", pipeline, "nightly"],
@@ -39,7 +48,8 @@ def nightly_dag(pipeline: str, doc_md: str | None = None, scheduled: bool = True
     ) as dag:
         waited = NewDataSensor(task_id="wait_for_data", pipeline=pipeline)
         ingested = task(stages.ingest, task_id="ingest", outlets=[bronze_ingested(pipeline)])(pipeline)
-        validated = task(stages.validate, task_id="validate")(pipeline)
+        validated = [ContractOperator(task_id=f"validate_{dataset}", pipeline=pipeline, dataset=dataset)
+                     for dataset in contracted_datasets(pipeline)]
         trained = task(stages.train, task_id="train")(pipeline)
         registered = task(stages.register, task_id="register")(pipeline, trained)
         # Scoring runs when training was skipped (cold start, or no new labels) but never

@@ -2,8 +2,7 @@
 
 Each function is wrapped with `task(...)` in a DAG file. Heavy libraries are imported by
 `loopline` inside the calls, never when a DAG file is parsed. Domain errors become Airflow
-outcomes here, in one place:
-  ContractViolation  -> AirflowFailException (stop the line; retrying cannot fix data)
+outcomes here (and in operators.ContractOperator, which stops the line on a bad batch):
   NotEnoughLabels    -> AirflowSkipException (cold start: downstream training is skipped)
 """
 from __future__ import annotations
@@ -47,21 +46,6 @@ def ingest(pipeline: str) -> dict:
     context["outlet_events"][bronze_ingested(pipeline)].extra = {"logical_date": logical_date().isoformat(),
                                                                  "sources": results}
     return results
-
-
-def validate(pipeline: str) -> dict:
-    """Run the pipeline's data contract on the date's bronze partition; a failure stops the line."""
-    from loopline.contracts import ContractViolation, validate_partition
-
-    p, day = _pipeline(pipeline), logical_date()
-    location = p.lake.location(p.spec.contract_dataset, day)
-    try:
-        result = validate_partition(p.settings.db_url, p.spec.name, p.spec.contract_suite, p.spec.contract_dataset,
-                                    location, day, get_current_context()["run_id"])
-    except ContractViolation as violation:
-        raise AirflowFailException(str(violation)) from violation
-    print(result.describe())
-    return asdict(result)
 
 
 def train(pipeline: str, recent_only: bool = False) -> dict:

@@ -6,20 +6,20 @@ from loopline.report import format_summary
 def test_summary_shows_counts_contract_drift_and_gate_decisions():
     days = [
         {"logical_date": date(2026, 11, 1), "events_in": 3006, "events_accepted": 3000, "events_quarantined": 6,
-         "labels": None, "contract_ok": True, "evaluated": 12, "contract_failed": 0, "predictions": 0,
+         "labels": None, "contract_ok": True, "contract_rejected": 4, "contract_failed": 0, "predictions": 0,
          "scored_by": None, "max_psi": None, "drifted_features": None, "retrain_requested": None},
         {"logical_date": date(2026, 11, 2), "events_in": 40, "events_accepted": 40, "events_quarantined": 0,
-         "labels": 10, "contract_ok": False, "evaluated": 12, "contract_failed": 2, "predictions": 0,
+         "labels": 10, "contract_ok": False, "contract_rejected": 0, "contract_failed": 2, "predictions": 0,
          "scored_by": None, "max_psi": None, "drifted_features": None, "retrain_requested": None},
         {"logical_date": date(2026, 11, 3), "events_in": 3006, "events_accepted": 3000, "events_quarantined": 6,
-         "labels": 2900, "contract_ok": True, "evaluated": 12, "contract_failed": 0, "predictions": 3000,
+         "labels": 2900, "contract_ok": True, "contract_rejected": 3, "contract_failed": 0, "predictions": 3000,
          "scored_by": 4, "max_psi": 0.91, "drifted_features": ["amount"], "retrain_requested": True},
     ]
     trainings = [{"logical_date": date(2026, 11, 3), "dag_id": "p_nightly", "model_version": 5,
                   "primary_metric": "roc_auc", "candidate_score": 0.71, "champion_version": 4,
                   "champion_score": 0.72, "promoted": False, "decision": "does not beat champion"}]
     lines = format_summary(days, trainings).splitlines()
-    assert lines[2].split()[:6] == ["2026-11-01", "3006", "3000", "6", "-", "pass"]
+    assert lines[2].split()[:7] == ["2026-11-01", "3006", "3000", "6", "-", "pass", "4"]
     assert "FAIL(2)" in lines[3]
     assert lines[4].split()[-6:] == ["v4", "0.910", "amount", "->", "retraining", "requested"]
     assert "v5" in lines[-1] and "vs champion v4 0.7200" in lines[-1] and "not promoted" in lines[-1]

@@ -55,3 +55,23 @@ def test_source_of_unknown_kind_or_missing_settings_is_named(tmp_path):
     directory = _write(tmp_path, lambda raw: raw["sources"]["events"].update(kind="postgres"))
     with pytest.raises(SpecError, match="table"):
         load_spec("broken", directory)
+
+
+def test_a_source_without_a_contract_is_refused(tmp_path):
+    directory = _write(tmp_path, lambda raw: raw["contracts"].pop("bronze_labels"))
+    with pytest.raises(SpecError, match="no contract for \\['bronze_labels'\\]"):
+        load_spec("broken", directory)
+
+
+def test_downstream_stages_read_the_contract_output():
+    spec = load_spec("card_fraud")
+    assert spec.valid_dataset("events") == "valid_events" and spec.valid_dataset("labels") == "valid_labels"
+
+
+def test_alert_channels_need_their_address_variable(tmp_path):
+    directory = _write(tmp_path, lambda raw: raw["alerts"].append({"channel": "webhook"}))
+    with pytest.raises(SpecError, match="url_env"):
+        load_spec("broken", directory)
+    directory = _write(tmp_path, lambda raw: raw["alerts"].append({"channel": "pager"}))
+    with pytest.raises(SpecError, match="pager"):
+        load_spec("broken", directory)

@@ -1,0 +1,67 @@
+"""ContractOperator: one pipeline dataset's data contract as an Airflow task, with a report link.
+
+The task's "Contract report" button (an operator extra link) opens the GX Data Docs page of
+the validation; the same URL is in the task log. A failing batch fires the spec's alert
+channels, then fails the task without retries: retrying cannot fix data, and downstream
+tasks end as upstream_failed, so the champion stays as it is.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk import BaseOperator, BaseOperatorLink
+from airflow.sdk.bases.xcom import BaseXCom
+from airflow.sdk.exceptions import AirflowFailException
+
+from loopline_airflow.stages import logical_date
+
+REPORT_URL_KEY = "contract_report_url"
+
+
+class ContractReportLink(BaseOperatorLink):
+    """Link to the GX Data Docs page the task published (pushed as XCom during execute)."""
+
+    name = "Contract report"
+
+    def get_link(self, operator: BaseOperator, *, ti_key) -> str:
+        return BaseXCom.get_value(ti_key=ti_key, key=REPORT_URL_KEY) or ""
+
+
+class ContractOperator(BaseOperator):
+    """Validate `dataset` of `pipeline` for the run's logical date (loopline.contracts).
+
+    :param pipeline: pipeline spec name
+    :param dataset: bronze dataset with a contract in the spec
+    """
+
+    template_fields = ("pipeline", "dataset")
+    operator_extra_links = (ContractReportLink(),)
+    ui_color = "#e8f4e8"
+
+    def __init__(self, *, pipeline: str, dataset: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.pipeline = pipeline
+        self.dataset = dataset
+
+    def execute(self, context) -> dict:
+        from dataclasses import asdict
+
+        from loopline.alerts import Alert, notify
+        from loopline.contracts import ContractViolation, validate_dataset
+        from loopline.pipeline import Pipeline
+
+        p = Pipeline.load(self.pipeline)
+        try:
+            outcome = validate_dataset(p, self.dataset, logical_date(), context["run_id"])
+        except ContractViolation as violation:
+            failed = violation.outcome
+            if failed.report:
+                context["ti"].xcom_push(key=REPORT_URL_KEY, value=failed.report.url)
+            alert = Alert(p.spec.name, self.dataset, failed.logical_date, failed.run_id, failed.describe(),
+                          failed.report.url if failed.report else None)
+            for line in notify(p.spec.alerts, alert):
+                self.log.info("alert %s", line)
+            raise AirflowFailException(str(violation)) from violation
+        context["ti"].xcom_push(key=REPORT_URL_KEY, value=outcome.report.url)
+        self.log.info("%s", outcome.describe())
+        return {k: v for k, v in asdict(outcome).items() if k != "results"}
