@@ -76,7 +76,8 @@ def remove_pipeline_data(settings: Settings, spec: PipelineSpec) -> None:
         if location.filesystem().get_file_info(location.arrow_path).type != FileType.NotFound:
             location.filesystem().delete_dir(location.arrow_path)
     with db.connect(settings.db_url) as conn, conn.cursor() as cur:
-        cur.execute("SELECT table_name FROM information_schema.columns WHERE table_schema = 'loopline' "
-                    "AND column_name = 'pipeline'")
+        cur.execute("SELECT c.table_name FROM information_schema.columns c JOIN information_schema.tables t "
+                    "USING (table_schema, table_name) WHERE c.table_schema = 'loopline' AND c.column_name = 'pipeline' "
+                    "AND t.table_type = 'BASE TABLE'")
         for (table,) in cur.fetchall():
             cur.execute(f"DELETE FROM loopline.{table} WHERE pipeline = %s", (spec.name,))

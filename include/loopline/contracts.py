@@ -104,7 +104,7 @@ def _share_result(contract: Contract, rows_in: int, quarantined: int) -> RuleRes
 def _check_routing(results: list[RuleResult], per_rule: dict[str, int]) -> None:
     """Quarantined rows per rule must equal GX's unexpected count for that rule."""
     disagreements = {r.name: (per_rule.get(r.name, 0), r.unexpected_count)
-                     for r in results if r.severity == "row" and not r.error and per_rule.get(r.name, 0) != r.unexpected_count}
+                     for r in results if r.severity == "row" and not r.error and per_rule.get(r.name, 0) != (r.unexpected_count or 0)}
     if disagreements:
         raise ContractMismatch(f"quarantined rows per rule disagree with GX (quarantined, GX unexpected): {disagreements}. "
                                "This is a Loopline defect in contract_rules.row_passes; please report it with the suite.")
@@ -114,7 +114,7 @@ def _route(frame, suite: Suite, p: "Pipeline", contract: Contract, day: date, ru
     """Write the date's quarantine; return (rows checked, quarantined rows per rule, quarantined)."""
     from pyspark.sql import functions as F
 
-    checked = frame.withColumn("_failed", failed_rules(suite)).persist()
+    checked = frame.withColumn("_failed", failed_rules(suite))
     target = p.lake.location("quarantine", day, subdir=contract.valid_dataset)
     (checked.where(F.size("_failed") > 0)
      .select(*frame.columns, F.array_join("_failed", REASON_SEPARATOR).alias("reason"),
@@ -134,7 +134,8 @@ def _publish_valid(checked, p: "Pipeline", contract: Contract, day: date, passed
     target = p.lake.location(contract.valid_dataset, day)
     valid = checked.where(F.size("_failed") == 0).drop("_failed")
     if not passed:
-        target.filesystem().delete_dir_contents(target.arrow_path, missing_dir_ok=True)
+        if target.exists():
+            target.filesystem().delete_dir(target.arrow_path)
         return valid.count()
     valid.write.mode("overwrite").parquet(target.spark_uri)
     return p.spark().read.parquet(target.spark_uri).count()
@@ -165,18 +166,18 @@ def validate_dataset(p: "Pipeline", dataset: str, day: date, run_id: str) -> Con
     """Validate `dataset`'s partition for `day`; route rows; raise ContractViolation on a bad batch."""
     contract = p.spec.contracts[dataset]
     suite = load_suite(contract.suite)
-    frame = _bronze_frame(p, dataset, day)
-    with tempfile.TemporaryDirectory(prefix="loopline-docs-") as site:
-        results = validate_frame(suite, frame, suite_parameters(day, contract.freshness_hours), run_id, Path(site))
-        report = publish(Path(site), p.lake.location("contract_reports", day, subdir=dataset))
-    checked, per_rule, quarantined = _route(frame, suite, p, contract, day, run_id)
+    frame = _bronze_frame(p, dataset, day).persist()  # read once for GX, routing and counts
     try:
+        with tempfile.TemporaryDirectory(prefix="loopline-docs-") as site:
+            results = validate_frame(suite, frame, suite_parameters(day, contract.freshness_hours), run_id, Path(site))
+            report = publish(Path(site), p.lake.location("contract_reports", day, subdir=dataset))
+        checked, per_rule, quarantined = _route(frame, suite, p, contract, day, run_id)
         _check_routing(results, per_rule)
-        rows_in = checked.count()
+        rows_in = frame.count()
         results.append(_share_result(contract, rows_in, quarantined))
         valid = _publish_valid(checked, p, contract, day, passed=not stopping(results))
     finally:
-        checked.unpersist()
+        frame.unpersist()
     outcome = ContractOutcome(p.spec.name, dataset, day.isoformat(), run_id, suite.name, rows_in, valid, quarantined,
                               results, report)
     if valid + quarantined != rows_in:

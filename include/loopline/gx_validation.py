@@ -36,7 +36,8 @@ class RuleResult:
         if self.error:
             return f"{self.name}: could not be evaluated: {self.error}"
         if self.unexpected_count is not None:
-            return f"{self.name}: {self.unexpected_count} of {self.element_count} rows unexpected, e.g. {self.sample}"
+            example = f", e.g. {self.sample}" if self.sample else ""
+            return f"{self.name}: {self.unexpected_count} of {self.element_count} rows unexpected{example}"
         return f"{self.name}: observed {self.observed_value}"
 
 
@@ -93,7 +94,10 @@ def validate_frame(suite: Suite, frame, parameters: dict[str, str], run_name: st
 
     context = _context(docs_dir)
     gx_suite = context.suites.add(ExpectationSuite(**suite.raw))
-    batch = (context.data_sources.add_spark("lake").add_dataframe_asset(suite.name)
+    # persist=False: GX would cache the frame and never release it, so on a long-lived Spark
+    # server a later read of the same path would be answered from the stale cache. Callers
+    # that validate and then reuse a frame cache it themselves (and release it).
+    batch = (context.data_sources.add_spark("lake", persist=False).add_dataframe_asset(suite.name)
              .add_batch_definition_whole_dataframe("partition"))
     definition = context.validation_definitions.add(gx.ValidationDefinition(name=suite.name, data=batch, suite=gx_suite))
     outcome = definition.run(batch_parameters={"dataframe": frame}, expectation_parameters=parameters,

@@ -1,0 +1,160 @@
+"""Data contracts on the real services: GX on Spark, quarantine and valid data on the lake
+tiers, per-rule results in PostgreSQL, Data Docs on the object store."""
+from __future__ import annotations
+
+from datetime import date
+
+import pyarrow.parquet as pq
+import pytest
+import requests
+
+from contract_data import payments, write_bronze
+from loopline import db
+from loopline.contracts import SHARE_RULE, ContractViolation, validate_dataset
+from loopline.pipeline import Pipeline
+
+DAY = date(2026, 4, 2)
+ROWS = 800
+
+
+@pytest.fixture(scope="module")
+def p(make_pipeline) -> Pipeline:
+    return Pipeline.load(make_pipeline())
+
+
+def table(location):
+    return pq.read_table(location.arrow_path, filesystem=location.filesystem()) if location.exists() else None
+
+
+def stored(p: Pipeline, day: date, run_id: str) -> dict[str, dict]:
+    with db.connect(p.settings.db_url) as conn:
+        rows = db.fetch_all(conn, "SELECT * FROM loopline.contract_results WHERE pipeline=%s AND logical_date=%s "
+                                  "AND run_id=%s", (p.spec.name, day, run_id))
+    return {r["rule"]: r for r in rows}
+
+
+def test_a_good_batch_passes_whole_with_evidence(p):
+    write_bronze(p, "bronze_events", DAY, payments(DAY, ROWS))
+    outcome = validate_dataset(p, "bronze_events", DAY, "run-good")
+    assert outcome.passed and (outcome.rows_in, outcome.rows_valid, outcome.rows_quarantined) == (ROWS, ROWS, 0)
+    assert table(p.lake.location("valid_events", DAY)).num_rows == ROWS
+    results = stored(p, DAY, "run-good")
+    assert set(results) == {r.name for r in outcome.results} and all(r["success"] for r in results.values())
+    assert len(results) >= 15 and results["volume"]["observed_value"] == ROWS
+    page = requests.get(outcome.report.url, timeout=30)  # the Data Docs page, from the object store
+    assert page.status_code == 200 and "card_payments_bronze" in page.text
+
+
+def test_each_kind_of_bad_row_is_quarantined_naming_the_rules_it_breaks(p):
+    day = date(2026, 4, 3)
+    frame = payments(day, ROWS)
+    bad = {  # row position -> (change, rules the row breaks)
+        0: ({"amount": -5.0}, {"amount:values_to_be_between"}),
+        1: ({"merchant_category": "crypto"}, {"merchant_category:values_to_be_in_set"}),
+        2: ({"channel": "fax"}, {"channel:values_to_be_in_set"}),
+        3: ({"country": "de"}, {"country:values_to_match_regex"}),
+        4: ({"customer_tx_count_30d": -1}, {"customer_tx_count_30d:values_to_be_between"}),
+        5: ({"customer_avg_amount_30d": 90000.0}, {"customer_avg_amount_30d:values_to_be_between"}),
+        6: ({"transaction_id": None}, {"transaction_id:values_to_not_be_null"}),
+        7: ({"transaction_id": "tx-dup"}, {"transaction_id:values_to_be_unique"}),
+        8: ({"transaction_id": "tx-dup"}, {"transaction_id:values_to_be_unique"}),
+        9: ({"amount": 0.0, "channel": "telex"}, {"amount:values_to_be_between", "channel:values_to_be_in_set"}),
+    }
+    for position, (change, _) in bad.items():
+        for column, value in change.items():
+            frame.loc[position, column] = value
+    write_bronze(p, "bronze_events", day, frame)
+
+    outcome = validate_dataset(p, "bronze_events", day, "run-bad-rows")
+
+    quarantine = table(p.lake.location("quarantine", day, subdir="valid_events")).to_pandas()
+    reasons = {int(row.source_offset): set(row.reason.split("; ")) for row in quarantine.itertuples()}
+    assert reasons == {position: rules for position, (_, rules) in bad.items()}
+    assert set(quarantine["run_id"]) == {"run-bad-rows"}
+    valid = table(p.lake.location("valid_events", day))
+    assert valid.num_rows + len(quarantine) == ROWS == outcome.rows_in
+    assert outcome.passed and outcome.rows_quarantined == len(bad)
+    counts = {rule: r["unexpected_count"] for rule, r in stored(p, day, "run-bad-rows").items() if r["severity"] == "row"}
+    assert counts["amount:values_to_be_between"] == 2 and counts["transaction_id:values_to_be_unique"] == 2
+
+
+def test_rerunning_a_date_replaces_its_outputs(p):
+    day = date(2026, 4, 4)
+    frame = payments(day, ROWS)
+    frame.loc[0, "channel"] = "fax"
+    write_bronze(p, "bronze_events", day, frame)
+    first = validate_dataset(p, "bronze_events", day, "run-1")
+    second = validate_dataset(p, "bronze_events", day, "run-1")
+    assert (first.rows_valid, first.rows_quarantined) == (second.rows_valid, second.rows_quarantined) == (ROWS - 1, 1)
+    assert table(p.lake.location("valid_events", day)).num_rows == ROWS - 1
+    assert table(p.lake.location("quarantine", day, subdir="valid_events")).num_rows == 1
+
+
+def _too_few(frame):
+    return frame.head(100)
+
+
+def _extra_column(frame):
+    return frame.assign(coupon="SPRING")
+
+
+def _stale(frame):
+    return frame.assign(event_time=frame["event_time"].dt.floor("D") + (frame["event_time"] - frame["event_time"].dt.floor("D")) / 2)
+
+
+def _missing_customers(frame):
+    frame.loc[frame.index[:20], "customer_id"] = None
+    return frame
+
+
+def _inflated_amounts(frame):
+    return frame.assign(amount=frame["amount"] * 30)
+
+
+def _one_customer(frame):
+    return frame.assign(customer_id="c00001")
+
+
+def _many_bad_rows(frame):
+    frame.loc[frame.index[:40], "channel"] = "fax"
+    return frame
+
+
+BATCH_FAILURES = [  # (change to a good batch, extra columns' DDL, the rule that must stop the line)
+    (_too_few, "", "volume"),
+    (_extra_column, ", coupon string", "schema"),
+    (_stale, "", "freshness"),
+    (_missing_customers, "", "customer_id:null_rate"),
+    (_inflated_amounts, "", "amount:mean_to_be_between"),
+    (_one_customer, "", "customer_id:proportion_of_unique_values_to_be_between"),
+    (_many_bad_rows, "", SHARE_RULE),
+]
+
+
+@pytest.mark.parametrize("change, extra_ddl, rule", BATCH_FAILURES, ids=[rule for _, _, rule in BATCH_FAILURES])
+def test_each_batch_level_failure_stops_the_line(p, change, extra_ddl, rule):
+    from contract_data import EVENTS_DDL
+
+    day = date(2026, 4, 10)
+    write_bronze(p, "bronze_events", day, payments(day, ROWS))
+    assert validate_dataset(p, "bronze_events", day, "run-before").passed  # the date had valid data...
+    write_bronze(p, "bronze_events", day, change(payments(day, ROWS)), EVENTS_DDL + extra_ddl)
+
+    with pytest.raises(ContractViolation, match="line stops") as stopped:
+        validate_dataset(p, "bronze_events", day, f"run-{rule}")
+
+    outcome = stopped.value.outcome
+    assert rule in {r.name for r in outcome.results if not r.success}
+    assert rule in str(stopped.value)
+    assert not p.lake.location("valid_events", day).exists()  # ...which downstream can no longer read
+    assert outcome.rows_valid + outcome.rows_quarantined == outcome.rows_in
+    with db.connect(p.settings.db_url) as conn:
+        verdict = db.fetch_all(conn, "SELECT success FROM loopline.contract_validations WHERE pipeline=%s AND "
+                                     "logical_date=%s AND run_id=%s", (p.spec.name, day, f"run-{rule}"))
+    assert verdict == [{"success": False}]
+    assert stored(p, day, f"run-{rule}")[rule]["success"] is False
+
+
+def test_a_date_without_labels_is_an_empty_valid_batch(p):
+    outcome = validate_dataset(p, "bronze_labels", date(2026, 4, 20), "run-no-labels")
+    assert outcome.passed and outcome.rows_in == 0
