@@ -45,7 +45,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     end = args.to_date or args.from_date
     days = [args.from_date + timedelta(days=i) for i in range((end - args.from_date).days + 1)]
     config = SimulationConfig(seed=args.seed, transactions_per_day=args.per_day, drift_from=args.drift_from,
-                              malformed_rate=args.malformed_rate, world_start=args.world_start or args.from_date)
+                              malformed_rate=args.malformed_rate, invalid_rate=args.invalid_rate, world_start=args.world_start or args.from_date)
     topics = {kind: source.topic for kind, source in spec.sources.items()}
     sent = produce(config, days, Settings.from_env().kafka_bootstrap, topics)
     print(f"simulated {days[0]}..{days[-1]}: {sent['events']} events -> {topics['events']}, "
@@ -108,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--per-day", type=int, default=3000, help="transactions per day")
     sim.add_argument("--drift-from", type=_date, help="inject drift from this day on")
     sim.add_argument("--malformed-rate", type=float, default=0.002, help="share of broken event messages")
+    sim.add_argument("--invalid-rate", type=float, default=0.002,
+                     help="share of well-formed events breaking row-level contract rules")
     sim.add_argument("--world-start", type=_date, help="first day with payments (default: --from); "
                      "labels are only sent for payments on or after it")
     sim.set_defaults(func=cmd_simulate)

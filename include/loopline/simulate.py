@@ -34,6 +34,7 @@ class SimulationConfig:
     drift_from: date | None = None  # from this day on: new category mix and inflated amounts
     amount_inflation: float = 1.8
     malformed_rate: float = 0.0  # share of extra, deliberately broken event messages
+    invalid_rate: float = 0.0  # share of extra well-formed events that break row-level contract rules
     world_start: date | None = None  # no payments before this day, so no labels for them
 
     def drifted(self, day: date) -> bool:
@@ -142,11 +143,31 @@ def _malformed_messages(config: SimulationConfig, day: date) -> list[Message]:
             for i in range(count)]
 
 
+def _invalid_messages(config: SimulationConfig, day: date) -> list[Message]:
+    """Well-formed events with values the data contract refuses row by row (they pass ingest,
+    then go to the contract's quarantine): negative amount, unknown category, lowercase
+    country, unknown channel."""
+    rng = _rng(config, day, 3)
+    count = int(round(config.transactions_per_day * config.invalid_rate))
+    breaks = [{"amount": -12.5}, {"merchant_category": "crypto"}, {"country": "de"}, {"channel": "fax"}]
+    noon = datetime.combine(day, time(12), tzinfo=timezone.utc)
+    messages = []
+    for i in range(count):
+        event = {"transaction_id": f"tx-{day:%Y%m%d}-invalid-{i}", "customer_id": "c00002",
+                 "event_time": (noon + timedelta(seconds=i)).isoformat(), "amount": 25.0, "merchant_category": "fuel",
+                 "country": "DE", "channel": "pos", "is_new_device": False, "customer_tx_count_30d": 5,
+                 "customer_avg_amount_30d": 30.0, "schema_version": SCHEMA_VERSION,
+                 **breaks[int(rng.integers(0, len(breaks)))]}
+        messages.append(Message(event["transaction_id"].encode(), json.dumps(event).encode(), "events",
+                                _millis(noon) + i))
+    return messages
+
+
 def messages_for_day(config: SimulationConfig, day: date) -> list[Message]:
     """Everything producers send during `day`, in time order: its payments, broken events,
-    and the labels that arrive that day for earlier payments."""
+    contract-breaking events, and the labels that arrive that day for earlier payments."""
     messages = [_event_message(tx) for tx in transactions_for_day(config, day)]
-    messages += _malformed_messages(config, day)
+    messages += _malformed_messages(config, day) + _invalid_messages(config, day)
     label_rng = _rng(config, day, 1)
     for delay in LABEL_DELAY_DAYS:
         paid_on = day - timedelta(days=delay)

@@ -7,10 +7,12 @@ in the Airflow metadata DB.
 """
 from __future__ import annotations
 
+import json
 from datetime import date, datetime, timedelta, timezone
 
 import pyarrow.parquet as pq
 import pytest
+import requests
 
 from loopline.config import Settings
 from loopline.pipeline import Pipeline
@@ -23,7 +25,7 @@ DRIFT_FROM = DAYS[-1]
 BROKEN_DAY = date(2026, 3, 10)
 PER_DAY = 1500
 SIM = SimulationConfig(seed=11, transactions_per_day=PER_DAY, drift_from=DRIFT_FROM, malformed_rate=0.004,
-                       world_start=FIRST)
+                       invalid_rate=0.004, world_start=FIRST)
 
 
 def run_day(dag, day: date):
@@ -97,6 +99,9 @@ def test_every_produced_record_landed_once_in_its_event_date_partition(loop):
         quarantined = rows_at(p.lake.location("quarantine", day, subdir="bronze_events"))
         assert bronze + quarantined == produced, day
         assert quarantined == round(PER_DAY * SIM.malformed_rate), day
+        valid = rows_at(p.lake.location("valid_events", day))
+        refused = rows_at(p.lake.location("quarantine", day, subdir="valid_events"))  # by the contract's row rules
+        assert valid + refused == bronze and refused == round(PER_DAY * SIM.invalid_rate), day
     with db.connect(p.settings.db_url) as conn:
         runs = db.fetch_all(conn, "SELECT * FROM loopline.ingest_runs WHERE pipeline=%s AND dataset='bronze_events'",
                             (p.spec.name,))
@@ -117,13 +122,13 @@ def test_a_champion_is_registered(loop):
     assert champion.tags.get("gate_decision")
 
 
-def test_predictions_in_postgres_equal_bronze_rows_of_the_date(loop):
+def test_predictions_in_postgres_equal_valid_rows_of_the_date(loop):
     p, _, outcome = loop
     for day in DAYS:
         if outcome[day]["tasks"]["score"] != "success":
             continue
-        bronze = pq.read_table(p.lake.location("bronze_events", day).arrow_path,
-                               filesystem=p.lake.location("bronze_events", day).filesystem()).column("transaction_id")
+        bronze = pq.read_table(p.lake.location("valid_events", day).arrow_path,
+                               filesystem=p.lake.location("valid_events", day).filesystem()).column("transaction_id")
         predicted = {row[0] for row in predictions_snapshot(p.settings.db_url, p.spec.name, day)}
         assert predicted == {f"{p.spec.name}:{t}" for t in bronze.to_pylist()}, day
         on_object_store = p.lake.location("predictions", day)  # the spec places predictions on `cloud`
@@ -163,7 +168,39 @@ def test_rerunning_a_date_changes_nothing(loop):
         client.set_registered_model_alias(p.spec.name, "champion", original_champion)
 
 
-def test_a_broken_batch_stops_the_line_and_keeps_the_champion(loop):
+def task_xcoms(dag_id: str, run_id: str, task_id: str) -> dict:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.execute(select(XComModel.key, XComModel.value).where(
+            XComModel.dag_id == dag_id, XComModel.run_id == run_id, XComModel.task_id == task_id)).all()
+    return dict(rows)
+
+
+@pytest.fixture
+def webhook(monkeypatch):
+    """A real HTTP endpoint on localhost collecting what the webhook alert channel posts."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Thread
+
+    received = []
+
+    class Collect(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (http.server's naming)
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Collect)
+    Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("LOOPLINE_ALERT_WEBHOOK_URL", f"http://127.0.0.1:{server.server_port}/hook")
+    yield received
+    server.shutdown()
+
+
+def test_a_broken_batch_stops_the_line_alerts_and_keeps_the_champion(loop, webhook):
     p, dag, _ = loop
     from mlflow import MlflowClient
 
@@ -175,9 +212,15 @@ def test_a_broken_batch_stops_the_line_and_keeps_the_champion(loop):
     dag_run = run_day(dag, BROKEN_DAY)
     tasks = states(dag_run)
     assert dag_run.state == "failed"
-    assert tasks["validate"] == "failed"
+    assert tasks["validate_bronze_events"] == "failed"
     assert {tasks[t] for t in ("train", "register", "score", "monitor")} == {"upstream_failed"}
     assert client.get_model_version_by_alias(p.spec.name, "champion").version == champion
+    [alert] = webhook
+    assert alert["dataset"] == "bronze_events" and "volume" in alert["summary"] and alert["logical_date"] == str(BROKEN_DAY)
+    xcoms = task_xcoms(dag.dag_id, dag_run.run_id, "validate_bronze_events")
+    assert xcoms["contract_report_url"] == alert["report_url"]
+    assert xcoms["_link_ContractReportLink"] == alert["report_url"]  # the task's "Contract report" button
+    assert requests.get(alert["report_url"], timeout=30).status_code == 200
 
 
 def test_spark_job_entry_points_rerun_a_date_with_the_same_outcome(loop):
