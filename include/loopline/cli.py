@@ -95,6 +95,22 @@ def cmd_tier_copy(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_contract_draft(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from loopline.contract_draft import draft
+    from loopline.pipeline import Pipeline
+    from loopline.storage import StorageError
+
+    try:
+        path = draft(Pipeline.load(args.pipeline), args.dataset, args.date, Path(args.output) if args.output else None)
+    except (StorageError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"draft suite written to {path}: review every rule, then save it as the spec's suite name and commit it")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="loopline", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -130,6 +146,15 @@ def build_parser() -> argparse.ArgumentParser:
     tier.add_argument("--date", required=True, type=_date)
     tier.add_argument("--to", required=True, help="target tier (see include/storage.yaml)")
     tier.set_defaults(func=cmd_tier_copy)
+
+    contract = sub.add_parser("contract", help="data contracts (GX suites in expectations/)")
+    contract_sub = contract.add_subparsers(dest="contract_command", required=True)
+    drafting = contract_sub.add_parser("draft", help="profile a reference partition and write a draft suite to review")
+    drafting.add_argument("dataset", help="dataset in the spec's storage (e.g. bronze_events)")
+    drafting.add_argument("--date", required=True, type=_date, help="reference partition (YYYY-MM-DD)")
+    drafting.add_argument("--pipeline", default="card_fraud")
+    drafting.add_argument("--output", help="file to write (default: expectations/<suite>.draft.json)")
+    drafting.set_defaults(func=cmd_contract_draft)
     return parser
 
 

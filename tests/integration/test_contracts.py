@@ -158,3 +158,34 @@ def test_each_batch_level_failure_stops_the_line(p, change, extra_ddl, rule):
 def test_a_date_without_labels_is_an_empty_valid_batch(p):
     outcome = validate_dataset(p, "bronze_labels", date(2026, 4, 20), "run-no-labels")
     assert outcome.passed and outcome.rows_in == 0
+
+
+def test_a_drafted_suite_accepts_its_reference_partition_and_names_every_rule(p, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from loopline.contract_rules import parse_suite
+    from loopline.gx_validation import suite_parameters, validate_frame
+
+    day = date(2026, 4, 25)
+    write_bronze(p, "bronze_events", day, payments(day, ROWS))
+    output = tmp_path / "drafted.json"
+    done = subprocess.run([sys.executable, "-m", "loopline.cli", "contract", "draft", "bronze_events", "--date",
+                           day.isoformat(), "--pipeline", p.spec.name, "--output", str(output)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    suite = parse_suite(json.loads(output.read_text()))
+    assert {"row", "batch"} == {r.severity for r in suite.rules} and len(suite.rules) > 20
+    frame = p.spark().read.parquet(p.lake.location("bronze_events", day).spark_uri)
+    results = validate_frame(suite, frame, suite_parameters(day, 2), "draft-check")
+    assert [r.describe() for r in results if not r.success] == []
+
+
+def test_drafting_a_date_without_data_says_so(p):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "loopline.cli", "contract", "draft", "bronze_events", "--date",
+                           "1999-01-01", "--pipeline", p.spec.name], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "no bronze_events partition for 1999-01-01" in done.stderr
