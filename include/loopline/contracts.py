@@ -17,7 +17,7 @@ For one bronze dataset and date (spec `contracts:`, suite in expectations/):
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from loopline import db
 from loopline.contract_reports import ReportLink, publish
 from loopline.contract_rules import Suite, failed_rules, load_suite
-from loopline.gx_validation import RuleResult, suite_parameters, validate_frame
+from loopline.gx_validation import SAMPLE_SIZE, RuleResult, json_safe, suite_parameters, validate_frame
 from loopline.spec import Contract
 
 if TYPE_CHECKING:
@@ -110,8 +110,22 @@ def _check_routing(results: list[RuleResult], per_rule: dict[str, int]) -> None:
                                "This is a Loopline defect in contract_rules.row_passes; please report it with the suite.")
 
 
+def _with_samples(results: list[RuleResult], quarantine, suite: Suite) -> list[RuleResult]:
+    """Row rules that quarantined rows get a few of the values that broke them, as evidence."""
+    from pyspark.sql import functions as F
+
+    sampled = []
+    for r in results:
+        if r.severity == "row" and r.unexpected_count:
+            broke = quarantine.where(F.array_contains(F.split("reason", REASON_SEPARATOR), r.name))
+            values = [row[0] for row in broke.select(f"`{suite.rule(r.name).column}`").limit(SAMPLE_SIZE).collect()]
+            r = replace(r, sample=json_safe(values))
+        sampled.append(r)
+    return sampled
+
+
 def _route(frame, suite: Suite, p: "Pipeline", contract: Contract, day: date, run_id: str):
-    """Write the date's quarantine; return (rows checked, quarantined rows per rule, quarantined)."""
+    """Write the date's quarantine; return (rows checked, quarantined rows per rule, quarantine)."""
     from pyspark.sql import functions as F
 
     checked = frame.withColumn("_failed", failed_rules(suite))
@@ -124,7 +138,7 @@ def _route(frame, suite: Suite, p: "Pipeline", contract: Contract, day: date, ru
     per_rule = {row["rule"]: row["n"] for row in
                 written.select(F.explode(F.split("reason", REASON_SEPARATOR)).alias("rule")).groupBy("rule")
                 .agg(F.count(F.lit(1)).alias("n")).collect()}
-    return checked, per_rule, written.count()
+    return checked, per_rule, written
 
 
 def _publish_valid(checked, p: "Pipeline", contract: Contract, day: date, passed: bool) -> int:
@@ -166,18 +180,16 @@ def validate_dataset(p: "Pipeline", dataset: str, day: date, run_id: str) -> Con
     """Validate `dataset`'s partition for `day`; route rows; raise ContractViolation on a bad batch."""
     contract = p.spec.contracts[dataset]
     suite = load_suite(contract.suite)
-    frame = _bronze_frame(p, dataset, day).persist()  # read once for GX, routing and counts
-    try:
-        with tempfile.TemporaryDirectory(prefix="loopline-docs-") as site:
-            results = validate_frame(suite, frame, suite_parameters(day, contract.freshness_hours), run_id, Path(site))
-            report = publish(Path(site), p.lake.location("contract_reports", day, subdir=dataset))
-        checked, per_rule, quarantined = _route(frame, suite, p, contract, day, run_id)
-        _check_routing(results, per_rule)
-        rows_in = frame.count()
-        results.append(_share_result(contract, rows_in, quarantined))
-        valid = _publish_valid(checked, p, contract, day, passed=not stopping(results))
-    finally:
-        frame.unpersist()
+    frame = _bronze_frame(p, dataset, day)  # not cached: each query reads only the Parquet columns it needs
+    with tempfile.TemporaryDirectory(prefix="loopline-docs-") as site:
+        results = validate_frame(suite, frame, suite_parameters(day, contract.freshness_hours), run_id, Path(site))
+        report = publish(Path(site), p.lake.location("contract_reports", day, subdir=dataset))
+    checked, per_rule, quarantine = _route(frame, suite, p, contract, day, run_id)
+    _check_routing(results, per_rule)
+    results = _with_samples(results, quarantine, suite)
+    rows_in, quarantined = frame.count(), quarantine.count()
+    results.append(_share_result(contract, rows_in, quarantined))
+    valid = _publish_valid(checked, p, contract, day, passed=not stopping(results))
     outcome = ContractOutcome(p.spec.name, dataset, day.isoformat(), run_id, suite.name, rows_in, valid, quarantined,
                               results, report)
     if valid + quarantined != rows_in:

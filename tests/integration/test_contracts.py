@@ -74,8 +74,10 @@ def test_each_kind_of_bad_row_is_quarantined_naming_the_rules_it_breaks(p):
     valid = table(p.lake.location("valid_events", day))
     assert valid.num_rows + len(quarantine) == ROWS == outcome.rows_in
     assert outcome.passed and outcome.rows_quarantined == len(bad)
-    counts = {rule: r["unexpected_count"] for rule, r in stored(p, day, "run-bad-rows").items() if r["severity"] == "row"}
+    results = stored(p, day, "run-bad-rows")
+    counts = {rule: r["unexpected_count"] for rule, r in results.items() if r["severity"] == "row"}
     assert counts["amount:values_to_be_between"] == 2 and counts["transaction_id:values_to_be_unique"] == 2
+    assert sorted(results["channel:values_to_be_in_set"]["sample"]) == ["fax", "telex"]  # evidence: the bad values
 
 
 def test_rerunning_a_date_replaces_its_outputs(p):

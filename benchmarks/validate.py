@@ -1,0 +1,182 @@
+"""Contract benchmark: Loopline's GX validation on Spark against the same checks by hand.
+
+One run: Spark writes a bronze-like partition of N card payments (a few rows per thousand
+break row rules); then, each timed from reading the partition to having every rule's verdict:
+
+  loopline  what `loopline.contracts.validate_dataset` does before routing rows: read the
+            partition with Spark and run the reviewed card_payments_bronze suite (17 rules,
+            both severities) through GX on the Spark Connect server;
+  baseline  the same 17 checks written by hand: pyarrow reads the partition, then one
+            pyarrow/numpy pass computes each rule's verdict and unexpected count.
+
+Both get one unmeasured warm-up; each is then run REPEATS times and the median is kept. The
+two must agree on every verdict and unexpected count, or the benchmark fails (so the
+baseline really is "the same checks"). ratio = loopline_s / baseline_s (lower is better).
+
+    make bench                              # 1M rows
+    LOOPLINE_BENCH_VALIDATE_ROWS=100000 make bench
+
+Writes benchmarks/results/validate.json and prints a table.
+"""
+from __future__ import annotations
+
+import calendar
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+RESULTS = Path(__file__).resolve().parent / "results"
+TARGET_RATIO = 3.0
+REPEATS = 3
+DAY = date(2026, 1, 15)
+SUITE = "card_payments_bronze"
+
+
+def write_partition(spark, path: str, rows: int) -> None:
+    from pyspark.sql import functions as F
+
+    def pick(options: list[str], salt: int):
+        index = (F.abs(F.hash(F.col("id"), F.lit(salt))) % len(options) + 1).cast("int")
+        return F.element_at(F.array(*[F.lit(o) for o in options]), index)
+
+    midnight = calendar.timegm(DAY.timetuple())
+    (spark.range(rows).select(
+        F.concat(F.lit("tx-"), F.lpad(F.when(F.col("id") % 2000 == 1, F.col("id") - 1).otherwise(F.col("id"))
+                                      .cast("string"), 9, "0")).alias("transaction_id"),
+        F.concat(F.lit("c"), F.lpad((F.col("id") % 40000).cast("string"), 5, "0")).alias("customer_id"),
+        F.timestamp_seconds(F.lit(midnight) + F.floor(F.col("id") * 86399 / rows)).alias("event_time"),
+        F.when(F.col("id") % 1000 == 0, F.lit(-1.0)).otherwise(F.round(F.rand(7) * 300 + 1, 2)).alias("amount"),
+        pick(["grocery", "restaurants", "fuel", "fashion", "travel", "electronics", "gaming", "digital_goods"], 1)
+        .alias("merchant_category"),
+        pick(["DE", "FR", "NL", "ES", "IT", "GB", "US", "BR", "NG"], 2).alias("country"),
+        F.when(F.col("id") % 1500 == 0, F.lit("fax")).otherwise(pick(["pos", "ecom", "mobile_app"], 3)).alias("channel"),
+        (F.rand(3) < 0.07).alias("is_new_device"),
+        (F.col("id") % 50).cast("int").alias("customer_tx_count_30d"),
+        F.round(F.rand(5) * 200 + 5, 2).alias("customer_avg_amount_30d"),
+        F.lit(1).alias("schema_version"), F.lit("card_payments").alias("source"),
+        (F.col("id") % 2).cast("int").alias("source_partition"), F.col("id").alias("source_offset"),
+    ).write.mode("overwrite").parquet(f"{path}/ingest_batch=0"))
+
+
+def _outside(values: np.ndarray, low: float, high: float) -> int:
+    return int(((values < low) | (values > high)).sum())
+
+
+def _not_in(column: pa.ChunkedArray, allowed: list[str]) -> int:
+    return int(pc.sum(pc.invert(pc.is_in(column, value_set=pa.array(allowed)))).as_py() or 0)
+
+
+def hand_written_checks(path: str, freshness_cutoff: str) -> dict[str, tuple[bool, float]]:
+    """The suite's rules by hand, in one pass over the columns: rule -> (passed, unexpected or observed)."""
+    import pyarrow.dataset as ds
+
+    table = ds.dataset(path, format="parquet", partitioning="hive").to_table()
+    rows = table.num_rows
+    ids = table["transaction_id"]
+    counts = pc.value_counts(ids).field("counts").to_numpy()
+    amount = table["amount"].to_numpy()
+    customer = table["customer_id"]
+    checks: dict[str, tuple[bool, float]] = {}
+
+    def row_rule(name: str, unexpected: int) -> None:
+        checks[name] = (unexpected == 0, unexpected)
+
+    row_rule("transaction_id:values_to_not_be_null", ids.null_count)
+    row_rule("transaction_id:values_to_be_unique", int(counts[counts > 1].sum()))
+    row_rule("amount:values_to_be_between", _outside(amount, 0.01, 50000))
+    row_rule("merchant_category:values_to_be_in_set", _not_in(table["merchant_category"], [
+        "grocery", "restaurants", "fuel", "fashion", "travel", "electronics", "gaming", "digital_goods"]))
+    row_rule("channel:values_to_be_in_set", _not_in(table["channel"], ["pos", "ecom", "mobile_app"]))
+    row_rule("country:values_to_match_regex",
+             rows - int(pc.sum(pc.match_substring_regex(table["country"], "^[A-Z]{2}$")).as_py()))
+    row_rule("customer_tx_count_30d:values_to_be_between", _outside(table["customer_tx_count_30d"].to_numpy(), 0, 10000))
+    row_rule("customer_avg_amount_30d:values_to_be_between",
+             _outside(table["customer_avg_amount_30d"].to_numpy(), 0, 50000))
+    checks["volume"] = (500 <= rows <= 5_000_000, rows)
+    expected_columns = {"transaction_id", "customer_id", "event_time", "amount", "merchant_category", "country",
+                        "channel", "is_new_device", "customer_tx_count_30d", "customer_avg_amount_30d",
+                        "schema_version", "source", "source_partition", "source_offset", "ingest_batch"}
+    checks["schema"] = (set(table.column_names) == expected_columns, len(table.column_names))
+    checks["amount:values_to_be_of_type"] = (pa.types.is_float64(table.schema.field("amount").type), 0)
+    checks["event_time:values_to_be_of_type"] = (pa.types.is_timestamp(table.schema.field("event_time").type), 0)
+    latest = pc.max(table["event_time"]).as_py()
+    checks["freshness"] = (latest.isoformat() >= freshness_cutoff, 0)
+    checks["customer_id:null_rate"] = (1 - customer.null_count / rows >= 0.999, customer.null_count)
+    mean, stdev = float(amount.mean()), float(amount.std(ddof=1))
+    checks["amount:mean_to_be_between"] = (20 <= mean <= 400, mean)
+    checks["amount:stdev_to_be_between"] = (5 <= stdev <= 2000, stdev)
+    unique_share = pc.count_distinct(customer).as_py() / (rows - customer.null_count)
+    checks["customer_id:proportion_of_unique_values_to_be_between"] = (0.05 <= unique_share <= 1.0, unique_share)
+    return checks
+
+
+def loopline_checks(spark, path: str, parameters: dict) -> dict[str, tuple[bool, float]]:
+    from loopline.contract_rules import load_suite
+    from loopline.gx_validation import validate_frame
+
+    results = validate_frame(load_suite(SUITE), spark.read.parquet(path), parameters, "bench")
+    return {r.name: (r.success, r.unexpected_count if r.severity == "row" else r.observed_value) for r in results}
+
+
+def timed(run) -> tuple[float, dict]:
+    outcomes = []
+    for _ in range(REPEATS + 1):  # the first run warms up (JIT, caches) and is not measured
+        started = time.perf_counter()
+        checks = run()
+        outcomes.append((time.perf_counter() - started, checks))
+    return statistics.median(s for s, _ in outcomes[1:]), outcomes[-1][1]
+
+
+def disagreements(loopline: dict, baseline: dict) -> list[str]:
+    problems = [f"{name}: loopline {loopline.get(name)} vs baseline {verdict}" for name, verdict in baseline.items()
+                if loopline.get(name, (None,))[0] != verdict[0]]
+    problems += [f"{name}: unexpected {loopline[name][1]} vs {baseline[name][1]}" for name in baseline
+                 if name.split(":")[-1].startswith("values_to_be_") and "type" not in name
+                 and loopline[name][1] != baseline[name][1]]
+    return problems + sorted(f"{name}: no hand-written check" for name in set(loopline) - set(baseline))
+
+
+def main() -> int:
+    from loopline.config import Settings
+    from loopline.gx_validation import suite_parameters
+    from loopline.spark import get_spark
+
+    rows = int(os.environ.get("LOOPLINE_BENCH_VALIDATE_ROWS", "1000000"))
+    spark = get_spark(Settings.from_env())
+    parameters = suite_parameters(DAY, 2)
+    with tempfile.TemporaryDirectory(prefix="loopline-bench-validate-") as tmp:
+        write_partition(spark, f"file://{tmp}/date={DAY}", rows)
+        path = f"{tmp}/date={DAY}"
+        loopline_s, loopline = timed(lambda: loopline_checks(spark, f"file://{path}", parameters))
+        baseline_s, baseline = timed(lambda: hand_written_checks(path, parameters["freshness_cutoff"]))
+    problems = disagreements(loopline, baseline)
+    if problems:
+        print("loopline and the hand-written checks disagree:\n  " + "\n  ".join(problems), file=sys.stderr)
+        return 1
+    ratio = loopline_s / baseline_s
+    result = {"rows": rows, "expectations": len(loopline), "loopline_s": round(loopline_s, 3),
+              "baseline_s": round(baseline_s, 3), "ratio": round(ratio, 2), "target": TARGET_RATIO,
+              "meets_target": ratio <= TARGET_RATIO, "repeats": REPEATS, "statistic": "median after one warm-up",
+              "rows_failing_row_rules": {n: v[1] for n, v in loopline.items() if not v[0] and isinstance(v[1], int)},
+              "loopline": "GX 1.x suite on Spark (Connect server, local[2]), 5 sample values per row rule",
+              "baseline": "pyarrow read + pyarrow/numpy checks, one process", "cores": os.cpu_count()}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "validate.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(f"\n{'rows':>10} {'rules':>5} {'loopline s':>10} {'baseline s':>10} {'ratio':>6}")
+    print(f"{rows:>10} {len(loopline):>5} {loopline_s:>10.3f} {baseline_s:>10.3f} {ratio:>6.2f}")
+    print(f"target ratio <= {TARGET_RATIO}: {'met' if result['meets_target'] else 'NOT met'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
