@@ -5,8 +5,11 @@ For one logical date (a UTC day; the run starts after the day ends): **wait for 
 (deferred in the triggerer until records are unread, or the date is already ingested) →
 **ingest** everything new on the Kafka topics (payment events, delayed labels) exactly once
 into bronze Parquet partitioned by event date; malformed records go to quarantine and to
-`<topic>.dlq` with the reason → **validate** the bronze partition with its Great
-Expectations contract (a failure stops the line) → **train** a LightGBM candidate (MLflow
+`<topic>.dlq` with the reason → **validate_bronze_events / validate_bronze_labels**: each
+bronze partition against its Great Expectations contract; rows breaking row-level rules go
+to quarantine (the rest to `valid_*`, all that later stages read), a failing batch-level rule
+stops the line and fires the alert channels; the task's **Contract report** button opens the
+GX Data Docs → **train** a LightGBM candidate (MLflow
 run) → **register** it and promote it to `champion` if it beats the current one → **score**
 the day with the champion (Parquet + `loopline.predictions`) → **monitor** drift against
 the champion's training reference → **request retraining** (asset event) when drift passes
@@ -16,7 +19,8 @@ Every task is idempotent for its logical date: rerun any day and it overwrites i
 partition and rows; a rerun of ingest reads only what is new (late events of an earlier
 date land in that date's partition and are counted as `late`). At cold start (too few labels) training is skipped and scoring waits
 for a champion. Trigger by hand with a logical date, or backfill a range of dates.
-Spec: `include/pipelines/card_fraud.yaml`; contract: `expectations/card_payments_bronze.json`.
+Spec: `include/pipelines/card_fraud.yaml`; contracts: `expectations/card_payments_bronze.json`,
+`expectations/card_labels_bronze.json`.
 """
 from loopline_airflow.dag_factory import nightly_dag
 
