@@ -98,7 +98,7 @@ def validate_frame(suite: Suite, frame, parameters: dict[str, str], run_name: st
     gx_suite = context.suites.add(ExpectationSuite(**suite.raw))
     # persist=False: GX would cache the frame and never release it, so on a long-lived Spark
     # server a later read of the same path would be answered from the stale cache (and the
-    # cache costs more than it saves: measured 2.4 s against 2.0 s for 1M rows).
+    # cache costs more than it saves: medians 2.68 s against 2.22 s for 1M rows).
     batch = (context.data_sources.add_spark("lake", persist=False).add_dataframe_asset(suite.name)
              .add_batch_definition_whole_dataframe("partition"))
     definition = context.validation_definitions.add(gx.ValidationDefinition(name=suite.name, data=batch, suite=gx_suite))
