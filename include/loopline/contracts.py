@@ -103,8 +103,9 @@ def _share_result(contract: Contract, rows_in: int, quarantined: int) -> RuleRes
 
 def _check_routing(results: list[RuleResult], per_rule: dict[str, int]) -> None:
     """Quarantined rows per rule must equal GX's unexpected count for that rule."""
+    row_results = [r for r in results if r.severity == "row" and not r.error]
     disagreements = {r.name: (per_rule.get(r.name, 0), r.unexpected_count)
-                     for r in results if r.severity == "row" and not r.error and per_rule.get(r.name, 0) != (r.unexpected_count or 0)}
+                     for r in row_results if per_rule.get(r.name, 0) != (r.unexpected_count or 0)}
     if disagreements:
         raise ContractMismatch(f"quarantined rows per rule disagree with GX (quarantined, GX unexpected): {disagreements}. "
                                "This is a Loopline defect in contract_rules.row_passes; please report it with the suite.")

@@ -7,7 +7,6 @@ in the Airflow metadata DB.
 """
 from __future__ import annotations
 
-import json
 from datetime import date, datetime, timedelta, timezone
 
 import pyarrow.parquet as pq
@@ -180,24 +179,11 @@ def task_xcoms(dag_id: str, run_id: str, task_id: str) -> dict:
 
 
 @pytest.fixture
-def webhook(monkeypatch):
-    """A real HTTP endpoint on localhost collecting what the webhook alert channel posts."""
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-    from threading import Thread
-
-    received = []
-
-    class Collect(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 (http.server's naming)
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Collect)
-    Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setenv("LOOPLINE_ALERT_WEBHOOK_URL", f"http://127.0.0.1:{server.server_port}/hook")
-    yield received
-    server.shutdown()
+def webhook(http_endpoint, monkeypatch):
+    """The webhook alert channel, pointed at a real HTTP endpoint on localhost."""
+    url, received = http_endpoint
+    monkeypatch.setenv("LOOPLINE_ALERT_WEBHOOK_URL", url)
+    return received
 
 
 def test_a_broken_batch_stops_the_line_alerts_and_keeps_the_champion(loop, webhook):

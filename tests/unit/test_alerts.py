@@ -1,0 +1,71 @@
+"""Alert channels against real local endpoints: an HTTP server (tests/conftest.py) and an SMTP server."""
+from __future__ import annotations
+
+import email
+import email.policy
+import socket
+import threading
+import warnings
+
+import pytest
+
+from loopline.alerts import Alert, notify
+from loopline.spec import AlertChannel
+
+ALERT = Alert("card_fraud", "bronze_events", "2026-11-20", "scheduled__x", "volume: observed 40",
+              "http://reports.example/x.html")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def smtp_endpoint(monkeypatch):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import asyncore
+        import smtpd
+
+    received = []
+
+    class Collect(smtpd.SMTPServer):
+        def process_message(self, peer, mailfrom, rcpttos, data, **kwargs):
+            received.append((rcpttos, data.decode()))
+
+    port = free_port()
+    server = Collect(("127.0.0.1", port), None)
+    threading.Thread(target=asyncore.loop, kwargs={"timeout": 0.1}, daemon=True).start()
+    monkeypatch.setenv("LOOPLINE_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("LOOPLINE_SMTP_PORT", str(port))
+    yield received
+    server.close()
+
+
+def test_webhook_posts_the_alert_with_its_report_link(http_endpoint, monkeypatch):
+    url, received = http_endpoint
+    monkeypatch.setenv("HOOK", url)
+    assert notify([AlertChannel("webhook", url_env="HOOK")], ALERT) == ["webhook: sent"]
+    [body] = received
+    assert body["report_url"] == ALERT.report_url and "volume: observed 40" in body["text"]
+
+
+def test_email_goes_to_every_recipient(smtp_endpoint, monkeypatch):
+    monkeypatch.setenv("TO", "oncall@example.org,data@example.org")
+    assert notify([AlertChannel("email", to_env="TO")], ALERT) == ["email: sent"]
+    [(recipients, raw)] = smtp_endpoint
+    message = email.message_from_string(raw, policy=email.policy.default)
+    assert recipients == ["oncall@example.org", "data@example.org"]
+    assert message["Subject"] == ALERT.title and ALERT.report_url in message.get_content()
+
+
+def test_unset_address_leaves_a_channel_inactive_and_failures_are_reported_not_raised(monkeypatch):
+    monkeypatch.delenv("HOOK", raising=False)
+    monkeypatch.setenv("DEAD", f"http://127.0.0.1:{free_port()}/hook")  # nothing listens there
+    outcomes = notify([AlertChannel("log"), AlertChannel("webhook", url_env="HOOK"),
+                       AlertChannel("webhook", url_env="DEAD")], ALERT)
+    assert outcomes[0] == "log: written"
+    assert outcomes[1] == "webhook: inactive (HOOK is not set)"
+    assert outcomes[2].startswith("webhook: FAILED to deliver")
