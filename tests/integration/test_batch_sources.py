@@ -46,7 +46,10 @@ def pipeline(make_pipeline):
             "partner": {"kind": "files", "landing_tier": "cloud", "landing_prefix": f"landing/{table}/partner",
                         "schema": "label_v1", "time_field": "label_time"},
         },
-        storage={"bronze_reviews": {"tier": "onprem"}, "bronze_partner": {"tier": "onprem"}},
+        storage={"bronze_reviews": {"tier": "onprem"}, "bronze_partner": {"tier": "onprem"},
+                 "valid_reviews": {"tier": "onprem"}, "valid_partner": {"tier": "onprem"}},
+        contracts={"bronze_reviews": {"suite": "card_labels_bronze", "valid_dataset": "valid_reviews"},
+                   "bronze_partner": {"suite": "card_labels_bronze", "valid_dataset": "valid_partner"}},
     )
     p = Pipeline.load(name)
     with db.connect(p.settings.db_url) as conn, conn.cursor() as cur:
