@@ -76,6 +76,7 @@ def remove_pipeline_data(settings: Settings, spec: PipelineSpec) -> None:
         if location.filesystem().get_file_info(location.arrow_path).type != FileType.NotFound:
             location.filesystem().delete_dir(location.arrow_path)
     with db.connect(settings.db_url) as conn, conn.cursor() as cur:
+        cur.execute("SET LOCAL loopline.purge = 'on'")  # lets the append-only alias history be purged
         cur.execute("SELECT c.table_name FROM information_schema.columns c JOIN information_schema.tables t "
                     "USING (table_schema, table_name) WHERE c.table_schema = 'loopline' AND c.column_name = 'pipeline' "
                     "AND t.table_type = 'BASE TABLE'")

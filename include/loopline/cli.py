@@ -111,6 +111,39 @@ def cmd_contract_draft(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from mlflow import MlflowClient
+
+    from loopline.model_aliases import AliasMove, RollbackError, rollback
+
+    spec, settings = load_spec(args.pipeline), Settings.from_env()
+    try:
+        done = rollback(MlflowClient(), settings.db_url, spec.name, spec.model_name, AliasMove(args.reason),
+                        args.to_version)
+    except RollbackError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"{done.model_name}: champion v{done.from_version} -> v{done.to_version} ({done.reason}); "
+          f"v{done.from_version} is now previous_champion; recorded in loopline.alias_history")
+    return 0
+
+
+def cmd_aliases(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from loopline.model_aliases import CHAMPION, history, version_at
+
+    spec, settings = load_spec(args.pipeline), Settings.from_env()
+    if args.at:
+        moment = datetime.fromisoformat(args.at)
+        print(f"{spec.model_name}: champion at {moment.isoformat()} was v{version_at(settings.db_url, spec.model_name, CHAMPION, moment)}")
+        return 0
+    for row in history(settings.db_url, spec.model_name):
+        print(f"{row['changed_at']:%Y-%m-%d %H:%M:%S%z}  {row['alias']:<17} v{row['from_version'] or '-'} -> "
+              f"v{row['to_version']}  {row['reason']}  ({row['dag_id'] or 'cli'} {row['run_id'] or ''})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="loopline", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -155,6 +188,17 @@ def build_parser() -> argparse.ArgumentParser:
     drafting.add_argument("--pipeline", default="card_fraud")
     drafting.add_argument("--output", help="file to write (default: expectations/<suite>.draft.json)")
     drafting.set_defaults(func=cmd_contract_draft)
+
+    back = sub.add_parser("rollback", help="make the previous (or a named) model version champion again")
+    back.add_argument("--pipeline", default="card_fraud")
+    back.add_argument("--to-version", type=int, help="version to restore (default: previous_champion)")
+    back.add_argument("--reason", required=True, help="why, for the audit trail")
+    back.set_defaults(func=cmd_rollback)
+
+    aliases = sub.add_parser("aliases", help="the audit trail of registry aliases, or the champion at a time")
+    aliases.add_argument("--pipeline", default="card_fraud")
+    aliases.add_argument("--at", help="ISO timestamp with zone: print the champion at that moment")
+    aliases.set_defaults(func=cmd_aliases)
     return parser
 
 

@@ -198,7 +198,35 @@ SELECT DISTINCT ON (pipeline, dataset, logical_date) *
  ORDER BY pipeline, dataset, logical_date, updated_at DESC;
 """
 
-MIGRATIONS = [INITIAL_SCHEMA, STREAMING_INGEST, CONTRACT_EVIDENCE]  # append only: version = position + 1
+ALIAS_HISTORY = """
+CREATE TABLE loopline.alias_history (
+    id            bigserial   PRIMARY KEY,
+    pipeline      text        NOT NULL,
+    model_name    text        NOT NULL,
+    alias         text        NOT NULL,   -- champion | challenger | previous_champion
+    from_version  integer,                -- null: the alias did not exist yet
+    to_version    integer     NOT NULL,
+    reason        text        NOT NULL,   -- the gate decision, "rollback: <why>", ...
+    dag_id        text,                   -- the DAG and run that moved it (null: CLI)
+    run_id        text,
+    changed_at    timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE INDEX alias_history_by_alias ON loopline.alias_history (model_name, alias, changed_at);
+
+-- Append-only: rows are never changed; deleting needs `SET LOCAL loopline.purge = 'on'`
+-- (only loopline.bootstrap.remove_pipeline_data does, when a pipeline is removed).
+CREATE FUNCTION loopline.alias_history_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'DELETE' AND current_setting('loopline.purge', true) = 'on' THEN
+        RETURN OLD;
+    END IF;
+    RAISE EXCEPTION 'loopline.alias_history is append-only (% refused)', TG_OP;
+END $$;
+CREATE TRIGGER alias_history_append_only BEFORE UPDATE OR DELETE ON loopline.alias_history
+    FOR EACH ROW EXECUTE FUNCTION loopline.alias_history_append_only();
+"""
+
+MIGRATIONS = [INITIAL_SCHEMA, STREAMING_INGEST, CONTRACT_EVIDENCE, ALIAS_HISTORY]  # append only: version = position + 1
 
 
 @contextmanager

@@ -29,7 +29,7 @@ class Pipeline:
     def champion_version(self) -> int | None:
         from mlflow import MlflowClient
 
-        from loopline.registry import CHAMPION, alias_version
+        from loopline.model_aliases import CHAMPION, alias_version
 
         return alias_version(MlflowClient(), self.spec.model_name, CHAMPION)
 

@@ -2,8 +2,9 @@
 
 The candidate gets alias `challenger`; it becomes `champion` only when there is no
 champion yet or it beats the champion by the spec's margin on the candidate's own holdout
-(the same rows for both). The champion it replaces keeps alias `previous_champion`.
-Models are only ever loaded from the registry (`models:/...`).
+(the same rows for both). The champion it replaces keeps alias `previous_champion`. Every
+alias move is recorded (loopline.model_aliases). Models are only ever loaded from the
+registry (`models:/...`): `load_model` refuses any other URI.
 """
 from __future__ import annotations
 
@@ -14,10 +15,15 @@ import pandas as pd
 
 from loopline import db
 from loopline.features import build_features
+from loopline.model_aliases import CHALLENGER, CHAMPION, PREVIOUS, AliasMove, alias_version, move_alias
 from loopline.spec import PipelineSpec
 from loopline.training import HOLDOUT_ARTIFACT, evaluate
 
-CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous_champion"
+REGISTRY_SCHEME = "models:/"
+
+
+class UnregisteredModelError(ValueError):
+    """A model was asked for by a path that is not a registry URI."""
 
 
 @dataclass(frozen=True)
@@ -40,20 +46,16 @@ def decide(candidate: float, champion: float | None, min_improvement: float) -> 
     return False, f"does not beat champion by the margin ({candidate - champion:+.4f} < {min_improvement})"
 
 
-def alias_version(client, name: str, alias: str) -> int | None:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return int(client.get_model_version_by_alias(name, alias).version)
-    except MlflowException:
-        return None
-
-
-def load_model(name: str, version: int):
-    """Load a LightGBM booster from the registry; the only way Loopline loads a model."""
+def load_model(uri: str):
+    """Load a LightGBM booster from the registry (`models:/<name>/<version>` or `models:/<name>@<alias>`),
+    the only way Loopline loads a model: run artifacts, files and URLs are refused, so what
+    serves is always a registered, audited version."""
+    if not uri.startswith(REGISTRY_SCHEME):
+        raise UnregisteredModelError(f"refusing to load {uri!r}: models are loaded only from the registry "
+                                     f"({REGISTRY_SCHEME}<name>/<version>); register it first")
     import mlflow.lightgbm
 
-    return mlflow.lightgbm.load_model(f"models:/{name}/{version}")
+    return mlflow.lightgbm.load_model(uri)
 
 
 def _version_for_run(client, name: str, run_id: str, model_uri: str) -> int:
@@ -78,7 +80,7 @@ def recorded_decision(db_url: str, pipeline: str, logical_date: date, dag_id: st
 
 
 def register_and_gate(db_url: str, spec: PipelineSpec, run_id: str, model_uri: str, logical_date: date,
-                      dag_id: str) -> GateDecision:
+                      dag_id: str, dag_run_id: str | None = None) -> GateDecision:
     """Register the run's model and gate it, once per (date, DAG, run): a rerun of the date
     returns the recorded decision and moves no alias, even if newer champions exist by then."""
     import mlflow
@@ -96,14 +98,17 @@ def register_and_gate(db_url: str, spec: PipelineSpec, run_id: str, model_uri: s
     features, labels = build_features(holdout, spec.features), holdout[spec.target].to_numpy()
     # Scored again (training already did) on purpose: this evaluates the artifact as loaded
     # back from the registry, which also proves the registered version loads.
-    candidate_score = evaluate(load_model(name, version).predict(features), labels)[metric]
-    champion_score = evaluate(load_model(name, champion).predict(features), labels)[metric] if champion else None
+    candidate_score = evaluate(load_model(f"models:/{name}/{version}").predict(features), labels)[metric]
+    champion_score = (evaluate(load_model(f"models:/{name}/{champion}").predict(features), labels)[metric]
+                      if champion else None)
     promoted, reason = decide(candidate_score, champion_score, spec.gate["min_improvement"])
-    client.set_registered_model_alias(name, CHALLENGER, version)
+    run_context = {"dag_id": dag_id, "run_id": dag_run_id}
+    move_alias(client, db_url, spec.name, name, CHALLENGER, version, AliasMove(f"candidate of {logical_date}", **run_context))
     if promoted:
         if champion is not None:
-            client.set_registered_model_alias(name, PREVIOUS, champion)
-        client.set_registered_model_alias(name, CHAMPION, version)
+            move_alias(client, db_url, spec.name, name, PREVIOUS, champion,
+                       AliasMove(f"replaced by v{version}", **run_context))
+        move_alias(client, db_url, spec.name, name, CHAMPION, version, AliasMove(f"gate: {reason}", **run_context))
     client.set_model_version_tag(name, str(version), "gate_decision", reason)
     decision = GateDecision(version, promoted, reason, metric, candidate_score, champion, champion_score)
     with db.connect(db_url) as conn:

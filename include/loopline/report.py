@@ -76,7 +76,7 @@ def format_summary(days: list[dict], trainings: list[dict]) -> str:
 def champion_line(spec: PipelineSpec) -> str:
     from mlflow import MlflowClient
 
-    from loopline.registry import CHAMPION, alias_version
+    from loopline.model_aliases import CHAMPION, alias_version
 
     client = MlflowClient()
     version = alias_version(client, spec.model_name, CHAMPION)

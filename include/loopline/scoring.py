@@ -33,7 +33,7 @@ def _predict_batches(model_name: str, version: int, features_spec):
         from loopline.features import build_features
         from loopline.registry import load_model
 
-        booster = load_model(model_name, version)
+        booster = load_model(f"models:/{model_name}/{version}")
         for batch in batches:
             probabilities = booster.predict(build_features(batch, features_spec)) if len(batch) else []
             yield pd.DataFrame({"transaction_id": batch["transaction_id"], "fraud_probability": probabilities})

@@ -91,3 +91,21 @@ def tiering_dag(doc_md: str | None = None) -> DAG:
         task(stages.copy_to_tier, task_id="copy_to_tier")(
             "{{ params.pipeline }}", "{{ params.dataset }}", "{{ params.date }}", "{{ params.to_tier }}")
     return dag
+
+
+def rollback_dag(doc_md: str | None = None) -> DAG:
+    """Manual: make the previous (or a named) model version champion again, with an audit row."""
+    with DAG(
+        dag_id="loopline_rollback", schedule=None, start_date=START, catchup=False, doc_md=doc_md,
+        is_paused_upon_creation=False, tags=["loopline", "registry"],
+        default_args=_default_args(),  # a refused rollback fails at once (AirflowFailException); outages retry
+        params={
+            "pipeline": Param("card_fraud", type="string", description="pipeline spec name"),
+            "to_version": Param(None, type=["null", "integer"], minimum=1,
+                                description="version to restore; empty = previous_champion"),
+            "reason": Param(type="string", minLength=3, description="why: recorded in loopline.alias_history"),
+        },
+    ) as dag:
+        task(stages.rollback, task_id="rollback")("{{ params.pipeline }}", "{{ params.to_version }}",
+                                                  "{{ params.reason }}")
+    return dag

@@ -69,9 +69,9 @@ def register(pipeline: str, trained: dict) -> dict:
     """Register the candidate and promote it to champion if it passes the gate."""
     from loopline.registry import register_and_gate
 
-    p = _pipeline(pipeline)
+    p, context = _pipeline(pipeline), get_current_context()
     decision = register_and_gate(p.settings.db_url, p.spec, trained["run_id"], trained["model_uri"],
-                                 logical_date(), get_current_context()["dag"].dag_id)
+                                 logical_date(), context["dag"].dag_id, context["run_id"])
     print(f"version {decision.model_version}: {'PROMOTED' if decision.promoted else 'kept as challenger'} "
           f"({decision.decision})")
     return asdict(decision)
@@ -128,3 +128,20 @@ def copy_to_tier(pipeline: str, dataset: str, day: str, to_tier: str) -> dict:
     print(f"{result.source} -> {result.target}: {result.copied} copied, {result.skipped} already there, "
           f"{result.removed} stale removed; {result.files} files, {result.bytes} bytes, SHA-256 verified")
     return asdict(result)
+
+
+def rollback(pipeline: str, to_version: str, reason: str) -> dict:
+    """Restore the previous (or the named) champion; refused with the reason if impossible."""
+    from mlflow import MlflowClient
+
+    from loopline.model_aliases import AliasMove, RollbackError, rollback as rollback_champion
+
+    p, context = _pipeline(pipeline), get_current_context()
+    try:
+        done = rollback_champion(MlflowClient(), p.settings.db_url, p.spec.name, p.spec.model_name,
+                                 AliasMove(reason, context["dag"].dag_id, context["run_id"]),
+                                 int(to_version) if to_version not in ("", "None") else None)
+    except RollbackError as refused:
+        raise AirflowFailException(str(refused)) from refused
+    print(f"{done.model_name}: champion v{done.from_version} -> v{done.to_version} ({reason})")
+    return asdict(done)

@@ -119,6 +119,12 @@ def test_a_champion_is_registered(loop):
     champion = MlflowClient().get_model_version_by_alias(p.spec.model_name, "champion")
     assert int(champion.version) >= 1
     assert champion.tags.get("gate_decision")
+    from loopline.model_aliases import history
+
+    promotions = [h for h in history(p.settings.db_url, p.spec.model_name) if h["alias"] == "champion"]
+    assert promotions[-1]["to_version"] == int(champion.version)  # every move is in the audit trail
+    assert all(h["dag_id"] == f"{p.spec.name}_nightly" and h["run_id"] and h["reason"].startswith("gate: ")
+               for h in promotions)
 
 
 def test_predictions_in_postgres_equal_valid_rows_of_the_date(loop):

@@ -1,6 +1,7 @@
 from datetime import date
 
 import pandas as pd
+import pytest
 
 from loopline.registry import decide
 from loopline.db import jdbc_options
@@ -39,3 +40,12 @@ def test_jdbc_options_from_libpq_url():
     options = jdbc_options("postgresql://u:p%40ss@127.0.0.1:15432/loopline")
     assert options["url"] == "jdbc:postgresql://127.0.0.1:15432/loopline"
     assert options["user"] == "u"
+
+
+@pytest.mark.parametrize("uri", ["runs:/abc123/model", "/tmp/model.txt", "s3://bucket/model", "file:///m",
+                                 "mlflow-artifacts:/1/x/artifacts/model"])
+def test_models_load_only_from_the_registry(uri):
+    from loopline.registry import UnregisteredModelError, load_model
+
+    with pytest.raises(UnregisteredModelError, match="only from the registry"):
+        load_model(uri)
