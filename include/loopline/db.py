@@ -226,7 +226,12 @@ CREATE TRIGGER alias_history_append_only BEFORE UPDATE OR DELETE ON loopline.ali
     FOR EACH ROW EXECUTE FUNCTION loopline.alias_history_append_only();
 """
 
-MIGRATIONS = [INITIAL_SCHEMA, STREAMING_INGEST, CONTRACT_EVIDENCE, ALIAS_HISTORY]  # append only: version = position + 1
+GATE_REPORT = """
+-- The whole gate evaluation per candidate: scores, slices, smoke test (also in its MLflow run).
+ALTER TABLE loopline.training_runs ADD COLUMN gate_report jsonb;
+"""
+
+MIGRATIONS = [INITIAL_SCHEMA, STREAMING_INGEST, CONTRACT_EVIDENCE, ALIAS_HISTORY, GATE_REPORT]  # append only: version = position + 1
 
 
 @contextmanager

@@ -8,14 +8,16 @@ registry (`models:/...`): `load_model` refuses any other URI.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date
 
 import pandas as pd
 
 from loopline import db
 from loopline.features import build_features
+from loopline.gate import decide, slice_checks
 from loopline.model_aliases import CHALLENGER, CHAMPION, PREVIOUS, AliasMove, alias_version, move_alias
+from loopline.smoke import smoke_test
 from loopline.spec import PipelineSpec
 from loopline.training import HOLDOUT_ARTIFACT, evaluate
 
@@ -35,15 +37,6 @@ class GateDecision:
     candidate_score: float
     champion_version: int | None
     champion_score: float | None
-
-
-def decide(candidate: float, champion: float | None, min_improvement: float) -> tuple[bool, str]:
-    """The promotion rule, pure: promote when there is no champion or the margin is met."""
-    if champion is None:
-        return True, "no champion yet"
-    if candidate >= champion + min_improvement:
-        return True, f"beats champion by {candidate - champion:+.4f} (margin {min_improvement})"
-    return False, f"does not beat champion by the margin ({candidate - champion:+.4f} < {min_improvement})"
 
 
 def load_model(uri: str):
@@ -93,29 +86,45 @@ def register_and_gate(db_url: str, spec: PipelineSpec, run_id: str, model_uri: s
     name = spec.model_name
     version = _version_for_run(client, name, run_id, model_uri)
     champion = alias_version(client, name, CHAMPION)
-    metric = spec.gate["primary_metric"]
+    metric, gate = spec.gate["primary_metric"], spec.gate
     holdout = pd.read_parquet(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=HOLDOUT_ARTIFACT))
-    features, labels = build_features(holdout, spec.features), holdout[spec.target].to_numpy()
-    # Scored again (training already did) on purpose: this evaluates the artifact as loaded
-    # back from the registry, which also proves the registered version loads.
-    candidate_score = evaluate(load_model(f"models:/{name}/{version}").predict(features), labels)[metric]
-    champion_score = (evaluate(load_model(f"models:/{name}/{champion}").predict(features), labels)[metric]
-                      if champion else None)
-    promoted, reason = decide(candidate_score, champion_score, spec.gate["min_improvement"])
+    smoke_settings = gate.get("smoke_test", {})
+    smoke = smoke_test(spec, f"{REGISTRY_SCHEME}{name}/{version}", holdout.head(smoke_settings.get("sample_rows", 1000)),
+                       smoke_settings.get("max_ms_per_1000_rows", 1000.0))
+    candidate_score, champion_score, slices = float("nan"), None, []
+    if smoke.passed:  # a model that cannot score sensibly is not evaluated further
+        features, labels = build_features(holdout, spec.features), holdout[spec.target].to_numpy()
+        score = lambda probabilities, truth: evaluate(probabilities, truth)[metric]  # noqa: E731
+        # Scored from the registry copy, not the training run's memory: this evaluates what would serve.
+        candidate = load_model(f"{REGISTRY_SCHEME}{name}/{version}").predict(features)
+        reigning = load_model(f"{REGISTRY_SCHEME}{name}/{champion}").predict(features) if champion else None
+        candidate_score = score(candidate, labels)
+        champion_score = score(reigning, labels) if champion else None
+        slices = slice_checks(holdout, labels, candidate, reigning, gate.get("critical_slices", {}),
+                              gate.get("slice_min_rows", 500), score)
+    promoted, reason = decide(candidate_score, champion_score, gate["min_improvement"], slices, smoke)
     run_context = {"dag_id": dag_id, "run_id": dag_run_id}
-    move_alias(client, db_url, spec.name, name, CHALLENGER, version, AliasMove(f"candidate of {logical_date}", **run_context))
+    if smoke.passed:
+        move_alias(client, db_url, spec.name, name, CHALLENGER, version,
+                   AliasMove(f"candidate of {logical_date}", **run_context))
     if promoted:
         if champion is not None:
             move_alias(client, db_url, spec.name, name, PREVIOUS, champion,
                        AliasMove(f"replaced by v{version}", **run_context))
         move_alias(client, db_url, spec.name, name, CHAMPION, version, AliasMove(f"gate: {reason}", **run_context))
     client.set_model_version_tag(name, str(version), "gate_decision", reason)
+    report = {"model_version": version, "promoted": promoted, "decision": reason, "primary_metric": metric,
+              "candidate_score": candidate_score if smoke.passed else None, "champion_version": champion, "champion_score": champion_score,
+              "min_improvement": gate["min_improvement"], "slices": [asdict(s) for s in slices],
+              "smoke_test": asdict(smoke)}
+    client.log_dict(run_id, report, "gate/gate_report.json")
+    client.set_tag(run_id, "loopline.gate_decision", reason)
     decision = GateDecision(version, promoted, reason, metric, candidate_score, champion, champion_score)
     with db.connect(db_url) as conn:
         db.upsert(conn, "loopline.training_runs", {
             "pipeline": spec.name, "logical_date": logical_date, "dag_id": dag_id, "mlflow_run_id": run_id,
             "model_version": version, "primary_metric": metric, "candidate_score": candidate_score,
             "champion_version": champion, "champion_score": champion_score, "promoted": promoted,
-            "decision": reason,
+            "decision": reason, "gate_report": report,
         }, key=["pipeline", "logical_date", "dag_id"])
     return decision

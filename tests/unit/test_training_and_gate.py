@@ -3,7 +3,7 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from loopline.registry import decide
+from loopline.gate import decide
 from loopline.db import jdbc_options
 from loopline.training import fingerprint, recent, time_split
 
@@ -49,3 +49,30 @@ def test_models_load_only_from_the_registry(uri):
 
     with pytest.raises(UnregisteredModelError, match="only from the registry"):
         load_model(uri)
+
+
+def test_a_failed_smoke_test_blocks_promotion_even_without_a_champion():
+    from loopline.gate import SmokeResult
+
+    promoted, reason = decide(0.9, None, 0.002, smoke=SmokeResult(False, "12 of 1000 predictions are NaN"))
+    assert not promoted and reason == "smoke test failed: 12 of 1000 predictions are NaN"
+
+
+def test_a_degraded_critical_slice_blocks_an_overall_improvement():
+    import numpy as np
+
+    from loopline.gate import slice_checks
+
+    rng = np.random.default_rng(0)
+    holdout = pd.DataFrame({"country": ["DE"] * 600 + ["BR"] * 600 + ["NG"] * 20})
+    labels = rng.integers(0, 2, len(holdout))
+    champion = np.where(labels == 1, 0.8, 0.2) + rng.normal(0, 0.05, len(holdout))   # good everywhere
+    candidate = champion.copy()
+    candidate[600:1200] = rng.random(600)                                              # random on BR
+    accuracy = lambda p, y: float(((p > 0.5) == y).mean())  # noqa: E731
+    checks = {c.value: c for c in slice_checks(holdout, labels, candidate, champion, {"country": 0.05}, 100, accuracy)}
+    assert checks["DE"].passed and not checks["BR"].passed
+    assert not checks["NG"].judged and checks["NG"].passed  # 20 rows: reported, not judged
+    promoted, reason = decide(0.80, 0.70, 0.002, list(checks.values()))
+    assert not promoted and reason.startswith("critical slice degrades: country=BR")
+    assert decide(0.80, 0.70, 0.002, [checks["DE"], checks["NG"]])[0]

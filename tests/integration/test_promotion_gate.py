@@ -1,0 +1,122 @@
+"""The promotion gate on the real MLflow server: only a sound, better model becomes champion."""
+from __future__ import annotations
+
+import tempfile
+from datetime import date, datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from loopline import db
+from loopline.features import build_features
+from loopline.model_aliases import CHALLENGER, CHAMPION, alias_version
+from loopline.pipeline import Pipeline
+from loopline.registry import register_and_gate
+from loopline.simulate import SimulationConfig, transactions_for_day
+from loopline.training import HOLDOUT_ARTIFACT
+
+DAY = date(2026, 5, 20)
+
+
+def labelled(days: list[date]) -> pd.DataFrame:
+    rows = [tx for day in days for tx in transactions_for_day(SimulationConfig(seed=9, transactions_per_day=3000), day)]
+    frame = pd.DataFrame(rows).rename(columns={"_is_fraud": "is_fraud"}).drop(columns="_label_delay")
+    frame["event_time"] = [datetime.fromisoformat(t) for t in frame["event_time"]]
+    return frame
+
+
+@pytest.fixture(scope="module")
+def data():
+    return labelled([date(2026, 5, d) for d in range(1, 8)]), labelled([DAY])
+
+
+def booster(p: Pipeline, rows: pd.DataFrame, shuffle_labels: bool = False):
+    import lightgbm as lgb
+
+    target = rows["is_fraud"].sample(frac=1, random_state=3).to_numpy() if shuffle_labels else rows["is_fraud"]
+    return lgb.train({"objective": "binary", "verbose": -1, "seed": 7, "deterministic": True},
+                     lgb.Dataset(build_features(rows, p.spec.features), target), num_boost_round=60)
+
+
+def candidate_run(p: Pipeline, holdout: pd.DataFrame, log_model) -> tuple[str, str]:
+    """An MLflow run shaped like training's: a model and the holdout artifact."""
+    import mlflow
+
+    mlflow.set_experiment(p.spec.name)
+    with mlflow.start_run() as run, tempfile.TemporaryDirectory() as tmp:
+        model_uri = log_model()
+        path = Path(tmp) / Path(HOLDOUT_ARTIFACT).name
+        holdout.to_parquet(path, index=False)
+        mlflow.log_artifact(str(path), artifact_path=str(Path(HOLDOUT_ARTIFACT).parent))
+    return run.info.run_id, model_uri
+
+
+def gate(p: Pipeline, holdout: pd.DataFrame, log_model, day: date):
+    run_id, model_uri = candidate_run(p, holdout, log_model)
+    return run_id, register_and_gate(p.settings.db_url, p.spec, run_id, model_uri, day, "test_gate", "manual__gate")
+
+
+def lightgbm_model(model):
+    import mlflow.lightgbm
+
+    return lambda: mlflow.lightgbm.log_model(model, name="model").model_uri
+
+
+@pytest.fixture(scope="module")
+def gated(make_pipeline, data):
+    """A pipeline whose first, good model was promoted."""
+    p = Pipeline.load(make_pipeline())
+    history, holdout = data
+    _, first = gate(p, holdout, lightgbm_model(booster(p, history)), DAY)
+    assert first.promoted and first.decision == "no champion yet"
+    return p, first.model_version
+
+
+def test_a_worse_model_is_not_promoted_and_the_evidence_is_kept(gated, data):
+    from mlflow import MlflowClient
+
+    p, champion = gated
+    history, holdout = data
+    run_id, decision = gate(p, holdout, lightgbm_model(booster(p, history, shuffle_labels=True)), date(2026, 5, 21))
+    client = MlflowClient()
+    assert not decision.promoted and decision.decision.startswith("does not beat champion")
+    assert alias_version(client, p.spec.model_name, CHAMPION) == champion
+    assert alias_version(client, p.spec.model_name, CHALLENGER) == decision.model_version
+    report = client.get_run(run_id).data.tags["loopline.gate_decision"]
+    assert report == decision.decision
+    with db.connect(p.settings.db_url) as conn:
+        [row] = db.fetch_all(conn, "SELECT gate_report FROM loopline.training_runs WHERE pipeline=%s AND "
+                                   "logical_date=%s", (p.spec.name, date(2026, 5, 21)))
+    assert row["gate_report"]["smoke_test"]["passed"] and row["gate_report"]["champion_version"] == champion
+    assert {s["column"] for s in row["gate_report"]["slices"]} == {"merchant_category", "country"}
+
+
+def test_a_model_producing_nan_is_not_promoted(gated, data):
+    import lightgbm as lgb
+    from mlflow import MlflowClient
+
+    p, champion = gated
+    history, holdout = data
+    lines = booster(p, history).model_to_string().splitlines()
+    broken = lgb.Booster(model_str="\n".join(  # every leaf NaN; tree_sizes goes, as the trees' sizes change
+        "leaf_value=" + " ".join("nan" for _ in line.split("=", 1)[1].split()) if line.startswith("leaf_value=")
+        else line for line in lines if not line.startswith("tree_sizes=")))
+    _, decision = gate(p, holdout, lightgbm_model(broken), date(2026, 5, 22))
+    assert not decision.promoted and "predictions are NaN" in decision.decision
+    assert alias_version(MlflowClient(), p.spec.model_name, CHAMPION) == champion
+    assert alias_version(MlflowClient(), p.spec.model_name, CHALLENGER) != decision.model_version
+
+
+def test_a_model_that_does_not_load_is_not_promoted(gated, data):
+    import mlflow.sklearn
+    from mlflow import MlflowClient
+    from sklearn.dummy import DummyClassifier
+
+    p, champion = gated
+    _, holdout = data
+    wrong_flavour = DummyClassifier().fit([[0], [1]], [0, 1])  # registered, but not a LightGBM model
+    _, decision = gate(p, holdout, lambda: mlflow.sklearn.log_model(wrong_flavour, name="model").model_uri,
+                       date(2026, 5, 23))
+    assert not decision.promoted and "did not load and score in a fresh process" in decision.decision
+    assert alias_version(MlflowClient(), p.spec.model_name, CHAMPION) == champion
