@@ -136,7 +136,8 @@ def cmd_aliases(args: argparse.Namespace) -> int:
     spec, settings = load_spec(args.pipeline), Settings.from_env()
     if args.at:
         moment = datetime.fromisoformat(args.at)
-        print(f"{spec.model_name}: champion at {moment.isoformat()} was v{version_at(settings.db_url, spec.model_name, CHAMPION, moment)}")
+        version = version_at(settings.db_url, spec.model_name, CHAMPION, moment)
+        print(f"{spec.model_name}: champion at {moment.isoformat()} was " + (f"v{version}" if version else "none"))
         return 0
     for row in history(settings.db_url, spec.model_name):
         print(f"{row['changed_at']:%Y-%m-%d %H:%M:%S%z}  {row['alias']:<17} v{row['from_version'] or '-'} -> "

@@ -97,8 +97,8 @@ def _bronze_frame(p: "Pipeline", dataset: str, day: date):
 
 def _share_result(contract: Contract, rows_in: int, quarantined: int) -> RuleResult:
     share = quarantined / rows_in if rows_in else 0.0
-    return RuleResult(SHARE_RULE, "batch", "loopline_max_quarantined_share", None, share <= contract.max_quarantined_share,
-                      round(share, 6), quarantined, rows_in, [])
+    return RuleResult(SHARE_RULE, "batch", "loopline_max_quarantined_share", None,
+                      share <= contract.max_quarantined_share, round(share, 6), quarantined, rows_in, [])
 
 
 def _check_routing(results: list[RuleResult], per_rule: dict[str, int]) -> None:
@@ -107,8 +107,9 @@ def _check_routing(results: list[RuleResult], per_rule: dict[str, int]) -> None:
     disagreements = {r.name: (per_rule.get(r.name, 0), r.unexpected_count)
                      for r in row_results if per_rule.get(r.name, 0) != (r.unexpected_count or 0)}
     if disagreements:
-        raise ContractMismatch(f"quarantined rows per rule disagree with GX (quarantined, GX unexpected): {disagreements}. "
-                               "This is a Loopline defect in contract_rules.row_passes; please report it with the suite.")
+        raise ContractMismatch(f"quarantined rows per rule disagree with GX (quarantined, GX unexpected): "
+                               f"{disagreements}. This is a Loopline defect in contract_rules.row_passes; please "
+                               "report it with the suite.")
 
 
 def _with_samples(results: list[RuleResult], quarantine, suite: Suite) -> list[RuleResult]:

@@ -111,7 +111,8 @@ def validate_frame(suite: Suite, frame, parameters: dict[str, str], run_name: st
     for r in outcome.results:
         name = r.expectation_config.meta["name"]
         rule = suite.rule(name)
-        error = (r.exception_info or {}).get("exception_message") if (r.exception_info or {}).get("raised_exception") else None
+        raised = r.exception_info or {}
+        error = raised.get("exception_message") if raised.get("raised_exception") else None
         results.append(RuleResult(
             name=name, severity=rule.severity, expectation=rule.type, column=rule.column, success=bool(r.success),
             # row rules have no single observed value: their unexpected percentage stands in

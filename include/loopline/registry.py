@@ -114,7 +114,8 @@ def register_and_gate(db_url: str, spec: PipelineSpec, run_id: str, model_uri: s
         move_alias(client, db_url, spec.name, name, CHAMPION, version, AliasMove(f"gate: {reason}", **run_context))
     client.set_model_version_tag(name, str(version), "gate_decision", reason)
     report = {"model_version": version, "promoted": promoted, "decision": reason, "primary_metric": metric,
-              "candidate_score": candidate_score if smoke.passed else None, "champion_version": champion, "champion_score": champion_score,
+              "candidate_score": candidate_score if smoke.passed else None, "champion_version": champion,
+              "champion_score": champion_score,
               "min_improvement": gate["min_improvement"], "slices": [asdict(s) for s in slices],
               "smoke_test": asdict(smoke)}
     client.log_dict(run_id, report, "gate/gate_report.json")
