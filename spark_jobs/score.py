@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     if version is None:
         print(f"error: pipeline {pipeline.spec.name} has no champion model yet; run training first", file=sys.stderr)
         return 2
-    result = score(pipeline.spark(), pipeline.settings.db_url, pipeline.spec, pipeline.lake, day, version)
+    result = score(pipeline, day, version)
     print(json.dumps(asdict(result)))
     return 0
 

@@ -231,7 +231,12 @@ GATE_REPORT = """
 ALTER TABLE loopline.training_runs ADD COLUMN gate_report jsonb;
 """
 
-MIGRATIONS = [INITIAL_SCHEMA, STREAMING_INGEST, CONTRACT_EVIDENCE, ALIAS_HISTORY, GATE_REPORT]  # append only: version = position + 1
+PUBLISHED_PREDICTIONS = """
+-- Rows of the date last published to the predictions topic (null: not published yet).
+ALTER TABLE loopline.score_runs ADD COLUMN published_rows bigint;
+"""
+
+MIGRATIONS = [INITIAL_SCHEMA, STREAMING_INGEST, CONTRACT_EVIDENCE, ALIAS_HISTORY, GATE_REPORT, PUBLISHED_PREDICTIONS]  # append only: version = position + 1
 
 
 @contextmanager

@@ -1,17 +1,24 @@
 """Scoring: Spark applies a registry model version to one partition of valid events (bronze that passed its contract).
 
-Predictions go to Parquet on the predictions tier (overwriting the date's partition) and
-are upserted into PostgreSQL keyed by prediction id (`<pipeline>:<transaction_id>`), so a
-rerun of the date replaces its rows and leaves exactly one row per valid event.
+Predictions go to Parquet on the predictions tier (overwriting the date's partition), are
+upserted into PostgreSQL keyed by prediction id (`<pipeline>:<transaction_id>`), so a rerun
+of the date replaces its rows and leaves exactly one row per valid event, and are published
+to the spec's predictions topic, keyed by prediction id. A date is published once: a rerun
+that produces the same predictions publishes nothing; one whose predictions changed (late
+events validated since) publishes the date again, and consumers keep the latest message per
+key. A run killed while publishing republishes the date on its rerun (at-least-once).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
 
+from typing import TYPE_CHECKING
+
 from loopline import db
-from loopline.spec import PipelineSpec
-from loopline.storage import Lake
+
+if TYPE_CHECKING:
+    from loopline.pipeline import Pipeline
 
 PREDICTION_SCHEMA = "transaction_id string, fraud_probability double"
 
@@ -22,6 +29,7 @@ class ScoreResult:
     model_version: int
     rows: int
     predictions_uri: str
+    published: int  # messages sent to the predictions topic by this call (0: already published)
 
 
 def _predict_batches(model_name: str, version: int, features_spec):
@@ -62,9 +70,28 @@ def recorded_version(db_url: str, pipeline: str, logical_date: date) -> int | No
     return rows[0]["model_version"] if rows else None
 
 
-def score(spark, db_url: str, spec: PipelineSpec, lake: Lake, logical_date: date, model_version: int) -> ScoreResult:
+def _published_rows(db_url: str, pipeline: str, logical_date: date) -> int | None:
+    with db.connect(db_url) as conn:
+        rows = db.fetch_all(conn, "SELECT published_rows FROM loopline.score_runs WHERE pipeline=%s AND "
+                                  "logical_date=%s", (pipeline, logical_date))
+    return rows[0]["published_rows"] if rows else None
+
+
+def publish(predictions, bootstrap: str, topic: str) -> None:
+    """Send each prediction as JSON, keyed by prediction id, with the model version in a header."""
     from pyspark.sql import functions as F
 
+    (predictions.select(
+        F.col("prediction_id").alias("key"), F.to_json(F.struct(*predictions.columns)).alias("value"),
+        F.array(F.struct(F.lit("loopline.model_version").alias("key"),
+                         F.col("model_version").cast("string").cast("binary").alias("value"))).alias("headers"))
+     .write.format("kafka").option("kafka.bootstrap.servers", bootstrap).option("topic", topic).save())
+
+
+def score(p: "Pipeline", logical_date: date, model_version: int) -> ScoreResult:
+    from pyspark.sql import functions as F
+
+    spark, db_url, spec, lake = p.spark(), p.settings.db_url, p.spec, p.lake
     events = spark.read.parquet(lake.location(spec.valid_dataset("events"), logical_date).spark_uri)
     predictions = (
         events.mapInPandas(_predict_batches(spec.model_name, model_version, spec.features), PREDICTION_SCHEMA)
@@ -82,11 +109,19 @@ def score(spark, db_url: str, spec: PipelineSpec, lake: Lake, logical_date: date
     stage = f"loopline.stage_predictions_{spec.name}_{logical_date:%Y%m%d}"
     written.write.format("jdbc").options(**db.jdbc_options(db_url), dbtable=stage).mode("overwrite").save()
     rows = written.count()
+    already = _published_rows(db_url, spec.name, logical_date)
     with db.connect(db_url) as conn:
         with conn.cursor() as cur:
             cur.execute(UPSERT_SQL.format(stage=stage), {"pipeline": spec.name, "score_date": logical_date})
         db.upsert(conn, "loopline.score_runs", {"pipeline": spec.name, "logical_date": logical_date,
                                                 "model_version": model_version, "rows_scored": rows,
-                                                "predictions_uri": target.spark_uri},
+                                                "predictions_uri": target.spark_uri, "published_rows": already},
                   key=["pipeline", "logical_date"])
-    return ScoreResult(logical_date.isoformat(), model_version, rows, target.spark_uri)
+    published = 0
+    if already != rows:  # never published, or the date's predictions changed since
+        publish(written, p.settings.kafka_bootstrap, spec.predictions_topic)
+        with db.connect(db_url) as conn, conn.cursor() as cur:
+            cur.execute("UPDATE loopline.score_runs SET published_rows = %s WHERE pipeline = %s AND logical_date = %s",
+                        (rows, spec.name, logical_date))
+        published = rows
+    return ScoreResult(logical_date.isoformat(), model_version, rows, target.spark_uri, published)

@@ -88,8 +88,9 @@ def score(pipeline: str) -> dict:
     version = p.scoring_version(day)
     if version is None:
         raise AirflowSkipException(f"{pipeline}: no champion model yet, nothing to score with")
-    result = score_partition(p.spark(), p.settings.db_url, p.spec, p.lake, day, version)
-    print(f"{result.rows} predictions by version {version} -> {result.predictions_uri} and loopline.predictions")
+    result = score_partition(p, day, version)
+    print(f"{result.rows} predictions by version {version} -> {result.predictions_uri}, loopline.predictions and "
+          f"{p.spec.predictions_topic} ({result.published} published now)")
     return asdict(result)
 
 

@@ -34,3 +34,22 @@ def assert_exactly_once(p: Pipeline, source: Source) -> int:
     assert set(landed) == produced, (f"missing {len(produced - set(landed))}, "
                                      f"unexpected {len(set(landed) - produced)}")
     return len(landed)
+
+
+def topic_messages(bootstrap: str, topic: str) -> list[tuple[bytes, bytes]]:
+    """Every (key, value) in the topic, read from the beginning to the current end."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        end = consumer.end_offsets(partitions)
+        messages = []
+        while any(consumer.position(tp) < end[tp] for tp in partitions):
+            for records in consumer.poll(timeout_ms=2000).values():
+                messages += [(r.key, r.value) for r in records]
+        return messages
+    finally:
+        consumer.close()

@@ -7,6 +7,7 @@ in the Airflow metadata DB.
 """
 from __future__ import annotations
 
+import json
 from datetime import date, datetime, timedelta, timezone
 
 import pyarrow.parquet as pq
@@ -16,7 +17,7 @@ import requests
 from loopline.config import Settings
 from loopline.pipeline import Pipeline
 from loopline.simulate import SimulationConfig, messages_for_day, produce
-from lake_audit import assert_exactly_once
+from lake_audit import assert_exactly_once, topic_messages
 
 FIRST = date(2026, 3, 1)
 DAYS = [FIRST + timedelta(days=i) for i in range(5)]
@@ -141,6 +142,23 @@ def test_predictions_in_postgres_equal_valid_rows_of_the_date(loop):
     assert sum(o["tasks"]["score"] == "success" for o in outcome.values()) >= 2
 
 
+def test_each_prediction_is_published_once_to_the_predictions_topic(loop):
+    p, _, _ = loop
+    from loopline import db
+
+    messages = topic_messages(p.settings.kafka_bootstrap, p.spec.predictions_topic)
+    keys = [key.decode() for key, _ in messages]
+    with db.connect(p.settings.db_url) as conn:
+        stored = {r["prediction_id"]: r for r in db.fetch_all(
+            conn, "SELECT prediction_id, model_version, fraud_probability FROM loopline.predictions WHERE pipeline=%s",
+            (p.spec.name,))}
+    assert len(keys) == len(set(keys)) and set(keys) == set(stored)
+    for key, value in messages[:50]:
+        sent = json.loads(value)
+        row = stored[key.decode()]
+        assert (sent["model_version"], sent["fraud_probability"]) == (row["model_version"], row["fraud_probability"])
+
+
 def test_retraining_is_requested_on_the_drift_day_only(loop):
     _, _, outcome = loop
     assert outcome[DRIFT_FROM]["retrain_events"] == 1
@@ -161,12 +179,13 @@ def test_rerunning_a_date_changes_nothing(loop):
     newest = str(versions()[-1])
     client.set_registered_model_alias(p.spec.name, "champion", newest)  # as if a later day had promoted it
     try:
+        published = lambda: len(topic_messages(p.settings.kafka_bootstrap, p.spec.predictions_topic))  # noqa: E731
         before = (predictions_snapshot(p.settings.db_url, p.spec.name, day), versions(),
-                  rows_at(p.lake.location("bronze_events", day)))
+                  rows_at(p.lake.location("bronze_events", day)), published())
         assert newest != str(before[0][0][2]), "setup: the date must have been scored by an older version"
         assert run_day(dag, day).state == "success"
         after = (predictions_snapshot(p.settings.db_url, p.spec.name, day), versions(),
-                 rows_at(p.lake.location("bronze_events", day)))
+                 rows_at(p.lake.location("bronze_events", day)), published())
         assert after == before
         assert client.get_model_version_by_alias(p.spec.name, "champion").version == newest
     finally:
@@ -217,7 +236,6 @@ def test_a_broken_batch_stops_the_line_alerts_and_keeps_the_champion(loop, webho
 
 def test_spark_job_entry_points_rerun_a_date_with_the_same_outcome(loop):
     """spark_jobs/ run the same code as the tasks; rerunning a date through them changes nothing."""
-    import json
     import subprocess
     import sys
     from pathlib import Path
@@ -238,5 +256,6 @@ def test_spark_job_entry_points_rerun_a_date_with_the_same_outcome(loop):
     for source in p.spec.sources.values():
         assert_exactly_once(p, source)
     assert outputs["score"][0]["rows"] == len(before)
+    assert outputs["score"][0]["published"] == 0  # the date's predictions are on the topic already
     assert predictions_snapshot(p.settings.db_url, p.spec.name, day) == before
     assert rows_at(p.lake.location("bronze_events", day)) == bronze_before
