@@ -13,7 +13,7 @@ from loopline.alerts import Alert, notify
 from loopline.spec import AlertChannel
 
 ALERT = Alert("card_fraud", "bronze_events", "2026-11-20", "scheduled__x", "volume: observed 40",
-              "http://reports.example/x.html")
+              "http://127.0.0.1:18333/loopline/report.html")
 
 
 def free_port() -> int:
