@@ -28,6 +28,7 @@ test-unit: setup  ## the tests that need no service
 bench: up         ## benchmarks against in-run baselines; results in benchmarks/results/
 	$(ENV) .venv/bin/python benchmarks/ingest.py
 	$(ENV) .venv/bin/python benchmarks/validate.py
+	$(ENV) .venv/bin/python benchmarks/score.py
 
 lock:             ## re-pin requirements.txt from requirements.in
 	.venv/bin/uv pip compile requirements.in -o requirements.txt --python-version 3.11 --no-header

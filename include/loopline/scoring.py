@@ -43,7 +43,8 @@ def _predict_batches(model_name: str, version: int, features_spec):
 
         booster = load_model(f"models:/{model_name}/{version}")
         for batch in batches:
-            probabilities = booster.predict(build_features(batch, features_spec)) if len(batch) else []
+            # one thread per Spark task: Spark already runs a task per core
+            probabilities = booster.predict(build_features(batch, features_spec), num_threads=1) if len(batch) else []
             yield pd.DataFrame({"transaction_id": batch["transaction_id"], "fraud_probability": probabilities})
 
     return predict
@@ -88,12 +89,14 @@ def publish(predictions, bootstrap: str, topic: str) -> None:
      .write.format("kafka").option("kafka.bootstrap.servers", bootstrap).option("topic", topic).save())
 
 
-def score(p: "Pipeline", logical_date: date, model_version: int) -> ScoreResult:
+def predictions_frame(p: "Pipeline", logical_date: date, model_version: int):
+    """The date's valid events scored by `model_version` (a lazy Spark DataFrame): Spark's
+    Python workers load the version from the registry once per task and score batch by batch."""
     from pyspark.sql import functions as F
 
-    spark, db_url, spec, lake = p.spark(), p.settings.db_url, p.spec, p.lake
-    events = spark.read.parquet(lake.location(spec.valid_dataset("events"), logical_date).spark_uri)
-    predictions = (
+    spec = p.spec
+    events = p.spark().read.parquet(p.lake.location(spec.valid_dataset("events"), logical_date).spark_uri)
+    return (
         events.mapInPandas(_predict_batches(spec.model_name, model_version, spec.features), PREDICTION_SCHEMA)
         .select(
             F.concat(F.lit(f"{spec.name}:"), "transaction_id").alias("prediction_id"),
@@ -103,6 +106,11 @@ def score(p: "Pipeline", logical_date: date, model_version: int) -> ScoreResult:
             F.lit(model_version).alias("model_version"),
         )
     )
+
+
+def score(p: "Pipeline", logical_date: date, model_version: int) -> ScoreResult:
+    spark, db_url, spec, lake = p.spark(), p.settings.db_url, p.spec, p.lake
+    predictions = predictions_frame(p, logical_date, model_version)
     target = lake.location("predictions", logical_date)
     predictions.write.mode("overwrite").parquet(target.spark_uri)
     written = spark.read.parquet(target.spark_uri)
