@@ -25,13 +25,14 @@ from typing import TYPE_CHECKING
 from loopline import db
 from loopline.contract_reports import ReportLink, publish
 from loopline.contract_rules import Suite, failed_rules, load_suite
-from loopline.gx_validation import SAMPLE_SIZE, RuleResult, json_safe, suite_parameters, validate_frame
+from loopline.gx_validation import RuleResult, json_safe, suite_parameters, validate_frame
 from loopline.spec import Contract
 
 if TYPE_CHECKING:
     from loopline.pipeline import Pipeline
 
 REASON_SEPARATOR = "; "
+SAMPLE_SIZE = 5  # values that broke a row rule, kept as evidence (read from the quarantine)
 SHARE_RULE = "table:quarantined_share"
 
 
@@ -143,17 +144,17 @@ def _route(frame, suite: Suite, p: "Pipeline", contract: Contract, day: date, ru
     return checked, per_rule, written
 
 
-def _publish_valid(checked, p: "Pipeline", contract: Contract, day: date, passed: bool) -> int:
-    """Replace the date's valid partition (or remove it, if the batch failed); return valid rows."""
+def _publish_valid(checked, p: "Pipeline", contract: Contract, day: date, held_back: int | None) -> int:
+    """Replace the date's valid partition and return its rows read back; or, if the batch
+    failed (`held_back` = its valid rows, not published), remove the partition."""
     from pyspark.sql import functions as F
 
     target = p.lake.location(contract.valid_dataset, day)
-    valid = checked.where(F.size("_failed") == 0).drop("_failed")
-    if not passed:
+    if held_back is not None:
         if target.exists():
             target.filesystem().delete_dir(target.arrow_path)
-        return valid.count()
-    valid.write.mode("overwrite").parquet(target.spark_uri)
+        return held_back
+    checked.where(F.size("_failed") == 0).drop("_failed").write.mode("overwrite").parquet(target.spark_uri)
     return p.spark().read.parquet(target.spark_uri).count()
 
 
@@ -191,7 +192,8 @@ def validate_dataset(p: "Pipeline", dataset: str, day: date, run_id: str) -> Con
     results = _with_samples(results, quarantine, suite)
     rows_in, quarantined = frame.count(), quarantine.count()
     results.append(_share_result(contract, rows_in, quarantined))
-    valid = _publish_valid(checked, p, contract, day, passed=not stopping(results))
+    failed = bool(stopping(results))  # a failed batch publishes nothing: its valid rows = input - quarantined
+    valid = _publish_valid(checked, p, contract, day, rows_in - quarantined if failed else None)
     outcome = ContractOutcome(p.spec.name, dataset, day.isoformat(), run_id, suite.name, rows_in, valid, quarantined,
                               results, report)
     if valid + quarantined != rows_in:

@@ -17,7 +17,6 @@ from typing import Any
 
 from loopline.contract_rules import Suite
 
-SAMPLE_SIZE = 5  # unexpected values kept per failed row rule (loopline.contracts takes them from the quarantine)
 DOCS_SITE = "contract_report"
 
 
