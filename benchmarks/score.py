@@ -54,9 +54,10 @@ def register_model(p) -> int:
 
     rows = pd.DataFrame([tx for d in range(1, 6) for tx in transactions_for_day(
         SimulationConfig(seed=4, transactions_per_day=3000), date(2026, 1, d))])
-    booster = lgb.train({**p.spec.training["params"], "seed": 7, "num_threads": 1},
-                        lgb.Dataset(build_features(rows, p.spec.features), rows["_is_fraud"]),
-                        num_boost_round=p.spec.training["params"]["num_boost_round"])
+    params = {k: v for k, v in p.spec.training["params"]["lightgbm"].items() if k != "early_stopping_rounds"}
+    rounds = params.pop("num_boost_round")
+    booster = lgb.train({**params, "seed": 7, "num_threads": 1},
+                        lgb.Dataset(build_features(rows, p.spec.features), rows["_is_fraud"]), num_boost_round=rounds)
     mlflow.set_experiment(p.spec.name)
     with mlflow.start_run():
         uri = mlflow.lightgbm.log_model(booster, name="model").model_uri
@@ -97,9 +98,8 @@ def main() -> int:
             loopline_s = median_seconds(
                 lambda: predictions_frame(p, DAY, version).write.format("noop").mode("overwrite").save())
             frame = pq.read_table(location.arrow_path, filesystem=location.filesystem()).to_pandas()
-            booster = load_model(f"models:/{p.spec.model_name}/{version}")
-            baseline_s = median_seconds(lambda: booster.predict(build_features(frame, p.spec.features),
-                                                                num_threads=1))
+            model = load_model(f"models:/{p.spec.model_name}/{version}")  # LightGBM predicts on one thread
+            baseline_s = median_seconds(lambda: model.predict(build_features(frame, p.spec.features)))
         finally:
             remove_pipeline_data(p.settings, load_spec(name))
             from mlflow import MlflowClient

@@ -1,4 +1,5 @@
-"""Tell people the line stopped: pluggable alert channels named in the pipeline spec.
+"""Tell people something needs them (a stopped line, an automatic rollback): pluggable
+alert channels named in the pipeline spec.
 
     log      an ERROR line in the task log (always available)
     webhook  POST the alert as JSON to the URL in the channel's `url_env` variable
@@ -29,7 +30,7 @@ TIMEOUT_S = 10
 @dataclass(frozen=True)
 class Alert:
     pipeline: str
-    dataset: str
+    subject: str  # what happened, in a few words: "line stopped, contract failed on bronze_events"
     logical_date: str
     run_id: str
     summary: str  # what failed, with the numbers
@@ -37,7 +38,7 @@ class Alert:
 
     @property
     def title(self) -> str:
-        return f"[loopline] {self.pipeline}: line stopped, contract failed on {self.dataset} {self.logical_date}"
+        return f"[loopline] {self.pipeline}: {self.subject} ({self.logical_date})"
 
     @property
     def text(self) -> str:

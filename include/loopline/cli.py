@@ -145,6 +145,37 @@ def cmd_aliases(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_retrain(args: argparse.Namespace) -> int:
+    from loopline.pipeline import Pipeline
+    from loopline.reproduce import ReproductionError, retrain_from_version
+
+    try:
+        reproduction = retrain_from_version(Pipeline.load(args.pipeline), args.from_version)
+    except ReproductionError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(reproduction.describe())
+    return 0 if reproduction.reproduced else 1
+
+
+def cmd_model_card(args: argparse.Namespace) -> int:
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from loopline.model_card import HTML, MARKDOWN
+
+    spec = load_spec(args.pipeline)
+    try:
+        run_id = MlflowClient().get_model_version(spec.model_name, str(args.version)).run_id
+        print(mlflow.artifacts.load_text(f"runs:/{run_id}/{HTML if args.html else MARKDOWN}"), end="")
+    except MlflowException as error:
+        print(f"error: no model card for {spec.model_name} v{args.version} ({error.message}); cards are written "
+              "when a version is registered through the gate", file=sys.stderr)
+        return 2
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="loopline", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -200,6 +231,17 @@ def build_parser() -> argparse.ArgumentParser:
     aliases.add_argument("--pipeline", default="card_fraud")
     aliases.add_argument("--at", help="ISO timestamp with zone: print the champion at that moment")
     aliases.set_defaults(func=cmd_aliases)
+
+    retrain = sub.add_parser("retrain", help="retrain a version from its recorded inputs and compare the metrics")
+    retrain.add_argument("--pipeline", default="card_fraud")
+    retrain.add_argument("--from-version", type=int, required=True, help="registered version to reproduce")
+    retrain.set_defaults(func=cmd_retrain)
+
+    card = sub.add_parser("model-card", help="print a version's model card (Markdown, or --html)")
+    card.add_argument("version", type=int)
+    card.add_argument("--pipeline", default="card_fraud")
+    card.add_argument("--html", action="store_true")
+    card.set_defaults(func=cmd_model_card)
     return parser
 
 

@@ -236,7 +236,30 @@ PUBLISHED_PREDICTIONS = """
 ALTER TABLE loopline.score_runs ADD COLUMN published_rows bigint;
 """
 
-MIGRATIONS = [INITIAL_SCHEMA, STREAMING_INGEST, CONTRACT_EVIDENCE, ALIAS_HISTORY, GATE_REPORT, PUBLISHED_PREDICTIONS]  # append only: version = position + 1
+FEEDBACK_CHECKS = """
+-- One realised-performance check per date (loopline.feedback): champion vs previous champion
+-- on the same labelled predictions, and whether it rolled back.
+CREATE TABLE loopline.feedback_checks (
+    pipeline          text             NOT NULL,
+    logical_date      date             NOT NULL,
+    champion_version  integer,
+    previous_version  integer,
+    labelled_rows     bigint           NOT NULL,
+    metric            text             NOT NULL,
+    champion_score    double precision,            -- null: not judged
+    previous_score    double precision,
+    tolerance         double precision NOT NULL,
+    rolled_back       boolean          NOT NULL,
+    decision          text             NOT NULL,
+    dag_id            text,
+    run_id            text,
+    updated_at        timestamptz      NOT NULL DEFAULT now(),
+    PRIMARY KEY (pipeline, logical_date)
+);
+"""
+
+MIGRATIONS = [INITIAL_SCHEMA, STREAMING_INGEST, CONTRACT_EVIDENCE, ALIAS_HISTORY, GATE_REPORT, PUBLISHED_PREDICTIONS,
+              FEEDBACK_CHECKS]  # append only: version = position + 1
 
 
 @contextmanager

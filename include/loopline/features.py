@@ -10,6 +10,16 @@ import pandas as pd
 from loopline.spec import Features
 
 
+# The event columns build_features reads besides the spec's categorical columns.
+EVENT_COLUMNS = ["event_time", "amount", "customer_tx_count_30d", "customer_avg_amount_30d", "is_new_device", "country"]
+
+
+def source_columns(features: Features) -> list[str]:
+    """Every event column the features are built from: what a model's stored rows must keep
+    (and all they keep: e.g. customer ids never leave the on-prem tier this way)."""
+    return list(dict.fromkeys([*EVENT_COLUMNS, *features.categorical]))
+
+
 def build_features(rows: pd.DataFrame, features: Features) -> pd.DataFrame:
     """Feature frame in the spec's column order; pure, no I/O."""
     event_time = pd.to_datetime(rows["event_time"], utc=True)

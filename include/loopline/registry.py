@@ -10,16 +10,20 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import date
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from loopline import db
+from loopline import db, model_card
 from loopline.features import build_features
 from loopline.gate import decide, slice_checks
 from loopline.model_aliases import CHALLENGER, CHAMPION, PREVIOUS, AliasMove, alias_version, move_alias
 from loopline.smoke import smoke_test
 from loopline.spec import PipelineSpec
 from loopline.training import HOLDOUT_ARTIFACT, evaluate
+
+if TYPE_CHECKING:
+    from loopline.model_types import Scorer
 
 REGISTRY_SCHEME = "models:/"
 
@@ -39,16 +43,21 @@ class GateDecision:
     champion_score: float | None
 
 
-def load_model(uri: str):
-    """Load a LightGBM booster from the registry (`models:/<name>/<version>` or `models:/<name>@<alias>`),
+def load_model(uri: str) -> "Scorer":
+    """Load a model from the registry (`models:/<name>/<version>` or `models:/<name>@<alias>`),
     the only way Loopline loads a model: run artifacts, files and URLs are refused, so what
-    serves is always a registered, audited version."""
+    serves is always a registered, audited version. Its type comes from its MLflow flavor."""
     if not uri.startswith(REGISTRY_SCHEME):
         raise UnregisteredModelError(f"refusing to load {uri!r}: models are loaded only from the registry "
                                      f"({REGISTRY_SCHEME}<name>/<version>); register it first")
-    import mlflow.lightgbm
+    import mlflow
+    from mlflow.models import Model
 
-    return mlflow.lightgbm.load_model(uri)
+    from loopline.model_types import Scorer, model_type_for_flavors
+
+    local = mlflow.artifacts.download_artifacts(uri)  # once: the MLmodel file and the model itself
+    kind = model_type_for_flavors(Model.load(local).flavors)
+    return Scorer(kind.load_model(local), kind)
 
 
 def _version_for_run(client, name: str, run_id: str, model_uri: str) -> int:
@@ -118,6 +127,7 @@ def register_and_gate(db_url: str, spec: PipelineSpec, run_id: str, model_uri: s
               "champion_score": champion_score,
               "min_improvement": gate["min_improvement"], "slices": [asdict(s) for s in slices],
               "smoke_test": asdict(smoke)}
+    report["model_card"] = model_card.publish(client, spec, version, run_id, report, dag_id, dag_run_id)
     client.log_dict(run_id, report, "gate/gate_report.json")
     client.set_tag(run_id, "loopline.gate_decision", reason)
     decision = GateDecision(version, promoted, reason, metric, candidate_score, champion, champion_score)

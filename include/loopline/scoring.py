@@ -41,10 +41,9 @@ def _predict_batches(model_name: str, version: int, features_spec):
         from loopline.features import build_features
         from loopline.registry import load_model
 
-        booster = load_model(f"models:/{model_name}/{version}")
+        model = load_model(f"models:/{model_name}/{version}")
         for batch in batches:
-            # one thread per Spark task: Spark already runs a task per core
-            probabilities = booster.predict(build_features(batch, features_spec), num_threads=1) if len(batch) else []
+            probabilities = model.predict(build_features(batch, features_spec)) if len(batch) else []
             yield pd.DataFrame({"transaction_id": batch["transaction_id"], "fraud_probability": probabilities})
 
     return predict

@@ -144,6 +144,7 @@ class PipelineSpec:
     monitoring: dict[str, Any]
     ingest: IngestLimits = field(default_factory=IngestLimits)
     alerts: list[AlertChannel] = field(default_factory=lambda: [AlertChannel("log")])
+    model_card: dict[str, str] = field(default_factory=dict)  # intended_use, limitations (loopline.model_card)
     topics: list[str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -203,6 +204,7 @@ def load_spec(name: str, directory: Path | None = None) -> PipelineSpec:
             monitoring=raw["monitoring"],
             ingest=IngestLimits(**raw.get("ingest", {})),
             alerts=[AlertChannel(**a) for a in raw.get("alerts", [{"channel": "log"}])],
+            model_card=raw.get("model_card", {}),
         )
     except KeyError as error:
         raise SpecError(f"{path.name}: missing key {error}") from error

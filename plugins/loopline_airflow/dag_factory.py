@@ -39,8 +39,8 @@ def contracted_datasets(pipeline: str) -> list[str]:
 
 
 def nightly_dag(pipeline: str, doc_md: str | None = None, scheduled: bool = True) -> DAG:
-    """wait_for_data → ingest → validate_<dataset> (one per contract) → train → register → score →
-    monitor → request_retraining."""
+    """wait_for_data → ingest → validate_<dataset> (one per contract) → check_feedback → train →
+    register → score → monitor → request_retraining."""
     with DAG(
         dag_id=f"{pipeline}_nightly", schedule=daily_after_midnight() if scheduled else None, start_date=START, catchup=False, max_active_runs=1,
         is_paused_upon_creation=True, doc_md=doc_md, tags=["loopline", pipeline, "nightly"],
@@ -50,6 +50,9 @@ def nightly_dag(pipeline: str, doc_md: str | None = None, scheduled: bool = True
         ingested = task(stages.ingest, task_id="ingest", outlets=[bronze_ingested(pipeline)])(pipeline)
         validated = [ContractOperator(task_id=f"validate_{dataset}", pipeline=pipeline, dataset=dataset)
                      for dataset in contracted_datasets(pipeline)]
+        # Before training: a champion that lost on returned labels is rolled back, so the gate
+        # and today's scoring see the restored one.
+        feedback = task(stages.check_feedback, task_id="check_feedback")(pipeline)
         trained = task(stages.train, task_id="train")(pipeline)
         registered = task(stages.register, task_id="register")(pipeline, trained)
         # Scoring runs when training was skipped (cold start, or no new labels) but never
@@ -58,7 +61,7 @@ def nightly_dag(pipeline: str, doc_md: str | None = None, scheduled: bool = True
         drift = task(stages.monitor, task_id="monitor")(pipeline, scored)
         requested = task(stages.request_retraining, task_id="request_retraining",
                          outlets=[retrain_request(pipeline)])(pipeline, drift)
-        waited >> ingested >> validated >> trained
+        waited >> ingested >> validated >> feedback >> trained
         registered >> scored
         drift >> requested
     return dag

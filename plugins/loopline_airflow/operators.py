@@ -57,8 +57,8 @@ class ContractOperator(BaseOperator):
             failed = violation.outcome
             if failed.report:
                 context["ti"].xcom_push(key=REPORT_URL_KEY, value=failed.report.url)
-            alert = Alert(p.spec.name, self.dataset, failed.logical_date, failed.run_id, failed.describe(),
-                          failed.report.url if failed.report else None)
+            alert = Alert(p.spec.name, f"line stopped, contract failed on {self.dataset}", failed.logical_date,
+                          failed.run_id, failed.describe(), failed.report.url if failed.report else None)
             for line in notify(p.spec.alerts, alert):
                 self.log.info("alert %s", line)
             raise AirflowFailException(str(violation)) from violation

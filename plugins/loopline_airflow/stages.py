@@ -48,17 +48,29 @@ def ingest(pipeline: str) -> dict:
     return results
 
 
+def check_feedback(pipeline: str) -> dict:
+    """Judge the champion on the labels that came back; roll it back (and alert) if it lost."""
+    from loopline.feedback import check_realised_performance
+
+    context = get_current_context()
+    check = check_realised_performance(_pipeline(pipeline), logical_date(), context["dag"].dag_id, context["run_id"])
+    print(f"champion v{check.champion_version}: {check.decision}")
+    return asdict(check)
+
+
 def train(pipeline: str, recent_only: bool = False) -> dict:
     """Train a candidate on labelled rows known at the logical date (skipped at cold start).
 
     `recent_only` limits training to the spec's `training.retrain_window_days` (drift retraining).
     """
-    from loopline.training import NotEnoughLabels, train as train_model
+    from loopline.training import train as train_model
+    from loopline.training_data import NotEnoughLabels
 
     p = _pipeline(pipeline)
     window_days = p.spec.training["retrain_window_days"] if recent_only else None
     try:
-        result = train_model(p.spec, p.lake, logical_date(), get_current_context()["dag"].dag_id, window_days)
+        result = train_model(p.spec, p.lake, p.settings.db_url, logical_date(), get_current_context()["dag"].dag_id,
+                             window_days)
     except NotEnoughLabels as reason:
         raise AirflowSkipException(str(reason)) from reason
     print(f"run {result.run_id} ({'reused' if result.reused else 'new'}): {result.metrics}")

@@ -5,18 +5,25 @@ import pytest
 
 from loopline.gate import decide
 from loopline.db import jdbc_options
-from loopline.training import fingerprint, recent, time_split
+from loopline.training_data import NotEnoughLabels, data_hash, offset_ranges, recent, split_by_event_date
 
 
-def frame(n=10):
+def frame(n=10, per_day=1):
     return pd.DataFrame({"transaction_id": [f"t{i}" for i in range(n)],
-                         "event_time": pd.date_range("2026-11-01", periods=n, freq="D", tz="UTC")})
+                         "event_time": pd.date_range("2026-11-01", periods=n, freq=f"{24 // per_day}h", tz="UTC")})
 
 
-def test_time_split_keeps_the_most_recent_rows_for_validation():
-    train, holdout = time_split(frame(), 0.3)
-    assert len(train) == 7 and len(holdout) == 3
-    assert train["event_time"].max() < holdout["event_time"].min()
+def test_split_by_event_date_keeps_whole_dates_and_the_newest_for_holdout():
+    splits = split_by_event_date(frame(12, per_day=3), validation_days=1, holdout_days=1)
+    days = {name: set(part["event_time"].dt.date) for name, part in splits.items()}
+    assert days == {"train": {date(2026, 11, 1), date(2026, 11, 2)}, "validation": {date(2026, 11, 3)},
+                    "holdout": {date(2026, 11, 4)}}
+    assert sum(len(part) for part in splits.values()) == 12
+
+
+def test_split_by_event_date_refuses_too_few_dates():
+    with pytest.raises(NotEnoughLabels, match="span 2 event dates; the split needs at least 3"):
+        split_by_event_date(frame(6, per_day=3), validation_days=1, holdout_days=1)
 
 
 def test_recent_window_keeps_the_last_days():
@@ -24,9 +31,18 @@ def test_recent_window_keeps_the_last_days():
     assert len(recent(frame(), date(2026, 11, 10), None)) == 10
 
 
-def test_fingerprint_changes_with_the_rows():
-    assert fingerprint(frame()) == fingerprint(frame())
-    assert fingerprint(frame()) != fingerprint(frame(9))
+def test_data_hash_changes_with_any_value():
+    changed = frame()
+    changed.loc[4, "transaction_id"] = "other"
+    assert data_hash(frame()) == data_hash(frame())
+    assert data_hash(frame()) != data_hash(changed) and data_hash(frame()) != data_hash(frame(9))
+
+
+def test_offset_ranges_per_source_partition():
+    rows = pd.DataFrame({"source": ["t", "t", "t", "t"], "source_partition": [0, 0, 1, 0],
+                         "source_offset": [5, 9, 2, 7]})
+    assert [(o.partition, o.first, o.last, o.rows) for o in offset_ranges(rows, "valid_events")] == [
+        (0, 5, 9, 3), (1, 2, 2, 1)]
 
 
 def test_gate_promotes_first_model_and_only_clear_improvements():

@@ -1,0 +1,147 @@
+"""Realised performance: the champion judged by the labels that came back, and automatic rollback.
+
+Each night the champion's production predictions (loopline.predictions) whose labels have
+arrived are scored with the spec's primary metric. The previous champion is scored on the
+very same events (its predictions are computed now, from the registry), so both are judged
+on identical rows. If the champion is worse by more than `monitoring.feedback.tolerance`, it
+is rolled back (loopline.model_aliases.rollback, audited) and the spec's alert channels are
+told. One check per date: a rerun returns the recorded check and moves nothing.
+
+Not judged, and said so: fewer labelled predictions than `min_labelled_rows` (or one class
+only), no previous champion, or a champion that a rollback put there (automatic rollback
+never undoes a rollback; a person decides then).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import date
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from loopline import db
+from loopline.features import build_features
+from loopline.training import evaluate
+from loopline.training_data import read_partitions
+
+if TYPE_CHECKING:
+    from loopline.pipeline import Pipeline
+
+
+@dataclass(frozen=True)
+class FeedbackCheck:
+    logical_date: str
+    champion_version: int | None
+    previous_version: int | None
+    labelled_rows: int
+    metric: str
+    champion_score: float | None
+    previous_score: float | None
+    tolerance: float
+    rolled_back: bool
+    decision: str
+
+
+def judge(champion: float, previous: float, tolerance: float) -> tuple[bool, str]:
+    """(roll back?, why) from both versions' realised scores on the same labelled rows."""
+    gap = previous - champion
+    if gap > tolerance:
+        return True, f"realised score {champion:.4f} is {gap:.4f} below the previous champion's {previous:.4f} " \
+                     f"(tolerance {tolerance})"
+    return False, f"realised score {champion:.4f} vs previous champion {previous:.4f} ({-gap:+.4f}, " \
+                  f"tolerance {tolerance}): kept"
+
+
+def labelled_predictions(p: "Pipeline", version: int, until: date) -> pd.DataFrame:
+    """`version`'s stored predictions up to `until` joined with their latest label known on `until`."""
+    with db.connect(p.settings.db_url) as conn:
+        predictions = pd.DataFrame(db.fetch_all(conn, """
+            SELECT transaction_id, fraud_probability, score_date::text AS score_date FROM loopline.predictions
+             WHERE pipeline = %s AND model_version = %s AND score_date <= %s""", (p.spec.name, version, until)))
+    labels = read_partitions(p.lake, p.spec.valid_dataset("labels"), until)
+    if predictions.empty or labels.empty:
+        return pd.DataFrame(columns=["transaction_id", "fraud_probability", "score_date", p.spec.target])
+    labels = labels.sort_values("label_time").drop_duplicates("transaction_id", keep="last")
+    return (predictions.merge(labels[["transaction_id", p.spec.target]], on="transaction_id")
+            .sort_values("transaction_id").reset_index(drop=True))
+
+
+def rescore(p: "Pipeline", version: int, rows: pd.DataFrame, until: date) -> np.ndarray:
+    """`version`'s predictions for the events behind `rows` (same order), from the registry."""
+    from loopline.registry import load_model
+
+    dates = sorted(rows["score_date"].unique())
+    events = read_partitions(p.lake, p.spec.valid_dataset("events"), until)
+    events = events[events["date"].isin(dates)].drop_duplicates("transaction_id", keep="last")
+    events = rows[["transaction_id"]].merge(events, on="transaction_id", how="left")  # keeps rows' order
+    if events["event_time"].isna().any():
+        raise RuntimeError(f"{events['event_time'].isna().sum()} scored events are missing from "
+                           f"{p.spec.valid_dataset('events')} {dates}: was a partition rewritten without rescoring?")
+    return load_model(f"models:/{p.spec.model_name}/{version}").predict(build_features(events, p.spec.features))
+
+
+def recorded_check(db_url: str, pipeline: str, logical_date: date) -> FeedbackCheck | None:
+    with db.connect(db_url) as conn:
+        rows = db.fetch_all(conn, "SELECT * FROM loopline.feedback_checks WHERE pipeline = %s AND logical_date = %s",
+                            (pipeline, logical_date))
+    if not rows:
+        return None
+    fields = FeedbackCheck.__dataclass_fields__
+    return FeedbackCheck(**{k: v for k, v in rows[0].items() if k in fields} | {"logical_date": str(logical_date)})
+
+
+def _restored_by_rollback(db_url: str, name: str) -> bool:
+    from loopline.model_aliases import CHAMPION, history
+
+    moves = [h for h in history(db_url, name) if h["alias"] == CHAMPION]
+    return bool(moves) and moves[-1]["reason"].startswith("rollback")
+
+
+def check_realised_performance(p: "Pipeline", logical_date: date, dag_id: str | None = None,
+                               run_id: str | None = None) -> FeedbackCheck:
+    """Judge the champion on labelled feedback known on `logical_date`; roll back if it lost."""
+    from mlflow import MlflowClient
+
+    from loopline.alerts import Alert, notify
+    from loopline.model_aliases import CHAMPION, PREVIOUS, AliasMove, RollbackError, alias_version, rollback
+
+    spec, db_url = p.spec, p.settings.db_url
+    recorded = recorded_check(db_url, spec.name, logical_date)
+    if recorded is not None:
+        return recorded
+    client, settings, metric = MlflowClient(), spec.monitoring["feedback"], spec.gate["primary_metric"]
+    champion, previous = alias_version(client, spec.model_name, CHAMPION), alias_version(client, spec.model_name, PREVIOUS)
+    tolerance = settings["tolerance"]
+    rows = labelled_predictions(p, champion, logical_date) if champion else pd.DataFrame()
+    champion_score = previous_score = None
+    rolled_back = False
+    if champion is None or previous is None:
+        decision = "not judged: no champion and previous champion to compare"
+    elif _restored_by_rollback(db_url, spec.model_name):
+        decision = f"not judged: v{champion} was restored by a rollback, which automatic rollback never undoes"
+    elif len(rows) < settings["min_labelled_rows"] or rows[spec.target].nunique() < 2:
+        decision = (f"not judged yet: {len(rows)} labelled predictions of v{champion}, need "
+                    f"{settings['min_labelled_rows']} with both classes")
+    else:
+        labels = rows[spec.target].to_numpy()
+        champion_score = evaluate(rows["fraud_probability"].to_numpy(), labels)[metric]
+        previous_score = evaluate(rescore(p, previous, rows, logical_date), labels)[metric]
+        roll_back, why = judge(champion_score, previous_score, tolerance)
+        decision = f"{metric} on {len(rows)} labelled predictions: {why}"
+        if roll_back:
+            try:
+                rollback(client, db_url, spec.name, spec.model_name, AliasMove(f"automatic: {decision}", dag_id, run_id))
+                rolled_back, decision = True, f"rolled back v{champion} -> v{previous}: {decision}"
+            except RollbackError as refused:
+                decision = f"should roll back, but cannot: {refused}; {decision}"
+            notify(spec.alerts, Alert(spec.name, f"automatic rollback of {spec.model_name} v{champion}"
+                                      if rolled_back else f"{spec.model_name} v{champion} underperforms, rollback "
+                                      "refused", logical_date.isoformat(), run_id or "", decision, None))
+    check = FeedbackCheck(logical_date.isoformat(), champion, previous, len(rows), metric, champion_score,
+                          previous_score, tolerance, rolled_back, decision)
+    with db.connect(db_url) as conn:
+        db.upsert(conn, "loopline.feedback_checks", {**asdict(check), "pipeline": spec.name,
+                                                     "logical_date": logical_date, "dag_id": dag_id,
+                                                     "run_id": run_id}, key=["pipeline", "logical_date"])
+    return check

@@ -1,0 +1,173 @@
+"""Model cards: one page per registered version, Markdown and HTML, stored with its run's artifacts.
+
+A card answers what a reviewer asks before trusting a version: what it is for, what data it
+learned from (partitions, rows, Kafka offsets, the contract results of those partitions),
+how it scores overall and per critical slice against the champion it was compared with,
+what the gate decided and why, which code and packages built it, and where to look next.
+`render` is pure (facts in, Markdown out); `publish` gathers the facts from MLflow.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from typing import Any
+
+from loopline.spec import Features, PipelineSpec
+
+CARD_DIR = "model_card"
+MARKDOWN, HTML = f"{CARD_DIR}/model_card.md", f"{CARD_DIR}/model_card.html"
+HTML_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;line-height:1.45}}
+table{{border-collapse:collapse;margin:.5rem 0 1rem}}td,th{{border:1px solid #ccc;padding:.25rem .6rem;text-align:left}}
+th{{background:#f3f3f3}}code{{background:#f6f6f6;padding:0 .2rem}}</style></head>
+<body>
+{body}</body></html>
+"""
+
+
+def _table(headers: list[str], rows: Iterable[Iterable[Any]]) -> list[str]:
+    def cell(value: Any) -> str:
+        if isinstance(value, float):
+            return f"{value:.4f}"
+        return "-" if value is None else str(value).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return [*lines, ""]
+
+
+def _date_range(dates: list[str]) -> str:
+    if len(dates) < 2:
+        return dates[0] if dates else "-"
+    return f"{dates[0]} .. {dates[-1]} ({len(dates)} dates)"
+
+
+def _training(inputs: dict, feature_columns: list[str]) -> list[str]:
+    recipe = inputs["recipe"]
+    lines = ["## Model", "", f"- Type: `{recipe['model_type']}`, seed {recipe['seed']}",
+              f"- Parameters: " + ", ".join(f"`{k}={v}`" for k, v in sorted(recipe["params"].items())),
+              f"- Features: " + ", ".join(f"`{c}`" for c in feature_columns),
+              f"- Target: `{recipe['target']}`", ""]
+    lines += ["## Training data", "",
+              f"Labelled rows known on {inputs['trained_until']}"
+              + (f", last {inputs['window_days']} days" if inputs.get("window_days") else "")
+              + f"; data hash `{inputs['data_hash'][:16]}`.", ""]
+    lines += _table(["split", "event dates", "rows", "positives", "data hash"],
+                    [(name, _date_range(s["event_dates"]), s["rows"], s["positives"], s["data_hash"][:16])
+                     for name, s in inputs["splits"].items()])
+    lines += ["Source partitions:", ""]
+    lines += _table(["dataset", "date", "rows"], [(p["dataset"], p["date"], p["rows"]) for p in inputs["partitions"]])
+    lines += ["Kafka offset ranges behind them:", ""]
+    lines += _table(["dataset", "topic", "partition", "first offset", "last offset", "rows"],
+                    [(o["dataset"], o["source"], o["partition"], o["first"], o["last"], o["rows"])
+                     for o in inputs["kafka_offsets"]])
+    lines += ["Contract results of those partitions:", ""]
+    lines += _table(["dataset", "date", "passed", "rows in", "valid", "quarantined", "report"],
+                    [(c["dataset"], c["date"], c["success"], c["rows_in"], c["rows_valid"], c["rows_quarantined"],
+                      f"[GX report]({c['report_uri']})" if c["report_uri"] else None) for c in inputs["contracts"]])
+    return lines
+
+
+def render(facts: dict) -> str:
+    """The card as Markdown, from the facts `publish` gathers (see tests for their shape).
+    `inputs` is None for a run not made by loopline.training: the card says so."""
+    inputs, gate, run = facts["inputs"], facts["gate"], facts["run"]
+    metric = gate["primary_metric"]
+    lines = [f"# Model card: {facts['model_name']} v{facts['version']}", "",
+             f"**Gate decision:** {'PROMOTED to champion' if gate['promoted'] else 'not promoted'}: "
+             f"{gate['decision']}", "",
+             "## Intended use", "", facts["intended_use"], ""]
+    if facts.get("limitations"):
+        lines += ["**Limitations:** " + facts["limitations"], ""]
+    if inputs is None:
+        lines += ["## Training data", "", "Not recorded: this run was not made by `loopline.training`, so its "
+                  "recipe, data and lineage are unknown.", ""]
+    else:
+        lines += _training(inputs, facts["feature_columns"])
+    champion = f"champion v{gate['champion_version']}" if gate.get("champion_version") else "no champion"
+    lines += ["## Metrics", "", f"On the holdout, against {champion} on the same rows:", ""]
+    lines += _table(["metric", "this version", "validation split"],
+                    [(m, run["metrics"].get(m), run["metrics"].get(f"validation_{m}")) for m in facts["metrics"]])
+    if gate.get("candidate_score") is not None:
+        lines += _table([f"{metric} (holdout)", "this version", champion, "difference"],
+                        [("overall", gate["candidate_score"], gate.get("champion_score"),
+                          None if gate.get("champion_score") is None
+                          else gate["candidate_score"] - gate["champion_score"])])
+    if gate.get("slices"):
+        lines += [f"Per critical slice ({metric}; a slice may lose at most its tolerance):", ""]
+        lines += _table(["column", "value", "rows", "this version", "champion", "tolerance"],
+                        [(s["column"], s["value"], s["rows"], s["candidate"], s["champion"], s["tolerance"])
+                         for s in gate["slices"]])
+    smoke = gate["smoke_test"]
+    lines += ["## Gate", "", f"- Decision: {gate['decision']}",
+              f"- Margin required on {metric}: {gate['min_improvement']}",
+              f"- Smoke test (fresh process, loaded from the registry): "
+              f"{'passed' if smoke['passed'] else 'FAILED'}: {smoke['detail']}", ""]
+    lines += ["## Environment", "", f"- Code: git commit `{run['git_commit']}`"
+              + (" (with uncommitted changes)" if run["git_dirty"] else ""),
+              f"- Runtime: {facts['runtime']}", "- Requirements: " + ", ".join(f"`{r}`" for r in facts["requirements"]),
+              ""]
+    lines += ["## Lineage", "", f"- MLflow run: {facts['links']['run']}",
+              f"- Registered version: {facts['links']['version']}"]
+    if facts["links"].get("dag_run"):
+        lines.append(f"- Airflow DAG run: {facts['links']['dag_run']}")
+    return "\n".join(lines) + "\n"
+
+
+def to_html(markdown: str, title: str) -> str:
+    from markdown_it import MarkdownIt
+
+    return HTML_PAGE.format(title=title, body=MarkdownIt("commonmark").enable("table").render(markdown))
+
+
+def _links(run, name: str, version: int, dag_id: str | None, dag_run_id: str | None) -> dict[str, str]:
+    from urllib.parse import quote
+
+    tracking = os.environ.get("MLFLOW_TRACKING_URI", "").rstrip("/")
+    links = {"run": f"{tracking}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}",
+             "version": f"{tracking}/#/models/{name}/versions/{version}"}
+    airflow = os.environ.get("AIRFLOW__API__BASE_URL", "").rstrip("/")
+    if dag_id and dag_run_id:
+        links["dag_run"] = f"{airflow}/dags/{dag_id}/runs/{quote(dag_run_id, safe='')}" if airflow \
+            else f"{dag_id} / {dag_run_id}"
+    return links
+
+
+def publish(client, spec: PipelineSpec, version: int, run_id: str, gate_report: dict,
+            dag_id: str | None = None, dag_run_id: str | None = None) -> str:
+    """Write the card of `version` (trained by `run_id`, judged in `gate_report`) next to its
+    run's artifacts, and put its first lines in the version's description; return the
+    Markdown's artifact URI."""
+    import json
+
+    import mlflow
+
+    from loopline.training import INPUTS_ARTIFACT, METRICS
+
+    from mlflow.exceptions import MlflowException
+
+    run = client.get_run(run_id)
+    try:
+        inputs = json.loads(mlflow.artifacts.load_text(f"runs:/{run_id}/{INPUTS_ARTIFACT}"))
+    except MlflowException:  # registered from a run loopline.training did not make
+        inputs = None
+    requirements = mlflow.artifacts.load_text(f"models:/{spec.model_name}/{version}/requirements.txt").split()
+    card = spec.model_card
+    facts = {
+        "model_name": spec.model_name, "version": version, "inputs": inputs, "gate": gate_report,
+        "intended_use": card.get("intended_use", spec.description), "limitations": card.get("limitations"),
+        "feature_columns": Features(**inputs["recipe"]["features"]).columns if inputs else spec.features.columns,
+        "metrics": METRICS,
+        "runtime": run.data.tags.get("loopline.runtime", "unknown"), "requirements": requirements,
+        "run": {"metrics": run.data.metrics, "git_commit": run.data.tags.get("mlflow.source.git.commit", "unknown"),
+                "git_dirty": run.data.tags.get("loopline.git_dirty") == "true"},
+        "links": _links(run, spec.model_name, version, dag_id, dag_run_id),
+    }
+    markdown = render(facts)
+    client.log_text(run_id, markdown, MARKDOWN)
+    client.log_text(run_id, to_html(markdown, f"{spec.model_name} v{version}"), HTML)
+    summary = "\n".join(markdown.splitlines()[:3])
+    client.update_model_version(spec.model_name, str(version),
+                                description=f"{summary}\n\nFull model card: run artifact `{HTML}` ({MARKDOWN}).")
+    return f"{run.info.artifact_uri}/{MARKDOWN}"

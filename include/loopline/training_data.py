@@ -1,0 +1,133 @@
+"""Training data: labelled valid rows as known on a date, their time split, hash and lineage.
+
+Only data that passed its contract is read (`valid_*` datasets). A row is an event joined
+with its latest label known on the date; it keeps the Kafka coordinates of both, so a
+model's lineage can name the exact partitions and offset ranges it learned from.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import date
+
+import pandas as pd
+
+from loopline import db
+from loopline.features import source_columns
+from loopline.spec import Features, PipelineSpec
+from loopline.storage import Lake
+
+SPLITS = ("train", "validation", "holdout")
+COORDINATES = ["source", "source_partition", "source_offset"]  # where a row was read (topic, partition, offset)
+LABEL_PREFIX = "label_"
+
+
+class NotEnoughLabels(RuntimeError):
+    """Too few labelled rows, or event dates, to train (normal at cold start: labels arrive days later)."""
+
+
+def read_partitions(lake: Lake, dataset: str, until: date) -> pd.DataFrame:
+    """All partitions of a dataset up to and including `until`, with their `date` column."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    location = lake.location(dataset)
+    if not location.exists():
+        return pd.DataFrame()
+    partitioning = ds.partitioning(pa.schema([("date", pa.string())]), flavor="hive")
+    partitions = ds.dataset(location.arrow_path, filesystem=location.filesystem(), format="parquet",
+                            partitioning=partitioning)
+    return partitions.to_table(filter=ds.field("date") <= until.isoformat()).to_pandas()
+
+
+def labelled_rows(lake: Lake, spec: PipelineSpec, until: date) -> pd.DataFrame:
+    """Events joined with their latest label, both as known on `until`, oldest first.
+
+    Label columns other than the target keep a `label_` prefix (`label_date`,
+    `label_source_offset`, ...): the lineage needs them, the features never read them."""
+    events = read_partitions(lake, spec.valid_dataset("events"), until)
+    labels = read_partitions(lake, spec.valid_dataset("labels"), until)
+    if events.empty or labels.empty:
+        return pd.DataFrame()
+    events = events.drop_duplicates("transaction_id", keep="last")
+    labels = labels.sort_values("label_time").drop_duplicates("transaction_id", keep="last")
+    labels = labels[["transaction_id", spec.target, "date", *COORDINATES]].rename(
+        columns={c: LABEL_PREFIX + c for c in ["date", *COORDINATES]})
+    joined = events.merge(labels, on="transaction_id", how="inner")
+    return joined.sort_values(["event_time", "transaction_id"]).reset_index(drop=True)
+
+
+def recent(rows: pd.DataFrame, until: date, window_days: int | None) -> pd.DataFrame:
+    """Only rows whose event day falls in the last `window_days` days up to `until` (all if None)."""
+    if window_days is None or rows.empty:
+        return rows
+    first_day = pd.Timestamp(until, tz="UTC") - pd.Timedelta(days=window_days - 1)
+    return rows[pd.to_datetime(rows["event_time"], utc=True) >= first_day].reset_index(drop=True)
+
+
+def split_by_event_date(rows: pd.DataFrame, validation_days: int, holdout_days: int) -> dict[str, pd.DataFrame]:
+    """Whole event dates, oldest first: train | the next `validation_days` | the last `holdout_days`.
+
+    No date is in two splits, so nothing the model is judged on happened before something it
+    learned from (no look-ahead), and the holdout is the most recent behaviour."""
+    days = pd.to_datetime(rows["event_time"], utc=True).dt.date
+    dates = sorted(days.unique())
+    needed = validation_days + holdout_days + 1
+    if len(dates) < needed:
+        raise NotEnoughLabels(f"labelled rows span {len(dates)} event dates; the split needs at least {needed} "
+                              f"(>= 1 train, {validation_days} validation, {holdout_days} holdout)")
+    holdout_from = dates[-holdout_days]
+    validation_from = dates[-(holdout_days + validation_days)]
+    return {"train": rows[days < validation_from].reset_index(drop=True),
+            "validation": rows[(days >= validation_from) & (days < holdout_from)].reset_index(drop=True),
+            "holdout": rows[days >= holdout_from].reset_index(drop=True)}
+
+
+def model_rows(rows: pd.DataFrame, features: Features, target: str) -> pd.DataFrame:
+    """The columns a model is trained and judged on: key, feature sources, target. This is
+    what Loopline stores next to a model (holdout, row ids): never other personal columns."""
+    return rows[["transaction_id", *source_columns(features), target]]
+
+
+def data_hash(rows: pd.DataFrame) -> str:
+    """SHA-256 over the rows' values in order: equal hashes mean the same training data."""
+    hashed = pd.util.hash_pandas_object(rows, index=False).to_numpy()
+    return hashlib.sha256(hashed.tobytes()).hexdigest()
+
+
+@dataclass(frozen=True)
+class OffsetRange:
+    dataset: str
+    source: str  # the topic (or table / landing prefix) the rows were read from
+    partition: int
+    first: int
+    last: int
+    rows: int
+
+
+def offset_ranges(rows: pd.DataFrame, dataset: str, prefix: str = "") -> list[OffsetRange]:
+    """Per source partition, the first and last offset of the rows and how many there are."""
+    source, partition, offset = (prefix + c for c in COORDINATES)
+    grouped = rows.groupby([source, partition])[offset].agg(["min", "max", "count"]).reset_index()
+    return [OffsetRange(dataset, str(r[source]), int(r[partition]), int(r["min"]), int(r["max"]), int(r["count"]))
+            for _, r in grouped.iterrows()]
+
+
+def partitions(rows: pd.DataFrame, spec: PipelineSpec, lake: Lake) -> list[dict]:
+    """Every dataset partition the rows came from: dataset, date, URI, rows."""
+    events, labels = spec.valid_dataset("events"), spec.valid_dataset("labels")
+    counted = [(events, rows["date"]), (labels, rows[LABEL_PREFIX + "date"])]
+    return [{"dataset": dataset, "date": day, "uri": lake.location(dataset, date.fromisoformat(day)).spark_uri,
+             "rows": int(n)}
+            for dataset, days in counted for day, n in sorted(days.value_counts().items())]
+
+
+def contract_evidence(db_url: str, spec: PipelineSpec, parts: list[dict]) -> list[dict]:
+    """The latest contract validation behind each valid partition read."""
+    bronze_of = {c.valid_dataset: c.dataset for c in spec.contracts.values()}
+    wanted = {(bronze_of[p["dataset"]], p["date"]) for p in parts}
+    with db.connect(db_url) as conn:
+        rows = db.fetch_all(conn, """SELECT dataset, logical_date::text AS date, run_id, suite, success, rows_in,
+                                            rows_valid, rows_quarantined, report_uri
+                                       FROM loopline.contract_latest WHERE pipeline = %s""", (spec.name,))
+    return [r for r in rows if (r["dataset"], r["date"]) in wanted]
