@@ -56,7 +56,9 @@ class LightGBM:
     def log_model(self, model, **kwargs):
         import mlflow.lightgbm
 
-        return mlflow.lightgbm.log_model(model, **kwargs)
+        # MLflow's JSON serving check sends categoricals as strings, which LightGBM refuses;
+        # Loopline serves through Scorer with the spec's category vocabulary instead.
+        return mlflow.lightgbm.log_model(model, validate_serving_input=False, **kwargs)
 
     def load_model(self, uri):
         import mlflow.lightgbm

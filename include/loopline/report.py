@@ -41,18 +41,35 @@ SELECT logical_date, dag_id, model_version, primary_metric, candidate_score, cha
        promoted, decision
   FROM loopline.training_runs WHERE pipeline = %(p)s ORDER BY logical_date, updated_at
 """
+FEEDBACK_SQL = """
+SELECT logical_date, champion_version, previous_version, labelled_rows, metric, champion_score, previous_score,
+       rolled_back, decision
+  FROM loopline.feedback_checks WHERE pipeline = %(p)s ORDER BY logical_date
+"""
 
 
 def _cell(value, fmt: str = "{}") -> str:
     return "-" if value is None else fmt.format(value)
 
 
-def daily_rows(settings: Settings, spec: PipelineSpec) -> tuple[list[dict], list[dict]]:
+def daily_rows(settings: Settings, spec: PipelineSpec) -> tuple[list[dict], list[dict], list[dict]]:
     with db.connect(settings.db_url) as conn:
-        return db.fetch_all(conn, DAILY_SQL, {"p": spec.name}), db.fetch_all(conn, TRAINING_SQL, {"p": spec.name})
+        return tuple(db.fetch_all(conn, sql, {"p": spec.name}) for sql in (DAILY_SQL, TRAINING_SQL, FEEDBACK_SQL))
 
 
-def format_summary(days: list[dict], trainings: list[dict]) -> str:
+def _feedback_lines(checks: list[dict]) -> list[str]:
+    judged = [c for c in checks if c["champion_score"] is not None]
+    lines = ["", "Realised performance (champion vs previous champion on the same returned labels):"]
+    for c in judged:
+        lines.append(f"  {c['logical_date']!s:<11} v{c['champion_version']} {c['metric']}={c['champion_score']:.4f} vs "
+                     f"v{c['previous_version']} {c['previous_score']:.4f} on {c['labelled_rows']} rows: "
+                     + ("ROLLED BACK" if c["rolled_back"] else "kept"))
+    if not judged:
+        lines.append(f"  nothing judged yet ({checks[-1]['decision']})" if checks else "  no check yet")
+    return lines
+
+
+def format_summary(days: list[dict], trainings: list[dict], checks: list[dict] = ()) -> str:
     header = (f"{'date':<11} {'events in':>9} {'accepted':>8} {'quarant.':>8} {'labels':>6} {'contract':>8} {'rejected':>8} "
               f"{'predictions':>11} {'model':>5} {'max PSI':>7}  drifted features")
     lines = [header, "-" * len(header)]
@@ -70,7 +87,7 @@ def format_summary(days: list[dict], trainings: list[dict]) -> str:
         lines.append(f"  {t['logical_date']!s:<11} {t['dag_id']:<20} v{t['model_version']:<3} "
                      f"{t['primary_metric']}={t['candidate_score']:.4f} {versus:<28} "
                      f"{'PROMOTED' if t['promoted'] else 'not promoted'}: {t['decision']}")
-    return "\n".join(lines)
+    return "\n".join(lines + _feedback_lines(list(checks)))
 
 
 def champion_line(spec: PipelineSpec) -> str:
@@ -88,8 +105,8 @@ def champion_line(spec: PipelineSpec) -> str:
 
 
 def print_summary(settings: Settings, spec: PipelineSpec) -> None:
-    days, trainings = daily_rows(settings, spec)
+    days, trainings, checks = daily_rows(settings, spec)
     print(f"Loopline summary for pipeline {spec.name}\n")
-    print(format_summary(days, trainings))
+    print(format_summary(days, trainings, checks))
     print()
     print(champion_line(spec))

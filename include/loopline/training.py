@@ -185,10 +185,7 @@ def fit_and_log(spec: PipelineSpec, recipe: Recipe, splits: dict[str, pd.DataFra
             _log_dataset(recipe, name, frame, inputs)
         info = kind.log_model(model, name="model", input_example=x["holdout"].head(5),
                               signature=infer_signature(x["holdout"], holdout_predictions),
-                              pip_requirements=pinned(("mlflow", *kind.packages)),
-                              # Loopline serves through loopline.model_types (categoricals with the
-                              # spec's vocabulary), not MLflow's JSON serving, so that check does not apply
-                              validate_serving_input=False)
+                              pip_requirements=pinned(("mlflow", *kind.packages)))
         with tempfile.TemporaryDirectory() as tmp:
             files = {HOLDOUT_ARTIFACT: lambda f: data.model_rows(splits["holdout"], recipe.features, recipe.target).to_parquet(f, index=False),
                      PROFILE_ARTIFACT: lambda f: Path(f).write_text(

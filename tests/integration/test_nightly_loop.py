@@ -84,6 +84,7 @@ def test_every_day_succeeds_with_cold_start_skips(loop):
     _, _, outcome = loop
     assert all(o["state"] == "success" for o in outcome.values()), outcome
     assert outcome[DAYS[0]]["tasks"]["train"] == "skipped"  # no labels yet on the first day
+    assert all(o["tasks"]["check_feedback"] == "success" for o in outcome.values())
     assert outcome[DAYS[-1]]["tasks"]["score"] == "success"
 
 
@@ -126,6 +127,25 @@ def test_a_champion_is_registered(loop):
     assert promotions[-1]["to_version"] == int(champion.version)  # every move is in the audit trail
     assert all(h["dag_id"] == f"{p.spec.name}_nightly" and h["run_id"] and h["reason"].startswith("gate: ")
                for h in promotions)
+
+
+def test_every_registered_version_has_a_model_card(loop):
+    import mlflow
+    from mlflow import MlflowClient
+
+    from loopline.model_card import HTML, MARKDOWN
+
+    p, _, _ = loop
+    versions = MlflowClient().search_model_versions(f"name='{p.spec.name}'")
+    assert versions
+    for version in versions:
+        card = mlflow.artifacts.load_text(f"runs:/{version.run_id}/{MARKDOWN}")
+        assert card.startswith(f"# Model card: {p.spec.name} v{version.version}\n")
+        assert version.tags["gate_decision"] in card
+        assert f"| valid_events | {p.spec.sources['events'].topic} |" in card  # Kafka offsets behind the data
+        assert "| bronze_events |" in card and "[GX report](" in card  # contract results of its partitions
+        assert "<table>" in mlflow.artifacts.load_text(f"runs:/{version.run_id}/{HTML}")
+        assert version.description.startswith(f"# Model card: {p.spec.name} v{version.version}")
 
 
 def test_predictions_in_postgres_equal_valid_rows_of_the_date(loop):

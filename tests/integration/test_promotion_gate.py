@@ -2,42 +2,26 @@
 from __future__ import annotations
 
 import tempfile
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 
 import mlflow.pyfunc
 import pandas as pd
 import pytest
 
+from lifecycle_data import booster, labelled
 from loopline import db
-from loopline.features import build_features
 from loopline.model_aliases import CHALLENGER, CHAMPION, alias_version
 from loopline.pipeline import Pipeline
 from loopline.registry import register_and_gate
-from loopline.simulate import SimulationConfig, transactions_for_day
 from loopline.training import HOLDOUT_ARTIFACT
 
 DAY = date(2026, 5, 20)
 
 
-def labelled(days: list[date]) -> pd.DataFrame:
-    rows = [tx for day in days for tx in transactions_for_day(SimulationConfig(seed=9, transactions_per_day=3000), day)]
-    frame = pd.DataFrame(rows).rename(columns={"_is_fraud": "is_fraud"}).drop(columns="_label_delay")
-    frame["event_time"] = [datetime.fromisoformat(t) for t in frame["event_time"]]
-    return frame
-
-
 @pytest.fixture(scope="module")
 def data():
     return labelled([date(2026, 5, d) for d in range(1, 8)]), labelled([DAY])
-
-
-def booster(p: Pipeline, rows: pd.DataFrame, shuffle_labels: bool = False):
-    import lightgbm as lgb
-
-    target = rows["is_fraud"].sample(frac=1, random_state=3).to_numpy() if shuffle_labels else rows["is_fraud"]
-    return lgb.train({"objective": "binary", "verbose": -1, "seed": 7, "deterministic": True},
-                     lgb.Dataset(build_features(rows, p.spec.features), target), num_boost_round=60)
 
 
 def candidate_run(p: Pipeline, holdout: pd.DataFrame, log_model) -> tuple[str, str]:
@@ -69,7 +53,7 @@ def gated(make_pipeline, data):
     """A pipeline whose first, good model was promoted."""
     p = Pipeline.load(make_pipeline())
     history, holdout = data
-    _, first = gate(p, holdout, lightgbm_model(booster(p, history)), DAY)
+    _, first = gate(p, holdout, lightgbm_model(booster(p.spec, history)), DAY)
     assert first.promoted and first.decision == "no champion yet"
     return p, first.model_version
 
@@ -79,7 +63,7 @@ def test_a_worse_model_is_not_promoted_and_the_evidence_is_kept(gated, data):
 
     p, champion = gated
     history, holdout = data
-    run_id, decision = gate(p, holdout, lightgbm_model(booster(p, history, shuffle_labels=True)), date(2026, 5, 21))
+    run_id, decision = gate(p, holdout, lightgbm_model(booster(p.spec, history, shuffle_labels=True)), date(2026, 5, 21))
     client = MlflowClient()
     assert not decision.promoted and decision.decision.startswith("does not beat champion")
     assert alias_version(client, p.spec.model_name, CHAMPION) == champion
@@ -99,7 +83,7 @@ def test_a_model_producing_nan_is_not_promoted(gated, data):
 
     p, champion = gated
     history, holdout = data
-    lines = booster(p, history).model_to_string().splitlines()
+    lines = booster(p.spec, history).model_to_string().splitlines()
     broken = lgb.Booster(model_str="\n".join(  # every leaf NaN; tree_sizes goes, as the trees' sizes change
         "leaf_value=" + " ".join("nan" for _ in line.split("=", 1)[1].split()) if line.startswith("leaf_value=")
         else line for line in lines if not line.startswith("tree_sizes=")))

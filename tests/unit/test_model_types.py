@@ -1,6 +1,7 @@
 """Both model types learn the simulated fraud signal, deterministically, from the same features."""
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import date
 
 import numpy as np
@@ -45,7 +46,5 @@ def test_unknown_model_types_are_refused_with_the_known_ones():
 
 def test_a_recipe_survives_its_record():
     recipe = Recipe.from_spec(SPEC)
-    from dataclasses import asdict
-
     assert Recipe.from_record(asdict(recipe)) == recipe
     assert recipe.model_type == "lightgbm" and "num_boost_round" in recipe.params

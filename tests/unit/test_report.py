@@ -18,8 +18,21 @@ def test_summary_shows_counts_contract_drift_and_gate_decisions():
     trainings = [{"logical_date": date(2026, 11, 3), "dag_id": "p_nightly", "model_version": 5,
                   "primary_metric": "roc_auc", "candidate_score": 0.71, "champion_version": 4,
                   "champion_score": 0.72, "promoted": False, "decision": "does not beat champion"}]
-    lines = format_summary(days, trainings).splitlines()
+    checks = [{"logical_date": date(2026, 11, 3), "champion_version": 4, "previous_version": 3, "labelled_rows": 2100,
+               "metric": "roc_auc", "champion_score": 0.61, "previous_score": 0.70, "rolled_back": True,
+               "decision": "rolled back v4 -> v3"}]
+    lines = format_summary(days, trainings, checks).splitlines()
     assert lines[2].split()[:7] == ["2026-11-01", "3006", "3000", "6", "-", "pass", "4"]
     assert "FAIL(2)" in lines[3]
     assert lines[4].split()[-6:] == ["v4", "0.910", "amount", "->", "retraining", "requested"]
-    assert "v5" in lines[-1] and "vs champion v4 0.7200" in lines[-1] and "not promoted" in lines[-1]
+    promotion = lines.index("Training and promotion (champion/challenger gate on the candidate's holdout):") + 1
+    assert "v5" in lines[promotion] and "vs champion v4 0.7200" in lines[promotion] and "not promoted" in lines[promotion]
+    assert lines[-1].split() == ["2026-11-03", "v4", "roc_auc=0.6100", "vs", "v3", "0.7000", "on", "2100", "rows:",
+                                 "ROLLED", "BACK"]
+
+
+def test_summary_says_why_no_feedback_was_judged_yet():
+    checks = [{"logical_date": date(2026, 11, 3), "champion_score": None,
+               "decision": "not judged yet: 400 labelled predictions of v2, need 1000 with both classes"}]
+    assert format_summary([], [], checks).splitlines()[-1] == (
+        "  nothing judged yet (not judged yet: 400 labelled predictions of v2, need 1000 with both classes)")

@@ -92,3 +92,13 @@ def test_a_degraded_critical_slice_blocks_an_overall_improvement():
     promoted, reason = decide(0.80, 0.70, 0.002, list(checks.values()))
     assert not promoted and reason.startswith("critical slice degrades: country=BR")
     assert decide(0.80, 0.70, 0.002, [checks["DE"], checks["NG"]])[0]
+
+
+def test_automatic_rollback_only_when_the_previous_champion_is_clearly_better():
+    from loopline.feedback import judge
+
+    assert judge(0.70, 0.75, 0.03)[0]
+    assert not judge(0.73, 0.75, 0.03)[0]
+    assert not judge(0.80, 0.75, 0.03)[0]
+    assert judge(0.70, 0.75, 0.03)[1] == ("realised score 0.7000 is 0.0500 below the previous champion's 0.7500 "
+                                          "(tolerance 0.03)")

@@ -1,0 +1,48 @@
+"""Labelled payments for model-lifecycle tests: simulated days in memory, or written to a
+pipeline's lake as the contract stage writes them (valid events by event date, valid labels
+the day after)."""
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+import pandas as pd
+
+from contract_data import write_bronze
+from loopline.features import build_features
+from loopline.simulate import SimulationConfig, transactions_for_day
+
+LABELS_DDL = ("transaction_id string, is_fraud int, label_time timestamp, label_source string, "
+              "schema_version int, source string, source_partition int, source_offset bigint")
+
+
+def labelled(days: list[date], seed: int = 9, per_day: int = 3000) -> pd.DataFrame:
+    """Simulated payments of `days` with their `is_fraud` label, as the valid events columns."""
+    rows = [tx for day in days for tx in transactions_for_day(SimulationConfig(seed=seed, transactions_per_day=per_day),
+                                                              day)]
+    frame = pd.DataFrame(rows).rename(columns={"_is_fraud": "is_fraud"}).drop(columns="_label_delay")
+    frame["event_time"] = [datetime.fromisoformat(t).replace(tzinfo=None) for t in frame["event_time"]]
+    return frame
+
+
+def write_labelled_days(p, frame: pd.DataFrame) -> None:
+    """Each event date's rows to `valid_events`, their labels to `valid_labels` of the next day."""
+    events_columns = [c for c in frame.columns if c != "is_fraud"]
+    for day, rows in frame.groupby(frame["event_time"].dt.date):
+        rows = rows.reset_index(drop=True)
+        coordinates = {"source": p.spec.sources["events"].topic, "source_partition": 0,
+                       "source_offset": range(len(rows))}
+        write_bronze(p, p.spec.valid_dataset("events"), day, rows[events_columns].assign(**coordinates))
+        labels = pd.DataFrame({"transaction_id": rows["transaction_id"], "is_fraud": rows["is_fraud"],
+                               "label_time": rows["event_time"] + timedelta(days=1), "label_source": "chargeback",
+                               "schema_version": 1, "source": p.spec.sources["labels"].topic,
+                               "source_partition": 0, "source_offset": range(len(rows))})
+        write_bronze(p, p.spec.valid_dataset("labels"), day + timedelta(days=1), labels, LABELS_DDL)
+
+
+def booster(spec, rows: pd.DataFrame, shuffle_labels: bool = False, seed: int = 7):
+    """A LightGBM model on `rows`; with shuffled labels it has learned nothing (a bad model)."""
+    import lightgbm as lgb
+
+    target = rows["is_fraud"].sample(frac=1, random_state=3).to_numpy() if shuffle_labels else rows["is_fraud"]
+    return lgb.train({"objective": "binary", "verbose": -1, "seed": seed, "deterministic": True},
+                     lgb.Dataset(build_features(rows, spec.features), target), num_boost_round=60)
