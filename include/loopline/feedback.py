@@ -98,48 +98,65 @@ def _restored_by_rollback(db_url: str, name: str) -> bool:
     return bool(moves) and moves[-1]["reason"].startswith("rollback")
 
 
+def _judged(p: "Pipeline", champion: int | None, previous: int | None,
+            logical_date: date) -> tuple[int, float | None, float | None, bool, str]:
+    """(labelled rows, champion score, previous score, roll back?, decision) for the date."""
+    spec, settings, metric = p.spec, p.spec.monitoring["feedback"], p.spec.gate["primary_metric"]
+    if champion is None or previous is None:
+        return 0, None, None, False, "not judged: no champion and previous champion to compare"
+    if _restored_by_rollback(p.settings.db_url, spec.model_name):
+        return 0, None, None, False, (f"not judged: v{champion} was restored by a rollback, which automatic "
+                                      "rollback never undoes")
+    rows = labelled_predictions(p, champion, logical_date)
+    if len(rows) < settings["min_labelled_rows"] or rows[spec.target].nunique() < 2:
+        return len(rows), None, None, False, (f"not judged yet: {len(rows)} labelled predictions of v{champion}, "
+                                              f"need {settings['min_labelled_rows']} with both classes")
+    labels = rows[spec.target].to_numpy()
+    champion_score = evaluate(rows["fraud_probability"].to_numpy(), labels)[metric]
+    previous_score = evaluate(rescore(p, previous, rows, logical_date), labels)[metric]
+    roll_back, why = judge(champion_score, previous_score, settings["tolerance"])
+    return len(rows), champion_score, previous_score, roll_back, f"{metric} on {len(rows)} labelled predictions: {why}"
+
+
+def _roll_back(p: "Pipeline", client, champion: int, previous: int, decision: str, logical_date: date,
+               dag_id: str | None, run_id: str | None) -> tuple[bool, str]:
+    """Roll back and alert; (rolled back?, decision). A refused rollback is alerted too."""
+    from loopline.alerts import Alert, notify
+    from loopline.model_aliases import AliasMove, RollbackError, rollback
+
+    spec = p.spec
+    try:
+        rollback(client, p.settings.db_url, spec.name, spec.model_name, AliasMove(f"automatic: {decision}", dag_id,
+                                                                                  run_id))
+        done, decision, subject = True, f"rolled back v{champion} -> v{previous}: {decision}", \
+            f"automatic rollback of {spec.model_name} v{champion}"
+    except RollbackError as refused:
+        done, decision, subject = False, f"should roll back, but cannot: {refused}; {decision}", \
+            f"{spec.model_name} v{champion} underperforms, rollback refused"
+    notify(spec.alerts, Alert(spec.name, subject, logical_date.isoformat(), run_id or "", decision, None))
+    return done, decision
+
+
 def check_realised_performance(p: "Pipeline", logical_date: date, dag_id: str | None = None,
                                run_id: str | None = None) -> FeedbackCheck:
     """Judge the champion on labelled feedback known on `logical_date`; roll back if it lost."""
     from mlflow import MlflowClient
 
-    from loopline.alerts import Alert, notify
-    from loopline.model_aliases import CHAMPION, PREVIOUS, AliasMove, RollbackError, alias_version, rollback
+    from loopline.model_aliases import CHAMPION, PREVIOUS, alias_version
 
     spec, db_url = p.spec, p.settings.db_url
     recorded = recorded_check(db_url, spec.name, logical_date)
     if recorded is not None:
         return recorded
-    client, settings, metric = MlflowClient(), spec.monitoring["feedback"], spec.gate["primary_metric"]
-    champion, previous = alias_version(client, spec.model_name, CHAMPION), alias_version(client, spec.model_name, PREVIOUS)
-    tolerance = settings["tolerance"]
-    rows = labelled_predictions(p, champion, logical_date) if champion else pd.DataFrame()
-    champion_score = previous_score = None
+    client = MlflowClient()
+    champion, previous = (alias_version(client, spec.model_name, alias) for alias in (CHAMPION, PREVIOUS))
+    labelled_rows, champion_score, previous_score, roll_back, decision = _judged(p, champion, previous, logical_date)
     rolled_back = False
-    if champion is None or previous is None:
-        decision = "not judged: no champion and previous champion to compare"
-    elif _restored_by_rollback(db_url, spec.model_name):
-        decision = f"not judged: v{champion} was restored by a rollback, which automatic rollback never undoes"
-    elif len(rows) < settings["min_labelled_rows"] or rows[spec.target].nunique() < 2:
-        decision = (f"not judged yet: {len(rows)} labelled predictions of v{champion}, need "
-                    f"{settings['min_labelled_rows']} with both classes")
-    else:
-        labels = rows[spec.target].to_numpy()
-        champion_score = evaluate(rows["fraud_probability"].to_numpy(), labels)[metric]
-        previous_score = evaluate(rescore(p, previous, rows, logical_date), labels)[metric]
-        roll_back, why = judge(champion_score, previous_score, tolerance)
-        decision = f"{metric} on {len(rows)} labelled predictions: {why}"
-        if roll_back:
-            try:
-                rollback(client, db_url, spec.name, spec.model_name, AliasMove(f"automatic: {decision}", dag_id, run_id))
-                rolled_back, decision = True, f"rolled back v{champion} -> v{previous}: {decision}"
-            except RollbackError as refused:
-                decision = f"should roll back, but cannot: {refused}; {decision}"
-            notify(spec.alerts, Alert(spec.name, f"automatic rollback of {spec.model_name} v{champion}"
-                                      if rolled_back else f"{spec.model_name} v{champion} underperforms, rollback "
-                                      "refused", logical_date.isoformat(), run_id or "", decision, None))
-    check = FeedbackCheck(logical_date.isoformat(), champion, previous, len(rows), metric, champion_score,
-                          previous_score, tolerance, rolled_back, decision)
+    if roll_back:
+        rolled_back, decision = _roll_back(p, client, champion, previous, decision, logical_date, dag_id, run_id)
+    check = FeedbackCheck(logical_date.isoformat(), champion, previous, labelled_rows, spec.gate["primary_metric"],
+                          champion_score, previous_score, spec.monitoring["feedback"]["tolerance"], rolled_back,
+                          decision)
     with db.connect(db_url) as conn:
         db.upsert(conn, "loopline.feedback_checks", {**asdict(check), "pipeline": spec.name,
                                                      "logical_date": logical_date, "dag_id": dag_id,

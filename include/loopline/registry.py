@@ -3,8 +3,9 @@
 The candidate gets alias `challenger`; it becomes `champion` only when there is no
 champion yet or it beats the champion by the spec's margin on the candidate's own holdout
 (the same rows for both). The champion it replaces keeps alias `previous_champion`. Every
-alias move is recorded (loopline.model_aliases). Models are only ever loaded from the
-registry (`models:/...`): `load_model` refuses any other URI.
+alias move is recorded (loopline.model_aliases), and every version gets a model card
+(loopline.model_card). Models are only ever loaded from the registry (`models:/...`):
+`load_model` refuses any other URI.
 """
 from __future__ import annotations
 

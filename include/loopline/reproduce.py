@@ -80,8 +80,8 @@ def retrain_from_version(p: "Pipeline", version: int) -> Reproduction:
         row_ids = pd.read_parquet(mlflow.artifacts.download_artifacts(run_id=original.info.run_id,
                                                                       artifact_path=ROW_IDS_ARTIFACT))
     except MlflowException as error:
-        raise ReproductionError(f"{name} v{version} has no recorded training inputs ({INPUTS_ARTIFACT}): it was "
-                                f"not trained by loopline.training, or its run was deleted ({error.message})") from error
+        raise ReproductionError(f"{name} v{version} has no recorded training inputs ({INPUTS_ARTIFACT}): it was not "
+                                f"trained by loopline.training, or its run is gone ({error.message})") from error
     trained_until = date.fromisoformat(inputs["trained_until"])
     rows = data.labelled_rows(p.lake, p.spec, trained_until)
     recipe = Recipe.from_record(inputs["recipe"])

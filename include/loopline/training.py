@@ -17,6 +17,7 @@ import hashlib
 import json
 import tempfile
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import date
 from pathlib import Path
@@ -154,6 +155,17 @@ def _log_dataset(recipe: Recipe, name: str, frame: pd.DataFrame, inputs: dict) -
             "data_hash": record["data_hash"], **{k: ",".join(v) for k, v in offsets.items()}})
 
 
+def _log_files(writers: dict[str, Callable[[Path], object]]) -> None:
+    """Write each artifact into a temporary folder with its writer and log it at its path."""
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for artifact, write in writers.items():
+            local = Path(tmp) / Path(artifact).name
+            write(local)
+            mlflow.log_artifact(str(local), artifact_path=str(Path(artifact).parent))
+
+
 def fit_and_log(spec: PipelineSpec, recipe: Recipe, splits: dict[str, pd.DataFrame], inputs: dict, run_name: str,
                 tags: dict[str, str]) -> TrainingResult:
     """Fit `recipe` on the splits and log the run: metrics on validation and holdout, the
@@ -186,18 +198,14 @@ def fit_and_log(spec: PipelineSpec, recipe: Recipe, splits: dict[str, pd.DataFra
         info = kind.log_model(model, name="model", input_example=x["holdout"].head(5),
                               signature=infer_signature(x["holdout"], holdout_predictions),
                               pip_requirements=pinned(("mlflow", *kind.packages)))
-        with tempfile.TemporaryDirectory() as tmp:
-            files = {HOLDOUT_ARTIFACT: lambda f: data.model_rows(splits["holdout"], recipe.features, recipe.target).to_parquet(f, index=False),
-                     PROFILE_ARTIFACT: lambda f: Path(f).write_text(
-                         json.dumps(profile(x["train"], spec.monitoring["drift_features"]))),
-                     INPUTS_ARTIFACT: lambda f: Path(f).write_text(json.dumps(inputs, indent=1, default=str)),
-                     ROW_IDS_ARTIFACT: lambda f: pd.concat(
-                         [pd.DataFrame({"transaction_id": frame["transaction_id"], "split": name})
-                          for name, frame in splits.items()]).to_parquet(f, index=False)}
-            for artifact, write in files.items():
-                local = Path(tmp) / Path(artifact).name
-                write(local)
-                mlflow.log_artifact(str(local), artifact_path=str(Path(artifact).parent))
+        holdout = data.model_rows(splits["holdout"], recipe.features, recipe.target)
+        reference = profile(x["train"], spec.monitoring["drift_features"])
+        row_ids = pd.concat([pd.DataFrame({"transaction_id": frame["transaction_id"], "split": name})
+                             for name, frame in splits.items()])
+        _log_files({HOLDOUT_ARTIFACT: lambda f: holdout.to_parquet(f, index=False),
+                    PROFILE_ARTIFACT: lambda f: f.write_text(json.dumps(reference)),
+                    INPUTS_ARTIFACT: lambda f: f.write_text(json.dumps(inputs, indent=1, default=str)),
+                    ROW_IDS_ARTIFACT: lambda f: row_ids.to_parquet(f, index=False)})
         mlflow.set_tag("model_uri", info.model_uri)
     return TrainingResult(run.info.run_id, info.model_uri, metrics, len(splits["train"]), len(splits["holdout"]),
                           False)
