@@ -160,15 +160,14 @@ def cmd_retrain(args: argparse.Namespace) -> int:
 
 def cmd_model_card(args: argparse.Namespace) -> int:
     import mlflow
-    from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
     from loopline.model_card import HTML, MARKDOWN
 
     spec = load_spec(args.pipeline)
     try:
-        run_id = MlflowClient().get_model_version(spec.model_name, str(args.version)).run_id
-        print(mlflow.artifacts.load_text(f"runs:/{run_id}/{HTML if args.html else MARKDOWN}"), end="")
+        print(mlflow.artifacts.load_text(f"models:/{spec.model_name}/{args.version}/"
+                                         f"{HTML if args.html else MARKDOWN}"), end="")
     except MlflowException as error:
         print(f"error: no model card for {spec.model_name} v{args.version} ({error.message}); cards are written "
               "when a version is registered through the gate", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""Model cards: one page per registered version, Markdown and HTML, stored with its run's artifacts.
+"""Model cards: one page per registered version, Markdown and HTML, stored with the model's artifacts.
 
 A card answers what a reviewer asks before trusting a version: what it is for, what data it
 learned from (partitions, rows, Kafka offsets, the contract results of those partitions),
@@ -134,40 +134,51 @@ def _links(run, name: str, version: int, dag_id: str | None, dag_run_id: str | N
     return links
 
 
-def publish(client, spec: PipelineSpec, version: int, run_id: str, gate_report: dict,
-            dag_id: str | None = None, dag_run_id: str | None = None) -> str:
-    """Write the card of `version` (trained by `run_id`, judged in `gate_report`) next to its
-    run's artifacts, and put its first lines in the version's description; return the
-    Markdown's artifact URI."""
+def _facts(client, spec: PipelineSpec, version: int, run_id: str, gate_report: dict, dag_id: str | None,
+           dag_run_id: str | None) -> dict:
+    """What the card says, gathered from the training run, the registry and the gate report."""
     import json
 
     import mlflow
+    from mlflow.exceptions import MlflowException
 
     from loopline.training import INPUTS_ARTIFACT, METRICS
-
-    from mlflow.exceptions import MlflowException
 
     run = client.get_run(run_id)
     try:
         inputs = json.loads(mlflow.artifacts.load_text(f"runs:/{run_id}/{INPUTS_ARTIFACT}"))
     except MlflowException:  # registered from a run loopline.training did not make
         inputs = None
-    requirements = mlflow.artifacts.load_text(f"models:/{spec.model_name}/{version}/requirements.txt").split()
-    card = spec.model_card
-    facts = {
+    tags = run.data.tags
+    return {
         "model_name": spec.model_name, "version": version, "inputs": inputs, "gate": gate_report,
-        "intended_use": card.get("intended_use", spec.description), "limitations": card.get("limitations"),
+        "intended_use": spec.model_card.get("intended_use", spec.description),
+        "limitations": spec.model_card.get("limitations"),
         "feature_columns": Features(**inputs["recipe"]["features"]).columns if inputs else spec.features.columns,
-        "metrics": METRICS,
-        "runtime": run.data.tags.get("loopline.runtime", "unknown"), "requirements": requirements,
-        "run": {"metrics": run.data.metrics, "git_commit": run.data.tags.get("mlflow.source.git.commit", "unknown"),
-                "git_dirty": run.data.tags.get("loopline.git_dirty") == "true"},
+        "metrics": METRICS, "runtime": tags.get("loopline.runtime", "unknown"),
+        "requirements": mlflow.artifacts.load_text(f"models:/{spec.model_name}/{version}/requirements.txt").split(),
+        "run": {"metrics": run.data.metrics, "git_commit": tags.get("mlflow.source.git.commit", "unknown"),
+                "git_dirty": tags.get("loopline.git_dirty") == "true"},
         "links": _links(run, spec.model_name, version, dag_id, dag_run_id),
     }
-    markdown = render(facts)
-    client.log_text(run_id, markdown, MARKDOWN)
-    client.log_text(run_id, to_html(markdown, f"{spec.model_name} v{version}"), HTML)
+
+
+def publish(client, spec: PipelineSpec, version: int, run_id: str, gate_report: dict,
+            dag_id: str | None = None, dag_run_id: str | None = None) -> str:
+    """Write the card of `version` (trained by `run_id`, judged in `gate_report`) into the
+    model's own artifacts (`models:/<name>/<version>/model_card/`) and its first lines into
+    the version's description; return the Markdown's URI."""
+    import tempfile
+    from pathlib import Path
+
+    markdown = render(_facts(client, spec, version, run_id, gate_report, dag_id, dag_run_id))
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / Path(MARKDOWN).name).write_text(markdown)
+        (Path(tmp) / Path(HTML).name).write_text(to_html(markdown, f"{spec.model_name} v{version}"))
+        model_id = client.get_model_version(spec.model_name, str(version)).model_id
+        client.log_model_artifacts(model_id, tmp, artifact_path=CARD_DIR)
     summary = "\n".join(markdown.splitlines()[:3])
+    card_uri = f"models:/{spec.model_name}/{version}/{MARKDOWN}"
     client.update_model_version(spec.model_name, str(version),
-                                description=f"{summary}\n\nFull model card: run artifact `{HTML}` ({MARKDOWN}).")
-    return f"{run.info.artifact_uri}/{MARKDOWN}"
+                                description=f"{summary}\n\nFull model card: `{card_uri}` (HTML: `{HTML}` beside it).")
+    return card_uri

@@ -139,12 +139,12 @@ def test_every_registered_version_has_a_model_card(loop):
     versions = MlflowClient().search_model_versions(f"name='{p.spec.name}'")
     assert versions
     for version in versions:
-        card = mlflow.artifacts.load_text(f"runs:/{version.run_id}/{MARKDOWN}")
+        card = mlflow.artifacts.load_text(f"models:/{p.spec.name}/{version.version}/{MARKDOWN}")
         assert card.startswith(f"# Model card: {p.spec.name} v{version.version}\n")
         assert version.tags["gate_decision"] in card
         assert f"| valid_events | {p.spec.sources['events'].topic} |" in card  # Kafka offsets behind the data
         assert "| bronze_events |" in card and "[GX report](" in card  # contract results of its partitions
-        assert "<table>" in mlflow.artifacts.load_text(f"runs:/{version.run_id}/{HTML}")
+        assert "<table>" in mlflow.artifacts.load_text(f"models:/{p.spec.name}/{version.version}/{HTML}")
         assert version.description.startswith(f"# Model card: {p.spec.name} v{version.version}")
 
 
