@@ -163,6 +163,17 @@ def _facts(client, spec: PipelineSpec, version: int, run_id: str, gate_report: d
     }
 
 
+def _logged_model_id(client, name: str, version: int) -> str:
+    """The MLflow 3 logged model behind a version (the registry returns it as the source
+    `models:/<model id>`; `ModelVersion.model_id` is not always filled in)."""
+    found = client.get_model_version(name, str(version))
+    model_id = found.model_id or found.source.removeprefix("models:/")
+    if "/" in model_id or ":" in model_id:
+        raise ValueError(f"{name} v{version} was registered from {found.source}, not from a logged model: "
+                         "register the `models:/<model id>` URI that log_model returns")
+    return model_id
+
+
 def publish(client, spec: PipelineSpec, version: int, run_id: str, gate_report: dict,
             dag_id: str | None = None, dag_run_id: str | None = None) -> str:
     """Write the card of `version` (trained by `run_id`, judged in `gate_report`) into the
@@ -175,8 +186,7 @@ def publish(client, spec: PipelineSpec, version: int, run_id: str, gate_report: 
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / Path(MARKDOWN).name).write_text(markdown)
         (Path(tmp) / Path(HTML).name).write_text(to_html(markdown, f"{spec.model_name} v{version}"))
-        model_id = client.get_model_version(spec.model_name, str(version)).model_id
-        client.log_model_artifacts(model_id, tmp, artifact_path=CARD_DIR)
+        client.log_model_artifacts(_logged_model_id(client, spec.model_name, version), tmp, artifact_path=CARD_DIR)
     summary = "\n".join(markdown.splitlines()[:3])
     card_uri = f"models:/{spec.model_name}/{version}/{MARKDOWN}"
     client.update_model_version(spec.model_name, str(version),
