@@ -78,12 +78,19 @@ def test_retrain_from_version_reproduces_the_metrics(lightgbm_version):
     assert "roc_auc" in done.stdout
 
 
-def test_the_scikit_learn_baseline_trains_registers_and_reproduces(make_pipeline):
+def test_the_scikit_learn_baseline_trains_registers_scores_and_reproduces(make_pipeline):
+    from loopline import db
     from loopline.registry import load_model
+    from loopline.scoring import score
 
     p = Pipeline.load(make_pipeline(training={"model": "sklearn_logistic", "min_labelled_rows": 1000}))
     version, _ = trained_version(p)
     assert load_model(f"models:/{p.spec.model_name}/{version}").kind.name == "sklearn_logistic"
+    assert score(p, DAYS[-1], version).rows == 1500  # Spark scoring serves the baseline like any type
+    with db.connect(p.settings.db_url) as conn:
+        [row] = db.fetch_all(conn, "SELECT min(fraud_probability) AS low, max(fraud_probability) AS high "
+                                   "FROM loopline.predictions WHERE pipeline = %s", (p.spec.name,))
+    assert 0 <= row["low"] < row["high"] <= 1
     reproduction = retrain_from_version(p, version)
     assert reproduction.reproduced and reproduction.metrics["roc_auc"][0] > 0.7
 
