@@ -103,7 +103,7 @@ def _recorded_inputs(spec: PipelineSpec, lake: Lake, db_url: str, splits: dict[s
         "source": lake.location(events).spark_uri,
         "recipe": asdict(recipe),
         "splits": {name: {"event_dates": sorted(frame["date"].unique().tolist()), "rows": len(frame),
-                          "positives": int(frame[spec.target].sum()),
+                          "positives": int(frame[recipe.target].sum()),
                           "data_hash": data.data_hash(data.model_rows(frame, recipe.features, recipe.target))}
                    for name, frame in splits.items()},
         "data_hash": data.data_hash(data.model_rows(rows, recipe.features, recipe.target)),
