@@ -26,8 +26,9 @@ FACTS = {"model_name": "card_fraud", "version": 8, "inputs": INPUTS, "gate": GAT
          "feature_columns": ["amount", "country"], "metrics": ("roc_auc",), "runtime": "Python 3.11",
          "requirements": ["lightgbm==4.7.0"],
          "run": {"metrics": {"roc_auc": 0.81, "validation_roc_auc": 0.78}, "git_commit": "abc123", "git_dirty": True},
-         "links": {"run": "http://mlflow/#/runs/r1", "version": "http://mlflow/#/models/card_fraud/versions/8",
-                   "dag_run": "http://airflow/dags/card_fraud_nightly/runs/x"}}
+         "links": {"run": "http://127.0.0.1:15000/#/runs/r1",
+                   "version": "http://127.0.0.1:15000/#/models/card_fraud/versions/8",
+                   "dag_run": "http://127.0.0.1:18080/dags/card_fraud_nightly/runs/x"}}
 
 
 def test_a_card_has_every_section_with_the_recorded_facts():
@@ -42,7 +43,7 @@ def test_a_card_has_every_section_with_the_recorded_facts():
     assert "| overall | 0.8100 | 0.7900 | 0.0200 |" in card
     assert "| country | DE | 689 | 0.7500 | 0.8200 | 0.0500 |" in card
     assert "git commit `abc123` (with uncommitted changes)" in card and "`lightgbm==4.7.0`" in card
-    assert "http://airflow/dags/card_fraud_nightly/runs/x" in card
+    assert "http://127.0.0.1:18080/dags/card_fraud_nightly/runs/x" in card
 
 
 def test_a_run_without_recorded_inputs_says_so():
