@@ -69,41 +69,30 @@ def _training(inputs: dict, feature_columns: list[str]) -> list[str]:
     return lines
 
 
-def render(facts: dict) -> str:
-    """The card as Markdown, from the facts `publish` gathers (see tests for their shape).
-    `inputs` is None for a run not made by loopline.training: the card says so."""
-    inputs, gate, run = facts["inputs"], facts["gate"], facts["run"]
-    metric = gate["primary_metric"]
-    lines = [f"# Model card: {facts['model_name']} v{facts['version']}", "",
-             f"**Gate decision:** {'PROMOTED to champion' if gate['promoted'] else 'not promoted'}: "
-             f"{gate['decision']}", "",
-             "## Intended use", "", facts["intended_use"], ""]
-    if facts.get("limitations"):
-        lines += ["**Limitations:** " + facts["limitations"], ""]
-    if inputs is None:
-        lines += ["## Training data", "", "Not recorded: this run was not made by `loopline.training`, so its "
-                  "recipe, data and lineage are unknown.", ""]
-    else:
-        lines += _training(inputs, facts["feature_columns"])
+def _metrics(facts: dict) -> list[str]:
+    gate, run, metric = facts["gate"], facts["run"], facts["gate"]["primary_metric"]
     champion = f"champion v{gate['champion_version']}" if gate.get("champion_version") else "no champion"
-    lines += ["## Metrics", "", f"On the holdout, against {champion} on the same rows:", ""]
+    lines = ["## Metrics", "", f"On the holdout, against {champion} on the same rows:", ""]
     lines += _table(["metric", "this version", "validation split"],
                     [(m, run["metrics"].get(m), run["metrics"].get(f"validation_{m}")) for m in facts["metrics"]])
     if gate.get("candidate_score") is not None:
+        difference = None if gate.get("champion_score") is None else gate["candidate_score"] - gate["champion_score"]
         lines += _table([f"{metric} (holdout)", "this version", champion, "difference"],
-                        [("overall", gate["candidate_score"], gate.get("champion_score"),
-                          None if gate.get("champion_score") is None
-                          else gate["candidate_score"] - gate["champion_score"])])
+                        [("overall", gate["candidate_score"], gate.get("champion_score"), difference)])
     if gate.get("slices"):
         lines += [f"Per critical slice ({metric}; a slice may lose at most its tolerance):", ""]
         lines += _table(["column", "value", "rows", "this version", "champion", "tolerance"],
                         [(s["column"], s["value"], s["rows"], s["candidate"], s["champion"], s["tolerance"])
                          for s in gate["slices"]])
-    smoke = gate["smoke_test"]
-    lines += ["## Gate", "", f"- Decision: {gate['decision']}",
-              f"- Margin required on {metric}: {gate['min_improvement']}",
-              f"- Smoke test (fresh process, loaded from the registry): "
-              f"{'passed' if smoke['passed'] else 'FAILED'}: {smoke['detail']}", ""]
+    return lines
+
+
+def _gate_and_provenance(facts: dict) -> list[str]:
+    gate, run, smoke = facts["gate"], facts["run"], facts["gate"]["smoke_test"]
+    lines = ["## Gate", "", f"- Decision: {gate['decision']}",
+             f"- Margin required on {gate['primary_metric']}: {gate['min_improvement']}",
+             f"- Smoke test (fresh process, loaded from the registry): "
+             f"{'passed' if smoke['passed'] else 'FAILED'}: {smoke['detail']}", ""]
     lines += ["## Environment", "", f"- Code: git commit `{run['git_commit']}`"
               + (" (with uncommitted changes)" if run["git_dirty"] else ""),
               f"- Runtime: {facts['runtime']}", "- Requirements: " + ", ".join(f"`{r}`" for r in facts["requirements"]),
@@ -112,7 +101,25 @@ def render(facts: dict) -> str:
               f"- Registered version: {facts['links']['version']}"]
     if facts["links"].get("dag_run"):
         lines.append(f"- Airflow DAG run: {facts['links']['dag_run']}")
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def render(facts: dict) -> str:
+    """The card as Markdown, from the facts `publish` gathers (see tests for their shape).
+    `inputs` is None for a run not made by loopline.training: the card says so."""
+    gate = facts["gate"]
+    lines = [f"# Model card: {facts['model_name']} v{facts['version']}", "",
+             f"**Gate decision:** {'PROMOTED to champion' if gate['promoted'] else 'not promoted'}: "
+             f"{gate['decision']}", "",
+             "## Intended use", "", facts["intended_use"], ""]
+    if facts.get("limitations"):
+        lines += ["**Limitations:** " + facts["limitations"], ""]
+    if facts["inputs"] is None:
+        lines += ["## Training data", "", "Not recorded: this run was not made by `loopline.training`, so its "
+                  "recipe, data and lineage are unknown.", ""]
+    else:
+        lines += _training(facts["inputs"], facts["feature_columns"])
+    return "\n".join(lines + _metrics(facts) + _gate_and_provenance(facts)) + "\n"
 
 
 def to_html(markdown: str, title: str) -> str:
