@@ -96,6 +96,13 @@ class Contract:
             raise SpecError(f"contract {self.dataset}: max_quarantined_share must be between 0 and 1")
 
 
+# Model settings every spec must give (read as plain dicts by training, the gate, monitoring).
+REQUIRED_SETTINGS = {
+    "training": ["model", "seed", "min_labelled_rows", "split", "retrain_window_days", "params"],
+    "gate": ["primary_metric", "min_improvement"],
+    "monitoring": ["drift_features", "psi_threshold", "feedback"],
+}
+
 ALERT_CHANNELS = {"log", "webhook", "email"}
 
 
@@ -160,6 +167,10 @@ class PipelineSpec:
         missing = sorted(datasets - set(self.storage))
         if missing:
             raise SpecError(f"pipeline {self.name}: storage placement missing for {missing}")
+        unset = [f"{block}.{key}" for block, keys in REQUIRED_SETTINGS.items() for key in keys
+                 if key not in getattr(self, block)]
+        if unset:
+            raise SpecError(f"pipeline {self.name}: settings missing: {unset} (card_fraud.yaml shows each one)")
 
     @property
     def model_name(self) -> str:

@@ -57,6 +57,12 @@ def test_source_of_unknown_kind_or_missing_settings_is_named(tmp_path):
         load_spec("broken", directory)
 
 
+def test_missing_model_settings_are_named(tmp_path):
+    directory = _write(tmp_path, lambda raw: (raw["monitoring"].pop("feedback"), raw["training"].pop("split")))
+    with pytest.raises(SpecError, match=r"settings missing: \['training.split', 'monitoring.feedback'\]"):
+        load_spec("broken", directory)
+
+
 def test_a_source_without_a_contract_is_refused(tmp_path):
     directory = _write(tmp_path, lambda raw: raw["contracts"].pop("bronze_labels"))
     with pytest.raises(SpecError, match="no contract for \\['bronze_labels'\\]"):
