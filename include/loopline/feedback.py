@@ -23,7 +23,7 @@ import pandas as pd
 from loopline import db
 from loopline.features import build_features
 from loopline.training import evaluate
-from loopline.training_data import read_partitions
+from loopline.training_data import latest_labels, read_partitions
 
 if TYPE_CHECKING:
     from loopline.pipeline import Pipeline
@@ -59,10 +59,9 @@ def labelled_predictions(p: "Pipeline", version: int, until: date) -> pd.DataFra
         predictions = pd.DataFrame(db.fetch_all(conn, """
             SELECT transaction_id, fraud_probability, score_date::text AS score_date FROM loopline.predictions
              WHERE pipeline = %s AND model_version = %s AND score_date <= %s""", (p.spec.name, version, until)))
-    labels = read_partitions(p.lake, p.spec.valid_dataset("labels"), until)
+    labels = latest_labels(p.lake, p.spec, until)
     if predictions.empty or labels.empty:
         return pd.DataFrame(columns=["transaction_id", "fraud_probability", "score_date", p.spec.target])
-    labels = labels.sort_values("label_time").drop_duplicates("transaction_id", keep="last")
     return (predictions.merge(labels[["transaction_id", p.spec.target]], on="transaction_id")
             .sort_values("transaction_id").reset_index(drop=True))
 
@@ -72,8 +71,8 @@ def rescore(p: "Pipeline", version: int, rows: pd.DataFrame, until: date) -> np.
     from loopline.registry import load_model
 
     dates = sorted(rows["score_date"].unique())
-    events = read_partitions(p.lake, p.spec.valid_dataset("events"), until)
-    events = events[events["date"].isin(dates)].drop_duplicates("transaction_id", keep="last")
+    events = read_partitions(p.lake, p.spec.valid_dataset("events"), until, dates)
+    events = events.drop_duplicates("transaction_id", keep="last")
     events = rows[["transaction_id"]].merge(events, on="transaction_id", how="left")  # keeps rows' order
     if events["event_time"].isna().any():
         raise RuntimeError(f"{events['event_time'].isna().sum()} scored events are missing from "

@@ -26,8 +26,9 @@ class NotEnoughLabels(RuntimeError):
     """Too few labelled rows, or event dates, to train (normal at cold start: labels arrive days later)."""
 
 
-def read_partitions(lake: Lake, dataset: str, until: date) -> pd.DataFrame:
-    """All partitions of a dataset up to and including `until`, with their `date` column."""
+def read_partitions(lake: Lake, dataset: str, until: date, dates: list[str] | None = None) -> pd.DataFrame:
+    """The partitions of a dataset up to and including `until` (only `dates`, if given), with
+    their `date` column; partitions outside the filter are not read."""
     import pyarrow as pa
     import pyarrow.dataset as ds
 
@@ -37,7 +38,18 @@ def read_partitions(lake: Lake, dataset: str, until: date) -> pd.DataFrame:
     partitioning = ds.partitioning(pa.schema([("date", pa.string())]), flavor="hive")
     partitions = ds.dataset(location.arrow_path, filesystem=location.filesystem(), format="parquet",
                             partitioning=partitioning)
-    return partitions.to_table(filter=ds.field("date") <= until.isoformat()).to_pandas()
+    wanted = ds.field("date") <= until.isoformat()
+    if dates is not None:
+        wanted &= ds.field("date").isin(dates)
+    return partitions.to_table(filter=wanted).to_pandas()
+
+
+def latest_labels(lake: Lake, spec: PipelineSpec, until: date) -> pd.DataFrame:
+    """Each transaction's latest label as known on `until` (a later label corrects an earlier one)."""
+    labels = read_partitions(lake, spec.valid_dataset("labels"), until)
+    if labels.empty:
+        return labels
+    return labels.sort_values("label_time").drop_duplicates("transaction_id", keep="last")
 
 
 def labelled_rows(lake: Lake, spec: PipelineSpec, until: date) -> pd.DataFrame:
@@ -46,11 +58,10 @@ def labelled_rows(lake: Lake, spec: PipelineSpec, until: date) -> pd.DataFrame:
     Label columns other than the target keep a `label_` prefix (`label_date`,
     `label_source_offset`, ...): the lineage needs them, the features never read them."""
     events = read_partitions(lake, spec.valid_dataset("events"), until)
-    labels = read_partitions(lake, spec.valid_dataset("labels"), until)
+    labels = latest_labels(lake, spec, until)
     if events.empty or labels.empty:
         return pd.DataFrame()
     events = events.drop_duplicates("transaction_id", keep="last")
-    labels = labels.sort_values("label_time").drop_duplicates("transaction_id", keep="last")
     labels = labels[["transaction_id", spec.target, "date", *COORDINATES]].rename(
         columns={c: LABEL_PREFIX + c for c in ["date", *COORDINATES]})
     joined = events.merge(labels, on="transaction_id", how="inner")
