@@ -145,11 +145,11 @@ def _bounded(value, kw: dict):
     return check
 
 
-def failed_rules(suite: Suite):
-    """Spark Column: array of the names of the row rules a row breaks (empty = valid row)."""
+def failed_rules(rules: list[Rule]):
+    """Spark Column: array of the names of the row `rules` a row breaks (empty = valid row)."""
     from pyspark.sql import functions as F
 
-    names = [F.when(~row_passes(rule), F.lit(rule.name)) for rule in suite.row_rules]
+    names = [F.when(~row_passes(rule), F.lit(rule.name)) for rule in rules]
     if not names:
         return F.array().cast("array<string>")
     return F.filter(F.array(*names), lambda name: name.isNotNull())

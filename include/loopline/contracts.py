@@ -127,11 +127,14 @@ def _with_samples(results: list[RuleResult], quarantine, suite: Suite) -> list[R
     return sampled
 
 
-def _route(frame, suite: Suite, p: "Pipeline", contract: Contract, day: date, run_id: str):
-    """Write the date's quarantine; return (rows checked, quarantined rows per rule, quarantine)."""
+def _route(frame, suite: Suite, results: list[RuleResult], p: "Pipeline", contract: Contract, day: date,
+           run_id: str):
+    """Write the date's quarantine; return (rows checked, quarantined rows per rule, quarantine).
+    Row rules GX could not evaluate (e.g. on a missing column) route nothing: they stop the line."""
     from pyspark.sql import functions as F
 
-    checked = frame.withColumn("_failed", failed_rules(suite))
+    unevaluated = {r.name for r in results if r.error}
+    checked = frame.withColumn("_failed", failed_rules([r for r in suite.row_rules if r.name not in unevaluated]))
     target = p.lake.location("quarantine", day, subdir=contract.valid_dataset)
     (checked.where(F.size("_failed") > 0)
      .select(*frame.columns, F.array_join("_failed", REASON_SEPARATOR).alias("reason"),
@@ -187,7 +190,7 @@ def validate_dataset(p: "Pipeline", dataset: str, day: date, run_id: str) -> Con
     with tempfile.TemporaryDirectory(prefix="loopline-docs-") as site:
         results = validate_frame(suite, frame, suite_parameters(day, contract.freshness_hours), run_id, Path(site))
         report = publish(Path(site), p.lake.location("contract_reports", day, subdir=dataset))
-    checked, per_rule, quarantine = _route(frame, suite, p, contract, day, run_id)
+    checked, per_rule, quarantine = _route(frame, suite, results, p, contract, day, run_id)
     _check_routing(results, per_rule)
     results = _with_samples(results, quarantine, suite)
     rows_in, quarantined = frame.count(), quarantine.count()

@@ -82,6 +82,18 @@ def json_safe(value: Any) -> Any:
     return str(value)
 
 
+def evaluation_error(exception_info: dict | None) -> str | None:
+    """Why GX could not evaluate a rule, or None. GX reports an expectation's own exception
+    flat ({"raised_exception": ..., "exception_message": ...}) but a failed metric (e.g. a
+    column missing from the frame) nested under each metric's id; both mean "not evaluated"."""
+    if not exception_info:
+        return None
+    reports = [exception_info] if "raised_exception" in exception_info else list(exception_info.values())
+    messages = dict.fromkeys(str(r.get("exception_message")) for r in reports
+                             if isinstance(r, dict) and r.get("raised_exception"))
+    return "; ".join(messages) or None
+
+
 def validate_frame(suite: Suite, frame, parameters: dict[str, str], run_name: str,
                    docs_dir: Path | None = None) -> list[RuleResult]:
     """Evaluate every rule of `suite` on the Spark DataFrame `frame`; one result per rule.
@@ -110,8 +122,7 @@ def validate_frame(suite: Suite, frame, parameters: dict[str, str], run_name: st
     for r in outcome.results:
         name = r.expectation_config.meta["name"]
         rule = suite.rule(name)
-        raised = r.exception_info or {}
-        error = raised.get("exception_message") if raised.get("raised_exception") else None
+        error = evaluation_error(r.exception_info)
         results.append(RuleResult(
             name=name, severity=rule.severity, expectation=rule.type, column=rule.column, success=bool(r.success),
             # row rules have no single observed value: their unexpected percentage stands in

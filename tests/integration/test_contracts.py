@@ -157,6 +157,22 @@ def test_each_batch_level_failure_stops_the_line(p, change, extra_ddl, rule):
     assert stored(p, day, f"run-{rule}")[rule]["success"] is False
 
 
+def test_a_rule_on_a_missing_column_stops_the_line_and_names_the_column(p):
+    from contract_data import EVENTS_DDL
+
+    day = date(2026, 4, 12)
+    write_bronze(p, "bronze_events", day, payments(day, ROWS).drop(columns="channel"),
+                 EVENTS_DDL.replace("channel string, ", ""))
+
+    with pytest.raises(ContractViolation, match="line stops") as stopped:
+        validate_dataset(p, "bronze_events", day, "run-no-channel")
+
+    assert 'channel:values_to_be_in_set: could not be evaluated: Error: The column "channel"' in str(stopped.value)
+    outcome = stopped.value.outcome
+    assert (outcome.rows_in, outcome.rows_quarantined) == (ROWS, 0)  # the other row rules still ran
+    assert stored(p, day, "run-no-channel")["channel:values_to_be_in_set"]["error"].count('"channel"') == 1
+
+
 def test_a_date_without_labels_is_an_empty_valid_batch(p):
     outcome = validate_dataset(p, "bronze_labels", date(2026, 4, 20), "run-no-labels")
     assert outcome.passed and outcome.rows_in == 0
