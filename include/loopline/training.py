@@ -92,7 +92,7 @@ def _existing_run(experiment_id: str, tags: dict[str, str]):
 
 
 def _recorded_inputs(spec: PipelineSpec, lake: Lake, db_url: str, splits: dict[str, pd.DataFrame],
-                     recipe: Recipe, until: date, window_days: int | None) -> dict:
+                     recipe: Recipe, until: date, window_days: int | None, data_hash: str) -> dict:
     """The lineage of one training: splits (dates, rows, hash), partitions, offsets, contracts."""
     rows = pd.concat(splits.values(), ignore_index=True)
     events, labels = spec.valid_dataset("events"), spec.valid_dataset("labels")
@@ -106,7 +106,7 @@ def _recorded_inputs(spec: PipelineSpec, lake: Lake, db_url: str, splits: dict[s
                           "positives": int(frame[recipe.target].sum()),
                           "data_hash": data.data_hash(data.model_rows(frame, recipe.features, recipe.target))}
                    for name, frame in splits.items()},
-        "data_hash": data.data_hash(data.model_rows(rows, recipe.features, recipe.target)),
+        "data_hash": data_hash,
         "partitions": partitions,
         "kafka_offsets": [asdict(o) for o in offsets],
         "contracts": data.contract_evidence(db_url, spec, partitions),
@@ -125,14 +125,16 @@ def train(spec: PipelineSpec, lake: Lake, db_url: str, logical_date: date, dag_i
                               "labels arrive 1-3 days after payments, so this is expected on the first days")
     splits = data.split_by_event_date(rows, **spec.training["split"])
     recipe = Recipe.from_spec(spec)
-    inputs = _recorded_inputs(spec, lake, db_url, splits, recipe, logical_date, window_days)
-    fingerprint = hashlib.sha256((inputs["data_hash"] + recipe.fingerprint()).encode()).hexdigest()[:16]
+    data_hash = data.data_hash(data.model_rows(pd.concat(splits.values(), ignore_index=True), recipe.features,
+                                               recipe.target))
+    fingerprint = hashlib.sha256((data_hash + recipe.fingerprint()).encode()).hexdigest()[:16]
     tags = {"pipeline": spec.name, "logical_date": logical_date.isoformat(), "dag_id": dag_id,
             "data_fingerprint": fingerprint}
     existing = _existing_run(mlflow.set_experiment(spec.name).experiment_id, tags)
-    if existing is not None:
+    if existing is not None:  # a rerun of the date: the same data and recipe were already trained
         return TrainingResult(existing.info.run_id, existing.data.tags["model_uri"], dict(existing.data.metrics),
                               int(existing.data.params["train_rows"]), int(existing.data.params["holdout_rows"]), True)
+    inputs = _recorded_inputs(spec, lake, db_url, splits, recipe, logical_date, window_days, data_hash)
     return fit_and_log(spec, recipe, splits, inputs, f"train-{logical_date}", tags)
 
 

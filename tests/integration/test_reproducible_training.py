@@ -38,6 +38,12 @@ def lightgbm_version(make_pipeline):
     return (p, *trained_version(p))
 
 
+def test_training_the_same_date_again_reuses_its_run(lightgbm_version):
+    p, _, run_id = lightgbm_version
+    again = train(p.spec, p.lake, p.settings.db_url, UNTIL, "test_reproduce")
+    assert again.reused and again.run_id == run_id
+
+
 def test_the_run_records_its_data_model_and_code(lightgbm_version):
     import mlflow
     from mlflow import MlflowClient
