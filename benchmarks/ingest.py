@@ -20,7 +20,6 @@ Writes benchmarks/results/ingest.json (headline: the 1M point) and prints a tabl
 """
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -32,9 +31,9 @@ from pathlib import Path
 
 import yaml
 
+from bench_common import report, scratch_pipelines
 from loopline.bootstrap import ensure_topics, remove_pipeline_data
 
-RESULTS = Path(__file__).resolve().parent / "results"
 TARGET_RATIO = 0.5
 HEADLINE_ROWS = 1_000_000
 WARM_UP_ROWS = 20_000
@@ -139,13 +138,7 @@ def bench_one(rows: int, pipelines_dir: Path) -> dict:
 
 
 def main() -> int:
-    from loopline.spec import PIPELINES_DIR
-
-    with tempfile.TemporaryDirectory() as tmp:
-        directory = Path(tmp)
-        for spec_file in PIPELINES_DIR.glob("*.yaml"):
-            (directory / spec_file.name).write_text(spec_file.read_text())
-        os.environ["LOOPLINE_PIPELINES_DIR"] = str(directory)
+    with scratch_pipelines() as directory:
         bench_one(WARM_UP_ROWS, directory)  # JIT and Python workers of the long-lived server, not measured
         points = [bench_one(rows, directory) for rows in sizes()]
     headline = next((pt for pt in points if pt["rows"] == HEADLINE_ROWS), points[-1])
@@ -154,14 +147,11 @@ def main() -> int:
               "spark_floor": "Spark Structured Streaming availableNow copying the raw records to Parquet "
                              "(no parsing, checks or records), same topic, same run",
               "cores": os.cpu_count(), "points": points}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "ingest.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\n{'rows':>10} {'bytes/rec':>9} {'batches':>7} {'loopline s':>10} {'loopline rows/s':>15} "
-          f"{'kafka perf rows/s':>17} {'ratio':>6} {'spark floor rows/s':>18} {'floor ratio':>11}")
-    for pt in points:
-        print(f"{pt['rows']:>10} {pt['payload_bytes_avg']:>9} {pt['batches']:>7} {pt['loopline_s']:>10} "
-              f"{pt['loopline_rows_per_s']:>15} {pt['baseline_rows_per_s']:>17} {pt['ratio']:>6} "
-              f"{pt['spark_floor_rows_per_s']:>18} {pt['spark_floor_ratio']:>11}")
+    report("ingest", result, [{
+        "rows": pt["rows"], "bytes/rec": pt["payload_bytes_avg"], "batches": pt["batches"],
+        "loopline s": pt["loopline_s"], "loopline rows/s": pt["loopline_rows_per_s"],
+        "kafka perf rows/s": pt["baseline_rows_per_s"], "ratio": pt["ratio"],
+        "spark floor rows/s": pt["spark_floor_rows_per_s"], "floor ratio": pt["spark_floor_ratio"]} for pt in points])
     print(f"target ratio >= {TARGET_RATIO} at {headline['rows']} rows: "
           f"{'met' if result['meets_target'] else 'NOT met'} ({headline['ratio']})")
     return 0

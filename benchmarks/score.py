@@ -21,12 +21,8 @@ Writes benchmarks/results/score.json and prints a table.
 """
 from __future__ import annotations
 
-import json
 import os
-import statistics
 import sys
-import tempfile
-import time
 import uuid
 from datetime import date
 from pathlib import Path
@@ -34,9 +30,9 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import median_after_warm_up, report, scratch_pipelines  # noqa: E402
 from validate import write_partition  # noqa: E402 (the same bronze-like rows the contract benchmark uses)
 
-RESULTS = Path(__file__).resolve().parent / "results"
 TARGET_RATIO = 1.0
 REPEATS = 3
 DAY = date(2026, 1, 15)
@@ -64,15 +60,6 @@ def register_model(p) -> int:
     return int(mlflow.register_model(uri, p.spec.model_name).version)
 
 
-def median_seconds(run) -> float:
-    times = []
-    for _ in range(REPEATS + 1):  # the first run warms up (Python workers, model load, JIT)
-        started = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times[1:])
-
-
 def main() -> int:
     import pyarrow.parquet as pq
 
@@ -81,25 +68,23 @@ def main() -> int:
     from loopline.pipeline import Pipeline
     from loopline.registry import load_model
     from loopline.scoring import predictions_frame
-    from loopline.spec import PIPELINES_DIR, derived_spec, load_spec
+    from loopline.spec import derived_spec, load_spec
 
     rows = int(os.environ.get("LOOPLINE_BENCH_SCORE_ROWS", "1000000"))
-    with tempfile.TemporaryDirectory() as tmp:
-        for spec_file in PIPELINES_DIR.glob("*.yaml"):
-            (Path(tmp) / spec_file.name).write_text(spec_file.read_text())
-        os.environ["LOOPLINE_PIPELINES_DIR"] = tmp
+    with scratch_pipelines() as pipelines:
         name = f"bench_{uuid.uuid4().hex[:8]}"
-        (Path(tmp) / f"{name}.yaml").write_text(yaml.safe_dump(derived_spec("card_fraud", name)))
+        (pipelines / f"{name}.yaml").write_text(yaml.safe_dump(derived_spec("card_fraud", name)))
         p = Pipeline.load(name)
         try:
             version = register_model(p)
             location = p.lake.location(p.spec.valid_dataset("events"), DAY)
             write_partition(p.spark(), location.spark_uri, rows)
-            loopline_s = median_seconds(
-                lambda: predictions_frame(p, DAY, version).write.format("noop").mode("overwrite").save())
+            loopline_s, _ = median_after_warm_up(
+                lambda: predictions_frame(p, DAY, version).write.format("noop").mode("overwrite").save(), REPEATS)
             frame = pq.read_table(location.arrow_path, filesystem=location.filesystem()).to_pandas()
             model = load_model(f"models:/{p.spec.model_name}/{version}")  # LightGBM predicts on one thread
-            baseline_s = median_seconds(lambda: model.predict(build_features(frame, p.spec.features)))
+            baseline_s, _ = median_after_warm_up(lambda: model.predict(build_features(frame, p.spec.features)),
+                                                 REPEATS)
         finally:
             remove_pipeline_data(p.settings, load_spec(name))
             from mlflow import MlflowClient
@@ -113,12 +98,9 @@ def main() -> int:
               "loopline": "Spark Connect local[2]: read Parquet, features, registry model in mapInPandas, noop sink",
               "baseline": "in-process build_features + Booster.predict(num_threads=1) on rows in memory",
               "cores": os.cpu_count()}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "score.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\n{'rows':>10} {'loopline s':>10} {'loopline rows/s':>15} {'baseline s':>10} {'baseline rows/s':>15} "
-          f"{'ratio':>6}")
-    print(f"{rows:>10} {loopline_s:>10.3f} {result['loopline_rows_per_s']:>15} {baseline_s:>10.3f} "
-          f"{result['baseline_rows_per_s']:>15} {result['ratio']:>6}")
+    report("score", result, [{"rows": rows, "loopline s": round(loopline_s, 3),
+                              "loopline rows/s": result["loopline_rows_per_s"], "baseline s": round(baseline_s, 3),
+                              "baseline rows/s": result["baseline_rows_per_s"], "ratio": result["ratio"]}])
     print(f"target ratio >= {TARGET_RATIO}: {'met' if result['meets_target'] else 'NOT met'}")
     return 0
 

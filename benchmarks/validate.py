@@ -26,21 +26,17 @@ Writes benchmarks/results/validate.json and prints a table.
 from __future__ import annotations
 
 import calendar
-import json
 import os
-import statistics
 import sys
 import tempfile
-import time
 from datetime import date
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from bench_common import median_after_warm_up, report
+
 TARGET_RATIO = 3.0
 REPEATS = 3
 DAY = date(2026, 1, 15)
@@ -182,15 +178,6 @@ def loopline_checks(spark, path: str, parameters: dict) -> dict[str, tuple[bool,
     return {r.name: (r.success, r.unexpected_count if r.severity == "row" else r.observed_value) for r in results}
 
 
-def timed(run) -> tuple[float, dict]:
-    outcomes = []
-    for _ in range(REPEATS + 1):  # the first run warms up (JIT, caches) and is not measured
-        started = time.perf_counter()
-        checks = run()
-        outcomes.append((time.perf_counter() - started, checks))
-    return statistics.median(s for s, _ in outcomes[1:]), outcomes[-1][1]
-
-
 def disagreements(loopline: dict, baseline: dict) -> list[str]:
     problems = [f"{name}: loopline {loopline.get(name)} vs baseline {verdict}" for name, verdict in baseline.items()
                 if loopline.get(name, (None,))[0] != verdict[0]]
@@ -211,10 +198,12 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="loopline-bench-validate-") as tmp:
         write_partition(spark, f"file://{tmp}/date={DAY}", rows)
         path = f"{tmp}/date={DAY}"
-        loopline_s, loopline = timed(lambda: loopline_checks(spark, f"file://{path}", parameters))
-        floor_s, floor = timed(lambda: spark_hand_written_checks(spark, f"file://{path}",
-                                                                  parameters["freshness_cutoff"]))
-        baseline_s, baseline = timed(lambda: hand_written_checks(path, parameters["freshness_cutoff"]))
+        loopline_s, loopline = median_after_warm_up(lambda: loopline_checks(spark, f"file://{path}", parameters),
+                                                    REPEATS)
+        floor_s, floor = median_after_warm_up(
+            lambda: spark_hand_written_checks(spark, f"file://{path}", parameters["freshness_cutoff"]), REPEATS)
+        baseline_s, baseline = median_after_warm_up(
+            lambda: hand_written_checks(path, parameters["freshness_cutoff"]), REPEATS)
     for label, checks in [("loopline", loopline), ("the Spark floor", floor)]:
         if problems := disagreements(checks, baseline):
             print(f"{label} and the hand-written checks disagree:\n  " + "\n  ".join(problems), file=sys.stderr)
@@ -230,12 +219,9 @@ def main() -> int:
               "spark_floor": "the same checks by hand on the same Spark server, no GX: one aggregate query "
                              "plus one grouped query for uniqueness",
               "baseline": "pyarrow read + pyarrow/numpy checks, one process", "cores": os.cpu_count()}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "validate.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\n{'rows':>10} {'rules':>5} {'loopline s':>10} {'spark floor s':>13} {'baseline s':>10} "
-          f"{'ratio':>6} {'floor ratio':>11}")
-    print(f"{rows:>10} {len(loopline):>5} {loopline_s:>10.3f} {floor_s:>13.3f} {baseline_s:>10.3f} "
-          f"{ratio:>6.2f} {result['spark_floor_ratio']:>11.2f}")
+    report("validate", result, [{"rows": rows, "rules": len(loopline), "loopline s": round(loopline_s, 3),
+                                 "spark floor s": round(floor_s, 3), "baseline s": round(baseline_s, 3),
+                                 "ratio": result["ratio"], "floor ratio": result["spark_floor_ratio"]}])
     print(f"target ratio <= {TARGET_RATIO}: {'met' if result['meets_target'] else 'NOT met'}")
     return 0
 

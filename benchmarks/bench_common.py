@@ -1,0 +1,50 @@
+"""What the benchmarks share: a scratch pipelines folder, the median of timed runs after a
+warm-up, and writing and printing the result."""
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator, TypeVar
+
+RESULTS = Path(__file__).resolve().parent / "results"
+Outcome = TypeVar("Outcome")
+
+
+@contextmanager
+def scratch_pipelines() -> Iterator[Path]:
+    """A temporary copy of the pipeline specs, made the pipelines folder for this process, so
+    the benchmarks' throw-away pipelines never land in include/pipelines."""
+    from loopline.spec import PIPELINES_DIR
+
+    with tempfile.TemporaryDirectory(prefix="loopline-bench-pipelines-") as tmp:
+        for spec_file in PIPELINES_DIR.glob("*.yaml"):
+            (Path(tmp) / spec_file.name).write_text(spec_file.read_text())
+        os.environ["LOOPLINE_PIPELINES_DIR"] = tmp
+        yield Path(tmp)
+
+
+def median_after_warm_up(run: Callable[[], Outcome], repeats: int) -> tuple[float, Outcome]:
+    """Run once unmeasured (JIT, caches, Python workers, model load), then `repeats` times:
+    the median seconds, and what the last run returned."""
+    run()
+    times, outcome = [], None
+    for _ in range(repeats):
+        started = time.perf_counter()
+        outcome = run()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times), outcome
+
+
+def report(name: str, result: dict, table: list[dict[str, object]]) -> None:
+    """Write benchmarks/results/<name>.json and print `table` (rows of header -> value)."""
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    widths = {h: max(len(h), *(len(str(row[h])) for row in table)) for h in table[0]}
+    print("\n" + " ".join(h.rjust(w) for h, w in widths.items()))
+    for row in table:
+        print(" ".join(str(row[h]).rjust(w) for h, w in widths.items()))
