@@ -29,9 +29,9 @@ import calendar
 import os
 import sys
 import tempfile
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, datetime
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -44,6 +44,11 @@ SUITE = "card_payments_bronze"
 EXPECTED_COLUMNS = {"transaction_id", "customer_id", "event_time", "amount", "merchant_category", "country",
                     "channel", "is_new_device", "customer_tx_count_30d", "customer_avg_amount_30d",
                     "schema_version", "source", "source_partition", "source_offset", "ingest_batch"}
+# the reviewed suite's bounds and value sets, as the hand-written checks use them
+CATEGORIES = ["grocery", "restaurants", "fuel", "fashion", "travel", "electronics", "gaming", "digital_goods"]
+CHANNELS = ["pos", "ecom", "mobile_app"]
+COUNTRY_PATTERN = "^[A-Z]{2}$"
+BOUNDS = {"amount": (0.01, 50000), "customer_tx_count_30d": (0, 10000), "customer_avg_amount_30d": (0, 50000)}
 
 
 def write_partition(spark, path: str, rows: int) -> None:
@@ -60,10 +65,9 @@ def write_partition(spark, path: str, rows: int) -> None:
         F.concat(F.lit("c"), F.lpad((F.col("id") % 40000).cast("string"), 5, "0")).alias("customer_id"),
         F.timestamp_seconds(F.lit(midnight) + F.floor(F.col("id") * 86399 / rows)).alias("event_time"),
         F.when(F.col("id") % 1000 == 0, F.lit(-1.0)).otherwise(F.round(F.rand(7) * 300 + 1, 2)).alias("amount"),
-        pick(["grocery", "restaurants", "fuel", "fashion", "travel", "electronics", "gaming", "digital_goods"], 1)
-        .alias("merchant_category"),
+        pick(CATEGORIES, 1).alias("merchant_category"),
         pick(["DE", "FR", "NL", "ES", "IT", "GB", "US", "BR", "NG"], 2).alias("country"),
-        F.when(F.col("id") % 1500 == 0, F.lit("fax")).otherwise(pick(["pos", "ecom", "mobile_app"], 3)).alias("channel"),
+        F.when(F.col("id") % 1500 == 0, F.lit("fax")).otherwise(pick(CHANNELS, 3)).alias("channel"),
         (F.rand(3) < 0.07).alias("is_new_device"),
         (F.col("id") % 50).cast("int").alias("customer_tx_count_30d"),
         F.round(F.rand(5) * 200 + 5, 2).alias("customer_avg_amount_30d"),
@@ -72,12 +76,34 @@ def write_partition(spark, path: str, rows: int) -> None:
     ).write.mode("overwrite").parquet(f"{path}/ingest_batch=0"))
 
 
-def _outside(values: np.ndarray, low: float, high: float) -> int:
-    return int(((values < low) | (values > high)).sum())
+@dataclass(frozen=True)
+class Measured:
+    """What a hand-written pass measures; `verdicts` turns it into the suite's rule results."""
+    rows: int
+    unexpected: dict[str, int]  # row rule -> rows that break it
+    columns: set[str]
+    amount_is_double: bool
+    event_time_is_timestamp: bool
+    latest_event: datetime
+    null_customers: int
+    amount_mean: float
+    amount_stdev: float
+    distinct_customers: int
 
 
-def _not_in(column: pa.ChunkedArray, allowed: list[str]) -> int:
-    return int(pc.sum(pc.invert(pc.is_in(column, value_set=pa.array(allowed)))).as_py() or 0)
+def verdicts(m: Measured, freshness_cutoff: str) -> dict[str, tuple[bool, float]]:
+    """rule -> (passed, unexpected count or observed value), as the suite judges it."""
+    unique_share = m.distinct_customers / (m.rows - m.null_customers)
+    return {**{name: (count == 0, count) for name, count in m.unexpected.items()},
+            "volume": (500 <= m.rows <= 5_000_000, m.rows),
+            "schema": (m.columns == EXPECTED_COLUMNS, len(m.columns)),
+            "amount:values_to_be_of_type": (m.amount_is_double, 0),
+            "event_time:values_to_be_of_type": (m.event_time_is_timestamp, 0),
+            "freshness": (m.latest_event.isoformat() >= freshness_cutoff, 0),
+            "customer_id:null_rate": (1 - m.null_customers / m.rows >= 0.999, m.null_customers),
+            "amount:mean_to_be_between": (20 <= m.amount_mean <= 400, m.amount_mean),
+            "amount:stdev_to_be_between": (5 <= m.amount_stdev <= 2000, m.amount_stdev),
+            "customer_id:proportion_of_unique_values_to_be_between": (0.05 <= unique_share <= 1.0, unique_share)}
 
 
 def hand_written_checks(path: str, freshness_cutoff: str) -> dict[str, tuple[bool, float]]:
@@ -85,40 +111,28 @@ def hand_written_checks(path: str, freshness_cutoff: str) -> dict[str, tuple[boo
     import pyarrow.dataset as ds
 
     table = ds.dataset(path, format="parquet", partitioning="hive").to_table()
-    rows = table.num_rows
-    ids = table["transaction_id"]
+    ids, customer, amount = table["transaction_id"], table["customer_id"], table["amount"].to_numpy()
     counts = pc.value_counts(ids).field("counts").to_numpy()
-    amount = table["amount"].to_numpy()
-    customer = table["customer_id"]
-    checks: dict[str, tuple[bool, float]] = {}
 
-    def row_rule(name: str, unexpected: int) -> None:
-        checks[name] = (unexpected == 0, unexpected)
+    def not_in(column: str, allowed: list[str]) -> int:
+        return int(pc.sum(pc.invert(pc.is_in(table[column], value_set=pa.array(allowed)))).as_py() or 0)
 
-    row_rule("transaction_id:values_to_not_be_null", ids.null_count)
-    row_rule("transaction_id:values_to_be_unique", int(counts[counts > 1].sum()))
-    row_rule("amount:values_to_be_between", _outside(amount, 0.01, 50000))
-    row_rule("merchant_category:values_to_be_in_set", _not_in(table["merchant_category"], [
-        "grocery", "restaurants", "fuel", "fashion", "travel", "electronics", "gaming", "digital_goods"]))
-    row_rule("channel:values_to_be_in_set", _not_in(table["channel"], ["pos", "ecom", "mobile_app"]))
-    row_rule("country:values_to_match_regex",
-             rows - int(pc.sum(pc.match_substring_regex(table["country"], "^[A-Z]{2}$")).as_py()))
-    row_rule("customer_tx_count_30d:values_to_be_between", _outside(table["customer_tx_count_30d"].to_numpy(), 0, 10000))
-    row_rule("customer_avg_amount_30d:values_to_be_between",
-             _outside(table["customer_avg_amount_30d"].to_numpy(), 0, 50000))
-    checks["volume"] = (500 <= rows <= 5_000_000, rows)
-    checks["schema"] = (set(table.column_names) == EXPECTED_COLUMNS, len(table.column_names))
-    checks["amount:values_to_be_of_type"] = (pa.types.is_float64(table.schema.field("amount").type), 0)
-    checks["event_time:values_to_be_of_type"] = (pa.types.is_timestamp(table.schema.field("event_time").type), 0)
-    latest = pc.max(table["event_time"]).as_py()
-    checks["freshness"] = (latest.isoformat() >= freshness_cutoff, 0)
-    checks["customer_id:null_rate"] = (1 - customer.null_count / rows >= 0.999, customer.null_count)
-    mean, stdev = float(amount.mean()), float(amount.std(ddof=1))
-    checks["amount:mean_to_be_between"] = (20 <= mean <= 400, mean)
-    checks["amount:stdev_to_be_between"] = (5 <= stdev <= 2000, stdev)
-    unique_share = pc.count_distinct(customer).as_py() / (rows - customer.null_count)
-    checks["customer_id:proportion_of_unique_values_to_be_between"] = (0.05 <= unique_share <= 1.0, unique_share)
-    return checks
+    unexpected = {"transaction_id:values_to_not_be_null": ids.null_count,
+                  "transaction_id:values_to_be_unique": int(counts[counts > 1].sum()),
+                  "merchant_category:values_to_be_in_set": not_in("merchant_category", CATEGORIES),
+                  "channel:values_to_be_in_set": not_in("channel", CHANNELS),
+                  "country:values_to_match_regex": table.num_rows - int(
+                      pc.sum(pc.match_substring_regex(table["country"], COUNTRY_PATTERN)).as_py())}
+    for column, (low, high) in BOUNDS.items():
+        values = table[column].to_numpy()
+        unexpected[f"{column}:values_to_be_between"] = int(((values < low) | (values > high)).sum())
+    return verdicts(Measured(
+        rows=table.num_rows, unexpected=unexpected, columns=set(table.column_names),
+        amount_is_double=pa.types.is_float64(table.schema.field("amount").type),
+        event_time_is_timestamp=pa.types.is_timestamp(table.schema.field("event_time").type),
+        latest_event=pc.max(table["event_time"]).as_py(), null_customers=customer.null_count,
+        amount_mean=float(amount.mean()), amount_stdev=float(amount.std(ddof=1)),
+        distinct_customers=pc.count_distinct(customer).as_py()), freshness_cutoff)
 
 
 def spark_hand_written_checks(spark, path: str, freshness_cutoff: str) -> dict[str, tuple[bool, float]]:
@@ -132,42 +146,33 @@ def spark_hand_written_checks(spark, path: str, freshness_cutoff: str) -> dict[s
     def count_where(condition):
         return F.sum(F.when(condition, 1).otherwise(0))
 
-    def outside(column: str, low: float, high: float):
-        return count_where(F.col(column).isNotNull() & ~F.col(column).between(low, high))
-
     def not_in(column: str, allowed: list[str]):
         return count_where(F.col(column).isNotNull() & ~F.col(column).isin(*allowed))
 
-    (rows, null_ids, amount_out, category_out, channel_out, country_out, tx_count_out, avg_amount_out,
-     null_customers, latest, mean, stdev, customers) = frame.agg(
-        F.count(F.lit(1)), count_where(F.col("transaction_id").isNull()), outside("amount", 0.01, 50000),
-        not_in("merchant_category", ["grocery", "restaurants", "fuel", "fashion", "travel", "electronics",
-                                     "gaming", "digital_goods"]),
-        not_in("channel", ["pos", "ecom", "mobile_app"]),
-        count_where(F.col("country").isNotNull() & ~F.col("country").rlike("^[A-Z]{2}$")),
-        outside("customer_tx_count_30d", 0, 10000), outside("customer_avg_amount_30d", 0, 50000),
-        count_where(F.col("customer_id").isNull()), F.max("event_time"), F.avg("amount"),
-        F.stddev_samp("amount"), F.countDistinct("customer_id")).first()
+    row_counts = {
+        "transaction_id:values_to_not_be_null": count_where(F.col("transaction_id").isNull()),
+        "merchant_category:values_to_be_in_set": not_in("merchant_category", CATEGORIES),
+        "channel:values_to_be_in_set": not_in("channel", CHANNELS),
+        "country:values_to_match_regex": count_where(F.col("country").isNotNull()
+                                                     & ~F.col("country").rlike(COUNTRY_PATTERN)),
+        **{f"{column}:values_to_be_between": count_where(F.col(column).isNotNull()
+                                                         & ~F.col(column).between(low, high))
+           for column, (low, high) in BOUNDS.items()}}
+    stats = frame.agg(*[c.alias(name) for name, c in row_counts.items()], F.count(F.lit(1)).alias("rows"),
+                      count_where(F.col("customer_id").isNull()).alias("null_customers"),
+                      F.max("event_time").alias("latest"), F.avg("amount").alias("mean"),
+                      F.stddev_samp("amount").alias("stdev"),
+                      F.countDistinct("customer_id").alias("customers")).first().asDict()
     repeated = (frame.where(F.col("transaction_id").isNotNull()).groupBy("transaction_id").count()
                 .where("count > 1").agg(F.sum("count")).first()[0] or 0)
     types = {field.name: field.dataType.typeName() for field in frame.schema.fields}
-    checks = {name: (unexpected == 0, unexpected) for name, unexpected in [
-        ("transaction_id:values_to_not_be_null", null_ids), ("transaction_id:values_to_be_unique", repeated),
-        ("amount:values_to_be_between", amount_out), ("merchant_category:values_to_be_in_set", category_out),
-        ("channel:values_to_be_in_set", channel_out), ("country:values_to_match_regex", country_out),
-        ("customer_tx_count_30d:values_to_be_between", tx_count_out),
-        ("customer_avg_amount_30d:values_to_be_between", avg_amount_out)]}
-    checks["volume"] = (500 <= rows <= 5_000_000, rows)
-    checks["schema"] = (set(types) == EXPECTED_COLUMNS, len(types))
-    checks["amount:values_to_be_of_type"] = (types["amount"] == "double", 0)
-    checks["event_time:values_to_be_of_type"] = (types["event_time"] == "timestamp", 0)
-    checks["freshness"] = (latest.isoformat() >= freshness_cutoff, 0)
-    checks["customer_id:null_rate"] = (1 - null_customers / rows >= 0.999, null_customers)
-    checks["amount:mean_to_be_between"] = (20 <= mean <= 400, mean)
-    checks["amount:stdev_to_be_between"] = (5 <= stdev <= 2000, stdev)
-    unique_share = customers / (rows - null_customers)
-    checks["customer_id:proportion_of_unique_values_to_be_between"] = (0.05 <= unique_share <= 1.0, unique_share)
-    return checks
+    return verdicts(Measured(
+        rows=stats["rows"], unexpected={**{name: stats[name] for name in row_counts},
+                                        "transaction_id:values_to_be_unique": repeated},
+        columns=set(types), amount_is_double=types["amount"] == "double",
+        event_time_is_timestamp=types["event_time"] == "timestamp", latest_event=stats["latest"],
+        null_customers=stats["null_customers"], amount_mean=stats["mean"], amount_stdev=stats["stdev"],
+        distinct_customers=stats["customers"]), freshness_cutoff)
 
 
 def loopline_checks(spark, path: str, parameters: dict) -> dict[str, tuple[bool, float]]:
@@ -178,13 +183,13 @@ def loopline_checks(spark, path: str, parameters: dict) -> dict[str, tuple[bool,
     return {r.name: (r.success, r.unexpected_count if r.severity == "row" else r.observed_value) for r in results}
 
 
-def disagreements(loopline: dict, baseline: dict) -> list[str]:
-    problems = [f"{name}: loopline {loopline.get(name)} vs baseline {verdict}" for name, verdict in baseline.items()
-                if loopline.get(name, (None,))[0] != verdict[0]]
-    problems += [f"{name}: unexpected {loopline[name][1]} vs {baseline[name][1]}" for name in baseline
+def disagreements(checked: dict, baseline: dict) -> list[str]:
+    problems = [f"{name}: {checked.get(name)} vs baseline {verdict}" for name, verdict in baseline.items()
+                if checked.get(name, (None,))[0] != verdict[0]]
+    problems += [f"{name}: unexpected {checked[name][1]} vs {baseline[name][1]}" for name in baseline
                  if name.split(":")[-1].startswith("values_to_be_") and "type" not in name
-                 and loopline[name][1] != baseline[name][1]]
-    return problems + sorted(f"{name}: no hand-written check" for name in set(loopline) - set(baseline))
+                 and checked[name][1] != baseline[name][1]]
+    return problems + sorted(f"{name}: no hand-written check" for name in set(checked) - set(baseline))
 
 
 def main() -> int:
