@@ -1,5 +1,6 @@
-"""Shared test setup: DAG code imports `loopline_airflow` from plugins/ as Airflow does;
-a real local HTTP endpoint for the webhook alert channel."""
+"""Shared test setup: DAG code imports `loopline_airflow` from plugins/ as Airflow does; the
+demo pipelines' own tooling (the card_fraud simulator) imports from include/pipelines/; a
+real local HTTP endpoint for the webhook alert channel."""
 import json
 import sys
 import threading
@@ -8,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-PLUGINS = str(Path(__file__).resolve().parents[1] / "plugins")
-if PLUGINS not in sys.path:
-    sys.path.insert(0, PLUGINS)
+REPO = Path(__file__).resolve().parents[1]
+for folder in (REPO / "plugins", REPO / "include" / "pipelines"):
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
 
 
 @pytest.fixture

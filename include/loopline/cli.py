@@ -1,10 +1,10 @@
-"""`loopline` command line: bootstrap the services, simulate traffic, report on runs, operate the lake."""
+"""`loopline` command line: check specs, bootstrap the services, report on runs, operate the lake and models."""
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from datetime import date, timedelta
+from datetime import date
 from typing import TYPE_CHECKING
 
 from loopline.config import ConfigError, Settings
@@ -38,19 +38,21 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_simulate(args: argparse.Namespace) -> int:
-    from loopline.simulate import SimulationConfig, produce
+def cmd_spec_check(args: argparse.Namespace) -> int:
+    from loopline.spec_check import check
 
-    spec = load_spec(args.pipeline)
-    end = args.to_date or args.from_date
-    days = [args.from_date + timedelta(days=i) for i in range((end - args.from_date).days + 1)]
-    config = SimulationConfig(seed=args.seed, transactions_per_day=args.per_day, drift_from=args.drift_from,
-                              malformed_rate=args.malformed_rate, invalid_rate=args.invalid_rate, world_start=args.world_start or args.from_date)
-    topics = {kind: source.topic for kind, source in spec.sources.items()}
-    sent = produce(config, days, Settings.from_env().kafka_bootstrap, topics)
-    print(f"simulated {days[0]}..{days[-1]}: {sent['events']} events -> {topics['events']}, "
-          f"{sent['labels']} labels -> {topics['labels']}"
-          + (f" ({sent['days_skipped']} days already in Kafka, skipped)" if sent["days_skipped"] else ""))
+    problems = check(args.pipeline)
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    if not problems:
+        print(f"{args.pipeline}: spec, feature code and contract suites are valid")
+    return 2 if problems else 0
+
+
+def cmd_spec_schema(args: argparse.Namespace) -> int:
+    from loopline.spec import json_schema
+
+    print(json.dumps(json_schema(), indent=2))
     return 0
 
 
@@ -180,32 +182,25 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("bootstrap", help="create topics, bucket and tables (idempotent)").set_defaults(func=cmd_bootstrap)
 
-    sim = sub.add_parser("simulate", help="send seeded card-payment events and delayed labels to Kafka")
-    sim.add_argument("--pipeline", default="card_fraud")
-    sim.add_argument("--from", dest="from_date", type=_date, required=True, help="first day (YYYY-MM-DD)")
-    sim.add_argument("--to", dest="to_date", type=_date, help="last day (default: --from)")
-    sim.add_argument("--seed", type=int, default=42)
-    sim.add_argument("--per-day", type=int, default=3000, help="transactions per day")
-    sim.add_argument("--drift-from", type=_date, help="inject drift from this day on")
-    sim.add_argument("--malformed-rate", type=float, default=0.002, help="share of broken event messages")
-    sim.add_argument("--invalid-rate", type=float, default=0.002,
-                     help="share of well-formed events breaking row-level contract rules")
-    sim.add_argument("--world-start", type=_date, help="first day with payments (default: --from); "
-                     "labels are only sent for payments on or after it")
-    sim.set_defaults(func=cmd_simulate)
+    spec = sub.add_parser("spec", help="pipeline specs: validate one, or print the JSON Schema for editors")
+    spec_sub = spec.add_subparsers(dest="spec_command", required=True)
+    checking = spec_sub.add_parser("check", help="validate a spec, its feature code and its suites (no service)")
+    checking.add_argument("pipeline")
+    checking.set_defaults(func=cmd_spec_check)
+    spec_sub.add_parser("schema", help="print the JSON Schema of spec files").set_defaults(func=cmd_spec_schema)
 
     summary = sub.add_parser("summary", help="per-day report of the nightly loop")
-    summary.add_argument("--pipeline", default="card_fraud")
+    summary.add_argument("--pipeline", required=True)
     summary.set_defaults(func=cmd_summary)
 
     reset = sub.add_parser("ingest-reset", help="forget a source's ingested data so it is read again from the start")
-    reset.add_argument("--pipeline", default="card_fraud")
+    reset.add_argument("--pipeline", required=True)
     reset.add_argument("--source", required=True, help="source name in the spec (e.g. events)")
     reset.add_argument("--yes", action="store_true", help="confirm the deletion")
     reset.set_defaults(func=cmd_ingest_reset)
 
     tier = sub.add_parser("tier-copy", help="copy a dataset partition to another storage tier (checksum-verified)")
-    tier.add_argument("--pipeline", default="card_fraud")
+    tier.add_argument("--pipeline", required=True)
     tier.add_argument("--dataset", required=True)
     tier.add_argument("--date", required=True, type=_date)
     tier.add_argument("--to", required=True, help="target tier (see include/storage.yaml)")
@@ -214,31 +209,31 @@ def build_parser() -> argparse.ArgumentParser:
     contract = sub.add_parser("contract", help="data contracts (GX suites in expectations/)")
     contract_sub = contract.add_subparsers(dest="contract_command", required=True)
     drafting = contract_sub.add_parser("draft", help="profile a reference partition and write a draft suite to review")
-    drafting.add_argument("dataset", help="dataset in the spec's storage (e.g. bronze_events)")
+    drafting.add_argument("dataset", help="bronze dataset of a source (bronze_<source name>)")
     drafting.add_argument("--date", required=True, type=_date, help="reference partition (YYYY-MM-DD)")
-    drafting.add_argument("--pipeline", default="card_fraud")
+    drafting.add_argument("--pipeline", required=True)
     drafting.add_argument("--output", help="file to write (default: expectations/<suite>.draft.json)")
     drafting.set_defaults(func=cmd_contract_draft)
 
     back = sub.add_parser("rollback", help="make the previous (or a named) model version champion again")
-    back.add_argument("--pipeline", default="card_fraud")
+    back.add_argument("--pipeline", required=True)
     back.add_argument("--to-version", type=int, help="version to restore (default: previous_champion)")
     back.add_argument("--reason", required=True, help="why, for the audit trail")
     back.set_defaults(func=cmd_rollback)
 
     aliases = sub.add_parser("aliases", help="the audit trail of registry aliases, or the champion at a time")
-    aliases.add_argument("--pipeline", default="card_fraud")
+    aliases.add_argument("--pipeline", required=True)
     aliases.add_argument("--at", help="ISO timestamp with zone: print the champion at that moment")
     aliases.set_defaults(func=cmd_aliases)
 
     retrain = sub.add_parser("retrain", help="retrain a version from its recorded inputs and compare the metrics")
-    retrain.add_argument("--pipeline", default="card_fraud")
+    retrain.add_argument("--pipeline", required=True)
     retrain.add_argument("--from-version", type=int, required=True, help="registered version to reproduce")
     retrain.set_defaults(func=cmd_retrain)
 
     card = sub.add_parser("model-card", help="print a version's model card (Markdown, or --html)")
     card.add_argument("version", type=int)
-    card.add_argument("--pipeline", default="card_fraud")
+    card.add_argument("--pipeline", required=True)
     card.add_argument("--html", action="store_true")
     card.set_defaults(func=cmd_model_card)
     return parser

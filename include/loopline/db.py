@@ -258,8 +258,21 @@ CREATE TABLE loopline.feedback_checks (
 );
 """
 
+GENERIC_PREDICTIONS = """
+-- Predictions of any task type for any pipeline, in one table: a pipeline column, the entity's
+-- key as text, its event time, the task type and a numeric prediction (a probability for
+-- binary tasks, a value for regression). One table (not one per pipeline) keeps every
+-- consumer's query and index the same and needs no DDL when a pipeline is added.
+-- Rows written before this migration were all binary probabilities; they keep their values.
+ALTER TABLE loopline.predictions RENAME COLUMN transaction_id TO entity_key;
+ALTER TABLE loopline.predictions RENAME COLUMN fraud_probability TO prediction;
+ALTER TABLE loopline.predictions ADD COLUMN event_time timestamptz;
+ALTER TABLE loopline.predictions ADD COLUMN task text NOT NULL DEFAULT 'binary';
+ALTER TABLE loopline.predictions ALTER COLUMN task DROP DEFAULT;
+"""
+
 MIGRATIONS = [INITIAL_SCHEMA, STREAMING_INGEST, CONTRACT_EVIDENCE, ALIAS_HISTORY, GATE_REPORT, PUBLISHED_PREDICTIONS,
-              FEEDBACK_CHECKS]  # append only: version = position + 1
+              FEEDBACK_CHECKS, GENERIC_PREDICTIONS]  # append only: version = position + 1
 
 
 @contextmanager

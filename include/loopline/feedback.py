@@ -1,14 +1,14 @@
 """Realised performance: the champion judged by the labels that came back, and automatic rollback.
 
 Each night the champion's production predictions (loopline.predictions) whose labels have
-arrived are scored with the spec's primary metric. The previous champion is scored on the
+arrived are scored with the spec's primary metric, in its direction (loopline.metrics). The previous champion is scored on the
 very same events (its predictions are computed now, from the registry), so both are judged
 on identical rows. If the champion is worse by more than `monitoring.feedback.tolerance`, it
 is rolled back (loopline.model_aliases.rollback, audited) and the spec's alert channels are
 told. One check per date: a rerun returns the recorded check and moves nothing.
 
-Not judged, and said so: fewer labelled predictions than `min_labelled_rows` (or one class
-only), no previous champion, or a champion that a rollback put there (automatic rollback
+Not judged, and said so: fewer labelled predictions than `min_labelled_rows` (or, binary,
+one class only), no previous champion, or a champion that a rollback put there (automatic rollback
 never undoes a rollback; a person decides then).
 """
 from __future__ import annotations
@@ -20,9 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from loopline import db
-from loopline.features import build_features
-from loopline.training import evaluate
+from loopline import db, metrics
 from loopline.training_data import latest_labels, read_partitions
 
 if TYPE_CHECKING:
@@ -43,41 +41,45 @@ class FeedbackCheck:
     decision: str
 
 
-def judge(champion: float, previous: float, tolerance: float) -> tuple[bool, str]:
+def judge(task: str, metric: str, champion: float, previous: float, tolerance: float) -> tuple[bool, str]:
     """(roll back?, why) from both versions' realised scores on the same labelled rows."""
-    gap = previous - champion
-    if gap > tolerance:
-        return True, f"realised score {champion:.4f} is {gap:.4f} below the previous champion's {previous:.4f} " \
-                     f"(tolerance {tolerance})"
-    return False, f"realised score {champion:.4f} vs previous champion {previous:.4f} ({-gap:+.4f}, " \
+    gain = metrics.gain(task, metric, champion, previous)  # negative: the champion does worse
+    if -gain > tolerance:
+        return True, f"realised {metric} {champion:.4f} is {-gain:.4f} worse than the previous champion's " \
+                     f"{previous:.4f} (tolerance {tolerance})"
+    return False, f"realised {metric} {champion:.4f} vs previous champion {previous:.4f} (gain {gain:+.4f}, " \
                   f"tolerance {tolerance}): kept"
 
 
 def labelled_predictions(p: "Pipeline", version: int, until: date) -> pd.DataFrame:
-    """`version`'s stored predictions up to `until` joined with their latest label known on `until`."""
+    """`version`'s stored predictions up to `until` joined with their latest label known on `until`
+    (labels with a null target are not labels)."""
+    key, target = p.spec.entity_source.key, p.spec.target
     with db.connect(p.settings.db_url) as conn:
         predictions = pd.DataFrame(db.fetch_all(conn, """
-            SELECT transaction_id, fraud_probability, score_date::text AS score_date FROM loopline.predictions
+            SELECT entity_key, prediction, score_date::text AS score_date FROM loopline.predictions
              WHERE pipeline = %s AND model_version = %s AND score_date <= %s""", (p.spec.name, version, until)))
     labels = latest_labels(p.lake, p.spec, until)
     if predictions.empty or labels.empty:
-        return pd.DataFrame(columns=["transaction_id", "fraud_probability", "score_date", p.spec.target])
-    return (predictions.merge(labels[["transaction_id", p.spec.target]], on="transaction_id")
-            .sort_values("transaction_id").reset_index(drop=True))
+        return pd.DataFrame(columns=["entity_key", "prediction", "score_date", target])
+    labels = labels.dropna(subset=[target]).assign(entity_key=lambda f: f[key].astype(str))[["entity_key", target]]
+    return predictions.merge(labels, on="entity_key").sort_values("entity_key").reset_index(drop=True)
 
 
 def rescore(p: "Pipeline", version: int, rows: pd.DataFrame, until: date) -> np.ndarray:
-    """`version`'s predictions for the events behind `rows` (same order), from the registry."""
-    from loopline.registry import load_model
+    """`version`'s predictions for the entities behind `rows` (same order), from the registry."""
+    from loopline.model_store import load_model
 
+    key, dataset = p.spec.entity_source.key, p.spec.entity_dataset
     dates = sorted(rows["score_date"].unique())
-    events = read_partitions(p.lake, p.spec.valid_dataset("events"), until, dates)
-    events = events.drop_duplicates("transaction_id", keep="last")
-    events = rows[["transaction_id"]].merge(events, on="transaction_id", how="left")  # keeps rows' order
-    if events["event_time"].isna().any():
-        raise RuntimeError(f"{events['event_time'].isna().sum()} scored events are missing from "
-                           f"{p.spec.valid_dataset('events')} {dates}: was a partition rewritten without rescoring?")
-    return load_model(f"models:/{p.spec.model_name}/{version}").predict(build_features(events, p.spec.features))
+    entities = read_partitions(p.lake, dataset, until, dates)
+    entities = entities.assign(entity_key=entities[key].astype(str)).drop_duplicates("entity_key", keep="last")
+    entities = rows[["entity_key"]].merge(entities, on="entity_key", how="left", indicator=True)  # keeps rows' order
+    missing = int((entities["_merge"] == "left_only").sum())
+    if missing:
+        raise RuntimeError(f"{missing} scored entities are missing from {dataset} {dates}: was a partition "
+                           "rewritten without rescoring?")
+    return load_model(f"models:/{p.spec.model_name}/{version}").score(entities.drop(columns="_merge"))
 
 
 def recorded_check(db_url: str, pipeline: str, logical_date: date) -> FeedbackCheck | None:
@@ -100,20 +102,20 @@ def _restored_by_rollback(db_url: str, name: str) -> bool:
 def _judged(p: "Pipeline", champion: int | None, previous: int | None,
             logical_date: date) -> tuple[int, float | None, float | None, bool, str]:
     """(labelled rows, champion score, previous score, roll back?, decision) for the date."""
-    spec, settings, metric = p.spec, p.spec.monitoring["feedback"], p.spec.gate["primary_metric"]
+    spec, settings, metric = p.spec, p.spec.monitoring.feedback, p.spec.gate.primary_metric
     if champion is None or previous is None:
         return 0, None, None, False, "not judged: no champion and previous champion to compare"
     if _restored_by_rollback(p.settings.db_url, spec.model_name):
         return 0, None, None, False, (f"not judged: v{champion} was restored by a rollback, which automatic "
                                       "rollback never undoes")
-    rows = labelled_predictions(p, champion, logical_date)
-    if len(rows) < settings["min_labelled_rows"] or rows[spec.target].nunique() < 2:
-        return len(rows), None, None, False, (f"not judged yet: {len(rows)} labelled predictions of v{champion}, "
-                                              f"need {settings['min_labelled_rows']} with both classes")
+    rows, task = labelled_predictions(p, champion, logical_date), spec.task.type
+    if len(rows) < settings.min_labelled_rows or not metrics.judgeable(task, rows[spec.target].to_numpy()):
+        need = f"need {settings.min_labelled_rows}" + (" with both classes" if task == "binary" else "")
+        return len(rows), None, None, False, f"not judged yet: {len(rows)} labelled predictions of v{champion}, {need}"
     labels = rows[spec.target].to_numpy()
-    champion_score = evaluate(rows["fraud_probability"].to_numpy(), labels)[metric]
-    previous_score = evaluate(rescore(p, previous, rows, logical_date), labels)[metric]
-    roll_back, why = judge(champion_score, previous_score, settings["tolerance"])
+    champion_score = metrics.evaluate_one(task, metric, rows["prediction"].to_numpy(), labels)
+    previous_score = metrics.evaluate_one(task, metric, rescore(p, previous, rows, logical_date), labels)
+    roll_back, why = judge(task, metric, champion_score, previous_score, settings.tolerance)
     return len(rows), champion_score, previous_score, roll_back, f"{metric} on {len(rows)} labelled predictions: {why}"
 
 
@@ -153,8 +155,8 @@ def check_realised_performance(p: "Pipeline", logical_date: date, dag_id: str | 
     rolled_back = False
     if roll_back:
         rolled_back, decision = _roll_back(p, client, champion, previous, decision, logical_date, dag_id, run_id)
-    check = FeedbackCheck(logical_date.isoformat(), champion, previous, labelled_rows, spec.gate["primary_metric"],
-                          champion_score, previous_score, spec.monitoring["feedback"]["tolerance"], rolled_back,
+    check = FeedbackCheck(logical_date.isoformat(), champion, previous, labelled_rows, spec.gate.primary_metric,
+                          champion_score, previous_score, spec.monitoring.feedback.tolerance, rolled_back,
                           decision)
     with db.connect(db_url) as conn:
         db.upsert(conn, "loopline.feedback_checks", {**asdict(check), "pipeline": spec.name,

@@ -84,7 +84,7 @@ def rollback(client, db_url: str, pipeline: str, name: str, why: AliasMove, to_v
     The demoted champion becomes `previous_champion`, so a rollback can itself be undone. The
     target must load from the registry before any alias moves.
     """
-    from loopline.registry import load_model
+    from loopline.model_store import load_model
 
     champion = alias_version(client, name, CHAMPION)
     target = to_version if to_version is not None else alias_version(client, name, PREVIOUS)

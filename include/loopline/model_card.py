@@ -45,7 +45,7 @@ def _date_range(dates: list[str]) -> str:
 
 def _training(inputs: dict, feature_columns: list[str]) -> list[str]:
     recipe = inputs["recipe"]
-    lines = ["## Model", "", f"- Type: `{recipe['model_type']}`, seed {recipe['seed']}",
+    lines = ["## Model", "", f"- Type: `{recipe['model_type']}` ({recipe['task']}), seed {recipe['seed']}",
               f"- Parameters: " + ", ".join(f"`{k}={v}`" for k, v in sorted(recipe["params"].items())),
               f"- Features: " + ", ".join(f"`{c}`" for c in feature_columns),
               f"- Target: `{recipe['target']}`", ""]
@@ -53,9 +53,12 @@ def _training(inputs: dict, feature_columns: list[str]) -> list[str]:
               f"Labelled rows known on {inputs['trained_until']}"
               + (f", last {inputs['window_days']} days" if inputs.get("window_days") else "")
               + f"; data hash `{inputs['data_hash'][:16]}`.", ""]
-    lines += _table(["split", "event dates", "rows", "positives", "data hash"],
-                    [(name, _date_range(s["event_dates"]), s["rows"], s["positives"], s["data_hash"][:16])
+    summary = "positives" if recipe["task"] == "binary" else "target_mean"
+    lines += _table(["split", "event dates", "rows", summary.replace("_", " "), "data hash"],
+                    [(name, _date_range(s["event_dates"]), s["rows"], s[summary], s["data_hash"][:16])
                      for name, s in inputs["splits"].items()])
+    if inputs.get("null_target_rows"):
+        lines += [f"Left out: {inputs['null_target_rows']} entities whose latest label has a null target.", ""]
     lines += ["Source partitions:", ""]
     lines += _table(["dataset", "date", "rows"], [(p["dataset"], p["date"], p["rows"]) for p in inputs["partitions"]])
     lines += ["Kafka offset ranges behind them:", ""]
@@ -149,7 +152,8 @@ def _facts(client, spec: PipelineSpec, version: int, run_id: str, gate_report: d
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    from loopline.training import INPUTS_ARTIFACT, METRICS
+    from loopline import metrics
+    from loopline.run_artifacts import INPUTS_ARTIFACT
 
     run = client.get_run(run_id)
     try:
@@ -159,10 +163,10 @@ def _facts(client, spec: PipelineSpec, version: int, run_id: str, gate_report: d
     tags = run.data.tags
     return {
         "model_name": spec.model_name, "version": version, "inputs": inputs, "gate": gate_report,
-        "intended_use": spec.model_card.get("intended_use", spec.description),
-        "limitations": spec.model_card.get("limitations"),
-        "feature_columns": Features(**inputs["recipe"]["features"]).columns if inputs else spec.features.columns,
-        "metrics": METRICS, "runtime": tags.get("loopline.runtime", "unknown"),
+        "intended_use": spec.model_card.intended_use or spec.description,
+        "limitations": spec.model_card.limitations or None,
+        "feature_columns": (Features.model_validate(inputs["recipe"]["features"]) if inputs else spec.features).columns,
+        "metrics": metrics.names(spec.task.type), "runtime": tags.get("loopline.runtime", "unknown"),
         "requirements": mlflow.artifacts.load_text(f"models:/{spec.model_name}/{version}/requirements.txt").split(),
         "run": {"metrics": run.data.metrics, "git_commit": tags.get("mlflow.source.git.commit", "unknown"),
                 "git_dirty": tags.get("loopline.git_dirty") == "true"},

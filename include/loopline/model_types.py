@@ -1,20 +1,25 @@
 """The model types a pipeline can train and serve, behind one interface.
 
-    lightgbm           gradient-boosted trees (LightGBM), early-stopped on the validation split
-    sklearn_logistic   the baseline: scikit-learn logistic regression on scaled numerics and
-                       one-hot categoricals
+    lightgbm           gradient-boosted trees (LightGBM), binary or regression, early-stopped
+                       on the validation split
+    sklearn_logistic   the binary baseline: logistic regression on scaled numerics and one-hot
+                       categoricals
+    sklearn_ridge      the regression baseline: ridge regression on the same columns
 
-Training, the gate, the smoke test and scoring see only `ModelType.fit` and `Scorer.predict`
-(a fraud probability per row), so adding a type is one class here. Every type predicts on
-one thread: Spark already runs one task per core.
+Training, the gate, the smoke test and scoring see only `ModelType.fit` and `Scorer`
+(a probability per row for binary tasks, a value for regression), so adding a type is one
+class here. Every type predicts on one thread: Spark already runs one task per core.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import numpy as np
-import pandas as pd
+from loopline.features import FeatureBuilder
+
+if TYPE_CHECKING:  # imported on use: specs (and so DAG files) check model types without them
+    import numpy as np
+    import pandas as pd
 
 
 class UnsupportedModelType(ValueError):
@@ -25,9 +30,10 @@ class ModelType(Protocol):
     name: str
     flavor: str  # the MLflow flavor it is logged with
     packages: tuple[str, ...]  # pinned into the logged model's requirements
+    tasks: tuple[str, ...]  # the task types it can learn
 
     def fit(self, train: pd.DataFrame, train_target: pd.Series, validation: pd.DataFrame,
-            validation_target: pd.Series, params: dict[str, Any], seed: int) -> Any: ...
+            validation_target: pd.Series, params: dict[str, Any], seed: int, task: str) -> Any: ...
 
     def predict(self, model: Any, features: pd.DataFrame) -> np.ndarray: ...
 
@@ -38,11 +44,12 @@ class ModelType(Protocol):
 
 class LightGBM:
     name, flavor, packages = "lightgbm", "lightgbm", ("lightgbm", "numpy", "pandas", "scikit-learn")
+    tasks = ("binary", "regression")
 
-    def fit(self, train, train_target, validation, validation_target, params, seed):
+    def fit(self, train, train_target, validation, validation_target, params, seed, task):
         import lightgbm as lgb
 
-        params = dict(params)
+        params = {"objective": task, **params}
         rounds, patience = params.pop("num_boost_round"), params.pop("early_stopping_rounds", None)
         params.update(seed=seed, deterministic=True, num_threads=1)
         validation_set = lgb.Dataset(validation, validation_target)
@@ -66,27 +73,25 @@ class LightGBM:
         return mlflow.lightgbm.load_model(uri)
 
 
-class SklearnLogistic:
-    name, flavor, packages = "sklearn_logistic", "sklearn", ("scikit-learn", "numpy", "pandas", "scipy")
+def _linear_columns(train: pd.DataFrame):
+    """Scaled numerics (median-imputed) and one-hot categoricals (unseen or missing: all zeros)."""
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-    def fit(self, train, train_target, validation, validation_target, params, seed):
-        from sklearn.compose import ColumnTransformer
-        from sklearn.impute import SimpleImputer
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import OneHotEncoder, StandardScaler
+    categorical = [c for c in train.columns if isinstance(train[c].dtype, pd.CategoricalDtype)]
+    numeric = [c for c in train.columns if c not in categorical]
+    return ColumnTransformer([
+        ("numeric", make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler()),
+         numeric),
+        ("categorical", OneHotEncoder(handle_unknown="ignore"), categorical),
+    ])
 
-        categorical = [c for c in train.columns if isinstance(train[c].dtype, pd.CategoricalDtype)]
-        numeric = [c for c in train.columns if c not in categorical]
-        columns = ColumnTransformer([
-            ("numeric", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numeric),
-            ("categorical", OneHotEncoder(handle_unknown="ignore"), categorical),  # unseen: all zeros
-        ])
-        model = make_pipeline(columns, LogisticRegression(random_state=seed, **params))
-        return model.fit(train, train_target)
 
-    def predict(self, model, features):
-        return model.predict_proba(features)[:, 1]
+class _Sklearn:
+    flavor, packages = "sklearn", ("scikit-learn", "numpy", "pandas", "scipy")
 
     def log_model(self, model, **kwargs):
         import mlflow.sklearn
@@ -99,7 +104,34 @@ class SklearnLogistic:
         return mlflow.sklearn.load_model(uri)
 
 
-MODEL_TYPES: dict[str, ModelType] = {t.name: t for t in (LightGBM(), SklearnLogistic())}
+class SklearnLogistic(_Sklearn):
+    name, tasks = "sklearn_logistic", ("binary",)
+
+    def fit(self, train, train_target, validation, validation_target, params, seed, task):
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+
+        return make_pipeline(_linear_columns(train), LogisticRegression(random_state=seed, **params)).fit(
+            train, train_target)
+
+    def predict(self, model, features):
+        return model.predict_proba(features)[:, 1]
+
+
+class SklearnRidge(_Sklearn):
+    name, tasks = "sklearn_ridge", ("regression",)
+
+    def fit(self, train, train_target, validation, validation_target, params, seed, task):
+        from sklearn.linear_model import Ridge
+        from sklearn.pipeline import make_pipeline
+
+        return make_pipeline(_linear_columns(train), Ridge(random_state=seed, **params)).fit(train, train_target)
+
+    def predict(self, model, features):
+        return model.predict(features)
+
+
+MODEL_TYPES: dict[str, ModelType] = {t.name: t for t in (LightGBM(), SklearnLogistic(), SklearnRidge())}
 
 
 def model_type(name: str) -> ModelType:
@@ -108,21 +140,20 @@ def model_type(name: str) -> ModelType:
     return MODEL_TYPES[name]
 
 
-def model_type_for_flavors(flavors: dict[str, Any]) -> ModelType:
-    """The type of a logged model, from the flavors in its MLmodel file."""
-    for candidate in MODEL_TYPES.values():
-        if candidate.flavor in flavors:
-            return candidate
-    raise UnsupportedModelType(f"a model with flavors {sorted(flavors)} is not a model type Loopline serves "
-                               f"({', '.join(f'{t.name} ({t.flavor})' for t in MODEL_TYPES.values())})")
-
-
 @dataclass(frozen=True)
 class Scorer:
-    """A loaded model and its type: `predict` gives one fraud probability per feature row."""
+    """A loaded model with its type, task and feature builder: `score` turns entity rows into
+    one prediction each (a probability for binary tasks, a value for regression)."""
 
     model: Any
     kind: ModelType
+    task: str
+    builder: FeatureBuilder
 
     def predict(self, features: pd.DataFrame) -> np.ndarray:
+        import numpy as np
+
         return np.asarray(self.kind.predict(self.model, features), dtype=float)
+
+    def score(self, rows: pd.DataFrame) -> np.ndarray:
+        return self.predict(self.builder.build(rows))

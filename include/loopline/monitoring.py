@@ -13,10 +13,9 @@ import pandas as pd
 
 from loopline import db
 from loopline.drift import drift_scores
-from loopline.features import build_features
+from loopline.run_artifacts import PROFILE_ARTIFACT
 from loopline.spec import PipelineSpec
 from loopline.storage import Lake
-from loopline.training import PROFILE_ARTIFACT
 
 
 @dataclass(frozen=True)
@@ -48,10 +47,13 @@ def reference_profile(model_name: str, version: int) -> dict:
 def check_drift(db_url: str, spec: PipelineSpec, lake: Lake, logical_date: date, model_version: int) -> DriftResult:
     import pyarrow.parquet as pq
 
-    location = lake.location(spec.valid_dataset("events"), logical_date)
+    from loopline.model_store import load_model
+
+    location = lake.location(spec.entity_dataset, logical_date)
     rows: pd.DataFrame = pq.read_table(location.arrow_path, filesystem=location.filesystem()).to_pandas()
-    scores = drift_scores(reference_profile(spec.model_name, model_version), build_features(rows, spec.features))
-    threshold = spec.monitoring["psi_threshold"]
+    features = load_model(f"models:/{spec.model_name}/{model_version}").builder.build(rows)  # the version's own code
+    scores = drift_scores(reference_profile(spec.model_name, model_version), features)
+    threshold = spec.monitoring.psi_threshold
     result = DriftResult(logical_date.isoformat(), model_version, len(rows), scores,
                          sorted(f for f, v in scores.items() if v > threshold))
     with db.connect(db_url) as conn:

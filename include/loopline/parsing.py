@@ -10,6 +10,7 @@ and the first failing check is the record's `reject_reason`:
     unknown_schema_version  missing_field:<f>  null_field:<f>  wrong_type:<f>  key_mismatch
     unparseable (Spark's JSON reader refused it, yet no field check names why)
 
+A field the schema declares `nullable` may be null or absent; every other field is required.
 Numbers, booleans and timestamps are strict: "12.5" (a JSON string) is not a double, 12.5
 is not an int. Like Spark's JSON reader, a number is accepted where a string is declared.
 Sources without a message key (table rows, file lines) skip the two key checks.
@@ -58,11 +59,15 @@ def _reasons(text, schema: Schema, max_record_bytes: int, keyed: bool) -> list:
         path = f"$.`{name}`" if "." in name else f"$.{name}"
         value = F.variant_get(variant, path, "variant")
         typed[name] = F.try_variant_get(variant, path, field_type)
-        fields += [
-            (value.isNull(), F.lit(f"missing_field:{name}")),
-            (F.is_variant_null(value), F.lit(f"null_field:{name}")),
-            (~_json_type_is(value, field_type) | typed[name].isNull(), F.lit(f"wrong_type:{name}")),
-        ]
+        wrong_type = ~_json_type_is(value, field_type) | typed[name].isNull()
+        if schema.required(name):
+            fields += [
+                (value.isNull(), F.lit(f"missing_field:{name}")),
+                (F.is_variant_null(value), F.lit(f"null_field:{name}")),
+                (wrong_type, F.lit(f"wrong_type:{name}")),
+            ]
+        else:  # absent or null is fine; a value must still have the declared type
+            fields.append((value.isNotNull() & ~F.is_variant_null(value) & wrong_type, F.lit(f"wrong_type:{name}")))
     if "schema_version" in schema.fields:  # a newer producer's shape: say so instead of naming its fields
         checks.append((typed["schema_version"] != SUPPORTED_SCHEMA_VERSION, F.lit("unknown_schema_version")))
     checks += fields
@@ -76,8 +81,10 @@ def classify(raw, schema: Schema, max_record_bytes: int, keyed: bool = True):
 
     Fast path: Spark's JSON reader parses every payload once into the typed record; a record
     passes when nothing is null and the cheap checks hold. Only the records that do not pass
-    are examined again, field by field (as a Variant), to name the first problem. The steps
-    are separate projections so the parsed record is computed once, not once per field.
+    are examined again, field by field (as a Variant), to name the first problem. A record
+    whose only nulls are in nullable fields is accepted when that examination finds nothing
+    (the reader also gives null for a value of the wrong type, so a null alone proves nothing).
+    The steps are separate projections so the parsed record is computed once, not once per field.
     """
     from pyspark.sql import functions as F
 
@@ -88,13 +95,19 @@ def classify(raw, schema: Schema, max_record_bytes: int, keyed: bool = True):
     passes = (F.col("value").isNotNull() & (F.length("value") <= max_record_bytes) & F.is_valid_utf8(text)
               & F.ltrim(text).startswith("{"))
     for name in schema.fields:
-        passes = passes & record[name].isNotNull()
+        if schema.required(name):
+            passes = passes & record[name].isNotNull()
     if "schema_version" in schema.fields:
         passes = passes & (record["schema_version"] == SUPPORTED_SCHEMA_VERSION)
     if keyed:
         passes = passes & F.col("key").isNotNull() & (F.col("key").cast("string") == record[schema.key].cast("string"))
+    fast = passes
+    for name in schema.nullable:
+        fast = fast & record[name].isNotNull()
+    # Spark's reader refused it (or left a required field null), yet no field check names why
+    unexplained = F.when(~F.col("_passes"), F.lit("unparseable"))
     detailed = F.coalesce(*[F.when(condition, label) for condition, label in _reasons(text, schema, max_record_bytes, keyed)],
-                          F.lit("unparseable"))  # Spark's reader refused it, the field checks found nothing
-    return (parsed.withColumn("_passes", passes)
-            .withColumn("reject_reason", F.when(F.col("_passes"), F.lit(None).cast("string")).otherwise(detailed))
-            .drop("_text", "_passes"))
+                          unexplained)
+    return (parsed.withColumn("_passes", passes).withColumn("_fast", fast)
+            .withColumn("reject_reason", F.when(F.col("_fast"), F.lit(None).cast("string")).otherwise(detailed))
+            .drop("_text", "_passes", "_fast"))

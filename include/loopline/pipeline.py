@@ -19,7 +19,7 @@ class Pipeline:
     def load(cls, name: str) -> "Pipeline":
         spec = load_spec(name)
         settings = Settings.from_env()
-        return cls(spec, settings, Lake(spec.name, spec.storage, load_tiers()))
+        return cls(spec, settings, Lake(spec.name, spec.placements, load_tiers()))
 
     def spark(self):
         from loopline.spark import get_spark

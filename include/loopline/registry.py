@@ -4,33 +4,22 @@ The candidate gets alias `challenger`; it becomes `champion` only when there is 
 champion yet or it beats the champion by the spec's margin on the candidate's own holdout
 (the same rows for both). The champion it replaces keeps alias `previous_champion`. Every
 alias move is recorded (loopline.model_aliases), and every version gets a model card
-(loopline.model_card). Models are only ever loaded from the registry (`models:/...`):
-`load_model` refuses any other URI.
+(loopline.model_card). Models are only ever loaded from the registry (loopline.model_store).
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import date
-from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from loopline import db, model_card
-from loopline.features import build_features
-from loopline.gate import decide, slice_checks
+from loopline.gate import Metric, decide, slice_checks
 from loopline.model_aliases import CHALLENGER, CHAMPION, PREVIOUS, AliasMove, alias_version, move_alias
+from loopline.model_store import REGISTRY_SCHEME, load_model
+from loopline.run_artifacts import GATE_REPORT_ARTIFACT, HOLDOUT_ARTIFACT
 from loopline.smoke import smoke_test
 from loopline.spec import PipelineSpec
-from loopline.training import HOLDOUT_ARTIFACT, evaluate
-
-if TYPE_CHECKING:
-    from loopline.model_types import Scorer
-
-REGISTRY_SCHEME = "models:/"
-
-
-class UnregisteredModelError(ValueError):
-    """A model was asked for by a path that is not a registry URI."""
 
 
 @dataclass(frozen=True)
@@ -42,23 +31,6 @@ class GateDecision:
     candidate_score: float
     champion_version: int | None
     champion_score: float | None
-
-
-def load_model(uri: str) -> "Scorer":
-    """Load a model from the registry (`models:/<name>/<version>` or `models:/<name>@<alias>`),
-    the only way Loopline loads a model: run artifacts, files and URLs are refused, so what
-    serves is always a registered, audited version. Its type comes from its MLflow flavor."""
-    if not uri.startswith(REGISTRY_SCHEME):
-        raise UnregisteredModelError(f"refusing to load {uri!r}: models are loaded only from the registry "
-                                     f"({REGISTRY_SCHEME}<name>/<version>); register it first")
-    import mlflow
-    from mlflow.models import Model
-
-    from loopline.model_types import Scorer, model_type_for_flavors
-
-    local = mlflow.artifacts.download_artifacts(uri)  # once: the MLmodel file and the model itself
-    kind = model_type_for_flavors(Model.load(local).flavors)
-    return Scorer(kind.load_model(local), kind)
 
 
 def _version_for_run(client, name: str, run_id: str, model_uri: str) -> int:
@@ -96,23 +68,22 @@ def register_and_gate(db_url: str, spec: PipelineSpec, run_id: str, model_uri: s
     name = spec.model_name
     version = _version_for_run(client, name, run_id, model_uri)
     champion = alias_version(client, name, CHAMPION)
-    metric, gate = spec.gate["primary_metric"], spec.gate
+    gate = spec.gate
+    metric = Metric(spec.task.type, gate.primary_metric)
     holdout = pd.read_parquet(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=HOLDOUT_ARTIFACT))
-    smoke_settings = gate.get("smoke_test", {})
-    smoke = smoke_test(spec, f"{REGISTRY_SCHEME}{name}/{version}", holdout.head(smoke_settings.get("sample_rows", 1000)),
-                       smoke_settings.get("max_ms_per_1000_rows", 1000.0))
+    smoke = smoke_test(f"{REGISTRY_SCHEME}{name}/{version}", holdout.head(gate.smoke_test.sample_rows),
+                       gate.smoke_test.max_ms_per_1000_rows)
     candidate_score, champion_score, slices = float("nan"), None, []
     if smoke.passed:  # a model that cannot score sensibly is not evaluated further
-        features, labels = build_features(holdout, spec.features), holdout[spec.target].to_numpy()
-        score = lambda probabilities, truth: evaluate(probabilities, truth)[metric]  # noqa: E731
-        # Scored from the registry copy, not the training run's memory: this evaluates what would serve.
-        candidate = load_model(f"{REGISTRY_SCHEME}{name}/{version}").predict(features)
-        reigning = load_model(f"{REGISTRY_SCHEME}{name}/{champion}").predict(features) if champion else None
-        candidate_score = score(candidate, labels)
-        champion_score = score(reigning, labels) if champion else None
-        slices = slice_checks(holdout, labels, candidate, reigning, gate.get("critical_slices", {}),
-                              gate.get("slice_min_rows", 500), score)
-    promoted, reason = decide(candidate_score, champion_score, gate["min_improvement"], slices, smoke)
+        labels = holdout[spec.target].to_numpy()
+        # Scored from the registry copy (with its own feature code), not the training run's memory:
+        # this evaluates what would serve. Each version builds its features with its own code.
+        candidate = load_model(f"{REGISTRY_SCHEME}{name}/{version}").score(holdout)
+        reigning = load_model(f"{REGISTRY_SCHEME}{name}/{champion}").score(holdout) if champion else None
+        candidate_score = metric(candidate, labels)
+        champion_score = metric(reigning, labels) if champion else None
+        slices = slice_checks(holdout, labels, candidate, reigning, gate.critical_slices, gate.slice_min_rows, metric)
+    promoted, reason = decide(metric, candidate_score, champion_score, gate.min_improvement, slices, smoke)
     run_context = {"dag_id": dag_id, "run_id": dag_run_id}
     if smoke.passed:
         move_alias(client, db_url, spec.name, name, CHALLENGER, version,
@@ -123,19 +94,19 @@ def register_and_gate(db_url: str, spec: PipelineSpec, run_id: str, model_uri: s
                        AliasMove(f"replaced by v{version}", **run_context))
         move_alias(client, db_url, spec.name, name, CHAMPION, version, AliasMove(f"gate: {reason}", **run_context))
     client.set_model_version_tag(name, str(version), "gate_decision", reason)
-    report = {"model_version": version, "promoted": promoted, "decision": reason, "primary_metric": metric,
+    report = {"model_version": version, "promoted": promoted, "decision": reason, "primary_metric": metric.name,
               "candidate_score": candidate_score if smoke.passed else None, "champion_version": champion,
               "champion_score": champion_score,
-              "min_improvement": gate["min_improvement"], "slices": [asdict(s) for s in slices],
+              "min_improvement": gate.min_improvement, "slices": [asdict(s) for s in slices],
               "smoke_test": asdict(smoke)}
     report["model_card"] = model_card.publish(client, spec, version, run_id, report, dag_id, dag_run_id)
-    client.log_dict(run_id, report, "gate/gate_report.json")
+    client.log_dict(run_id, report, GATE_REPORT_ARTIFACT)
     client.set_tag(run_id, "loopline.gate_decision", reason)
-    decision = GateDecision(version, promoted, reason, metric, candidate_score, champion, champion_score)
+    decision = GateDecision(version, promoted, reason, metric.name, candidate_score, champion, champion_score)
     with db.connect(db_url) as conn:
         db.upsert(conn, "loopline.training_runs", {
             "pipeline": spec.name, "logical_date": logical_date, "dag_id": dag_id, "mlflow_run_id": run_id,
-            "model_version": version, "primary_metric": metric, "candidate_score": candidate_score,
+            "model_version": version, "primary_metric": metric.name, "candidate_score": candidate_score,
             "champion_version": champion, "champion_score": champion_score, "promoted": promoted,
             "decision": reason, "gate_report": report,
         }, key=["pipeline", "logical_date", "dag_id"])

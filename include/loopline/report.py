@@ -1,4 +1,7 @@
-"""The nightly loop's per-day summary, read back from the `loopline` tables (not from logs)."""
+"""The nightly loop's per-day summary, read back from the `loopline` tables (not from logs).
+
+"Entities" are the rows of the spec's entities source, "labels" those of its labels source
+(when both are one source, the two columns count the same rows)."""
 from __future__ import annotations
 
 from loopline import db
@@ -16,7 +19,7 @@ WITH landed AS (  -- rows per event date, whichever run ingested them (late data
     SELECT dataset, logical_date, sum(accepted) AS accepted, sum(quarantined) AS quarantined
       FROM landed GROUP BY 1, 2
 ), days AS (
-    SELECT logical_date FROM per_day WHERE dataset = 'bronze_events'
+    SELECT logical_date FROM per_day WHERE dataset = %(entities)s
     UNION SELECT logical_date FROM loopline.training_runs WHERE pipeline = %(p)s
 )
 SELECT d.logical_date,
@@ -30,9 +33,9 @@ SELECT d.logical_date,
            AS predictions,
        mr.model_version AS scored_by, mr.max_psi, mr.drifted_features, mr.retrain_requested
   FROM days d
-  LEFT JOIN per_day ev ON ev.dataset = 'bronze_events' AND ev.logical_date = d.logical_date
-  LEFT JOIN per_day lb ON lb.dataset = 'bronze_labels' AND lb.logical_date = d.logical_date
-  LEFT JOIN loopline.contract_latest cv ON cv.pipeline = %(p)s AND cv.dataset = 'bronze_events' AND cv.logical_date = d.logical_date
+  LEFT JOIN per_day ev ON ev.dataset = %(entities)s AND ev.logical_date = d.logical_date
+  LEFT JOIN per_day lb ON lb.dataset = %(labels)s AND lb.logical_date = d.logical_date
+  LEFT JOIN loopline.contract_latest cv ON cv.pipeline = %(p)s AND cv.dataset = %(entities)s AND cv.logical_date = d.logical_date
   LEFT JOIN loopline.monitor_runs mr ON mr.pipeline = %(p)s AND mr.logical_date = d.logical_date
  ORDER BY d.logical_date
 """
@@ -54,7 +57,8 @@ def _cell(value, fmt: str = "{}") -> str:
 
 def daily_rows(settings: Settings, spec: PipelineSpec) -> tuple[list[dict], list[dict], list[dict]]:
     with db.connect(settings.db_url) as conn:
-        return tuple(db.fetch_all(conn, sql, {"p": spec.name}) for sql in (DAILY_SQL, TRAINING_SQL, FEEDBACK_SQL))
+        params = {"p": spec.name, "entities": spec.entity_source.dataset, "labels": spec.label_source.dataset}
+        return tuple(db.fetch_all(conn, sql, params) for sql in (DAILY_SQL, TRAINING_SQL, FEEDBACK_SQL))
 
 
 def _feedback_lines(checks: list[dict]) -> list[str]:
@@ -70,7 +74,7 @@ def _feedback_lines(checks: list[dict]) -> list[str]:
 
 
 def format_summary(days: list[dict], trainings: list[dict], checks: list[dict] = ()) -> str:
-    header = (f"{'date':<11} {'events in':>9} {'accepted':>8} {'quarant.':>8} {'labels':>6} {'contract':>8} {'rejected':>8} "
+    header = (f"{'date':<11} {'entities':>9} {'accepted':>8} {'quarant.':>8} {'labels':>6} {'contract':>8} {'rejected':>8} "
               f"{'predictions':>11} {'model':>5} {'max PSI':>7}  drifted features")
     lines = [header, "-" * len(header)]
     for d in days:

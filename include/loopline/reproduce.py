@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from loopline import training_data as data
-from loopline.training import INPUTS_ARTIFACT, ROW_IDS_ARTIFACT, Recipe, fit_and_log
+from loopline.run_artifacts import INPUTS_ARTIFACT, ROW_IDS_ARTIFACT
+from loopline.training import Recipe, fit_and_log
 
 if TYPE_CHECKING:
     from loopline.pipeline import Pipeline
@@ -49,17 +50,18 @@ class Reproduction:
         return "\n".join(lines)
 
 
-def recorded_splits(rows: pd.DataFrame, row_ids: pd.DataFrame, inputs: dict, recipe: Recipe) -> dict[str, pd.DataFrame]:
+def recorded_splits(rows: pd.DataFrame, key: str, row_ids: pd.DataFrame, inputs: dict,
+                    recipe: Recipe) -> dict[str, pd.DataFrame]:
     """The recorded rows of each split, in training order, checked against their recorded hash."""
     splits = {}
     for name in data.SPLITS:
-        wanted = row_ids.loc[row_ids["split"] == name, "transaction_id"]
-        frame = rows[rows["transaction_id"].isin(wanted)].reset_index(drop=True)
+        wanted = row_ids.loc[row_ids["split"] == name, "entity_key"]
+        frame = rows[rows[key].astype(str).isin(wanted)].reset_index(drop=True)
         record = inputs["splits"][name]
         if len(frame) != len(wanted):
             raise ReproductionError(f"{len(wanted) - len(frame)} of the {len(wanted)} {name} rows are no longer "
                                     "in the lake (were partitions rewritten or removed?)")
-        if data.data_hash(data.model_rows(frame, recipe.features, recipe.target)) != record["data_hash"]:
+        if data.data_hash(data.model_rows(frame, recipe.stored_columns)) != record["data_hash"]:
             raise ReproductionError(f"the {name} rows changed since training (data hash differs): a label or an "
                                     f"event of {', '.join(record['event_dates'])} was rewritten in the lake")
         splits[name] = frame
@@ -83,9 +85,9 @@ def retrain_from_version(p: "Pipeline", version: int) -> Reproduction:
         raise ReproductionError(f"{name} v{version} has no recorded training inputs ({INPUTS_ARTIFACT}): it was not "
                                 f"trained by loopline.training, or its run is gone ({error.message})") from error
     trained_until = date.fromisoformat(inputs["trained_until"])
-    rows = data.labelled_rows(p.lake, p.spec, trained_until)
+    rows = data.labelled_rows(p.lake, p.spec, trained_until).rows
     recipe = Recipe.from_record(inputs["recipe"])
-    splits = recorded_splits(rows, row_ids, inputs, recipe)
+    splits = recorded_splits(rows, p.spec.entity_source.key, row_ids, inputs, recipe)
     tags = {"pipeline": p.spec.name, "logical_date": trained_until.isoformat(),
             "loopline.reproduces_version": str(version), "loopline.reproduces_run": original.info.run_id}
     result = fit_and_log(p.spec, recipe, splits, inputs, f"reproduce-v{version}", tags)

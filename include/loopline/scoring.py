@@ -1,7 +1,10 @@
-"""Scoring: Spark applies a registry model version to one partition of valid events (bronze that passed its contract).
+"""Scoring: Spark applies a registry model version to one partition of valid entities (bronze that passed its contract).
 
-Predictions go to Parquet on the predictions tier (overwriting the date's partition), are
-upserted into PostgreSQL keyed by prediction id (`<pipeline>:<transaction_id>`), so a rerun
+Each prediction names the entity (the entities source's key, as text), its event time, the
+model version, the task type and the prediction: a probability for binary tasks, a value
+for regression. Predictions go to Parquet on the predictions tier (overwriting the date's
+partition), are upserted into PostgreSQL's `loopline.predictions` (one table for every
+pipeline, keyed by prediction id `<pipeline>:<entity key>`), so a rerun
 of the date replaces its rows and leaves exactly one row per valid event, and are published
 to the spec's predictions topic, keyed by prediction id. A date is published once: a rerun
 that produces the same predictions publishes nothing; one whose predictions changed (late
@@ -20,7 +23,7 @@ from loopline import db
 if TYPE_CHECKING:
     from loopline.pipeline import Pipeline
 
-PREDICTION_SCHEMA = "transaction_id string, fraud_probability double"
+PREDICTION_SCHEMA = "entity_key string, event_time timestamp, prediction double"
 
 
 @dataclass(frozen=True)
@@ -32,19 +35,19 @@ class ScoreResult:
     published: int  # messages sent to the predictions topic by this call (0: already published)
 
 
-def _predict_batches(model_name: str, version: int, features_spec):
+def _predict_batches(model_name: str, version: int, key: str, time_field: str):
     """The function Spark runs on its Python workers: load the model once, score each batch."""
 
     def predict(batches):
         import pandas as pd
 
-        from loopline.features import build_features
-        from loopline.registry import load_model
+        from loopline.model_store import load_model
 
         model = load_model(f"models:/{model_name}/{version}")
         for batch in batches:
-            probabilities = model.predict(build_features(batch, features_spec)) if len(batch) else []
-            yield pd.DataFrame({"transaction_id": batch["transaction_id"], "fraud_probability": probabilities})
+            predictions = model.score(batch) if len(batch) else []
+            yield pd.DataFrame({"entity_key": batch[key].astype(str), "event_time": batch[time_field],
+                                "prediction": predictions})
 
     return predict
 
@@ -53,11 +56,13 @@ UPSERT_SQL = """
 DELETE FROM loopline.predictions p
  WHERE p.pipeline = %(pipeline)s AND p.score_date = %(score_date)s
    AND NOT EXISTS (SELECT 1 FROM {stage} s WHERE s.prediction_id = p.prediction_id);
-INSERT INTO loopline.predictions (prediction_id, pipeline, score_date, transaction_id, fraud_probability, model_version)
-SELECT prediction_id, pipeline, score_date, transaction_id, fraud_probability, model_version FROM {stage}
+INSERT INTO loopline.predictions (prediction_id, pipeline, score_date, entity_key, event_time, task, prediction,
+                                  model_version)
+SELECT prediction_id, pipeline, score_date, entity_key, event_time::timestamptz, task, prediction, model_version
+  FROM {stage}
 ON CONFLICT (prediction_id) DO UPDATE SET
-    score_date = EXCLUDED.score_date, fraud_probability = EXCLUDED.fraud_probability,
-    model_version = EXCLUDED.model_version, scored_at = now();
+    score_date = EXCLUDED.score_date, event_time = EXCLUDED.event_time, task = EXCLUDED.task,
+    prediction = EXCLUDED.prediction, model_version = EXCLUDED.model_version, scored_at = now();
 DROP TABLE {stage};
 """
 
@@ -93,28 +98,35 @@ def predictions_frame(p: "Pipeline", logical_date: date, model_version: int):
     Python workers load the version from the registry once per task and score batch by batch."""
     from pyspark.sql import functions as F
 
-    spec = p.spec
-    events = p.spark().read.parquet(p.lake.location(spec.valid_dataset("events"), logical_date).spark_uri)
+    spec, source = p.spec, p.spec.entity_source
+    entities = p.spark().read.parquet(p.lake.location(spec.entity_dataset, logical_date).spark_uri)
     return (
-        events.mapInPandas(_predict_batches(spec.model_name, model_version, spec.features), PREDICTION_SCHEMA)
+        entities.mapInPandas(_predict_batches(spec.model_name, model_version, source.key, source.time_field),
+                             PREDICTION_SCHEMA)
         .select(
-            F.concat(F.lit(f"{spec.name}:"), "transaction_id").alias("prediction_id"),
+            F.concat(F.lit(f"{spec.name}:"), "entity_key").alias("prediction_id"),
             F.lit(spec.name).alias("pipeline"),
             F.lit(logical_date).alias("score_date"),
-            "transaction_id", "fraud_probability",
+            "entity_key", "event_time",
+            F.lit(spec.task.type).alias("task"),
+            "prediction",
             F.lit(model_version).alias("model_version"),
         )
     )
 
 
 def score(p: "Pipeline", logical_date: date, model_version: int) -> ScoreResult:
+    from pyspark.sql import functions as F
+
     spark, db_url, spec, lake = p.spark(), p.settings.db_url, p.spec, p.lake
     predictions = predictions_frame(p, logical_date, model_version)
     target = lake.location("predictions", logical_date)
     predictions.write.mode("overwrite").parquet(target.spark_uri)
     written = spark.read.parquet(target.spark_uri)
     stage = f"loopline.stage_predictions_{spec.name}_{logical_date:%Y%m%d}"
-    written.write.format("jdbc").options(**db.jdbc_options(db_url), dbtable=stage).mode("overwrite").save()
+    # event times travel as UTC text: a JDBC timestamp would be shifted by the JVM's zone
+    (written.withColumn("event_time", F.concat(F.date_format("event_time", "yyyy-MM-dd HH:mm:ss.SSSSSS"), F.lit("+00")))
+     .write.format("jdbc").options(**db.jdbc_options(db_url), dbtable=stage).mode("overwrite").save())
     rows = written.count()
     already = _published_rows(db_url, spec.name, logical_date)
     with db.connect(db_url) as conn:

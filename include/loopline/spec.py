@@ -1,226 +1,470 @@
-"""Pipeline specs: one declarative YAML file per model pipeline, read into typed dataclasses.
+"""Pipeline specs: one YAML file per model pipeline, validated into typed models when it loads.
 
-The spec is the only place a pipeline's topics, schema, features, thresholds and storage
-placement are written down; code takes a spec instead of hard-coding any of them.
+The spec is the whole contract between a pipeline's author and Loopline: its sources (by
+role: which one carries the entities to score, which one the labels), schemas (with the
+fields that may be null), task type and metrics, features, thresholds, schedule and
+storage placement. Code takes a spec instead of hard-coding any of them. A spec that
+contradicts itself is refused here, naming the file, the path inside it and what is
+allowed, instead of failing in the middle of a task (`loopline spec check <name>`).
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+import re
+from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from loopline.storage import Placement
+from loopline import metrics
+from loopline.features import Features
+from loopline.storage import Placement as StoragePlacement
 
 PIPELINES_DIR = Path(__file__).resolve().parent.parent / "pipelines"
+NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"  # pipeline names end up in paths, SQL, topics and model names
+FieldType = Literal["string", "timestamp", "double", "int", "boolean"]
+Fraction = Annotated[float, Field(ge=0, le=1)]
 
 
 def pipelines_dir() -> Path:
     """Where specs live: include/pipelines, or LOOPLINE_PIPELINES_DIR (deployments, tests)."""
     return Path(os.environ.get("LOOPLINE_PIPELINES_DIR", PIPELINES_DIR))
-FIELD_TYPES = {"string", "timestamp", "double", "int", "boolean"}
 
 
 class SpecError(ValueError):
     """A pipeline spec is missing something or contradicts itself."""
 
 
-@dataclass(frozen=True)
-class Schema:
-    name: str
+class Strict(BaseModel):
+    """Every block of a spec: unknown keys are refused (a typo must not be silently ignored)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Schema(Strict):
+    """The fields of one kind of record. Fields are required (non-null) unless listed in `nullable`."""
+
     key: str
-    fields: dict[str, str]
+    fields: dict[str, FieldType]
+    nullable: list[str] = []
+    _name: str = PrivateAttr("")
 
-    def __post_init__(self) -> None:
-        unknown = {f"{k}: {v}" for k, v in self.fields.items() if v not in FIELD_TYPES}
-        if unknown:
-            raise SpecError(f"schema {self.name}: unsupported field types {sorted(unknown)}; use {sorted(FIELD_TYPES)}")
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @model_validator(mode="after")
+    def _key_and_nullable_are_fields(self) -> "Schema":
         if self.key not in self.fields:
-            raise SpecError(f"schema {self.name}: key {self.key!r} is not one of its fields")
+            raise ValueError(f"key {self.key!r} is not one of its fields {sorted(self.fields)}")
+        unknown = sorted(set(self.nullable) - set(self.fields))
+        if unknown:
+            raise ValueError(f"nullable lists {unknown}, which are not fields")
+        if self.key in self.nullable:
+            raise ValueError(f"the key {self.key!r} cannot be nullable")
+        return self
+
+    def required(self, field: str) -> bool:
+        return field not in self.nullable
 
 
-SOURCE_KINDS = {"kafka", "postgres", "files"}
-
-
-@dataclass(frozen=True)
-class Source:
+class Source(Strict):
     """Where one bronze dataset comes from: a Kafka topic, a PostgreSQL table read by a
     watermark column, or JSON-lines files landing under a prefix of a storage tier."""
 
-    name: str
-    dataset: str
-    schema: Schema
-    time_field: str  # partitions bronze by the date of this field (event time)
-    kind: str = "kafka"
+    schema_: str = Field(alias="schema", description="name of a schema under `schemas`")
+    time_field: str = Field(description="partitions bronze by the date of this field (event time)")
+    kind: Literal["kafka", "postgres", "files"] = "kafka"
     topic: str = ""  # kafka
     table: str = ""  # postgres: schema.table
     watermark: str = ""  # postgres: monotonically increasing column (e.g. updated_at)
     connection_env: str = "LOOPLINE_DB_URL"  # postgres: environment variable holding the database URL
     landing_tier: str = ""  # files: tier holding the landing prefix
     landing_prefix: str = ""  # files: prefix (relative to the tier root) new files land under
+    _name: str = PrivateAttr("")
+    _schema: Schema | None = PrivateAttr(None)
 
-    def __post_init__(self) -> None:
-        if self.kind not in SOURCE_KINDS:
-            raise SpecError(f"source {self.name}: kind {self.kind!r} is not one of {sorted(SOURCE_KINDS)}")
+    @model_validator(mode="after")
+    def _kind_settings(self) -> "Source":
         required = {"kafka": ["topic"], "postgres": ["table", "watermark"], "files": ["landing_tier", "landing_prefix"]}
         missing = [name for name in required[self.kind] if not getattr(self, name)]
         if missing:
-            raise SpecError(f"source {self.name} ({self.kind}): missing {missing}")
-        if self.time_field not in self.schema.fields:
-            raise SpecError(f"source {self.name}: time_field {self.time_field!r} is not in schema {self.schema.name}")
+            raise ValueError(f"a {self.kind} source needs {missing}")
+        return self
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def dataset(self) -> str:
+        return f"bronze_{self._name}"
+
+    @property
+    def schema(self) -> Schema:  # noqa: D401 (the resolved schema, not pydantic's deprecated classmethod)
+        assert self._schema is not None, "a Source is resolved by the PipelineSpec that holds it"
+        return self._schema
+
+    @property
+    def key(self) -> str:
+        return self.schema.key
 
 
-@dataclass(frozen=True)
-class IngestLimits:
-    max_record_bytes: int = 65536  # larger payloads are quarantined as `oversize`
-    max_records_per_batch: int = 1_000_000  # upper bound of one Kafka micro-batch
-    min_new_records: int = 1  # the ingest sensor waits for at least this many unread records
-    wait_timeout_minutes: int = 360  # ... for at most this long, then fails naming the lag
+class Sinks(Strict):
+    predictions_topic: str
+    dead_letter_suffix: str = ".dlq"
 
 
-@dataclass(frozen=True)
-class Contract:
+class IngestLimits(Strict):
+    max_record_bytes: int = Field(65536, gt=0, description="larger payloads are quarantined as `oversize`")
+    max_records_per_batch: int = Field(1_000_000, gt=0, description="upper bound of one Kafka micro-batch")
+    min_new_records: int = Field(1, ge=0, description="the ingest sensor waits for at least this many unread records")
+    wait_timeout_minutes: int = Field(360, gt=0, description="... for at most this long, then fails naming the lag")
+
+
+class Placement(Strict):
+    tier: str
+    onprem_only: bool = False
+
+
+class Contract(Strict):
     """The data contract of one bronze dataset: its GX suite (expectations/<suite>.json) and
     where the rows that pass its row-level rules go. Downstream stages read only `valid_dataset`."""
 
-    dataset: str
     suite: str
     valid_dataset: str
-    max_quarantined_share: float = 0.02  # more rows than this failing row-level rules stops the line
+    max_quarantined_share: Fraction = 0.02  # more rows than this failing row-level rules stops the line
     freshness_hours: float = 2.0  # the `freshness_cutoff` suite parameter: end of the date minus this
+    _dataset: str = PrivateAttr("")
 
-    def __post_init__(self) -> None:
-        if not 0 <= self.max_quarantined_share <= 1:
-            raise SpecError(f"contract {self.dataset}: max_quarantined_share must be between 0 and 1")
-
-
-# Model settings every spec must give (read as plain dicts by training, the gate, monitoring).
-REQUIRED_SETTINGS = {
-    "training": ["model", "seed", "min_labelled_rows", "split", "retrain_window_days", "params"],
-    "gate": ["primary_metric", "min_improvement"],
-    "monitoring": ["drift_features", "psi_threshold", "feedback"],
-}
-
-ALERT_CHANNELS = {"log", "webhook", "email"}
+    @property
+    def dataset(self) -> str:
+        return self._dataset
 
 
-@dataclass(frozen=True)
-class AlertChannel:
+class AlertChannel(Strict):
     """Where a stopped line is reported. Addresses come from environment variables (never the
     spec); a channel whose variable is unset is inactive, and says so in the task log."""
 
-    channel: str
+    channel: Literal["log", "webhook", "email"]
     url_env: str = ""  # webhook: variable holding the URL to POST the alert to
     to_env: str = ""  # email: variable holding comma-separated recipients (SMTP: LOOPLINE_SMTP_*)
 
-    def __post_init__(self) -> None:
-        if self.channel not in ALERT_CHANNELS:
-            raise SpecError(f"alert channel {self.channel!r} is not one of {sorted(ALERT_CHANNELS)}")
+    @model_validator(mode="after")
+    def _address_variable(self) -> "AlertChannel":
         needed = {"webhook": "url_env", "email": "to_env"}.get(self.channel)
         if needed and not getattr(self, needed):
-            raise SpecError(f"alert channel {self.channel} needs {needed} (the environment variable to read)")
+            raise ValueError(f"a {self.channel} channel needs {needed} (the environment variable to read)")
+        return self
 
 
-@dataclass(frozen=True)
-class Features:
-    numeric: list[str]
-    boolean: list[str]
-    categorical: dict[str, list[str]]
-    home_country: str
+class Task(Strict):
+    """What is predicted, for which entities, from which outcome.
+
+    `entities` is the source whose rows are scored (its schema's key identifies an entity and
+    its time field is the event time); `labels` is the source carrying the outcome, joined on
+    its schema's key (it may be the same source, when the outcome arrives later on the same
+    stream). The latest label per key wins; a null target is not a label (such rows are left
+    out of training and counted)."""
+
+    type: Literal["binary", "regression"]
+    entities: str
+    labels: str
+    target: str
+
+
+class Split(Strict):
+    validation_days: int = Field(ge=1)
+    holdout_days: int = Field(ge=1)
+
+
+class Training(Strict):
+    model: str = Field(description="a model type of loopline.model_types (by task type)")
+    seed: int = 7
+    min_labelled_rows: int = Field(gt=0)
+    split: Split
+    retrain_window_days: int = Field(gt=0, description="a drift-triggered retrain learns from recent days only")
+    params: dict[str, dict[str, Any]] = Field({}, description="per model type; only the chosen type's are used")
 
     @property
-    def columns(self) -> list[str]:
-        return [*self.numeric, *self.boolean, *self.categorical]
+    def model_params(self) -> dict[str, Any]:
+        return dict(self.params.get(self.model, {}))
 
 
-@dataclass(frozen=True)
-class PipelineSpec:
-    name: str
-    description: str
+class SmokeTest(Strict):
+    sample_rows: int = Field(1000, gt=0)
+    max_ms_per_1000_rows: float = Field(1000.0, gt=0)
+
+
+class Gate(Strict):
+    primary_metric: str = Field(description="one of the task type's metrics; its direction decides 'better'")
+    min_improvement: float = Field(ge=0, description="the challenger must beat the champion by this much")
+    critical_slices: dict[str, float] = Field({}, description="entity field -> largest allowed loss per value")
+    slice_min_rows: int = Field(500, gt=0)
+    smoke_test: SmokeTest = SmokeTest()
+
+
+class Feedback(Strict):
+    min_labelled_rows: int = Field(gt=0)
+    tolerance: float = Field(ge=0)
+
+
+class Monitoring(Strict):
+    drift_features: list[str]
+    psi_threshold: float = Field(gt=0)
+    feedback: Feedback
+
+
+class ModelCard(Strict):
+    intended_use: str = ""
+    limitations: str = ""
+
+
+SCHEDULES = {"daily": "0 0 * * *", "weekly": "0 0 * * 1", "monthly": "0 0 1 * *"}
+
+
+class PipelineSpec(Strict):
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str = ""
+    schedule: str = Field("daily", description="daily, weekly, monthly, or a five-field cron expression (UTC)")
+    start_date: date = Field(date(2024, 1, 1), description="the first data interval a backfill can reach")
     sources: dict[str, Source]
-    predictions_topic: str
-    dead_letter_suffix: str
+    sinks: Sinks
+    schemas: dict[str, Schema]
+    task: Task
+    ingest: IngestLimits = IngestLimits()
     storage: dict[str, Placement]
-    contracts: dict[str, Contract]  # by bronze dataset
+    contracts: dict[str, Contract]
+    alerts: list[AlertChannel] = [AlertChannel(channel="log")]
+    model_card: ModelCard = ModelCard()
     features: Features
-    target: str
-    training: dict[str, Any]
-    gate: dict[str, Any]
-    monitoring: dict[str, Any]
-    ingest: IngestLimits = field(default_factory=IngestLimits)
-    alerts: list[AlertChannel] = field(default_factory=lambda: [AlertChannel("log")])
-    model_card: dict[str, str] = field(default_factory=dict)  # intended_use, limitations (loopline.model_card)
-    topics: list[str] = field(init=False)
+    training: Training
+    gate: Gate
+    monitoring: Monitoring
 
-    def __post_init__(self) -> None:
-        kafka = [s for s in self.sources.values() if s.kind == "kafka"]
-        main_topics = [self.predictions_topic, *(s.topic for s in kafka)]
-        object.__setattr__(self, "topics", main_topics + [self.dead_letter_topic(s) for s in kafka])
-        uncontracted = sorted({s.dataset for s in self.sources.values()} - set(self.contracts))
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        from croniter import croniter
+
+        if value not in SCHEDULES and not (len(value.split()) == 5 and croniter.is_valid(value)):
+            raise ValueError(f"{value!r} is not {', '.join(SCHEDULES)} or a five-field cron expression")
+        return value
+
+    @field_validator("sources")
+    @classmethod
+    def _source_names(cls, sources: dict[str, Source]) -> dict[str, Source]:
+        bad = [name for name in sources if not re.fullmatch(NAME_PATTERN, name)]
+        if bad:
+            raise ValueError(f"source names {bad} must match {NAME_PATTERN} (they name datasets and paths)")
+        return sources
+
+    @model_validator(mode="after")
+    def _resolve_and_check(self) -> "PipelineSpec":
+        for name, schema in self.schemas.items():
+            schema._name = name
+        for name, source in self.sources.items():
+            if source.schema_ not in self.schemas:
+                raise ValueError(f"sources.{name}.schema: {source.schema_!r} is not one of the schemas "
+                                 f"{sorted(self.schemas)}")
+            source._name, source._schema = name, self.schemas[source.schema_]
+            if source.time_field not in source.schema.fields:
+                raise ValueError(f"sources.{name}.time_field: {source.time_field!r} is not a field of schema "
+                                 f"{source.schema_} {sorted(source.schema.fields)}")
+            if not source.schema.required(source.time_field):
+                raise ValueError(f"sources.{name}.time_field: {source.time_field!r} is nullable in schema "
+                                 f"{source.schema_}; bronze is partitioned by it, so it must be required")
+        for dataset, contract in self.contracts.items():
+            contract._dataset = dataset
+        self._check_datasets()
+        self._check_task()
+        self.features.check_against(self.entity_source.schema, "features")
+        self._check_model_settings()
+        return self
+
+    def _check_datasets(self) -> None:
+        bronze = {s.dataset for s in self.sources.values()}
+        unknown = sorted(set(self.contracts) - bronze)
+        if unknown:
+            raise ValueError(f"contracts: {unknown} are not bronze datasets of a source ({sorted(bronze)})")
+        uncontracted = sorted(bronze - set(self.contracts))
         if uncontracted:
-            raise SpecError(f"pipeline {self.name}: no contract for {uncontracted}; downstream stages read only "
-                            "data that passed a contract, so every source needs one (see `loopline contract draft`)")
-        datasets = ({s.dataset for s in self.sources.values()} | {c.valid_dataset for c in self.contracts.values()}
+            raise ValueError(f"contracts: no contract for {uncontracted}; downstream stages read only data that "
+                             "passed a contract, so every source needs one (see `loopline contract draft`)")
+        datasets = (bronze | {c.valid_dataset for c in self.contracts.values()}
                     | {"quarantine", "predictions", "reference", "checkpoints", "contract_reports"})
         missing = sorted(datasets - set(self.storage))
         if missing:
-            raise SpecError(f"pipeline {self.name}: storage placement missing for {missing}")
-        unset = [f"{block}.{key}" for block, keys in REQUIRED_SETTINGS.items() for key in keys
-                 if key not in getattr(self, block)]
-        if unset:
-            raise SpecError(f"pipeline {self.name}: settings missing: {unset} (card_fraud.yaml shows each one)")
+            raise ValueError(f"storage: placement missing for {missing}")
+
+    def _check_task(self) -> None:
+        for role in ("entities", "labels"):
+            source = getattr(self.task, role)
+            if source not in self.sources:
+                raise ValueError(f"task.{role}: {source!r} is not one of the sources {sorted(self.sources)}")
+        label_schema = self.label_source.schema
+        if self.task.target not in label_schema.fields:
+            raise ValueError(f"task.target: {self.task.target!r} is not a field of the labels source's schema "
+                             f"{label_schema.name} {sorted(label_schema.fields)}")
+        allowed = {"binary": {"int", "boolean"}, "regression": {"int", "double"}}[self.task.type]
+        if label_schema.fields[self.task.target] not in allowed:
+            raise ValueError(f"task.target: a {self.task.type} target must be {sorted(allowed)}, "
+                             f"{self.task.target!r} is {label_schema.fields[self.task.target]}")
+        entity_key, label_key = self.entity_source.schema, label_schema
+        if entity_key.fields[entity_key.key] != label_key.fields[label_key.key]:
+            raise ValueError(f"task: the entity key {entity_key.key} and the label key {label_key.key} have different "
+                             "types, so labels cannot be joined to entities")
+
+    def _check_model_settings(self) -> None:
+        from loopline.model_types import MODEL_TYPES
+
+        task = self.task.type
+        known = {name: kind for name, kind in MODEL_TYPES.items() if task in kind.tasks}
+        if self.training.model not in known:
+            raise ValueError(f"training.model: {self.training.model!r} is not a model type for {task} tasks; "
+                             f"use one of {sorted(known)}")
+        allowed = metrics.names(task)
+        if self.gate.primary_metric not in allowed:
+            raise ValueError(f"gate.primary_metric: {self.gate.primary_metric!r} is not a {task} metric; "
+                             f"use one of {allowed}")
+        columns = self.features.columns
+        not_features = [f for f in self.monitoring.drift_features if f not in columns]
+        if not_features:
+            raise ValueError(f"monitoring.drift_features: {not_features} are not feature columns {columns}")
+        entity_fields = self.entity_source.schema.fields
+        missing = [c for c in self.gate.critical_slices if c not in entity_fields]
+        if missing:
+            raise ValueError(f"gate.critical_slices: {missing} are not fields of the entities source "
+                             f"{sorted(entity_fields)}")
+
+    # --- what the stages ask of a spec ----------------------------------------------------
+
+    @property
+    def entity_source(self) -> Source:
+        return self.sources[self.task.entities]
+
+    @property
+    def label_source(self) -> Source:
+        return self.sources[self.task.labels]
+
+    @property
+    def target(self) -> str:
+        return self.task.target
 
     @property
     def model_name(self) -> str:
         return self.name
 
+    @property
+    def predictions_topic(self) -> str:
+        return self.sinks.predictions_topic
+
+    @property
+    def placements(self) -> dict[str, StoragePlacement]:
+        return {dataset: StoragePlacement(p.tier, p.onprem_only) for dataset, p in self.storage.items()}
+
+    @property
+    def topics(self) -> list[str]:
+        kafka = [s for s in self.sources.values() if s.kind == "kafka"]
+        return [self.predictions_topic, *(s.topic for s in kafka), *(self.dead_letter_topic(s) for s in kafka)]
+
+    @property
+    def cron(self) -> str:
+        return SCHEDULES.get(self.schedule, self.schedule)
+
     def dead_letter_topic(self, source: Source) -> str:
-        return source.topic + self.dead_letter_suffix
+        return source.topic + self.sinks.dead_letter_suffix
 
     def valid_dataset(self, source: str) -> str:
         """The dataset downstream stages read for `source`: its bronze rows that passed the contract."""
         return self.contracts[self.sources[source].dataset].valid_dataset
 
+    @property
+    def entity_dataset(self) -> str:
+        return self.valid_dataset(self.task.entities)
 
-def _source(name: str, raw: dict, schemas: dict[str, Schema]) -> Source:
-    fields = {k: v for k, v in raw.items() if k != "schema"}
-    return Source(name=name, dataset=f"bronze_{name}", schema=schemas[raw["schema"]], **fields)
+    @property
+    def label_dataset(self) -> str:
+        return self.valid_dataset(self.task.labels)
+
+
+def spec_path(name: str, directory: Path | None = None) -> Path:
+    """The spec file of pipeline `name`; the name is checked first, so it cannot leave the folder."""
+    if not re.fullmatch(NAME_PATTERN, name or ""):
+        raise SpecError(f"{name!r} is not a pipeline name: use lower-case letters, digits and _ ({NAME_PATTERN})")
+    return (directory or pipelines_dir()) / f"{name}.yaml"
 
 
 def load_spec(name: str, directory: Path | None = None) -> PipelineSpec:
-    """Read ``<directory>/<name>.yaml``; raise SpecError naming what is wrong."""
-    directory = directory or pipelines_dir()
-    path = directory / f"{name}.yaml"
+    """Read and validate ``<directory>/<name>.yaml``; raise SpecError naming what is wrong."""
+    path = spec_path(name, directory)
     if not path.exists():
-        known = sorted(p.stem for p in directory.glob("*.yaml"))
-        raise SpecError(f"no pipeline spec {path.name} in {directory}; known pipelines: {known}")
-    raw = yaml.safe_load(path.read_text())
+        known = sorted(p.stem for p in path.parent.glob("*.yaml"))
+        raise SpecError(f"no pipeline spec {path.name} in {path.parent}; known pipelines: {known}")
+    spec = parse_spec(yaml.safe_load(path.read_text()) or {}, path.name)
+    if spec.name != name:
+        raise SpecError(f"{path.name}: name: {spec.name!r} must equal the file name {name!r}")
+    return spec
+
+
+def parse_spec(raw: dict, origin: str = "spec") -> PipelineSpec:
+    """Validate a spec document (already read from YAML); SpecError lists every problem."""
     try:
-        schemas = {n: Schema(name=n, key=s["key"], fields=s["fields"]) for n, s in raw["schemas"].items()}
-        sources = {name: _source(name, s, schemas) for name, s in raw["sources"].items()}
-        return PipelineSpec(
-            name=raw["name"],
-            description=raw.get("description", ""),
-            sources=sources,
-            predictions_topic=raw["sinks"]["predictions_topic"],
-            dead_letter_suffix=raw["sinks"]["dead_letter_suffix"],
-            storage={dataset: Placement(**place) for dataset, place in raw["storage"].items()},
-            contracts={dataset: Contract(dataset=dataset, **c) for dataset, c in raw["contracts"].items()},
-            features=Features(**raw["features"]),
-            target=raw["target"],
-            training=raw["training"],
-            gate=raw["gate"],
-            monitoring=raw["monitoring"],
-            ingest=IngestLimits(**raw.get("ingest", {})),
-            alerts=[AlertChannel(**a) for a in raw.get("alerts", [{"channel": "log"}])],
-            model_card=raw.get("model_card", {}),
-        )
-    except KeyError as error:
-        raise SpecError(f"{path.name}: missing key {error}") from error
-    except TypeError as error:  # an unknown key in a source, placement or ingest block
-        raise SpecError(f"{path.name}: {error}") from error
+        return PipelineSpec.model_validate(raw)
+    except ValidationError as error:
+        problems = [_describe(e) for e in error.errors()]
+        raise SpecError(f"{origin}: {len(problems)} problem(s)\n" + "\n".join(f"  {p}" for p in problems)) from None
+
+
+def _describe(error: dict) -> str:
+    """`path.in.yaml: what is wrong (what is allowed)` for one pydantic error."""
+    path = ".".join(str(part) for part in error["loc"] if part != "function-after[...]")
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        allowed = _allowed_keys(error["loc"][:-1])
+        message = f"unknown key{f'; allowed here: {allowed}' if allowed else ''}"
+    elif error["type"] == "literal_error":
+        message = f"{error['input']!r} is not allowed; {message.lower()}"
+    return f"{path}: {message}" if path else message
+
+
+def _allowed_keys(loc: tuple) -> list[str]:
+    """The keys the spec model allows at `loc` (for 'unknown key' errors)."""
+    model: Any = PipelineSpec
+    for part in loc:
+        if isinstance(part, int) or not (isinstance(model, type) and issubclass(model, BaseModel)):
+            model = _inner_model(model)
+            continue
+        fields = {f.alias or n: f for n, f in model.model_fields.items()}
+        if part not in fields:  # a key of a dict-valued field (a source name, a dataset ...)
+            model = _inner_model(model)
+            continue
+        model = _inner_model(fields[part].annotation)
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return sorted(f.alias or n for n, f in model.model_fields.items())
+    return []
+
+
+def _inner_model(annotation: Any) -> Any:
+    """The model inside dict[str, M], list[M], M | None ... (or the annotation itself)."""
+    from typing import get_args
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        inner = _inner_model(arg)
+        if isinstance(inner, type) and issubclass(inner, BaseModel):
+            return inner
+    return annotation
+
+
+def json_schema() -> dict:
+    """JSON Schema of a spec file, for editors (`loopline spec schema`)."""
+    schema = PipelineSpec.model_json_schema(by_alias=True)
+    schema["title"] = "Loopline pipeline spec"
+    return schema
 
 
 def derived_spec(base: str, name: str, overrides: dict[str, dict] | None = None) -> dict:

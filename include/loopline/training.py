@@ -1,6 +1,6 @@
 """Training: labelled valid rows known on the logical date → a model in an MLflow run.
 
-The spec's recipe (model type, parameters, seed, features) is fitted on a time split by
+The spec's recipe (task and model type, parameters, seed, features) is fitted on a time split by
 event date (train | validation | holdout). The run records everything needed to explain and
 repeat it: its data as `mlflow.data` inputs (source partitions and Kafka offset ranges in the
 input tags; the full lineage, contract results and row ids as artifacts), the data hash, the
@@ -23,21 +23,16 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
+from loopline import metrics
 from loopline import training_data as data
 from loopline.drift import profile
-from loopline.features import build_features
-from loopline.spec import Features, PipelineSpec
+from loopline.features import FeatureBuilder, Features
+from loopline.run_artifacts import HOLDOUT_ARTIFACT, INPUTS_ARTIFACT, PROFILE_ARTIFACT, ROW_IDS_ARTIFACT
+from loopline.spec import PipelineSpec, pipelines_dir
 from loopline.storage import Lake
 from loopline.training_data import NotEnoughLabels
-
-HOLDOUT_ARTIFACT = "holdout/holdout.parquet"
-PROFILE_ARTIFACT = "reference/profile.json"
-INPUTS_ARTIFACT = "inputs/training_inputs.json"
-ROW_IDS_ARTIFACT = "inputs/row_ids.parquet"
-METRICS = ("roc_auc", "average_precision", "log_loss")
 
 
 @dataclass(frozen=True)
@@ -52,35 +47,41 @@ class TrainingResult:
 
 @dataclass(frozen=True)
 class Recipe:
-    """What is fitted, independent of the data: recorded with every run so it can be repeated."""
+    """What is fitted, independent of the data: recorded with every run so it can be repeated.
+    The feature module's content is part of it (its hash), so changed feature code is a new recipe."""
 
+    task: str
     model_type: str
     params: dict[str, Any]
     seed: int
     features: Features
     target: str
+    stored_columns: list[str]  # what the rows keep (data hashes are over these)
+    feature_code_sha256: str | None = None
 
     @classmethod
     def from_spec(cls, spec: PipelineSpec) -> "Recipe":
-        kind = spec.training["model"]
-        return cls(kind, spec.training["params"].get(kind, {}), spec.training["seed"], spec.features, spec.target)
+        builder = FeatureBuilder.for_spec(spec.features, pipelines_dir())
+        code_hash = hashlib.sha256(builder.code_file.read_bytes()).hexdigest() if builder.code_file else None
+        return cls(spec.task.type, spec.training.model, spec.training.model_params, spec.training.seed, spec.features,
+                   spec.target, data.stored_columns(spec), code_hash)
 
     @classmethod
     def from_record(cls, record: dict) -> "Recipe":
-        return cls(**{**record, "features": Features(**record["features"])})
+        return cls(**{**record, "features": Features.model_validate(record["features"])})
+
+    def record(self) -> dict:
+        return {**asdict(self), "features": self.features.model_dump(mode="json")}
 
     def fingerprint(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()
+        return hashlib.sha256(json.dumps(self.record(), sort_keys=True).encode()).hexdigest()
 
-
-def evaluate(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
-
-    return {
-        "roc_auc": float(roc_auc_score(labels, probabilities)),
-        "average_precision": float(average_precision_score(labels, probabilities)),
-        "log_loss": float(log_loss(labels, np.clip(probabilities, 1e-7, 1 - 1e-7), labels=[0, 1])),
-    }
+    def builder(self) -> FeatureBuilder:
+        """The recipe's features with the pipeline's feature module (which must still match)."""
+        builder = FeatureBuilder.for_spec(self.features, pipelines_dir())
+        if builder.code_file and hashlib.sha256(builder.code_file.read_bytes()).hexdigest() != self.feature_code_sha256:
+            raise ValueError(f"feature module {builder.code_file.name} changed since this recipe was recorded")
+        return builder
 
 
 def _existing_run(experiment_id: str, tags: dict[str, str]):
@@ -91,21 +92,26 @@ def _existing_run(experiment_id: str, tags: dict[str, str]):
     return runs[0] if runs else None
 
 
+def _target_summary(task: str, target: pd.Series) -> dict[str, float]:
+    return {"positives": int(target.sum())} if task == "binary" else {"target_mean": float(target.mean())}
+
+
 def _recorded_inputs(spec: PipelineSpec, lake: Lake, db_url: str, splits: dict[str, pd.DataFrame],
-                     recipe: Recipe, until: date, window_days: int | None, data_hash: str) -> dict:
+                     recipe: Recipe, until: date, window_days: int | None, data_hash: str, null_targets: int) -> dict:
     """The lineage of one training: splits (dates, rows, hash), partitions, offsets, contracts."""
     rows = pd.concat(splits.values(), ignore_index=True)
-    events, labels = spec.valid_dataset("events"), spec.valid_dataset("labels")
     partitions = data.partitions(rows, spec, lake)
-    offsets = data.offset_ranges(rows, events) + data.offset_ranges(rows, labels, data.LABEL_PREFIX)
+    offsets = (data.offset_ranges(rows, spec.entity_dataset)
+               + data.offset_ranges(rows, spec.label_dataset, data.LABEL_PREFIX))
     return {
         "pipeline": spec.name, "trained_until": until.isoformat(), "window_days": window_days,
-        "source": lake.location(events).spark_uri,
-        "recipe": asdict(recipe),
+        "source": lake.location(spec.entity_dataset).spark_uri,
+        "recipe": recipe.record(),
         "splits": {name: {"event_dates": sorted(frame["date"].unique().tolist()), "rows": len(frame),
-                          "positives": int(frame[recipe.target].sum()),
-                          "data_hash": data.data_hash(data.model_rows(frame, recipe.features, recipe.target))}
+                          **_target_summary(recipe.task, frame[recipe.target]),
+                          "data_hash": data.data_hash(data.model_rows(frame, recipe.stored_columns))}
                    for name, frame in splits.items()},
+        "null_target_rows": null_targets,
         "data_hash": data_hash,
         "partitions": partitions,
         "kafka_offsets": [asdict(o) for o in offsets],
@@ -118,15 +124,18 @@ def train(spec: PipelineSpec, lake: Lake, db_url: str, logical_date: date, dag_i
     """Train on labelled rows known at `logical_date` (optionally only the recent window)."""
     import mlflow
 
-    rows = data.recent(data.labelled_rows(lake, spec, logical_date), logical_date, window_days)
-    minimum = spec.training["min_labelled_rows"]
+    labelled = data.labelled_rows(lake, spec, logical_date)
+    time_field = spec.entity_source.time_field
+    rows = data.recent(labelled.rows, time_field, logical_date, window_days)
+    minimum = spec.training.min_labelled_rows
     if len(rows) < minimum:
-        raise NotEnoughLabels(f"{spec.name} {logical_date}: {len(rows)} labelled rows, need {minimum}; "
-                              "labels arrive 1-3 days after payments, so this is expected on the first days")
-    splits = data.split_by_event_date(rows, **spec.training["split"])
+        raise NotEnoughLabels(f"{spec.name} {logical_date}: {len(rows)} labelled rows, need {minimum} (and "
+                              f"{labelled.null_targets} latest labels have a null target); labels arrive after "
+                              "the events they describe, so this is expected on a pipeline's first days")
+    splits = data.split_by_event_date(rows, time_field, spec.training.split.validation_days,
+                                      spec.training.split.holdout_days)
     recipe = Recipe.from_spec(spec)
-    data_hash = data.data_hash(data.model_rows(pd.concat(splits.values(), ignore_index=True), recipe.features,
-                                               recipe.target))
+    data_hash = data.data_hash(data.model_rows(pd.concat(splits.values(), ignore_index=True), recipe.stored_columns))
     fingerprint = hashlib.sha256((data_hash + recipe.fingerprint()).encode()).hexdigest()[:16]
     tags = {"pipeline": spec.name, "logical_date": logical_date.isoformat(), "dag_id": dag_id,
             "data_fingerprint": fingerprint}
@@ -134,7 +143,8 @@ def train(spec: PipelineSpec, lake: Lake, db_url: str, logical_date: date, dag_i
     if existing is not None:  # a rerun of the date: the same data and recipe were already trained
         return TrainingResult(existing.info.run_id, existing.data.tags["model_uri"], dict(existing.data.metrics),
                               int(existing.data.params["train_rows"]), int(existing.data.params["holdout_rows"]), True)
-    inputs = _recorded_inputs(spec, lake, db_url, splits, recipe, logical_date, window_days, data_hash)
+    inputs = _recorded_inputs(spec, lake, db_url, splits, recipe, logical_date, window_days, data_hash,
+                              labelled.null_targets)
     return fit_and_log(spec, recipe, splits, inputs, f"train-{logical_date}", tags)
 
 
@@ -144,12 +154,12 @@ def _log_dataset(recipe: Recipe, name: str, frame: pd.DataFrame, inputs: dict) -
 
     record = inputs["splits"][name]
     offsets = {}
-    for o in data.offset_ranges(frame, "events") + data.offset_ranges(frame, "labels", data.LABEL_PREFIX):
+    for o in data.offset_ranges(frame, "entities") + data.offset_ranges(frame, "labels", data.LABEL_PREFIX):
         offsets.setdefault(f"offsets.{o.dataset}.{o.source}", []).append(f"{o.partition}:{o.first}-{o.last}")
     # MLflow hints about integer columns and calls a file:// source ambiguous: neither applies here
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        dataset = mlflow.data.from_pandas(data.model_rows(frame, recipe.features, recipe.target),
+        dataset = mlflow.data.from_pandas(data.model_rows(frame, recipe.stored_columns),
                                           source=inputs["source"], targets=recipe.target,
                                           name=f"{inputs['pipeline']}.{name}", digest=record["data_hash"][:36])
         mlflow.log_input(dataset, context=name, tags={
@@ -175,11 +185,13 @@ def fit_and_log(spec: PipelineSpec, recipe: Recipe, splits: dict[str, pd.DataFra
     import mlflow
     from mlflow.models import infer_signature
 
+    from loopline.model_store import log_model
     from loopline.model_types import model_type
     from loopline.provenance import git_commit, pinned, runtime
 
     kind = model_type(recipe.model_type)
-    x = {name: build_features(frame, recipe.features) for name, frame in splits.items()}
+    builder = recipe.builder().learned(splits["train"])
+    x = {name: builder.build(frame) for name, frame in splits.items()}
     y = {name: frame[recipe.target] for name, frame in splits.items()}
     commit, dirty = git_commit()
     mlflow.set_experiment(spec.name)
@@ -187,27 +199,29 @@ def fit_and_log(spec: PipelineSpec, recipe: Recipe, splits: dict[str, pd.DataFra
                                                    "loopline.git_dirty": str(dirty).lower(),
                                                    "loopline.runtime": runtime(),
                                                    "loopline.data_hash": inputs["data_hash"]}) as run:
-        model = kind.fit(x["train"], y["train"], x["validation"], y["validation"], recipe.params, recipe.seed)
+        model = kind.fit(x["train"], y["train"], x["validation"], y["validation"], recipe.params, recipe.seed,
+                         recipe.task)
         holdout_predictions = kind.predict(model, x["holdout"])
-        metrics = evaluate(holdout_predictions, y["holdout"].to_numpy())
-        validation = evaluate(kind.predict(model, x["validation"]), y["validation"].to_numpy())
-        mlflow.log_params({"model_type": recipe.model_type, "seed": recipe.seed, **recipe.params,
+        scores = metrics.evaluate(recipe.task, holdout_predictions, y["holdout"].to_numpy())
+        validation = metrics.evaluate(recipe.task, kind.predict(model, x["validation"]), y["validation"].to_numpy())
+        mlflow.log_params({"task": recipe.task, "model_type": recipe.model_type, "seed": recipe.seed, **recipe.params,
                            **{f"{name}_rows": len(frame) for name, frame in splits.items()},
                            "trained_until": inputs["trained_until"], "window_days": inputs["window_days"] or "all"})
-        mlflow.log_metrics({**metrics, **{f"validation_{k}": v for k, v in validation.items()}})
+        mlflow.log_metrics({**scores, **{f"validation_{k}": v for k, v in validation.items()}})
         for name, frame in splits.items():
             _log_dataset(recipe, name, frame, inputs)
-        info = kind.log_model(model, name="model", input_example=x["holdout"].head(5),
-                              signature=infer_signature(x["holdout"], holdout_predictions),
-                              pip_requirements=pinned(("mlflow", *kind.packages)))
-        holdout = data.model_rows(splits["holdout"], recipe.features, recipe.target)
-        reference = profile(x["train"], spec.monitoring["drift_features"])
-        row_ids = pd.concat([pd.DataFrame({"transaction_id": frame["transaction_id"], "split": name})
+        info = log_model(kind, model, recipe.task, builder, input_example=x["holdout"].head(5),
+                         signature=infer_signature(x["holdout"], holdout_predictions),
+                         pip_requirements=pinned(("mlflow", *kind.packages)))
+        holdout = data.model_rows(splits["holdout"], recipe.stored_columns)
+        reference = profile(x["train"], spec.monitoring.drift_features)
+        key = spec.entity_source.key
+        row_ids = pd.concat([pd.DataFrame({"entity_key": frame[key].astype(str), "split": name})
                              for name, frame in splits.items()])
         _log_files({HOLDOUT_ARTIFACT: lambda f: holdout.to_parquet(f, index=False),
                     PROFILE_ARTIFACT: lambda f: f.write_text(json.dumps(reference)),
                     INPUTS_ARTIFACT: lambda f: f.write_text(json.dumps(inputs, indent=1, default=str)),
                     ROW_IDS_ARTIFACT: lambda f: row_ids.to_parquet(f, index=False)})
         mlflow.set_tag("model_uri", info.model_uri)
-    return TrainingResult(run.info.run_id, info.model_uri, metrics, len(splits["train"]), len(splits["holdout"]),
+    return TrainingResult(run.info.run_id, info.model_uri, scores, len(splits["train"]), len(splits["holdout"]),
                           False)

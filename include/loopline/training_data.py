@@ -1,20 +1,21 @@
 """Training data: labelled valid rows as known on a date, their time split, hash and lineage.
 
-Only data that passed its contract is read (`valid_*` datasets). A row is an event joined
-with its latest label known on the date; it keeps the Kafka coordinates of both, so a
-model's lineage can name the exact partitions and offset ranges it learned from.
+Only data that passed its contract is read (the spec's valid datasets). A row is an entity
+(from the spec's entities source) joined on its key with its latest label known on the date
+(from the labels source, which may be the same source); it keeps the source coordinates of
+both, so a model's lineage can name the exact partitions and offset ranges it learned from.
+A label whose target is null is not a label: such entities are left out and counted.
 """
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 import pandas as pd
 
 from loopline import db
-from loopline.features import source_columns
-from loopline.spec import Features, PipelineSpec
+from loopline.spec import PipelineSpec
 from loopline.storage import Lake
 
 SPLITS = ("train", "validation", "holdout")
@@ -45,43 +46,62 @@ def read_partitions(lake: Lake, dataset: str, until: date, dates: list[str] | No
 
 
 def latest_labels(lake: Lake, spec: PipelineSpec, until: date) -> pd.DataFrame:
-    """Each transaction's latest label as known on `until` (a later label corrects an earlier one)."""
-    labels = read_partitions(lake, spec.valid_dataset("labels"), until)
+    """Each entity's latest label as known on `until` (a later label corrects an earlier one),
+    keyed by the entity key's name; labels with a null target are kept (they are counted)."""
+    source = spec.label_source
+    labels = read_partitions(lake, spec.label_dataset, until)
     if labels.empty:
         return labels
-    return labels.sort_values("label_time").drop_duplicates("transaction_id", keep="last")
+    latest = labels.sort_values([source.time_field, *COORDINATES]).drop_duplicates(source.key, keep="last")
+    return latest.rename(columns={source.key: spec.entity_source.key}) if source.key != spec.entity_source.key \
+        else latest
 
 
-def labelled_rows(lake: Lake, spec: PipelineSpec, until: date) -> pd.DataFrame:
-    """Events joined with their latest label, both as known on `until`, oldest first.
+@dataclass(frozen=True)
+class LabelledRows:
+    rows: pd.DataFrame  # entities with a non-null target, oldest first
+    null_targets: int  # entities whose latest label has a null target (left out)
+
+
+def labelled_rows(lake: Lake, spec: PipelineSpec, until: date) -> LabelledRows:
+    """Entities joined with their latest label, both as known on `until`, oldest first.
 
     Label columns other than the target keep a `label_` prefix (`label_date`,
     `label_source_offset`, ...): the lineage needs them, the features never read them."""
-    events = read_partitions(lake, spec.valid_dataset("events"), until)
+    key, time_field = spec.entity_source.key, spec.entity_source.time_field
+    events = read_partitions(lake, spec.entity_dataset, until)
     labels = latest_labels(lake, spec, until)
     if events.empty or labels.empty:
-        return pd.DataFrame()
-    events = events.drop_duplicates("transaction_id", keep="last")
-    labels = labels[["transaction_id", spec.target, "date", *COORDINATES]].rename(
+        return LabelledRows(pd.DataFrame(), 0)
+    events = events.drop(columns=[spec.target], errors="ignore").drop_duplicates(key, keep="last")
+    labels = labels[[key, spec.target, "date", *COORDINATES]].rename(
         columns={c: LABEL_PREFIX + c for c in ["date", *COORDINATES]})
-    joined = events.merge(labels, on="transaction_id", how="inner")
-    return joined.sort_values(["event_time", "transaction_id"]).reset_index(drop=True)
+    joined = events.merge(labels, on=key, how="inner")
+    unlabelled = joined[spec.target].isna()
+    joined = joined[~unlabelled]
+    return LabelledRows(joined.sort_values([time_field, key]).reset_index(drop=True), int(unlabelled.sum()))
 
 
-def recent(rows: pd.DataFrame, until: date, window_days: int | None) -> pd.DataFrame:
+def event_days(rows: pd.DataFrame, time_field: str) -> pd.Series:
+    """The UTC event date of each row."""
+    return pd.to_datetime(rows[time_field], utc=True).dt.date
+
+
+def recent(rows: pd.DataFrame, time_field: str, until: date, window_days: int | None) -> pd.DataFrame:
     """Only rows whose event day falls in the last `window_days` days up to `until` (all if None)."""
     if window_days is None or rows.empty:
         return rows
-    first_day = pd.Timestamp(until, tz="UTC") - pd.Timedelta(days=window_days - 1)
-    return rows[pd.to_datetime(rows["event_time"], utc=True) >= first_day].reset_index(drop=True)
+    first_day = until - timedelta(days=window_days - 1)
+    return rows[event_days(rows, time_field) >= first_day].reset_index(drop=True)
 
 
-def split_by_event_date(rows: pd.DataFrame, validation_days: int, holdout_days: int) -> dict[str, pd.DataFrame]:
+def split_by_event_date(rows: pd.DataFrame, time_field: str, validation_days: int,
+                        holdout_days: int) -> dict[str, pd.DataFrame]:
     """Whole event dates, oldest first: train | the next `validation_days` | the last `holdout_days`.
 
     No date is in two splits, so nothing the model is judged on happened before something it
     learned from (no look-ahead), and the holdout is the most recent behaviour."""
-    days = pd.to_datetime(rows["event_time"], utc=True).dt.date
+    days = event_days(rows, time_field)
     dates = sorted(days.unique())
     needed = validation_days + holdout_days + 1
     if len(dates) < needed:
@@ -94,10 +114,16 @@ def split_by_event_date(rows: pd.DataFrame, validation_days: int, holdout_days: 
             "holdout": rows[days >= holdout_from].reset_index(drop=True)}
 
 
-def model_rows(rows: pd.DataFrame, features: Features, target: str) -> pd.DataFrame:
-    """The columns a model is trained and judged on: key, feature sources, target. This is
-    what Loopline stores next to a model (holdout, row ids): never other personal columns."""
-    return rows[["transaction_id", *source_columns(features), target]]
+def stored_columns(spec: PipelineSpec) -> list[str]:
+    """The columns a model is trained and judged on: key, feature sources, critical-slice
+    columns, target. This is what Loopline stores next to a model (holdout, row ids): never
+    other personal columns."""
+    return list(dict.fromkeys([spec.entity_source.key, *spec.features.source_columns(), *spec.gate.critical_slices,
+                               spec.target]))
+
+
+def model_rows(rows: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    return rows[columns]
 
 
 def data_hash(rows: pd.DataFrame) -> str:
@@ -126,8 +152,7 @@ def offset_ranges(rows: pd.DataFrame, dataset: str, prefix: str = "") -> list[Of
 
 def partitions(rows: pd.DataFrame, spec: PipelineSpec, lake: Lake) -> list[dict]:
     """Every dataset partition the rows came from: dataset, date, URI, rows."""
-    events, labels = spec.valid_dataset("events"), spec.valid_dataset("labels")
-    counted = [(events, rows["date"]), (labels, rows[LABEL_PREFIX + "date"])]
+    counted = [(spec.entity_dataset, rows["date"]), (spec.label_dataset, rows[LABEL_PREFIX + "date"])]
     return [{"dataset": dataset, "date": day, "uri": lake.location(dataset, date.fromisoformat(day)).spark_uri,
              "rows": int(n)}
             for dataset, days in counted for day, n in sorted(days.value_counts().items())]

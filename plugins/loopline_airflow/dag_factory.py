@@ -10,6 +10,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, task
 
+from loopline.spec import NAME_PATTERN
 from loopline_airflow import stages
 from loopline_airflow.assets import bronze_ingested, retrain_request
 from loopline_airflow.operators import ContractOperator
@@ -85,8 +86,8 @@ def tiering_dag(doc_md: str | None = None) -> DAG:
         dag_id="loopline_tier_copy", schedule=None, start_date=START, catchup=False, doc_md=doc_md,
         is_paused_upon_creation=False, tags=["loopline", "storage"], default_args=_default_args(),
         params={
-            "pipeline": Param("card_fraud", type="string", description="pipeline spec name"),
-            "dataset": Param("bronze_labels", type="string", description="dataset named in the spec's storage"),
+            "pipeline": Param(type="string", pattern=NAME_PATTERN, description="pipeline spec name"),
+            "dataset": Param(type="string", description="dataset named in the spec's storage"),
             "date": Param(type="string", format="date", description="partition date (YYYY-MM-DD)"),
             "to_tier": Param("cloud", type="string", description="target tier in include/storage.yaml"),
         },
@@ -103,7 +104,7 @@ def rollback_dag(doc_md: str | None = None) -> DAG:
         is_paused_upon_creation=False, tags=["loopline", "registry"],
         default_args=_default_args(),  # a refused rollback fails at once (AirflowFailException); outages retry
         params={
-            "pipeline": Param("card_fraud", type="string", description="pipeline spec name"),
+            "pipeline": Param(type="string", pattern=NAME_PATTERN, description="pipeline spec name"),
             "to_version": Param(None, type=["null", "integer"], minimum=1,
                                 description="version to restore; empty = previous_champion"),
             "reason": Param(type="string", minLength=3, description="why: recorded in loopline.alias_history"),

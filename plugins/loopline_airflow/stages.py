@@ -67,7 +67,7 @@ def train(pipeline: str, recent_only: bool = False) -> dict:
     from loopline.training_data import NotEnoughLabels
 
     p = _pipeline(pipeline)
-    window_days = p.spec.training["retrain_window_days"] if recent_only else None
+    window_days = p.spec.training.retrain_window_days if recent_only else None
     try:
         result = train_model(p.spec, p.lake, p.settings.db_url, logical_date(), get_current_context()["dag"].dag_id,
                              window_days)

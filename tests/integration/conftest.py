@@ -36,8 +36,8 @@ def make_pipeline(tmp_path_factory):
     from loopline.spec import load_spec
 
     directory: Path = tmp_path_factory.mktemp("pipelines")
-    for spec_file in PIPELINES_DIR.glob("*.yaml"):
-        (directory / spec_file.name).write_text(spec_file.read_text())
+    for pipeline_file in [*PIPELINES_DIR.glob("*.yaml"), *PIPELINES_DIR.glob("*.py")]:  # specs, feature modules
+        (directory / pipeline_file.name).write_text(pipeline_file.read_text())
     os.environ["LOOPLINE_PIPELINES_DIR"] = str(directory)
     settings, created = Settings.from_env(), []
 

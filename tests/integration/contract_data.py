@@ -5,7 +5,7 @@ from datetime import date, datetime
 
 import pandas as pd
 
-from loopline.simulate import SimulationConfig, transactions_for_day
+from card_fraud_simulator import SimulationConfig, transactions_for_day
 
 LINEAGE = {"source": "test", "source_partition": 0}
 EVENTS_DDL = ("transaction_id string, customer_id string, event_time timestamp, amount double, "

@@ -9,7 +9,7 @@ import pandas as pd
 
 from contract_data import write_bronze
 from loopline.features import build_features
-from loopline.simulate import SimulationConfig, transactions_for_day
+from card_fraud_simulator import SimulationConfig, transactions_for_day
 
 LABELS_DDL = ("transaction_id string, is_fraud int, label_time timestamp, label_source string, "
               "schema_version int, source string, source_partition int, source_offset bigint")

@@ -20,7 +20,7 @@ from loopline.gx_validation import suite_parameters, validate_frame
 from loopline.landing import LINEAGE_COLUMNS
 from loopline.parsing import classify
 from loopline.pipeline import Pipeline
-from loopline.simulate import SimulationConfig, messages_for_day
+from card_fraud_simulator import SimulationConfig, messages_for_day
 
 FIRST = date(2026, 6, 1)
 DAYS = [FIRST + timedelta(days=i) for i in range(12)]

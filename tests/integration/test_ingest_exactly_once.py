@@ -23,7 +23,7 @@ from lake_audit import assert_exactly_once
 from loopline import db
 from loopline.ingest import ingest_source
 from loopline.pipeline import Pipeline
-from loopline.simulate import SimulationConfig, produce
+from card_fraud_simulator import SimulationConfig, produce
 
 REPO = Path(__file__).resolve().parents[2]
 DAY = date(2026, 5, 4)

@@ -16,7 +16,7 @@ import requests
 
 from loopline.config import Settings
 from loopline.pipeline import Pipeline
-from loopline.simulate import SimulationConfig, messages_for_day, produce
+from card_fraud_simulator import SimulationConfig, messages_for_day, produce
 from lake_audit import assert_exactly_once, topic_messages
 
 FIRST = date(2026, 3, 1)

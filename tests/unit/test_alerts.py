@@ -47,14 +47,14 @@ def smtp_endpoint(monkeypatch):
 def test_webhook_posts_the_alert_with_its_report_link(http_endpoint, monkeypatch):
     url, received = http_endpoint
     monkeypatch.setenv("HOOK", url)
-    assert notify([AlertChannel("webhook", url_env="HOOK")], ALERT) == ["webhook: sent"]
+    assert notify([AlertChannel(channel="webhook", url_env="HOOK")], ALERT) == ["webhook: sent"]
     [body] = received
     assert body["report_url"] == ALERT.report_url and "volume: observed 40" in body["text"]
 
 
 def test_email_goes_to_every_recipient(smtp_endpoint, monkeypatch):
     monkeypatch.setenv("TO", "oncall@example.org,data@example.org")
-    assert notify([AlertChannel("email", to_env="TO")], ALERT) == ["email: sent"]
+    assert notify([AlertChannel(channel="email", to_env="TO")], ALERT) == ["email: sent"]
     [(recipients, raw)] = smtp_endpoint
     message = email.message_from_string(raw, policy=email.policy.default)
     assert recipients == ["oncall@example.org", "data@example.org"]
@@ -64,8 +64,8 @@ def test_email_goes_to_every_recipient(smtp_endpoint, monkeypatch):
 def test_unset_address_leaves_a_channel_inactive_and_failures_are_reported_not_raised(monkeypatch):
     monkeypatch.delenv("HOOK", raising=False)
     monkeypatch.setenv("DEAD", f"http://127.0.0.1:{free_port()}/hook")  # nothing listens there
-    outcomes = notify([AlertChannel("log"), AlertChannel("webhook", url_env="HOOK"),
-                       AlertChannel("webhook", url_env="DEAD")], ALERT)
+    outcomes = notify([AlertChannel(channel="log"), AlertChannel(channel="webhook", url_env="HOOK"),
+                       AlertChannel(channel="webhook", url_env="DEAD")], ALERT)
     assert outcomes[0] == "log: written"
     assert outcomes[1] == "webhook: inactive (HOOK is not set)"
     assert outcomes[2].startswith("webhook: FAILED to deliver")

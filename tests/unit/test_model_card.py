@@ -6,7 +6,7 @@ from loopline.model_card import render, to_html
 SPLIT = {"event_dates": ["2026-11-16", "2026-11-17"], "rows": 6000, "positives": 210, "data_hash": "a" * 64}
 INPUTS = {
     "trained_until": "2026-11-19", "window_days": None, "data_hash": "f" * 64,
-    "recipe": {"model_type": "lightgbm", "params": {"num_leaves": 31}, "seed": 7, "target": "is_fraud",
+    "recipe": {"task": "binary", "model_type": "lightgbm", "params": {"num_leaves": 31}, "seed": 7, "target": "is_fraud",
                "features": {}},
     "splits": {"train": SPLIT, "validation": {**SPLIT, "event_dates": ["2026-11-18"], "rows": 3000},
                "holdout": {**SPLIT, "event_dates": ["2026-11-19"], "rows": 990}},

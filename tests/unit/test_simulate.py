@@ -1,6 +1,6 @@
 from datetime import date
 
-from loopline.simulate import SimulationConfig, messages_for_day, transactions_for_day
+from card_fraud_simulator import SimulationConfig, messages_for_day, transactions_for_day
 
 DAY = date(2026, 11, 3)
 

@@ -1,36 +1,118 @@
+"""Specs are validated when they load: every wrong spec is refused naming its path and why."""
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from loopline.spec import PIPELINES_DIR, SpecError, load_spec
+from loopline.spec import PIPELINES_DIR, SpecError, json_schema, load_spec
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_card_fraud_spec_lists_main_and_dead_letter_topics():
     spec = load_spec("card_fraud")
-    assert spec.sources["events"].topic == "card_payments"
+    assert spec.entity_source.topic == "card_payments" and spec.label_source.key == "transaction_id"
     assert "card_payments.dlq" in spec.topics and "card_payments.feedback.dlq" in spec.topics
     assert spec.predictions_topic in spec.topics
     assert spec.features.columns[:2] == ["amount", "hour"]
 
 
-def _write(tmp_path: Path, mutate) -> Path:
+def _write(tmp_path: Path, mutate, name: str = "broken") -> Path:
     raw = yaml.safe_load((PIPELINES_DIR / "card_fraud.yaml").read_text())
+    raw["name"] = name
     mutate(raw)
-    (tmp_path / "broken.yaml").write_text(yaml.safe_dump(raw))
+    (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(raw))
     return tmp_path
 
 
-def test_unknown_field_type_is_named(tmp_path):
-    directory = _write(tmp_path, lambda raw: raw["schemas"]["transaction_v1"]["fields"].update(amount="money"))
-    with pytest.raises(SpecError, match="amount: money"):
+def _set(path: str, value):
+    def mutate(raw):
+        *parents, last = path.split(".")
+        node = raw
+        for part in parents:
+            node = node[part]
+        node[last] = value
+    return mutate
+
+
+def _drop(path: str):
+    def mutate(raw):
+        *parents, last = path.split(".")
+        node = raw
+        for part in parents:
+            node = node[part]
+        del node[last]
+    return mutate
+
+
+WRONG_SPECS = {
+    "unknown top-level key": (_set("targett", "is_fraud"), r"targett: unknown key; allowed here: \[.*'task'"),
+    "unknown key in a block": (_set("gate.min_improvment", 0.01), r"gate.min_improvment: unknown key; allowed here:"
+                                                                   r" \['critical_slices', 'min_improvement'"),
+    "drift feature not a feature": (_set("monitoring.drift_features", ["amount", "customer_id"]),
+                                    r"monitoring.drift_features: \['customer_id'\] are not feature columns"),
+    "target missing from the label schema": (_set("task.target", "chargeback"),
+                                             r"task.target: 'chargeback' is not a field of the labels source's schema"),
+    "metric of the wrong task type": (_set("gate.primary_metric", "rmse"),
+                                      r"gate.primary_metric: 'rmse' is not a binary metric; use one of \['roc_auc'"),
+    "slice column missing": (_set("gate.critical_slices", {"region": 0.05}),
+                             r"gate.critical_slices: \['region'\] are not fields of the entities source"),
+    "bad schedule": (_set("schedule", "every tuesday"), r"schedule: 'every tuesday' is not daily, weekly, monthly"),
+    "unknown field type": (_set("schemas.transaction_v1.fields.amount", "money"),
+                           r"schemas.transaction_v1.fields.amount: 'money' is not allowed"),
+    "missing storage placement": (_drop("storage.predictions"), r"storage: placement missing for \['predictions'\]"),
+    "source without a contract": (_drop("contracts.bronze_labels"), r"contracts: no contract for \['bronze_labels'\]"),
+    "unknown source kind": (_set("sources.events.kind", "ftp"), r"sources.events.kind: 'ftp' is not allowed"),
+    "kind without its settings": (_set("sources.events.kind", "postgres"),
+                                  r"sources.events: a postgres source needs \['table', 'watermark'\]"),
+    "missing model settings": (_drop("training.split"), r"training.split: Field required"),
+    "model type of the wrong task": (_set("training.model", "sklearn_ridge"),
+                                     r"training.model: 'sklearn_ridge' is not a model type for binary tasks"),
+    "target of the wrong type": (_set("task.target", "label_source"),
+                                 r"task.target: a binary target must be \['boolean', 'int'\], 'label_source' is string"),
+    "role naming no source": (_set("task.entities", "payments"),
+                              r"task.entities: 'payments' is not one of the sources \['events', 'labels'\]"),
+    "feature reading no field": (_set("features.numeric", ["amount", "hour", "velocity"]),
+                                 r"features: \['velocity'\] are neither fields of schema transaction_v1"),
+    "nullable key": (_set("schemas.transaction_v1.nullable", ["transaction_id"]),
+                     r"schemas.transaction_v1: the key 'transaction_id' cannot be nullable"),
+    "nullable time field": (_set("schemas.label_v1.nullable", ["label_time"]),
+                            r"sources.labels.time_field: 'label_time' is nullable"),
+    "webhook without its variable": (_set("alerts", [{"channel": "webhook"}]),
+                                     r"alerts.0: a webhook channel needs url_env"),
+    "negative threshold": (_set("monitoring.psi_threshold", -1), r"monitoring.psi_threshold: Input should be greater"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(WRONG_SPECS))
+def test_a_wrong_spec_is_refused_at_load_with_its_path_and_reason(tmp_path, case):
+    mutate, expected = WRONG_SPECS[case]
+    with pytest.raises(SpecError, match=expected) as refused:
+        load_spec("broken", _write(tmp_path, mutate))
+    assert str(refused.value).startswith("broken.yaml: ")
+
+
+def test_every_problem_is_listed_at_once(tmp_path):
+    directory = _write(tmp_path, lambda raw: (_drop("training.split")(raw), _set("gate.primary_metric", "rmse")(raw),
+                                              _set("schedule", "sometimes")(raw)))
+    with pytest.raises(SpecError, match=r"broken.yaml: 2 problem\(s\)"):  # field errors first; cross-checks after
         load_spec("broken", directory)
 
 
-def test_missing_storage_placement_is_named(tmp_path):
-    directory = _write(tmp_path, lambda raw: raw["storage"].pop("predictions"))
-    with pytest.raises(SpecError, match="predictions"):
-        load_spec("broken", directory)
+@pytest.mark.parametrize("name", ["../card_fraud", "Card", "a b", "x" * 70, ""])
+def test_pipeline_names_cannot_leave_the_pipelines_folder(name):
+    with pytest.raises(SpecError, match="is not a pipeline name"):
+        load_spec(name)
+
+
+def test_the_file_name_and_the_spec_name_agree(tmp_path):
+    directory = _write(tmp_path, lambda raw: None, name="other")
+    (directory / "renamed.yaml").write_text((directory / "other.yaml").read_text())
+    with pytest.raises(SpecError, match="name: 'other' must equal the file name 'renamed'"):
+        load_spec("renamed", directory)
 
 
 def test_unknown_pipeline_lists_known_ones():
@@ -38,46 +120,35 @@ def test_unknown_pipeline_lists_known_ones():
         load_spec("no_such_pipeline")
 
 
-def test_spec_placing_onprem_only_data_in_the_cloud_is_a_policy_error(tmp_path, monkeypatch):
+def test_spec_placing_onprem_only_data_in_the_cloud_is_a_policy_error(tmp_path):
     from loopline.storage import Lake, PlacementError, Tier
 
     directory = _write(tmp_path, lambda raw: raw["storage"].update(bronze_events={"tier": "cloud", "onprem_only": True}))
     spec = load_spec("broken", directory)
     tiers = {"onprem": Tier("onprem", "file:///l", "onprem"), "cloud": Tier("cloud", "s3://b/l", "cloud")}
     with pytest.raises(PlacementError, match="bronze_events"):
-        Lake(spec.name, spec.storage, tiers)
-
-
-def test_source_of_unknown_kind_or_missing_settings_is_named(tmp_path):
-    directory = _write(tmp_path, lambda raw: raw["sources"]["events"].update(kind="ftp"))
-    with pytest.raises(SpecError, match="ftp"):
-        load_spec("broken", directory)
-    directory = _write(tmp_path, lambda raw: raw["sources"]["events"].update(kind="postgres"))
-    with pytest.raises(SpecError, match="table"):
-        load_spec("broken", directory)
-
-
-def test_missing_model_settings_are_named(tmp_path):
-    directory = _write(tmp_path, lambda raw: (raw["monitoring"].pop("feedback"), raw["training"].pop("split")))
-    with pytest.raises(SpecError, match=r"settings missing: \['training.split', 'monitoring.feedback'\]"):
-        load_spec("broken", directory)
-
-
-def test_a_source_without_a_contract_is_refused(tmp_path):
-    directory = _write(tmp_path, lambda raw: raw["contracts"].pop("bronze_labels"))
-    with pytest.raises(SpecError, match="no contract for \\['bronze_labels'\\]"):
-        load_spec("broken", directory)
+        Lake(spec.name, spec.placements, tiers)
 
 
 def test_downstream_stages_read_the_contract_output():
     spec = load_spec("card_fraud")
-    assert spec.valid_dataset("events") == "valid_events" and spec.valid_dataset("labels") == "valid_labels"
+    assert (spec.entity_dataset, spec.label_dataset) == ("valid_events", "valid_labels")
 
 
-def test_alert_channels_need_their_address_variable(tmp_path):
-    directory = _write(tmp_path, lambda raw: raw["alerts"].append({"channel": "webhook"}))
-    with pytest.raises(SpecError, match="url_env"):
-        load_spec("broken", directory)
-    directory = _write(tmp_path, lambda raw: raw["alerts"].append({"channel": "pager"}))
-    with pytest.raises(SpecError, match="pager"):
-        load_spec("broken", directory)
+def test_the_committed_json_schema_is_current():
+    committed = json.loads((REPO / "docs" / "spec.schema.json").read_text())
+    assert committed == json_schema(), "docs/spec.schema.json is stale: `loopline spec schema > docs/spec.schema.json`"
+
+
+def test_spec_check_validates_spec_feature_code_and_suites_without_services(tmp_path):
+    env_free = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO / "include")}
+    ok = subprocess.run([sys.executable, "-m", "loopline.cli", "spec", "check", "card_fraud"], capture_output=True,
+                        text=True, env=env_free, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    assert "card_fraud: spec, feature code and contract suites are valid" in ok.stdout
+    directory = _write(tmp_path, _set("contracts.bronze_events.suite", "card_labels_bronze"))
+    refused = subprocess.run([sys.executable, "-m", "loopline.cli", "spec", "check", "broken"], capture_output=True,
+                             text=True, env={**env_free, "LOOPLINE_PIPELINES_DIR": str(directory)}, timeout=120)
+    assert refused.returncode == 2
+    assert "contracts.bronze_events.suite: card_labels_bronze has rules on ['is_fraud', 'label_source']" in \
+        refused.stderr

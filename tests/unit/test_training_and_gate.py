@@ -3,8 +3,8 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from loopline.gate import decide
 from loopline.db import jdbc_options
+from loopline.gate import Metric, decide
 from loopline.training_data import NotEnoughLabels, data_hash, offset_ranges, recent, split_by_event_date
 
 
@@ -14,7 +14,7 @@ def frame(n=10, per_day=1):
 
 
 def test_split_by_event_date_keeps_whole_dates_and_the_newest_for_holdout():
-    splits = split_by_event_date(frame(12, per_day=3), validation_days=1, holdout_days=1)
+    splits = split_by_event_date(frame(12, per_day=3), "event_time", validation_days=1, holdout_days=1)
     days = {name: set(part["event_time"].dt.date) for name, part in splits.items()}
     assert days == {"train": {date(2026, 11, 1), date(2026, 11, 2)}, "validation": {date(2026, 11, 3)},
                     "holdout": {date(2026, 11, 4)}}
@@ -23,12 +23,12 @@ def test_split_by_event_date_keeps_whole_dates_and_the_newest_for_holdout():
 
 def test_split_by_event_date_refuses_too_few_dates():
     with pytest.raises(NotEnoughLabels, match="span 2 event dates; the split needs at least 3"):
-        split_by_event_date(frame(6, per_day=3), validation_days=1, holdout_days=1)
+        split_by_event_date(frame(6, per_day=3), "event_time", validation_days=1, holdout_days=1)
 
 
 def test_recent_window_keeps_the_last_days():
-    assert len(recent(frame(), date(2026, 11, 10), 3)) == 3
-    assert len(recent(frame(), date(2026, 11, 10), None)) == 10
+    assert len(recent(frame(), "event_time", date(2026, 11, 10), 3)) == 3
+    assert len(recent(frame(), "event_time", date(2026, 11, 10), None)) == 10
 
 
 def test_data_hash_changes_with_any_value():
@@ -45,11 +45,26 @@ def test_offset_ranges_per_source_partition():
         (0, 5, 9, 3), (1, 2, 2, 1)]
 
 
+AUC, RMSE = Metric("binary", "roc_auc"), Metric("regression", "rmse")
+
+
 def test_gate_promotes_first_model_and_only_clear_improvements():
-    assert decide(0.70, None, 0.002)[0]
-    assert decide(0.705, 0.70, 0.002)[0]
-    assert not decide(0.701, 0.70, 0.002)[0]
-    assert not decide(0.69, 0.70, 0.002)[0]
+    assert decide(AUC, 0.70, None, 0.002)[0]
+    assert decide(AUC, 0.705, 0.70, 0.002)[0]
+    assert not decide(AUC, 0.701, 0.70, 0.002)[0]
+    assert not decide(AUC, 0.69, 0.70, 0.002)[0]
+
+
+def test_gate_follows_the_metric_direction_lower_rmse_is_better():
+    assert decide(RMSE, 40.0, 45.0, 1.0)[0]
+    assert not decide(RMSE, 44.5, 45.0, 1.0)[0]  # better, but not by the margin
+    promoted, reason = decide(RMSE, 50.0, 45.0, 1.0)
+    assert not promoted and "gain -5.0000" in reason and "lower is better" in reason
+
+
+def test_a_metric_that_cannot_be_computed_is_never_promoted():
+    promoted, reason = decide(AUC, float("nan"), None, 0.002)
+    assert not promoted and "cannot be judged" in reason
 
 
 def test_jdbc_options_from_libpq_url():
@@ -61,7 +76,7 @@ def test_jdbc_options_from_libpq_url():
 @pytest.mark.parametrize("uri", ["runs:/abc123/model", "/tmp/model.txt", "s3://bucket/model", "file:///m",
                                  "mlflow-artifacts:/1/x/artifacts/model"])
 def test_models_load_only_from_the_registry(uri):
-    from loopline.registry import UnregisteredModelError, load_model
+    from loopline.model_store import UnregisteredModelError, load_model
 
     with pytest.raises(UnregisteredModelError, match="only from the registry"):
         load_model(uri)
@@ -70,7 +85,7 @@ def test_models_load_only_from_the_registry(uri):
 def test_a_failed_smoke_test_blocks_promotion_even_without_a_champion():
     from loopline.gate import SmokeResult
 
-    promoted, reason = decide(0.9, None, 0.002, smoke=SmokeResult(False, "12 of 1000 predictions are NaN"))
+    promoted, reason = decide(AUC, 0.9, None, 0.002, smoke=SmokeResult(False, "12 of 1000 predictions are NaN"))
     assert not promoted and reason == "smoke test failed: 12 of 1000 predictions are NaN"
 
 
@@ -85,20 +100,42 @@ def test_a_degraded_critical_slice_blocks_an_overall_improvement():
     champion = np.where(labels == 1, 0.8, 0.2) + rng.normal(0, 0.05, len(holdout))   # good everywhere
     candidate = champion.copy()
     candidate[600:1200] = rng.random(600)                                              # random on BR
-    accuracy = lambda p, y: float(((p > 0.5) == y).mean())  # noqa: E731
-    checks = {c.value: c for c in slice_checks(holdout, labels, candidate, champion, {"country": 0.05}, 100, accuracy)}
+    checks = {c.value: c for c in slice_checks(holdout, labels, candidate, champion, {"country": 0.05}, 100, AUC)}
     assert checks["DE"].passed and not checks["BR"].passed
     assert not checks["NG"].judged and checks["NG"].passed  # 20 rows: reported, not judged
-    promoted, reason = decide(0.80, 0.70, 0.002, list(checks.values()))
+    promoted, reason = decide(AUC, 0.80, 0.70, 0.002, list(checks.values()))
     assert not promoted and reason.startswith("critical slice degrades: country=BR")
-    assert decide(0.80, 0.70, 0.002, [checks["DE"], checks["NG"]])[0]
+    assert decide(AUC, 0.80, 0.70, 0.002, [checks["DE"], checks["NG"]])[0]
+
+
+def test_regression_slices_lose_when_the_error_grows():
+    import numpy as np
+
+    from loopline.gate import slice_checks
+
+    holdout = pd.DataFrame({"season": ["winter"] * 50 + ["summer"] * 50})
+    truth = np.linspace(0, 100, 100)
+    champion = truth + 1.0
+    candidate = truth.copy()
+    candidate[:50] += 10.0  # 10x the champion's error in winter, better in summer
+    checks = {c.value: c for c in slice_checks(holdout, truth, candidate, champion, {"season": 2.0}, 10, RMSE)}
+    assert not checks["winter"].passed and checks["winter"].gain == pytest.approx(-9.0)
+    assert checks["summer"].passed and checks["summer"].gain == pytest.approx(1.0)
 
 
 def test_automatic_rollback_only_when_the_previous_champion_is_clearly_better():
     from loopline.feedback import judge
 
-    assert judge(0.70, 0.75, 0.03)[0]
-    assert not judge(0.73, 0.75, 0.03)[0]
-    assert not judge(0.80, 0.75, 0.03)[0]
-    assert judge(0.70, 0.75, 0.03)[1] == ("realised score 0.7000 is 0.0500 below the previous champion's 0.7500 "
-                                          "(tolerance 0.03)")
+    assert judge("binary", "roc_auc", 0.70, 0.75, 0.03)[0]
+    assert not judge("binary", "roc_auc", 0.73, 0.75, 0.03)[0]
+    assert not judge("binary", "roc_auc", 0.80, 0.75, 0.03)[0]
+    assert judge("binary", "roc_auc", 0.70, 0.75, 0.03)[1] == (
+        "realised roc_auc 0.7000 is 0.0500 worse than the previous champion's 0.7500 (tolerance 0.03)")
+
+
+def test_automatic_rollback_respects_lower_is_better():
+    from loopline.feedback import judge
+
+    assert judge("regression", "rmse", 60.0, 50.0, 5.0)[0]  # the champion's error is 10 higher
+    assert not judge("regression", "rmse", 52.0, 50.0, 5.0)[0]
+    assert not judge("regression", "rmse", 40.0, 50.0, 5.0)[0]

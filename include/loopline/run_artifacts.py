@@ -1,0 +1,7 @@
+"""Where a training run keeps what later stages read back (gate, monitoring, reproduction,
+model cards): one place for the names, so no stage imports another to find a file."""
+HOLDOUT_ARTIFACT = "holdout/holdout.parquet"  # the holdout rows (stored columns only), for the gate
+PROFILE_ARTIFACT = "reference/profile.json"  # the drift reference of the training features
+INPUTS_ARTIFACT = "inputs/training_inputs.json"  # lineage: recipe, splits, partitions, offsets, contracts
+ROW_IDS_ARTIFACT = "inputs/row_ids.parquet"  # entity key and split of every training row
+GATE_REPORT_ARTIFACT = "gate/gate_report.json"
