@@ -17,13 +17,13 @@ Outcome = TypeVar("Outcome")
 
 @contextmanager
 def scratch_pipelines() -> Iterator[Path]:
-    """A temporary copy of the pipeline specs, made the pipelines folder for this process, so
-    the benchmarks' throw-away pipelines never land in include/pipelines."""
+    """A temporary copy of the pipeline specs and feature modules, made the pipelines folder for
+    this process, so the benchmarks' throw-away pipelines never land in include/pipelines."""
     from loopline.spec import PIPELINES_DIR
 
     with tempfile.TemporaryDirectory(prefix="loopline-bench-pipelines-") as tmp:
-        for spec_file in PIPELINES_DIR.glob("*.yaml"):
-            (Path(tmp) / spec_file.name).write_text(spec_file.read_text())
+        for pipeline_file in [*PIPELINES_DIR.glob("*.yaml"), *PIPELINES_DIR.glob("*.py")]:
+            (Path(tmp) / pipeline_file.name).write_text(pipeline_file.read_text())
         os.environ["LOOPLINE_PIPELINES_DIR"] = tmp
         yield Path(tmp)
 

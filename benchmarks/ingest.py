@@ -119,7 +119,7 @@ def bench_one(rows: int, pipelines_dir: Path) -> dict:
     ensure_topics(p.settings.kafka_bootstrap, p.spec.topics)
     try:
         spark = p.spark()
-        events = p.spec.sources["events"]
+        events = p.spec.entity_source
         payload = produce_events(spark, p.settings.kafka_bootstrap, events.topic, rows)
         baseline = kafka_consumer_perf(p.settings.kafka_bootstrap, events.topic, rows)
         floor = rows / spark_raw_copy(spark, p.settings.kafka_bootstrap, events.topic, rows)

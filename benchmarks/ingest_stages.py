@@ -29,7 +29,7 @@ def main(rows: int) -> int:
     from pyspark.sql import functions as F
 
     p = Pipeline.load("card_fraud")
-    spark, schema = p.spark(), p.spec.sources["events"].schema
+    spark, schema = p.spark(), p.spec.entity_source.schema
     topic = f"bench_stages_{uuid.uuid4().hex[:8]}"
     ensure_topics(p.settings.kafka_bootstrap, [topic])
     try:

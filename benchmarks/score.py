@@ -8,7 +8,7 @@ registered in MLflow) and a valid-events partition of N rows written by Spark. T
             Spark's Python workers (mapInPandas), drained to Spark's `noop` sink. This is
             the compute of the scoring job; the Parquet, PostgreSQL and Kafka writes that
             follow it in `score()` are not part of either side;
-  baseline  the same rows already in memory (pandas), `build_features` then
+  baseline  the same rows already in memory (pandas), the model's feature builder then
             `Booster.predict(num_threads=1)` in this process.
 
 One unmeasured warm-up each, then the median of REPEATS runs. rows/s = N / seconds;
@@ -42,21 +42,26 @@ def register_model(p) -> int:
     """Train a small LightGBM model on simulated payments and register it; return its version."""
     import lightgbm as lgb
     import mlflow
-    import mlflow.lightgbm
     import pandas as pd
 
-    from loopline.features import build_features
-    from loopline.simulate import SimulationConfig, transactions_for_day
+    from loopline.features import FeatureBuilder
+    from loopline.model_store import log_model
+    from loopline.model_types import model_type
+    from loopline.spec import pipelines_dir
+
+    sys.path.insert(0, str(pipelines_dir()))  # card_fraud's simulator lives beside its spec
+    from card_fraud_simulator import SimulationConfig, transactions_for_day
 
     rows = pd.DataFrame([tx for d in range(1, 6) for tx in transactions_for_day(
         SimulationConfig(seed=4, transactions_per_day=3000), date(2026, 1, d))])
-    params = {k: v for k, v in p.spec.training["params"]["lightgbm"].items() if k != "early_stopping_rounds"}
+    params = {k: v for k, v in p.spec.training.params["lightgbm"].items() if k != "early_stopping_rounds"}
     rounds = params.pop("num_boost_round")
-    booster = lgb.train({**params, "seed": 7, "num_threads": 1},
-                        lgb.Dataset(build_features(rows, p.spec.features), rows["_is_fraud"]), num_boost_round=rounds)
+    builder = FeatureBuilder.for_spec(p.spec.features, pipelines_dir())
+    booster = lgb.train({**params, "seed": 7, "num_threads": 1}, lgb.Dataset(builder.build(rows), rows["_is_fraud"]),
+                        num_boost_round=rounds)
     mlflow.set_experiment(p.spec.name)
     with mlflow.start_run():
-        uri = mlflow.lightgbm.log_model(booster, name="model").model_uri
+        uri = log_model(model_type("lightgbm"), booster, p.spec.task.type, builder).model_uri
     return int(mlflow.register_model(uri, p.spec.model_name).version)
 
 
@@ -64,9 +69,8 @@ def main() -> int:
     import pyarrow.parquet as pq
 
     from loopline.bootstrap import remove_pipeline_data
-    from loopline.features import build_features
+    from loopline.model_store import load_model
     from loopline.pipeline import Pipeline
-    from loopline.registry import load_model
     from loopline.scoring import predictions_frame
     from loopline.spec import derived_spec, load_spec
 
@@ -77,13 +81,13 @@ def main() -> int:
         p = Pipeline.load(name)
         try:
             version = register_model(p)
-            location = p.lake.location(p.spec.valid_dataset("events"), DAY)
+            location = p.lake.location(p.spec.entity_dataset, DAY)
             write_partition(p.spark(), location.spark_uri, rows)
             loopline_s, _ = median_after_warm_up(
                 lambda: predictions_frame(p, DAY, version).write.format("noop").mode("overwrite").save(), REPEATS)
             frame = pq.read_table(location.arrow_path, filesystem=location.filesystem()).to_pandas()
             model = load_model(f"models:/{p.spec.model_name}/{version}")  # LightGBM predicts on one thread
-            baseline_s, _ = median_after_warm_up(lambda: model.predict(build_features(frame, p.spec.features)),
+            baseline_s, _ = median_after_warm_up(lambda: model.score(frame),
                                                  REPEATS)
         finally:
             remove_pipeline_data(p.settings, load_spec(name))
@@ -96,7 +100,7 @@ def main() -> int:
               "meets_target": baseline_s / loopline_s >= TARGET_RATIO, "repeats": REPEATS,
               "statistic": "median after one warm-up",
               "loopline": "Spark Connect local[2]: read Parquet, features, registry model in mapInPandas, noop sink",
-              "baseline": "in-process build_features + Booster.predict(num_threads=1) on rows in memory",
+              "baseline": "in-process feature builder + Booster.predict(num_threads=1) on rows in memory",
               "cores": os.cpu_count()}
     report("score", result, [{"rows": rows, "loopline s": round(loopline_s, 3),
                               "loopline rows/s": result["loopline_rows_per_s"], "baseline s": round(baseline_s, 3),

@@ -16,10 +16,9 @@ from datetime import date, datetime, timedelta, timezone
 
 import requests
 
-from loopline.cli import main as loopline
 from loopline.config import Settings
 from loopline.report import print_summary
-from loopline.spec import load_spec
+from loopline.spec import load_spec, pipelines_dir
 
 PIPELINE = "card_fraud"
 NIGHTLY, RETRAIN = f"{PIPELINE}_nightly", f"{PIPELINE}_retrain"
@@ -68,8 +67,10 @@ def main() -> int:
     days = [last - timedelta(days=DAYS - 1 - i) for i in range(DAYS)]
     drift_from = days[-DRIFT_DAYS]
     print(f"== simulate {days[0]}..{days[-1]} (drift from {drift_from})")
-    if loopline(["simulate", "--from", days[0].isoformat(), "--to", days[-1].isoformat(),
-                 "--drift-from", drift_from.isoformat()]) != 0:
+    sys.path.insert(0, str(pipelines_dir()))  # the demo pipeline's own tooling lives beside its spec
+    from card_fraud_simulator import main as simulate
+
+    if simulate(["--from", days[0].isoformat(), "--to", days[-1].isoformat(), "--drift-from", drift_from.isoformat()]):
         return 1
 
     airflow = Airflow(os.environ["AIRFLOW__API__BASE_URL"], os.environ["AIRFLOW_ADMIN_PASSWORD"])

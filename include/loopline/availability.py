@@ -1,26 +1,26 @@
 """Is there enough new data for a run to be worth starting? (What the ingest sensor asks.)
 
-A run for date D may proceed when its sources hold at least `ingest.min_new_records`
-records not ingested yet (Kafka: log end minus the last recorded batch end, per partition;
-PostgreSQL: rows above the last watermark; files: new files, each counted as one),
-or when D's partitions of the sources already have rows (an earlier run, e.g. a
-backfill, ingested them).
+A run for an interval of dates may proceed when its sources hold at least
+`ingest.min_new_records` records not ingested yet (Kafka: log end minus the last recorded
+batch end, per partition; PostgreSQL: rows above the last watermark; files: new files, each
+counted as one), or when the interval's partitions of the sources already have rows (an
+earlier run, e.g. a backfill, ingested them).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
 
 from loopline import db
+from loopline.interval import Interval
 from loopline.kafka_offsets import log_range, unread
 from loopline.pipeline import Pipeline
 
 
 @dataclass(frozen=True)
 class DataStatus:
-    logical_date: str
+    interval: str
     unread: dict[str, int]  # source name -> records not ingested yet
-    rows_already_ingested: int  # rows of the sources already in D's partitions
+    rows_already_ingested: int  # rows of the sources already in the interval's partitions
     min_new_records: int
 
     @property
@@ -29,8 +29,8 @@ class DataStatus:
 
     def describe(self) -> str:
         backlog = ", ".join(f"{name}: {n}" for name, n in self.unread.items()) or "no sources"
-        return (f"{self.logical_date}: unread records {backlog} (need {self.min_new_records}); "
-                f"{self.rows_already_ingested} rows of the date already ingested")
+        return (f"{self.interval}: unread records {backlog} (need {self.min_new_records}); "
+                f"{self.rows_already_ingested} rows of the interval already ingested")
 
 
 def _consumed_until(conn, pipeline: str, dataset: str) -> dict[str, int]:
@@ -41,14 +41,15 @@ def _consumed_until(conn, pipeline: str, dataset: str) -> dict[str, int]:
     return {r["partition"]: r["end_offset"] for r in rows}
 
 
-def _rows_for_date(conn, pipeline: str, dataset: str, day: date) -> int:
+def _rows_in(conn, pipeline: str, dataset: str, interval: Interval) -> int:
     rows = db.fetch_all(conn, """
-        SELECT coalesce(sum((accepted_by_date->>%s)::bigint), 0) AS n FROM loopline.ingest_batches
-         WHERE pipeline = %s AND dataset = %s""", (day.isoformat(), pipeline, dataset))
+        SELECT coalesce(sum(d.value::bigint), 0) AS n FROM loopline.ingest_batches b, jsonb_each_text(b.accepted_by_date) d
+         WHERE b.pipeline = %s AND b.dataset = %s AND d.key::date BETWEEN %s AND %s""",
+                        (pipeline, dataset, interval.first, interval.last))
     return int(rows[0]["n"])
 
 
-def data_status(p: Pipeline, day: date) -> DataStatus:
+def data_status(p: Pipeline, interval: Interval) -> DataStatus:
     """Backlog per Kafka source and what D's partition already holds."""
     from loopline.batch_sources import files_backlog, postgres_backlog
 
@@ -59,10 +60,10 @@ def data_status(p: Pipeline, day: date) -> DataStatus:
             if source.kind == "kafka":
                 beginning, end = log_range(bootstrap, source.topic)
                 backlog[name] = unread(end, _consumed_until(conn, p.spec.name, source.dataset), beginning)
-        already = sum(_rows_for_date(conn, p.spec.name, s.dataset, day) for s in p.spec.sources.values())
+        already = sum(_rows_in(conn, p.spec.name, s.dataset, interval) for s in p.spec.sources.values())
     for name, source in p.spec.sources.items():
         if source.kind == "postgres":
             backlog[name] = postgres_backlog(p, source)
         elif source.kind == "files":
             backlog[name] = files_backlog(p, source)
-    return DataStatus(day.isoformat(), backlog, already, p.spec.ingest.min_new_records)
+    return DataStatus(str(interval), backlog, already, p.spec.ingest.min_new_records)

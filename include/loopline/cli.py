@@ -56,6 +56,23 @@ def cmd_spec_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from loopline.pipeline import Pipeline
+    from loopline.replay import ReplayError, parse_duration, replay
+
+    try:
+        done = replay(Pipeline.load(args.pipeline), Path(args.file),
+                      parse_duration(args.labels_after) if args.labels_after else None, args.from_date, args.to_date)
+    except (ReplayError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"replayed {args.file}: {done.entities} entities and {done.labels} labels sent"
+          + (f"; {done.skipped} records were sent before, skipped" if done.skipped else ""))
+    return 0
+
+
 def cmd_summary(args: argparse.Namespace) -> int:
     from loopline.report import print_summary
 
@@ -105,7 +122,8 @@ def cmd_contract_draft(args: argparse.Namespace) -> int:
     from loopline.storage import StorageError
 
     try:
-        path = draft(Pipeline.load(args.pipeline), args.dataset, args.date, Path(args.output) if args.output else None)
+        path = draft(Pipeline.load(args.pipeline), args.dataset, args.from_date, args.to_date,
+                     Path(args.output) if args.output else None)
     except (StorageError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -189,6 +207,14 @@ def build_parser() -> argparse.ArgumentParser:
     checking.set_defaults(func=cmd_spec_check)
     spec_sub.add_parser("schema", help="print the JSON Schema of spec files").set_defaults(func=cmd_spec_schema)
 
+    replaying = sub.add_parser("replay", help="stream a historical file (csv, parquet) into a pipeline's topics")
+    replaying.add_argument("file")
+    replaying.add_argument("--pipeline", required=True)
+    replaying.add_argument("--labels-after", help="delay of the outcomes after their events (default: the spec's)")
+    replaying.add_argument("--from", dest="from_date", type=_date, help="first event date to send")
+    replaying.add_argument("--to", dest="to_date", type=_date, help="last event date to send")
+    replaying.set_defaults(func=cmd_replay)
+
     summary = sub.add_parser("summary", help="per-day report of the nightly loop")
     summary.add_argument("--pipeline", required=True)
     summary.set_defaults(func=cmd_summary)
@@ -208,10 +234,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     contract = sub.add_parser("contract", help="data contracts (GX suites in expectations/)")
     contract_sub = contract.add_subparsers(dest="contract_command", required=True)
-    drafting = contract_sub.add_parser("draft", help="profile a reference partition and write a draft suite to review")
+    drafting = contract_sub.add_parser("draft", help="profile reference dates and write a draft suite to review")
     drafting.add_argument("dataset", help="bronze dataset of a source (bronze_<source name>)")
-    drafting.add_argument("--date", required=True, type=_date, help="reference partition (YYYY-MM-DD)")
     drafting.add_argument("--pipeline", required=True)
+    drafting.add_argument("--from", dest="from_date", required=True, type=_date, help="first reference date")
+    drafting.add_argument("--to", dest="to_date", type=_date, help="last reference date (default: --from); "
+                          "a month of dates drafts rules the next days keep")
     drafting.add_argument("--output", help="file to write (default: expectations/<suite>.draft.json)")
     drafting.set_defaults(func=cmd_contract_draft)
 

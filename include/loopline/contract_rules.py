@@ -5,6 +5,8 @@ Suites are GX 1.x suite files (expectations/<suite>.json). Every expectation's `
     severity: row    the rule judges each row: rows breaking it go to quarantine, the rest flow on
     severity: batch  the rule judges the whole batch (volume, freshness, null rates,
                      distributions, schema): if it fails, the line stops for the date
+    severity: warn   the rule is evaluated and its result recorded, but it stops nothing and
+                     routes no row (a drift worth knowing about, not a broken batch)
 
 and may give it a `name` (default `<column>:<rule>`, e.g. `amount:values_to_be_between`),
 which is what a quarantined row's `reason` column lists. GX evaluates every rule on Spark;
@@ -15,12 +17,20 @@ written per rule is checked against GX's own unexpected count.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 EXPECTATIONS_DIR = Path(__file__).resolve().parents[2] / "expectations"
-SEVERITIES = ("row", "batch")
+
+
+def expectations_dir() -> Path:
+    """Where suites live: expectations/, or LOOPLINE_EXPECTATIONS_DIR (deployments, tests)."""
+    return Path(os.environ.get("LOOPLINE_EXPECTATIONS_DIR", EXPECTATIONS_DIR))
+
+
+SEVERITIES = ("row", "batch", "warn")
 ROW_RULE_TYPES = (
     "expect_column_values_to_not_be_null",
     "expect_column_values_to_be_between",
@@ -99,7 +109,7 @@ def parse_suite(raw: dict, source: str = "suite") -> Suite:
 
 
 def load_suite(name: str, directory: Path | None = None) -> Suite:
-    path = (directory or EXPECTATIONS_DIR) / f"{name}.json"
+    path = (directory or expectations_dir()) / f"{name}.json"
     if not path.exists():
         raise SuiteError(f"no contract suite {path.name} in {path.parent}; the pipeline spec names it "
                          "(`loopline contract draft` writes a first version)")

@@ -79,6 +79,7 @@ class ContractOutcome:
         lines += [f"  STOP  {r.describe()}" for r in stopping(self.results)]
         lines += [f"  quarantined  {r.describe()}" for r in self.results
                   if r.severity == "row" and r.unexpected_count and not r.error]
+        lines += [f"  warning  {r.describe()}" for r in self.results if r.severity == "warn" and not r.success]
         if self.report:
             lines.append(f"  report: {self.report.url}")
         return "\n".join(lines)

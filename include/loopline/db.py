@@ -178,7 +178,7 @@ CREATE TABLE loopline.contract_results (
     logical_date      date        NOT NULL,
     run_id            text        NOT NULL,
     rule              text        NOT NULL,   -- meta.name in the suite
-    severity          text        NOT NULL,   -- row | batch
+    severity          text        NOT NULL,   -- row | batch | warn
     expectation       text        NOT NULL,
     column_name       text,
     success           boolean     NOT NULL,
@@ -271,8 +271,22 @@ ALTER TABLE loopline.predictions ADD COLUMN task text NOT NULL DEFAULT 'binary';
 ALTER TABLE loopline.predictions ALTER COLUMN task DROP DEFAULT;
 """
 
+REPLAYS = """
+-- How far `loopline replay` got with each file (loopline.replay): a rerun resumes after it.
+CREATE TABLE loopline.replays (
+    pipeline      text        NOT NULL,
+    file_sha256   text        NOT NULL,
+    file_name     text        NOT NULL,
+    sent_through  jsonb       NOT NULL,   -- [event time, key, kind] of the last record sent and flushed
+    records_sent  bigint      NOT NULL,
+    end_offsets   jsonb       NOT NULL,   -- {"<topic>": {"<partition>": end offset}} after that flush
+    updated_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (pipeline, file_sha256)
+);
+"""
+
 MIGRATIONS = [INITIAL_SCHEMA, STREAMING_INGEST, CONTRACT_EVIDENCE, ALIAS_HISTORY, GATE_REPORT, PUBLISHED_PREDICTIONS,
-              FEEDBACK_CHECKS, GENERIC_PREDICTIONS]  # append only: version = position + 1
+              FEEDBACK_CHECKS, GENERIC_PREDICTIONS, REPLAYS]  # append only: version = position + 1
 
 
 @contextmanager

@@ -13,13 +13,14 @@ and the first failing check is the record's `reject_reason`:
 A field the schema declares `nullable` may be null or absent; every other field is required.
 Numbers, booleans and timestamps are strict: "12.5" (a JSON string) is not a double, 12.5
 is not an int. Like Spark's JSON reader, a number is accepted where a string is declared.
-Sources without a message key (table rows, file lines) skip the two key checks.
+Sources without a message key (table rows, file lines) skip the two key checks. A schema
+that declares a `version` (field and value) refuses records of another version as
+`unknown_schema_version` before naming any field.
 """
 from __future__ import annotations
 
 from loopline.spec import Schema
 
-SUPPORTED_SCHEMA_VERSION = 1
 # Variant types (schema_of_variant) a JSON value may have for each declared field type.
 ACCEPTED_JSON_TYPES = {
     "string": ["STRING"],
@@ -68,8 +69,8 @@ def _reasons(text, schema: Schema, max_record_bytes: int, keyed: bool) -> list:
             ]
         else:  # absent or null is fine; a value must still have the declared type
             fields.append((value.isNotNull() & ~F.is_variant_null(value) & wrong_type, F.lit(f"wrong_type:{name}")))
-    if "schema_version" in schema.fields:  # a newer producer's shape: say so instead of naming its fields
-        checks.append((typed["schema_version"] != SUPPORTED_SCHEMA_VERSION, F.lit("unknown_schema_version")))
+    if schema.version:  # a newer producer's shape: say so instead of naming its fields
+        checks.append((typed[schema.version.field] != schema.version.value, F.lit("unknown_schema_version")))
     checks += fields
     if keyed:
         checks.append((F.col("key").cast("string") != typed[schema.key].cast("string"), F.lit("key_mismatch")))
@@ -97,8 +98,8 @@ def classify(raw, schema: Schema, max_record_bytes: int, keyed: bool = True):
     for name in schema.fields:
         if schema.required(name):
             passes = passes & record[name].isNotNull()
-    if "schema_version" in schema.fields:
-        passes = passes & (record["schema_version"] == SUPPORTED_SCHEMA_VERSION)
+    if schema.version:
+        passes = passes & (record[schema.version.field] == schema.version.value)
     if keyed:
         passes = passes & F.col("key").isNotNull() & (F.col("key").cast("string") == record[schema.key].cast("string"))
     fast = passes

@@ -43,12 +43,18 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class SchemaVersion(Strict):
+    field: str = Field(description="the int field producers set to their schema's version")
+    value: int = Field(description="the version this schema describes; records of another are quarantined")
+
+
 class Schema(Strict):
     """The fields of one kind of record. Fields are required (non-null) unless listed in `nullable`."""
 
     key: str
     fields: dict[str, FieldType]
     nullable: list[str] = []
+    version: SchemaVersion | None = None
     _name: str = PrivateAttr("")
 
     @property
@@ -64,6 +70,8 @@ class Schema(Strict):
             raise ValueError(f"nullable lists {unknown}, which are not fields")
         if self.key in self.nullable:
             raise ValueError(f"the key {self.key!r} cannot be nullable")
+        if self.version and self.fields.get(self.version.field) != "int":
+            raise ValueError(f"version.field {self.version.field!r} must be an int field of the schema")
         return self
 
     def required(self, field: str) -> bool:
@@ -222,6 +230,33 @@ class ModelCard(Strict):
     limitations: str = ""
 
 
+class ReplayTime(Strict):
+    columns: list[str] = Field(min_length=1, description="file columns joined with a space, e.g. [dteday, hr]")
+    format: str | None = Field(None, description="strptime format of the joined text, e.g. '%Y-%m-%d %I%p' "
+                                                 "(UTC); none: ISO 8601")
+
+
+class ReplayKey(Strict):
+    column: str | None = Field(None, description="a file column holding the entity key")
+    event_time_format: str | None = Field(None, description="or: the event time formatted (strftime), e.g. "
+                                                            "'%Y-%m-%dT%H' for one entity per hour")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "ReplayKey":
+        if (self.column is None) == (self.event_time_format is None):
+            raise ValueError("give exactly one of column, event_time_format")
+        return self
+
+
+class Replay(Strict):
+    """How `loopline replay` turns a historical file's rows into this pipeline's records."""
+
+    event_time: ReplayTime
+    key: ReplayKey
+    labels_after: str = Field("0s", pattern=r"^\d+\s*(s|m|h|d)$",
+                              description="how long after its event a row's outcome arrives (30s, 90m, 2h, 3d)")
+
+
 SCHEDULES = {"daily": "0 0 * * *", "weekly": "0 0 * * 1", "monthly": "0 0 1 * *"}
 
 
@@ -230,6 +265,8 @@ class PipelineSpec(Strict):
     description: str = ""
     schedule: str = Field("daily", description="daily, weekly, monthly, or a five-field cron expression (UTC)")
     start_date: date = Field(date(2024, 1, 1), description="the first data interval a backfill can reach")
+    end_date: date | None = Field(None, description="the last date the schedule covers (a replayed history); "
+                                                    "none: the schedule runs on")
     sources: dict[str, Source]
     sinks: Sinks
     schemas: dict[str, Schema]
@@ -239,6 +276,7 @@ class PipelineSpec(Strict):
     contracts: dict[str, Contract]
     alerts: list[AlertChannel] = [AlertChannel(channel="log")]
     model_card: ModelCard = ModelCard()
+    replay: Replay | None = None
     features: Features
     training: Training
     gate: Gate
@@ -263,6 +301,8 @@ class PipelineSpec(Strict):
 
     @model_validator(mode="after")
     def _resolve_and_check(self) -> "PipelineSpec":
+        if self.end_date and self.end_date < self.start_date:
+            raise ValueError(f"end_date: {self.end_date} is before start_date {self.start_date}")
         for name, schema in self.schemas.items():
             schema._name = name
         for name, source in self.sources.items():

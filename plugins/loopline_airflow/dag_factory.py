@@ -1,56 +1,67 @@
 """The shape of Loopline's DAGs, once: a pipeline's DAG file is a call to one of these.
 
 A data engineer adds a model pipeline by writing its spec (include/pipelines/<name>.yaml),
-its contract (expectations/) and a three-line DAG file calling `nightly_dag(<name>)`.
+its contracts (expectations/) and two three-line DAG files calling `nightly_dag(<name>)` and
+`retrain_dag(<name>)` (`loopline new-pipeline` writes all of them). The schedule, start and
+end come from the spec; so do the contract tasks. Reading the spec is a local YAML read.
 """
 from __future__ import annotations
 
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import DAG, CronDataIntervalTimetable, Param, task
+from airflow.sdk import DAG, Param, task
 
-from loopline.spec import NAME_PATTERN
+from loopline.spec import NAME_PATTERN, PipelineSpec, load_spec
 from loopline_airflow import stages
 from loopline_airflow.assets import bronze_ingested, retrain_request
 from loopline_airflow.operators import ContractOperator
 from loopline_airflow.sensors import NewDataSensor
+from loopline_airflow.timetables import IntervalTimetable
 
-START = pendulum.datetime(2024, 1, 1, tz="UTC")  # earliest date a backfill can reach
+START = pendulum.datetime(2024, 1, 1, tz="UTC")  # earliest date the manual DAGs' backfills can reach
+DATE_FORM = {"type": ["null", "string"], "format": "date"}
 
 
 def _default_args() -> dict:
     return {"owner": "loopline", "retries": 2, "retry_delay": timedelta(seconds=20)}
 
 
-def daily_after_midnight() -> CronDataIntervalTimetable:
-    """One run per UTC day, started once the day is over; its logical date is the day it covers.
+def _utc(day) -> pendulum.DateTime:
+    return pendulum.datetime(day.year, day.month, day.day, tz="UTC")
 
-    (A plain "@daily" string gives Airflow 3's CronTriggerTimetable, whose logical date is the
-    trigger time, i.e. the day that has only just begun.)
+
+def schedule_of(spec: PipelineSpec) -> IntervalTimetable:
+    """The spec's schedule over data intervals: a run starts once its interval is over, and
+    processes every event date in it.
+
+    (A plain cron string gives Airflow 3's CronTriggerTimetable, whose logical date is the
+    trigger time, i.e. an interval that has only just begun.)
     """
-    return CronDataIntervalTimetable("0 0 * * *", timezone="UTC")
-
-
-def contracted_datasets(pipeline: str) -> list[str]:
-    """The datasets with a contract: read from the spec file (a local YAML read, no service)."""
-    from loopline.spec import load_spec
-
-    return sorted(load_spec(pipeline).contracts)
+    return IntervalTimetable(spec.cron, timezone="UTC")
 
 
 def nightly_dag(pipeline: str, doc_md: str | None = None, scheduled: bool = True) -> DAG:
     """wait_for_data → ingest → validate_<dataset> (one per contract) → check_feedback → train →
-    register → score → monitor → request_retraining."""
+    register → score → monitor → request_retraining, for every date of the run's interval."""
+    spec = load_spec(pipeline)
     with DAG(
-        dag_id=f"{pipeline}_nightly", schedule=daily_after_midnight() if scheduled else None, start_date=START, catchup=False, max_active_runs=1,
-        is_paused_upon_creation=True, doc_md=doc_md, tags=["loopline", pipeline, "nightly"],
+        dag_id=f"{pipeline}_nightly", schedule=schedule_of(spec) if scheduled else None,
+        start_date=_utc(spec.start_date), end_date=_utc(spec.end_date) if spec.end_date else None, catchup=False,
+        max_active_runs=1, is_paused_upon_creation=True, doc_md=doc_md, tags=["loopline", pipeline, "nightly"],
         default_args=_default_args(),
+        params={
+            "first_date": Param(None, **DATE_FORM, description="first event date to process (empty: the run's "
+                                "data interval)"),
+            "last_date": Param(None, **DATE_FORM, description="last event date to process (empty: first_date)"),
+            "retrain": Param(True, type="boolean", description="train a candidate; off: ingest, validate and "
+                             "score with the champion only"),
+        },
     ) as dag:
         waited = NewDataSensor(task_id="wait_for_data", pipeline=pipeline)
         ingested = task(stages.ingest, task_id="ingest", outlets=[bronze_ingested(pipeline)])(pipeline)
         validated = [ContractOperator(task_id=f"validate_{dataset}", pipeline=pipeline, dataset=dataset)
-                     for dataset in contracted_datasets(pipeline)]
+                     for dataset in sorted(spec.contracts)]
         # Before training: a champion that lost on returned labels is rolled back, so the gate
         # and today's scoring see the restored one.
         feedback = task(stages.check_feedback, task_id="check_feedback")(pipeline)
@@ -69,11 +80,19 @@ def nightly_dag(pipeline: str, doc_md: str | None = None, scheduled: bool = True
 
 
 def retrain_dag(pipeline: str, doc_md: str | None = None) -> DAG:
-    """train (recent window) → register through the same gate; scheduled on the retrain-request asset."""
+    """train (recent window) → register through the same gate; scheduled on the retrain-request
+    asset, or triggered by hand with the form (labels known on which date, window, reason)."""
     with DAG(
         dag_id=f"{pipeline}_retrain", schedule=[retrain_request(pipeline)], start_date=START, catchup=False,
         max_active_runs=1, is_paused_upon_creation=False, doc_md=doc_md,
         tags=["loopline", pipeline, "retraining"], default_args=_default_args(),
+        params={
+            "last_date": Param(None, **DATE_FORM, description="train on labels known on this date (empty: the "
+                               "asset event's date, or today)"),
+            "window_days": Param(None, type=["null", "integer"], minimum=1,
+                                 description="learn from this many recent days (empty: the spec's retrain window)"),
+            "reason": Param(None, type=["null", "string"], description="why (logged with the run)"),
+        },
     ) as dag:
         trained = task(stages.train, task_id="train")(pipeline, recent_only=True)
         task(stages.register, task_id="register")(pipeline, trained)

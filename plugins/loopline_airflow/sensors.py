@@ -1,4 +1,4 @@
-"""The ingest sensor: wait (deferred, in the triggerer) until a pipeline has new data for the date."""
+"""The ingest sensor: wait (deferred, in the triggerer) until a pipeline has new data for the run's dates."""
 from __future__ import annotations
 
 from typing import Any
@@ -6,7 +6,7 @@ from typing import Any
 from airflow.sdk import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from loopline_airflow.stages import logical_date
+from loopline_airflow.stages import run_interval
 from loopline_airflow.triggers import NewDataTrigger, check_new_data
 
 
@@ -27,14 +27,15 @@ class NewDataSensor(BaseSensorOperator):
     def execute(self, context) -> dict:
         from loopline.spec import load_spec
 
-        day = logical_date().isoformat()
-        status = check_new_data(self.pipeline, day)
+        interval = run_interval()
+        status = check_new_data(self.pipeline, interval.first.isoformat(), interval.last.isoformat())
         if status["ready"]:
             self.log.info("data available: %s", status["description"])
             return status
         self.log.info("deferring until data arrives: %s", status["description"])
         timeout_s = load_spec(self.pipeline).ingest.wait_timeout_minutes * 60.0
-        self.defer(trigger=NewDataTrigger(self.pipeline, day, self.poll_interval_s, timeout_s),
+        self.defer(trigger=NewDataTrigger(self.pipeline, interval.first.isoformat(), interval.last.isoformat(),
+                                          self.poll_interval_s, timeout_s),
                    method_name="execute_complete")
 
     def execute_complete(self, context, event: dict) -> dict:

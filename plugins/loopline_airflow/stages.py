@@ -4,25 +4,49 @@ Each function is wrapped with `task(...)` in a DAG file. Heavy libraries are imp
 `loopline` inside the calls, never when a DAG file is parsed. Domain errors become Airflow
 outcomes here (and in operators.ContractOperator, which stops the line on a bad batch):
   NotEnoughLabels    -> AirflowSkipException (cold start: downstream training is skipped)
+
+A run processes every event date of its interval (run_interval): the dates of its data
+interval, or those its trigger form names. Training and the feedback check look at what is
+known on the interval's last date.
 """
 from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import date
 
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from airflow.sdk import get_current_context
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+from loopline.interval import Interval
 
 
-def logical_date() -> date:
+def run_interval() -> Interval:
+    """The event dates this run processes.
+
+    The trigger form's `first_date`/`last_date` when given (one of them: that day); else, for a
+    run an asset event triggered (retraining), the date the event carries; else the run's
+    data interval."""
     context = get_current_context()
-    logical = context.get("logical_date")
-    if logical is None:  # asset-triggered runs have no logical date: use the triggering event's
-        events = [e for evs in context["triggering_asset_events"].values() for e in evs]
-        if not events or "logical_date" not in events[-1].extra:
-            raise AirflowFailException("run has no logical date and no triggering asset event carrying one")
-        return date.fromisoformat(events[-1].extra["logical_date"])
-    return logical.date()
+    params = context.get("params") or {}
+    if params.get("first_date") or params.get("last_date"):
+        first, last = (date.fromisoformat(str(params.get(k) or params.get(other)))
+                       for k, other in (("first_date", "last_date"), ("last_date", "first_date")))
+        return Interval(first, last)
+    events = [e for evs in (context.get("triggering_asset_events") or {}).values() for e in evs]
+    if events and "logical_date" in events[-1].extra:
+        return Interval.of_day(date.fromisoformat(events[-1].extra["logical_date"]))
+    start, end = context.get("data_interval_start"), context.get("data_interval_end")
+    if start is not None and end is not None:
+        return Interval.between(start, end)
+    if context.get("logical_date") is not None:
+        return Interval.of_day(context["logical_date"].date())
+    raise AirflowFailException("this run names no dates: trigger it with the form's first_date (and last_date), "
+                               "or from a schedule or an asset event that carries one")
+
+
+def run_date() -> date:
+    """The date a run's training and checks are as of: the last date of its interval."""
+    return run_interval().last
 
 
 def _pipeline(name: str):
@@ -36,15 +60,15 @@ def ingest(pipeline: str) -> dict:
     from loopline.ingest import ingest_source
     from loopline_airflow.assets import bronze_ingested
 
-    p, context = _pipeline(pipeline), get_current_context()
+    p, context, interval = _pipeline(pipeline), get_current_context(), run_interval()
     spark = p.spark()
-    results = {name: asdict(ingest_source(spark, p, source, context["run_id"], logical_date()))
+    results = {name: asdict(ingest_source(spark, p, source, context["run_id"], interval.first))
                for name, source in p.spec.sources.items()}
     for name, run in results.items():
         print(f"{name}: {run['batches']} batches, consumed {run['consumed']} = accepted {run['accepted']} "
-              f"+ quarantined {run['quarantined']} (late: {run['late']})")
-    context["outlet_events"][bronze_ingested(pipeline)].extra = {"logical_date": logical_date().isoformat(),
-                                                                 "sources": results}
+              f"+ quarantined {run['quarantined']} (late, before {interval.first}: {run['late']})")
+    context["outlet_events"][bronze_ingested(pipeline)].extra = {"logical_date": interval.last.isoformat(),
+                                                                 "interval": str(interval), "sources": results}
     return results
 
 
@@ -53,24 +77,30 @@ def check_feedback(pipeline: str) -> dict:
     from loopline.feedback import check_realised_performance
 
     context = get_current_context()
-    check = check_realised_performance(_pipeline(pipeline), logical_date(), context["dag"].dag_id, context["run_id"])
+    check = check_realised_performance(_pipeline(pipeline), run_date(), context["dag"].dag_id, context["run_id"])
     print(f"champion v{check.champion_version}: {check.decision}")
     return asdict(check)
 
 
 def train(pipeline: str, recent_only: bool = False) -> dict:
-    """Train a candidate on labelled rows known at the logical date (skipped at cold start).
+    """Train a candidate on labelled rows known on the run's last date (skipped at cold start,
+    and when the trigger form says not to retrain).
 
-    `recent_only` limits training to the spec's `training.retrain_window_days` (drift retraining).
+    `recent_only` limits training to `training.retrain_window_days` (drift retraining), or to
+    the trigger form's `window_days` when given.
     """
     from loopline.training import train as train_model
     from loopline.training_data import NotEnoughLabels
 
-    p = _pipeline(pipeline)
-    window_days = p.spec.training.retrain_window_days if recent_only else None
+    p, context = _pipeline(pipeline), get_current_context()
+    params = context.get("params") or {}
+    if params.get("retrain") is False:
+        raise AirflowSkipException("the trigger form asked to score without retraining")
+    window_days = params.get("window_days") or (p.spec.training.retrain_window_days if recent_only else None)
+    if params.get("reason"):
+        print(f"retraining requested by hand: {params['reason']}")
     try:
-        result = train_model(p.spec, p.lake, p.settings.db_url, logical_date(), get_current_context()["dag"].dag_id,
-                             window_days)
+        result = train_model(p.spec, p.lake, p.settings.db_url, run_date(), context["dag"].dag_id, window_days)
     except NotEnoughLabels as reason:
         raise AirflowSkipException(str(reason)) from reason
     print(f"run {result.run_id} ({'reused' if result.reused else 'new'}): {result.metrics}")
@@ -83,37 +113,48 @@ def register(pipeline: str, trained: dict) -> dict:
 
     p, context = _pipeline(pipeline), get_current_context()
     decision = register_and_gate(p.settings.db_url, p.spec, trained["run_id"], trained["model_uri"],
-                                 logical_date(), context["dag"].dag_id, context["run_id"])
+                                 run_date(), context["dag"].dag_id, context["run_id"])
     print(f"version {decision.model_version}: {'PROMOTED' if decision.promoted else 'kept as challenger'} "
           f"({decision.decision})")
     return asdict(decision)
 
 
-def score(pipeline: str) -> dict:
-    """Score the date's bronze partition with the champion (skipped if there is none yet).
+def score(pipeline: str) -> list[dict]:
+    """Score every date of the interval with the champion (skipped if there is none yet).
 
     The first run of a date uses the champion of that moment; reruns reuse that version.
     """
     from loopline.scoring import score as score_partition
 
-    p, day = _pipeline(pipeline), logical_date()
-    version = p.scoring_version(day)
-    if version is None:
-        raise AirflowSkipException(f"{pipeline}: no champion model yet, nothing to score with")
-    result = score_partition(p, day, version)
-    print(f"{result.rows} predictions by version {version} -> {result.predictions_uri}, loopline.predictions and "
-          f"{p.spec.predictions_topic} ({result.published} published now)")
-    return asdict(result)
+    p, results = _pipeline(pipeline), []
+    for day in run_interval().dates:
+        version = p.scoring_version(day)
+        if version is None:
+            raise AirflowSkipException(f"{pipeline}: no champion model yet, nothing to score with")
+        if not p.lake.location(p.spec.entity_dataset, day).exists():
+            print(f"{day}: no valid entities, nothing to score")
+            continue
+        result = score_partition(p, day, version)
+        print(f"{day}: {result.rows} predictions by version {version} -> {result.predictions_uri}, "
+              f"loopline.predictions and {p.spec.predictions_topic} ({result.published} published now)")
+        results.append(asdict(result))
+    return results
 
 
-def monitor(pipeline: str, scored: dict) -> dict:
-    """Drift of the scored batch against the serving model's training reference."""
+def monitor(pipeline: str, scored: list[dict]) -> dict:
+    """Drift of each scored date against its serving model's training reference."""
     from loopline.monitoring import check_drift
 
-    p = _pipeline(pipeline)
-    result = check_drift(p.settings.db_url, p.spec, p.lake, logical_date(), scored["model_version"])
-    print(f"PSI per feature: {result.scores}; drifted: {result.drifted_features or 'none'}")
-    return {**asdict(result), "max_psi": result.max_psi, "retrain_requested": result.retrain_requested}
+    p, checked = _pipeline(pipeline), []
+    for result in scored:
+        drift = check_drift(p.settings.db_url, p.spec, p.lake, date.fromisoformat(result["logical_date"]),
+                            result["model_version"])
+        print(f"{drift.logical_date}: PSI per feature {drift.scores}; drifted: {drift.drifted_features or 'none'}")
+        checked.append(drift)
+    drifted = sorted({f for d in checked for f in d.drifted_features})
+    return {"interval": str(run_interval()), "logical_date": run_date().isoformat(), "max_psi": max((d.max_psi for d in checked), default=0.0),
+            "drifted_features": drifted, "retrain_requested": bool(drifted),
+            "drifted_dates": [d.logical_date for d in checked if d.retrain_requested]}
 
 
 def request_retraining(pipeline: str, drift: dict) -> None:
@@ -124,9 +165,9 @@ def request_retraining(pipeline: str, drift: dict) -> None:
         raise AirflowSkipException(f"no drift above threshold (max PSI {drift['max_psi']:.3f}); no retraining")
     get_current_context()["outlet_events"][retrain_request(pipeline)].extra = {
         "logical_date": drift["logical_date"], "drifted_features": drift["drifted_features"],
-        "max_psi": drift["max_psi"],
+        "drifted_dates": drift["drifted_dates"], "max_psi": drift["max_psi"],
     }
-    print(f"retraining requested: {drift['drifted_features']}")
+    print(f"retraining requested: {drift['drifted_features']} on {drift['drifted_dates']}")
 
 
 def copy_to_tier(pipeline: str, dataset: str, day: str, to_tier: str) -> dict:

@@ -1,18 +1,24 @@
 """Integration tests run against the real stack started by `make up` (`make test` does it).
 
-Each session gets its own throw-away pipeline (spec copied from card_fraud under a unique
-name, with its own topics, lake paths, tables rows and registered model), so the tests
-neither see nor disturb the demo's data.
+Tests make throw-away pipelines (a spec under a unique name, with its own topics, lake
+paths, table rows and registered model), so they neither see nor disturb the demo's data:
+copies of card_fraud, and a pipeline in which every name differs (renamed_pipeline.py).
+They live in a temporary pipelines folder (and expectations folder) made the process's
+own through LOOPLINE_PIPELINES_DIR and LOOPLINE_EXPECTATIONS_DIR.
 """
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import uuid
 from pathlib import Path
 
 import pytest
 import yaml
 
+import renamed_pipeline
+from loopline.contract_rules import EXPECTATIONS_DIR
 from loopline.spec import PIPELINES_DIR, derived_spec
 
 REQUIRED_ENV = ["LOOPLINE_DB_URL", "LOOPLINE_KAFKA_BOOTSTRAP", "MLFLOW_TRACKING_URI", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
@@ -25,39 +31,54 @@ def pytest_collection_modifyitems(items):
                     "(it starts the stack), or `make up && source .loopline/env`.", returncode=2)
 
 
-@pytest.fixture(scope="session")
-def make_pipeline(tmp_path_factory):
-    """Create throw-away pipelines spec'd like card_fraud (own topics, lake paths, rows, model),
-    visible to loopline through LOOPLINE_PIPELINES_DIR; all are removed at session end.
+class ThrowAwayPipelines:
+    """Makes throw-away pipelines on the real services and removes them all at the end."""
 
-    `make_pipeline(**overrides)` merges `overrides` into the spec's top-level blocks."""
-    from loopline.bootstrap import ensure_topics
-    from loopline.config import Settings
-    from loopline.spec import load_spec
+    def __init__(self, pipelines: Path, expectations: Path) -> None:
+        from loopline.config import Settings
 
-    directory: Path = tmp_path_factory.mktemp("pipelines")
-    for pipeline_file in [*PIPELINES_DIR.glob("*.yaml"), *PIPELINES_DIR.glob("*.py")]:  # specs, feature modules
-        (directory / pipeline_file.name).write_text(pipeline_file.read_text())
-    os.environ["LOOPLINE_PIPELINES_DIR"] = str(directory)
-    settings, created = Settings.from_env(), []
+        self.pipelines, self.expectations = pipelines, expectations
+        self.settings = Settings.from_env()
+        self.created: list[str] = []
 
-    def make(**overrides) -> str:
+    def __call__(self, **overrides) -> str:
+        """A copy of card_fraud; `overrides` are merged into the spec's top-level blocks."""
         name = f"it_{uuid.uuid4().hex[:8]}"
-        raw = derived_spec("card_fraud", name, {"training": {"min_labelled_rows": 1000}, **overrides})
-        (directory / f"{name}.yaml").write_text(yaml.safe_dump(raw))
-        ensure_topics(settings.kafka_bootstrap, load_spec(name).topics)
-        created.append(name)
+        return self.from_document(derived_spec("card_fraud", name, {"training": {"min_labelled_rows": 1000},
+                                                                     **overrides}))
+
+    def renamed(self) -> str:
+        """The pipeline whose every source, field, dataset, topic and suite has another name."""
+        renamed_pipeline.write_suites(self.expectations, EXPECTATIONS_DIR)
+        return self.from_document(renamed_pipeline.spec(f"it_{uuid.uuid4().hex[:8]}"))
+
+    def from_document(self, raw: dict) -> str:
+        from loopline.bootstrap import ensure_topics
+        from loopline.spec import load_spec
+
+        name = raw["name"]
+        (self.pipelines / f"{name}.yaml").write_text(yaml.safe_dump(raw))
+        ensure_topics(self.settings.kafka_bootstrap, load_spec(name).topics)
+        self.created.append(name)
         return name
 
-    yield make
-    for name in created:
-        remove_pipeline(name, settings)
+    def remove_all(self) -> None:
+        for name in self.created:
+            remove_pipeline(name, self.settings)
 
 
 @pytest.fixture(scope="session")
-def pipeline_name(make_pipeline) -> str:
-    """The throw-away pipeline the nightly-loop tests share."""
-    return make_pipeline()
+def make_pipeline(tmp_path_factory):
+    """`make_pipeline(**overrides)`: a card_fraud copy; `make_pipeline.renamed()`: the renamed one."""
+    pipelines, expectations = tmp_path_factory.mktemp("pipelines"), tmp_path_factory.mktemp("expectations")
+    for pipeline_file in [*PIPELINES_DIR.glob("*.yaml"), *PIPELINES_DIR.glob("*.py")]:  # specs, feature modules
+        shutil.copy(pipeline_file, pipelines)
+    for suite in EXPECTATIONS_DIR.glob("*.json"):
+        shutil.copy(suite, expectations)
+    os.environ["LOOPLINE_PIPELINES_DIR"], os.environ["LOOPLINE_EXPECTATIONS_DIR"] = str(pipelines), str(expectations)
+    made = ThrowAwayPipelines(pipelines, expectations)
+    yield made
+    made.remove_all()
 
 
 def remove_pipeline(name: str, settings) -> None:
@@ -81,24 +102,26 @@ def remove_pipeline(name: str, settings) -> None:
 
 
 @pytest.fixture(scope="session")
-def nightly_dag_for_tests(pipeline_name, tmp_path_factory):
-    """The nightly DAG of the throw-away pipeline, built by the same factory as dags/.
+def nightly_dag_for(tmp_path_factory):
+    """`nightly_dag_for(pipeline)`: the pipeline's nightly DAG, built by the same factory as dags/.
 
     dag.test() needs the DAG in a DAG bundle: this process gets a second local bundle holding
-    a three-line DAG file for the test pipeline, so the real dags folder stays untouched.
+    a three-line DAG file per test pipeline, so the real dags folder stays untouched.
     """
-    import json
-
     bundle = tmp_path_factory.mktemp("dag_bundle")
-    (bundle / f"{pipeline_name}_nightly.py").write_text(
-        "from loopline_airflow.dag_factory import nightly_dag\n\n"
-        f"dag = nightly_dag({pipeline_name!r}, scheduled=False)\n"
-    )
     local = "airflow.dag_processing.bundles.local.LocalDagBundle"
     os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps([
         {"name": "dags-folder", "classpath": local, "kwargs": {}},
         {"name": "loopline-integration-tests", "classpath": local, "kwargs": {"path": str(bundle)}},
     ])
-    from loopline_airflow.dag_factory import nightly_dag
 
-    return nightly_dag(pipeline_name, scheduled=False)
+    def build(pipeline: str):
+        from loopline_airflow.dag_factory import nightly_dag
+
+        (bundle / f"{pipeline}_nightly.py").write_text(
+            "from loopline_airflow.dag_factory import nightly_dag\n\n"
+            f"dag = nightly_dag({pipeline!r}, scheduled=False)\n"
+        )
+        return nightly_dag(pipeline, scheduled=False)
+
+    return build

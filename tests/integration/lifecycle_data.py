@@ -7,9 +7,10 @@ from datetime import date, datetime, timedelta
 
 import pandas as pd
 
-from contract_data import write_bronze
-from loopline.features import build_features
 from card_fraud_simulator import SimulationConfig, transactions_for_day
+from contract_data import write_bronze
+from loopline.features import FeatureBuilder
+from loopline.spec import pipelines_dir
 
 LABELS_DDL = ("transaction_id string, is_fraud int, label_time timestamp, label_source string, "
               "schema_version int, source string, source_partition int, source_offset bigint")
@@ -39,10 +40,23 @@ def write_labelled_days(p, frame: pd.DataFrame) -> None:
         write_bronze(p, p.spec.valid_dataset("labels"), day + timedelta(days=1), labels, LABELS_DDL)
 
 
-def booster(spec, rows: pd.DataFrame, shuffle_labels: bool = False, seed: int = 7):
+def builder(spec) -> FeatureBuilder:
+    return FeatureBuilder.for_spec(spec.features, pipelines_dir())
+
+
+def booster(spec, rows: pd.DataFrame, shuffle_labels: bool = False, seed: int = 7, rounds: int = 60):
     """A LightGBM model on `rows`; with shuffled labels it has learned nothing (a bad model)."""
     import lightgbm as lgb
 
     target = rows["is_fraud"].sample(frac=1, random_state=3).to_numpy() if shuffle_labels else rows["is_fraud"]
     return lgb.train({"objective": "binary", "verbose": -1, "seed": seed, "deterministic": True},
-                     lgb.Dataset(build_features(rows, spec.features), target), num_boost_round=60)
+                     lgb.Dataset(builder(spec).build(rows), target), num_boost_round=rounds)
+
+
+def log_booster(spec, model) -> str:
+    """Log a LightGBM booster as training does (type, task, features, feature module) in the
+    active MLflow run; return its model URI."""
+    from loopline.model_store import log_model
+    from loopline.model_types import model_type
+
+    return log_model(model_type("lightgbm"), model, spec.task.type, builder(spec)).model_uri

@@ -10,7 +10,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from lifecycle_data import booster, labelled, write_labelled_days
+from lifecycle_data import booster, labelled, log_booster, write_labelled_days
 from loopline import db
 from loopline.feedback import check_realised_performance
 from loopline.model_aliases import CHAMPION, PREVIOUS, AliasMove, alias_version, history, move_alias
@@ -23,11 +23,10 @@ FEEDBACK = SERVED + timedelta(days=1)  # its labels are in the lake from this da
 
 def register(p: Pipeline, model) -> int:
     import mlflow
-    import mlflow.lightgbm
 
     mlflow.set_experiment(p.spec.name)
     with mlflow.start_run():
-        uri = mlflow.lightgbm.log_model(model, name="model").model_uri
+        uri = log_booster(p.spec, model)
     return int(mlflow.register_model(uri, p.spec.model_name).version)
 
 
@@ -84,7 +83,7 @@ def test_a_champion_that_loses_on_returned_labels_is_rolled_back_audited_and_ale
     assert last_champion_move["reason"].startswith("rollback: automatic: roc_auc on 2000 labelled predictions")
     assert (last_champion_move["dag_id"], last_champion_move["run_id"]) == ("test_dag", "manual__2")
     [alert] = alerts
-    assert alert["subject"] == f"automatic rollback of {p.spec.model_name} v{bad}" and "below" in alert["summary"]
+    assert alert["subject"] == f"automatic rollback of {p.spec.model_name} v{bad}" and "worse than the previous champion" in alert["summary"]
     with db.connect(p.settings.db_url) as conn:
         [row] = db.fetch_all(conn, "SELECT rolled_back, champion_score FROM loopline.feedback_checks "
                                    "WHERE pipeline = %s AND logical_date = %s", (p.spec.name, FEEDBACK))

@@ -12,6 +12,7 @@ import pytest
 
 from loopline import db
 from loopline.availability import data_status
+from loopline.interval import Interval
 from loopline.ingest import ingest_source
 from loopline.pipeline import Pipeline
 from loopline.storage import DatasetLocation
@@ -82,7 +83,7 @@ def test_postgres_table_is_read_incrementally_by_watermark(pipeline):
            {**LABEL, "transaction_id": "tx-b2", "schema_version": 2},
            {**LABEL, "transaction_id": "tx-b3", "label_time": None}]
     _insert(p, good + bad)
-    assert data_status(p, DAY).unread["reviews"] == 13
+    assert data_status(p, Interval.of_day(DAY)).unread["reviews"] == 13
 
     first = ingest_source(spark, p, source, "pg-1", DAY)
     assert (first.consumed, first.accepted, first.quarantined) == (13, 10, 3)
@@ -94,7 +95,7 @@ def test_postgres_table_is_read_incrementally_by_watermark(pipeline):
         "null_field:is_fraud": 1, "unknown_schema_version": 1, "null_field:label_time": 1}
 
     _insert(p, [{**LABEL, "transaction_id": f"tx-new-{i}"} for i in range(5)])
-    assert data_status(p, DAY).unread["reviews"] == 5
+    assert data_status(p, Interval.of_day(DAY)).unread["reviews"] == 5
     later = ingest_source(spark, p, source, "pg-2", date(2026, 10, 2))
     assert (later.consumed, later.accepted) == (5, 5)
     bronze, quarantine = _landed(p, source.dataset)
@@ -116,7 +117,7 @@ def test_landed_files_are_each_ingested_once(pipeline):
     good = [json.dumps({**LABEL, "transaction_id": f"tx-f{i}"}) for i in range(7)]
     land_file("2026-10-01/a.jsonl", good[:4] + ["{not json"])
     land_file("2026-10-01/b.jsonl", good[4:] + [json.dumps({**LABEL, "is_fraud": "yes"})])
-    assert data_status(p, DAY).unread["partner"] == 2
+    assert data_status(p, Interval.of_day(DAY)).unread["partner"] == 2
 
     first = ingest_source(spark, p, source, "files-1", DAY)
     assert (first.consumed, first.accepted, first.quarantined) == (9, 7, 2)

@@ -4,30 +4,26 @@ from __future__ import annotations
 import multiprocessing
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pytest
 
+from lifecycle_data import booster, labelled, log_booster
 from loopline import db
 from loopline.model_aliases import (CHAMPION, PREVIOUS, AliasMove, RollbackError, alias_version, history, move_alias,
                                     rollback, version_at)
 from loopline.pipeline import Pipeline
 
 
-def tiny_model_uri(name: str) -> str:
+def tiny_model_uri(spec) -> str:
     """A small LightGBM model logged in an MLflow run (what training logs, minus the data)."""
-    import lightgbm as lgb
     import mlflow
-    import mlflow.lightgbm
-    import numpy as np
 
-    rng = np.random.default_rng(1)
-    features, labels = rng.normal(size=(300, 3)), rng.integers(0, 2, 300)
-    booster = lgb.train({"objective": "binary", "verbose": -1}, lgb.Dataset(features, labels), num_boost_round=5)
-    mlflow.set_experiment(name)
+    model = booster(spec, labelled([date(2026, 1, 5)], per_day=300), rounds=5)
+    mlflow.set_experiment(spec.name)
     with mlflow.start_run():
-        return mlflow.lightgbm.log_model(booster, name="model").model_uri
+        return log_booster(spec, model)
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +34,7 @@ def registered(make_pipeline):
     from mlflow import MlflowClient
 
     p = Pipeline.load(make_pipeline())
-    uri = tiny_model_uri(p.spec.name)
+    uri = tiny_model_uri(p.spec)
     versions = [int(mlflow.register_model(uri, p.spec.model_name).version) for _ in range(3)]
     client = MlflowClient()
     gate = AliasMove("gate: test", "test_dag", "manual__1")

@@ -44,20 +44,20 @@ def _send_later(bootstrap: str, topic: str, delay_s: float, sent_at: list[float]
 def test_trigger_waits_for_unread_records_then_fires_and_ingested_dates_pass_at_once(make_pipeline):
     p = Pipeline.load(make_pipeline())
     events = p.spec.sources["events"]
-    assert check_new_data(p.spec.name, DAY.isoformat())["ready"] is False
+    assert check_new_data(p.spec.name, DAY.isoformat(), DAY.isoformat())["ready"] is False
 
-    timed_out = _first_event(NewDataTrigger(p.spec.name, DAY.isoformat(), poll_interval_s=0.5, timeout_s=2))
+    timed_out = _first_event(NewDataTrigger(p.spec.name, DAY.isoformat(), DAY.isoformat(), poll_interval_s=0.5, timeout_s=2))
     assert timed_out["ready"] is False and "need 1" in timed_out["description"]
 
     sent_at: list[float] = []
     sender = _send_later(p.settings.kafka_bootstrap, events.topic, delay_s=3, sent_at=sent_at)
-    fired = _first_event(NewDataTrigger(p.spec.name, DAY.isoformat(), poll_interval_s=0.5, timeout_s=120))
+    fired = _first_event(NewDataTrigger(p.spec.name, DAY.isoformat(), DAY.isoformat(), poll_interval_s=0.5, timeout_s=120))
     fired_at = time.monotonic()
     sender.join()
     assert fired["ready"] is True and fired["unread"]["events"] == 1
     assert sent_at and fired_at >= sent_at[0]  # it fired because of the record, not before it
 
     ingest_source(p.spark(), p, events, "trigger-test", DAY)
-    after = check_new_data(p.spec.name, DAY.isoformat())
+    after = check_new_data(p.spec.name, DAY.isoformat(), DAY.isoformat())
     assert after["unread"]["events"] == 0 and after["rows_already_ingested"] == 1 and after["ready"] is True
-    assert check_new_data(p.spec.name, "2026-08-02")["ready"] is False  # nothing new, nothing for that date
+    assert check_new_data(p.spec.name, "2026-08-02", "2026-08-02")["ready"] is False  # nothing new, nothing for that date

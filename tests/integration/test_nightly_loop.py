@@ -1,9 +1,12 @@
-"""The walking skeleton end to end on the real services, through the nightly DAG's own wiring.
+"""The nightly loop end to end on the real services, through the nightly DAG's own wiring.
 
-Five simulated days (drift from day 5) run with dag.test(); then one day is rerun and one
-day with a broken batch is run. Assertions read the real outcomes: Kafka offsets, Parquet
-in the lake, rows in PostgreSQL, versions and aliases in the MLflow registry, asset events
-in the Airflow metadata DB.
+It runs for each pipeline of the spec matrix: a copy of card_fraud (features from its
+feature module), and the renamed pipeline (every source, field, dataset, topic and suite
+named otherwise; declared features with learned vocabularies). Five simulated days (drift
+from day 5) run with dag.test(); then one day is rerun and one day with a broken batch is
+run. Assertions read the real outcomes: Kafka offsets, Parquet in the lake, rows in
+PostgreSQL, versions and aliases in the MLflow registry, asset events in the Airflow
+metadata DB. A failure names the pipeline (the test id) and the stage.
 """
 from __future__ import annotations
 
@@ -14,10 +17,12 @@ import pyarrow.parquet as pq
 import pytest
 import requests
 
+import card_fraud_simulator
+import renamed_pipeline
+from card_fraud_simulator import SimulationConfig, messages_for_day
+from lake_audit import assert_exactly_once, topic_messages
 from loopline.config import Settings
 from loopline.pipeline import Pipeline
-from card_fraud_simulator import SimulationConfig, messages_for_day, produce
-from lake_audit import assert_exactly_once, topic_messages
 
 FIRST = date(2026, 3, 1)
 DAYS = [FIRST + timedelta(days=i) for i in range(5)]
@@ -60,23 +65,33 @@ def predictions_snapshot(db_url: str, pipeline: str, day: date) -> list[tuple]:
 
     with db.connect(db_url) as conn:
         return [tuple(r.values()) for r in db.fetch_all(
-            conn, "SELECT prediction_id, fraud_probability, model_version FROM loopline.predictions "
+            conn, "SELECT prediction_id, prediction, model_version FROM loopline.predictions "
                   "WHERE pipeline=%s AND score_date=%s ORDER BY prediction_id", (pipeline, day))]
 
 
-@pytest.fixture(scope="module")
-def loop(pipeline_name, nightly_dag_for_tests):
-    """Simulate and run the five days once; tests below inspect what happened."""
-    p = Pipeline.load(pipeline_name)
-    topics = {kind: source.topic for kind, source in p.spec.sources.items()}
-    produce(SIM, DAYS, Settings.from_env().kafka_bootstrap, topics)
-    dag = nightly_dag_for_tests
+FIELDS_OF: dict[str, dict[str, str]] = {}  # pipeline -> how its fields are named in card_fraud's simulator
+
+
+def send(p: Pipeline, config: SimulationConfig, days: list[date]) -> None:
+    """Simulated days to the pipeline's topics, in its own field names."""
+    renamed_pipeline.produce(config, days, Settings.from_env().kafka_bootstrap, card_fraud_simulator.topics_of(p.spec),
+                             FIELDS_OF[p.spec.name])
+
+
+@pytest.fixture(scope="module", params=["card_fraud", "renamed"])
+def loop(request, make_pipeline, nightly_dag_for):
+    """Simulate and run the five days once per pipeline; tests below inspect what happened."""
+    name = make_pipeline() if request.param == "card_fraud" else make_pipeline.renamed()
+    FIELDS_OF[name] = {} if request.param == "card_fraud" else renamed_pipeline.FIELDS
+    p = Pipeline.load(name)
+    send(p, SIM, DAYS)
+    dag = nightly_dag_for(name)
     outcome = {}
     for day in DAYS:
-        before = retrain_events(pipeline_name)
+        before = retrain_events(name)
         dag_run = run_day(dag, day)
         outcome[day] = {"state": dag_run.state, "tasks": states(dag_run),
-                        "retrain_events": retrain_events(pipeline_name) - before}
+                        "retrain_events": retrain_events(name) - before}
     return p, dag, outcome
 
 
@@ -92,26 +107,27 @@ def test_every_produced_record_landed_once_in_its_event_date_partition(loop):
     p, _, _ = loop
     from loopline import db
 
+    entities, valid = p.spec.entity_source.dataset, p.spec.entity_dataset
     for source in p.spec.sources.values():
         assert_exactly_once(p, source)
     for day in DAYS:
         produced = sum(m.topic_kind == "events" for m in messages_for_day(SIM, day))
-        bronze = rows_at(p.lake.location("bronze_events", day))
-        quarantined = rows_at(p.lake.location("quarantine", day, subdir="bronze_events"))
+        bronze = rows_at(p.lake.location(entities, day))
+        quarantined = rows_at(p.lake.location("quarantine", day, subdir=entities))
         assert bronze + quarantined == produced, day
         assert quarantined == round(PER_DAY * SIM.malformed_rate), day
-        valid = rows_at(p.lake.location("valid_events", day))
-        refused = rows_at(p.lake.location("quarantine", day, subdir="valid_events"))  # by the contract's row rules
-        assert valid + refused == bronze and refused == round(PER_DAY * SIM.invalid_rate), day
+        accepted = rows_at(p.lake.location(valid, day))
+        refused = rows_at(p.lake.location("quarantine", day, subdir=valid))  # by the contract's row rules
+        assert accepted + refused == bronze and refused == round(PER_DAY * SIM.invalid_rate), day
     with db.connect(p.settings.db_url) as conn:
-        runs = db.fetch_all(conn, "SELECT * FROM loopline.ingest_runs WHERE pipeline=%s AND dataset='bronze_events'",
-                            (p.spec.name,))
+        runs = db.fetch_all(conn, "SELECT * FROM loopline.ingest_runs WHERE pipeline=%s AND dataset=%s",
+                            (p.spec.name, entities))
     assert all(r["reconciled"] and r["consumed"] == r["accepted"] + r["quarantined"] for r in runs)
     assert sum(r["consumed"] for r in runs) == sum(
         sum(m.topic_kind == "events" for m in messages_for_day(SIM, day)) for day in DAYS)
     ingested = asset_events(f"{p.spec.name}_bronze")  # one event per ingest run, counts in its extra
     assert len(ingested) >= len(DAYS)
-    assert sum(e["sources"]["events"]["consumed"] for e in ingested) == sum(r["consumed"] for r in runs)
+    assert sum(e["sources"][p.spec.task.entities]["consumed"] for e in ingested) == sum(r["consumed"] for r in runs)
 
 
 def test_a_champion_is_registered(loop):
@@ -142,8 +158,8 @@ def test_every_registered_version_has_a_model_card(loop):
         card = mlflow.artifacts.load_text(f"models:/{p.spec.name}/{version.version}/{MARKDOWN}")
         assert card.startswith(f"# Model card: {p.spec.name} v{version.version}\n")
         assert version.tags["gate_decision"] in card
-        assert f"| valid_events | {p.spec.sources['events'].topic} |" in card  # Kafka offsets behind the data
-        assert "| bronze_events |" in card and "[GX report](" in card  # contract results of its partitions
+        assert f"| {p.spec.entity_dataset} | {p.spec.entity_source.topic} |" in card  # Kafka offsets behind the data
+        assert f"| {p.spec.entity_source.dataset} |" in card and "[GX report](" in card  # contract results
         assert "<table>" in mlflow.artifacts.load_text(f"models:/{p.spec.name}/{version.version}/{HTML}")
         assert version.description.startswith(f"# Model card: {p.spec.name} v{version.version}")
 
@@ -153,8 +169,8 @@ def test_predictions_in_postgres_equal_valid_rows_of_the_date(loop):
     for day in DAYS:
         if outcome[day]["tasks"]["score"] != "success":
             continue
-        bronze = pq.read_table(p.lake.location("valid_events", day).arrow_path,
-                               filesystem=p.lake.location("valid_events", day).filesystem()).column("transaction_id")
+        valid = p.lake.location(p.spec.entity_dataset, day)
+        bronze = pq.read_table(valid.arrow_path, filesystem=valid.filesystem()).column(p.spec.entity_source.key)
         predicted = {row[0] for row in predictions_snapshot(p.settings.db_url, p.spec.name, day)}
         assert predicted == {f"{p.spec.name}:{t}" for t in bronze.to_pylist()}, day
         on_object_store = p.lake.location("predictions", day)  # the spec places predictions on `cloud`
@@ -170,13 +186,13 @@ def test_each_prediction_is_published_once_to_the_predictions_topic(loop):
     keys = [key.decode() for key, _ in messages]
     with db.connect(p.settings.db_url) as conn:
         stored = {r["prediction_id"]: r for r in db.fetch_all(
-            conn, "SELECT prediction_id, model_version, fraud_probability FROM loopline.predictions WHERE pipeline=%s",
+            conn, "SELECT prediction_id, model_version, prediction FROM loopline.predictions WHERE pipeline=%s",
             (p.spec.name,))}
     assert len(keys) == len(set(keys)) and set(keys) == set(stored)
     for key, value in messages[:50]:
         sent = json.loads(value)
         row = stored[key.decode()]
-        assert (sent["model_version"], sent["fraud_probability"]) == (row["model_version"], row["fraud_probability"])
+        assert (sent["model_version"], sent["prediction"]) == (row["model_version"], row["prediction"])
 
 
 def test_retraining_is_requested_on_the_drift_day_only(loop):
@@ -201,11 +217,11 @@ def test_rerunning_a_date_changes_nothing(loop):
     try:
         published = lambda: len(topic_messages(p.settings.kafka_bootstrap, p.spec.predictions_topic))  # noqa: E731
         before = (predictions_snapshot(p.settings.db_url, p.spec.name, day), versions(),
-                  rows_at(p.lake.location("bronze_events", day)), published())
+                  rows_at(p.lake.location(p.spec.entity_source.dataset, day)), published())
         assert newest != str(before[0][0][2]), "setup: the date must have been scored by an older version"
         assert run_day(dag, day).state == "success"
         after = (predictions_snapshot(p.settings.db_url, p.spec.name, day), versions(),
-                 rows_at(p.lake.location("bronze_events", day)), published())
+                 rows_at(p.lake.location(p.spec.entity_source.dataset, day)), published())
         assert after == before
         assert client.get_model_version_by_alias(p.spec.name, "champion").version == newest
     finally:
@@ -238,17 +254,17 @@ def test_a_broken_batch_stops_the_line_alerts_and_keeps_the_champion(loop, webho
     client = MlflowClient()
     champion = client.get_model_version_by_alias(p.spec.name, "champion").version
     tiny = SimulationConfig(seed=3, transactions_per_day=40, world_start=BROKEN_DAY)  # far below the volume rule
-    produce(tiny, [BROKEN_DAY], Settings.from_env().kafka_bootstrap,
-            {kind: source.topic for kind, source in p.spec.sources.items()})
+    send(p, tiny, [BROKEN_DAY])
     dag_run = run_day(dag, BROKEN_DAY)
-    tasks = states(dag_run)
+    tasks, entities = states(dag_run), p.spec.entity_source.dataset
     assert dag_run.state == "failed"
-    assert tasks["validate_bronze_events"] == "failed"
+    assert tasks[f"validate_{entities}"] == "failed"
     assert {tasks[t] for t in ("check_feedback", "train", "register", "score", "monitor")} == {"upstream_failed"}
     assert client.get_model_version_by_alias(p.spec.name, "champion").version == champion
     [alert] = webhook
-    assert alert["subject"].endswith("bronze_events") and "volume" in alert["summary"] and alert["logical_date"] == str(BROKEN_DAY)
-    xcoms = task_xcoms(dag.dag_id, dag_run.run_id, "validate_bronze_events")
+    assert alert["subject"].endswith(entities) and "volume" in alert["summary"]
+    assert alert["logical_date"] == str(BROKEN_DAY)
+    xcoms = task_xcoms(dag.dag_id, dag_run.run_id, f"validate_{entities}")
     assert xcoms["contract_report_url"] == alert["report_url"]
     assert xcoms["_link_ContractReportLink"] == alert["report_url"]  # the task's "Contract report" button
     assert requests.get(alert["report_url"], timeout=30).status_code == 200
@@ -263,7 +279,7 @@ def test_spark_job_entry_points_rerun_a_date_with_the_same_outcome(loop):
     p, _, _ = loop
     repo = Path(__file__).resolve().parents[2]
     day = DAYS[-1]
-    bronze_before = rows_at(p.lake.location("bronze_events", day))
+    bronze_before = rows_at(p.lake.location(p.spec.entity_source.dataset, day))
     before = predictions_snapshot(p.settings.db_url, p.spec.name, day)
     outputs = {}
     for job in ("ingest", "score"):
@@ -271,11 +287,11 @@ def test_spark_job_entry_points_rerun_a_date_with_the_same_outcome(loop):
                                "--date", day.isoformat()], capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr[-2000:]
         outputs[job] = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-    events = next(r for r in outputs["ingest"] if r["dataset"] == "bronze_events")
+    events = next(r for r in outputs["ingest"] if r["dataset"] == p.spec.entity_source.dataset)
     assert events["consumed"] == 0  # everything was ingested already: nothing is read twice
     for source in p.spec.sources.values():
         assert_exactly_once(p, source)
     assert outputs["score"][0]["rows"] == len(before)
     assert outputs["score"][0]["published"] == 0  # the date's predictions are on the topic already
     assert predictions_snapshot(p.settings.db_url, p.spec.name, day) == before
-    assert rows_at(p.lake.location("bronze_events", day)) == bronze_before
+    assert rows_at(p.lake.location(p.spec.entity_source.dataset, day)) == bronze_before

@@ -9,12 +9,12 @@ import mlflow.pyfunc
 import pandas as pd
 import pytest
 
-from lifecycle_data import booster, labelled
+from lifecycle_data import booster, labelled, log_booster
 from loopline import db
 from loopline.model_aliases import CHALLENGER, CHAMPION, alias_version
 from loopline.pipeline import Pipeline
 from loopline.registry import register_and_gate
-from loopline.training import HOLDOUT_ARTIFACT
+from loopline.run_artifacts import HOLDOUT_ARTIFACT
 
 DAY = date(2026, 5, 20)
 
@@ -42,10 +42,8 @@ def gate(p: Pipeline, holdout: pd.DataFrame, log_model, day: date):
     return run_id, register_and_gate(p.settings.db_url, p.spec, run_id, model_uri, day, "test_gate", "manual__gate")
 
 
-def lightgbm_model(model):
-    import mlflow.lightgbm
-
-    return lambda: mlflow.lightgbm.log_model(model, name="model").model_uri
+def lightgbm_model(spec, model):
+    return lambda: log_booster(spec, model)
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +51,7 @@ def gated(make_pipeline, data):
     """A pipeline whose first, good model was promoted."""
     p = Pipeline.load(make_pipeline())
     history, holdout = data
-    _, first = gate(p, holdout, lightgbm_model(booster(p.spec, history)), DAY)
+    _, first = gate(p, holdout, lightgbm_model(p.spec, booster(p.spec, history)), DAY)
     assert first.promoted and first.decision == "no champion yet"
     return p, first.model_version
 
@@ -63,7 +61,7 @@ def test_a_worse_model_is_not_promoted_and_the_evidence_is_kept(gated, data):
 
     p, champion = gated
     history, holdout = data
-    run_id, decision = gate(p, holdout, lightgbm_model(booster(p.spec, history, shuffle_labels=True)), date(2026, 5, 21))
+    run_id, decision = gate(p, holdout, lightgbm_model(p.spec, booster(p.spec, history, shuffle_labels=True)), date(2026, 5, 21))
     client = MlflowClient()
     assert not decision.promoted and decision.decision.startswith("does not beat champion")
     assert alias_version(client, p.spec.model_name, CHAMPION) == champion
@@ -87,7 +85,7 @@ def test_a_model_producing_nan_is_not_promoted(gated, data):
     broken = lgb.Booster(model_str="\n".join(  # every leaf NaN; tree_sizes goes, as the trees' sizes change
         "leaf_value=" + " ".join("nan" for _ in line.split("=", 1)[1].split()) if line.startswith("leaf_value=")
         else line for line in lines if not line.startswith("tree_sizes=")))
-    _, decision = gate(p, holdout, lightgbm_model(broken), date(2026, 5, 22))
+    _, decision = gate(p, holdout, lightgbm_model(p.spec, broken), date(2026, 5, 22))
     assert not decision.promoted and "predictions are NaN" in decision.decision
     assert alias_version(MlflowClient(), p.spec.model_name, CHAMPION) == champion
     assert alias_version(MlflowClient(), p.spec.model_name, CHALLENGER) != decision.model_version

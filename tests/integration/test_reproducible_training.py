@@ -17,7 +17,8 @@ import pytest
 from lifecycle_data import labelled, write_labelled_days
 from loopline.pipeline import Pipeline
 from loopline.reproduce import ReproductionError, retrain_from_version
-from loopline.training import HOLDOUT_ARTIFACT, INPUTS_ARTIFACT, train
+from loopline.run_artifacts import HOLDOUT_ARTIFACT, INPUTS_ARTIFACT
+from loopline.training import train
 
 DAYS = [date(2026, 6, d) for d in range(1, 6)]
 UNTIL = DAYS[-1] + timedelta(days=1)  # the last day's labels arrive the day after
@@ -61,7 +62,7 @@ def test_the_run_records_its_data_model_and_code(lightgbm_version):
     assert set(datasets) == {"train", "validation", "holdout"}
     holdout_tags = datasets["holdout"]
     assert holdout_tags["event_dates"] == "2026-06-05" and holdout_tags["rows"] == "1500"
-    assert holdout_tags[f"offsets.events.{p.spec.sources['events'].topic}"] == "0:0-1499"
+    assert holdout_tags[f"offsets.entities.{p.spec.entity_source.topic}"] == "0:0-1499"
     assert {o["dataset"] for o in inputs["kafka_offsets"]} == {"valid_events", "valid_labels"}
     assert len([q for q in inputs["partitions"] if q["dataset"] == "valid_events"]) == len(DAYS)
     assert run.data.tags["loopline.data_hash"] == inputs["data_hash"]
@@ -86,7 +87,7 @@ def test_retrain_from_version_reproduces_the_metrics(lightgbm_version):
 
 def test_the_scikit_learn_baseline_trains_registers_scores_and_reproduces(make_pipeline):
     from loopline import db
-    from loopline.registry import load_model
+    from loopline.model_store import load_model
     from loopline.scoring import score
 
     p = Pipeline.load(make_pipeline(training={"model": "sklearn_logistic", "min_labelled_rows": 1000}))
@@ -94,7 +95,7 @@ def test_the_scikit_learn_baseline_trains_registers_scores_and_reproduces(make_p
     assert load_model(f"models:/{p.spec.model_name}/{version}").kind.name == "sklearn_logistic"
     assert score(p, DAYS[-1], version).rows == 1500  # Spark scoring serves the baseline like any type
     with db.connect(p.settings.db_url) as conn:
-        [row] = db.fetch_all(conn, "SELECT min(fraud_probability) AS low, max(fraud_probability) AS high "
+        [row] = db.fetch_all(conn, "SELECT min(prediction) AS low, max(prediction) AS high "
                                    "FROM loopline.predictions WHERE pipeline = %s", (p.spec.name,))
     assert 0 <= row["low"] < row["high"] <= 1
     reproduction = retrain_from_version(p, version)

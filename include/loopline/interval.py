@@ -1,0 +1,33 @@
+"""The event dates one run processes: every date of its data interval (a day for a daily
+schedule, a week or a month for others), so a team can backfill a year in a dozen runs."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+
+@dataclass(frozen=True)
+class Interval:
+    first: date
+    last: date  # inclusive
+
+    def __post_init__(self) -> None:
+        if self.last < self.first:
+            raise ValueError(f"an interval cannot end ({self.last}) before it starts ({self.first})")
+
+    @classmethod
+    def of_day(cls, day: date) -> "Interval":
+        return cls(day, day)
+
+    @classmethod
+    def between(cls, start: datetime, end: datetime) -> "Interval":
+        """The dates of a data interval [start, end) (an empty interval is the start's date)."""
+        last = (end - timedelta(microseconds=1)).date() if end > start else start.date()
+        return cls(start.date(), last)
+
+    @property
+    def dates(self) -> list[date]:
+        return [self.first + timedelta(days=i) for i in range((self.last - self.first).days + 1)]
+
+    def __str__(self) -> str:
+        return self.first.isoformat() if self.first == self.last else f"{self.first}..{self.last}"
