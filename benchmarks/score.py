@@ -71,6 +71,7 @@ def main() -> int:
     from loopline.bootstrap import remove_pipeline_data
     from loopline.model_store import load_model
     from loopline.pipeline import Pipeline
+    from loopline.interval import Interval
     from loopline.scoring import predictions_frame
     from loopline.spec import derived_spec, load_spec
 
@@ -84,7 +85,7 @@ def main() -> int:
             location = p.lake.location(p.spec.entity_dataset, DAY)
             write_partition(p.spark(), location.spark_uri, rows)
             loopline_s, _ = median_after_warm_up(
-                lambda: predictions_frame(p, DAY, version).write.format("noop").mode("overwrite").save(), REPEATS)
+                lambda: predictions_frame(p, Interval.of_day(DAY), version).write.format("noop").mode("overwrite").save(), REPEATS)
             frame = pq.read_table(location.arrow_path, filesystem=location.filesystem()).to_pandas()
             model = load_model(f"models:/{p.spec.model_name}/{version}")  # LightGBM predicts on one thread
             baseline_s, _ = median_after_warm_up(lambda: model.score(frame),

@@ -195,11 +195,12 @@ def disagreements(checked: dict, baseline: dict) -> list[str]:
 def main() -> int:
     from loopline.config import Settings
     from loopline.gx_validation import suite_parameters
+    from loopline.interval import Interval
     from loopline.spark import get_spark
 
     rows = int(os.environ.get("LOOPLINE_BENCH_VALIDATE_ROWS", "1000000"))
     spark = get_spark(Settings.from_env())
-    parameters = suite_parameters(DAY, 2)
+    parameters = suite_parameters(Interval.of_day(DAY), 2)
     with tempfile.TemporaryDirectory(prefix="loopline-bench-validate-") as tmp:
         write_partition(spark, f"file://{tmp}/date={DAY}", rows)
         path = f"{tmp}/date={DAY}"

@@ -17,11 +17,11 @@ from loopline.ingest import ingest_source
 
 
 def main(argv: list[str] | None = None) -> int:
-    pipeline, day = job_arguments(__doc__.splitlines()[0], argv)
+    pipeline, interval = job_arguments(__doc__.splitlines()[0], argv)
     spark = pipeline.spark()
     run_id = f"spark-submit__{datetime.now(timezone.utc).isoformat()}"
     for source in pipeline.spec.sources.values():
-        print(json.dumps(asdict(ingest_source(spark, pipeline, source, run_id, day))), flush=True)
+        print(json.dumps(asdict(ingest_source(spark, pipeline, source, run_id, interval.first))), flush=True)
     return 0
 
 

@@ -1,7 +1,7 @@
-"""spark-submit entry point: score one logical date of a pipeline (champion, or the version that first scored it).
+"""spark-submit entry point: score a run's dates of a pipeline (champion, or the version that first scored them).
 
     spark-submit --jars "$(tr ':' ',' < .loopline/classpath/spark.cp)" spark_jobs/score.py \
-        --pipeline card_fraud --date 2026-11-20
+        --pipeline card_fraud --date 2026-11-20 [--to 2026-11-26]
 
 Same code path as the Airflow task; with SPARK_REMOTE set it runs on the Spark Connect server.
 """
@@ -16,12 +16,12 @@ from loopline.scoring import score
 
 
 def main(argv: list[str] | None = None) -> int:
-    pipeline, day = job_arguments(__doc__.splitlines()[0], argv)
-    version = pipeline.scoring_version(day)
+    pipeline, interval = job_arguments(__doc__.splitlines()[0], argv)
+    version = pipeline.scoring_version(interval.first)
     if version is None:
         print(f"error: pipeline {pipeline.spec.name} has no champion model yet; run training first", file=sys.stderr)
         return 2
-    result = score(pipeline, day, version)
+    result = score(pipeline, interval, version)
     print(json.dumps(asdict(result)))
     return 0
 

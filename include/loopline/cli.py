@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from datetime import date
 from typing import TYPE_CHECKING
@@ -11,6 +12,7 @@ from loopline.config import ConfigError, Settings
 from loopline.spec import SpecError, load_spec, pipelines_dir
 
 if TYPE_CHECKING:
+    from loopline.interval import Interval
     from loopline.pipeline import Pipeline
 
 
@@ -18,15 +20,17 @@ def _date(text: str) -> date:
     return date.fromisoformat(text)
 
 
-def job_arguments(description: str, argv: list[str] | None = None) -> tuple["Pipeline", date]:
-    """`--pipeline NAME --date YYYY-MM-DD`, the arguments every spark_jobs/ entry point takes."""
+def job_arguments(description: str, argv: list[str] | None = None) -> tuple["Pipeline", "Interval"]:
+    """`--pipeline NAME --date YYYY-MM-DD [--to YYYY-MM-DD]`, the arguments every spark_jobs/ entry point takes."""
+    from loopline.interval import Interval
     from loopline.pipeline import Pipeline
 
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--pipeline", required=True)
-    parser.add_argument("--date", required=True, type=_date, help="logical date (YYYY-MM-DD)")
+    parser.add_argument("--date", required=True, type=_date, help="(first) event date of the run (YYYY-MM-DD)")
+    parser.add_argument("--to", type=_date, help="last event date of the run (default: --date)")
     args = parser.parse_args(argv)
-    return Pipeline.load(args.pipeline), args.date
+    return Pipeline.load(args.pipeline), Interval(args.date, args.to or args.date)
 
 
 def cmd_bootstrap(args: argparse.Namespace) -> int:
@@ -53,6 +57,49 @@ def cmd_spec_schema(args: argparse.Namespace) -> int:
     from loopline.spec import json_schema
 
     print(json.dumps(json_schema(), indent=2))
+    return 0
+
+
+def cmd_new_pipeline(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from loopline.contract_rules import expectations_dir
+    from loopline.onboarding import NewPipeline, OnboardingError, write
+    from loopline.provenance import REPOSITORY
+
+    new = NewPipeline(args.name, args.key, args.time_field, args.target, args.task, args.entities, args.labels,
+                      tuple(filter(None, args.label_columns.split(","))), tuple(filter(None, args.time_from.split(","))),
+                      args.time_format, args.key_from_time, args.labels_after)
+    dags = Path(os.environ.get("LOOPLINE_DAGS_DIR", REPOSITORY / "dags"))
+    try:
+        written = write(new, Path(args.from_file), pipelines_dir(), dags, expectations_dir())
+    except (OnboardingError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print("wrote:\n" + "\n".join(f"  {path}" for path in written))
+    print(f"""next steps (docs/authoring.md):
+  1. review the spec: loopline spec check {args.name}
+  2. make the topics: loopline bootstrap
+  3. send history: loopline replay {args.from_file} --pipeline {args.name}
+  4. ingest reference dates, then draft each contract from them:
+       loopline ingest --pipeline {args.name}
+       loopline contract draft bronze_{args.entities} --pipeline {args.name} --from <first date> --to <last date>
+  5. backfill {args.name}_nightly in the Airflow UI (or `airflow backfill create`)""")
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from datetime import datetime, timezone
+
+    from loopline.ingest import ingest_source
+    from loopline.pipeline import Pipeline
+
+    p = Pipeline.load(args.pipeline)
+    now = datetime.now(timezone.utc)
+    for source in p.spec.sources.values():
+        run = ingest_source(p.spark(), p, source, f"cli__{now.isoformat()}", now.date())
+        print(f"{source.name}: {run.batches} batches, consumed {run.consumed} = accepted {run.accepted} + "
+              f"quarantined {run.quarantined}")
     return 0
 
 
@@ -207,6 +254,23 @@ def build_parser() -> argparse.ArgumentParser:
     checking.set_defaults(func=cmd_spec_check)
     spec_sub.add_parser("schema", help="print the JSON Schema of spec files").set_defaults(func=cmd_spec_schema)
 
+    new = sub.add_parser("new-pipeline", help="write a new pipeline's spec, feature stub, DAGs and starter "
+                         "contracts from a sample file")
+    new.add_argument("name")
+    new.add_argument("--from-file", required=True, help="a sample of the data (csv or parquet)")
+    new.add_argument("--key", required=True, help="the entity key (a column, or a new field: see --key-from-time)")
+    new.add_argument("--time-field", required=True, help="the event time (a column, or a new field: see --time-from)")
+    new.add_argument("--target", required=True, help="the column holding the outcome")
+    new.add_argument("--task", choices=["binary", "regression"], default="binary")
+    new.add_argument("--entities", default="events", help="name of the source of entities (default: events)")
+    new.add_argument("--labels", default="labels", help="name of the source of outcomes (default: labels)")
+    new.add_argument("--label-columns", default="", help="other outcome columns (comma-separated): never features")
+    new.add_argument("--time-from", default="", help="columns the event time is built from (comma-separated)")
+    new.add_argument("--time-format", help="strptime format of those columns joined with a space")
+    new.add_argument("--key-from-time", help="strftime format of the event time that makes the key")
+    new.add_argument("--labels-after", default="0s", help="how long after its event an outcome arrives (e.g. 2h)")
+    new.set_defaults(func=cmd_new_pipeline)
+
     replaying = sub.add_parser("replay", help="stream a historical file (csv, parquet) into a pipeline's topics")
     replaying.add_argument("file")
     replaying.add_argument("--pipeline", required=True)
@@ -214,6 +278,11 @@ def build_parser() -> argparse.ArgumentParser:
     replaying.add_argument("--from", dest="from_date", type=_date, help="first event date to send")
     replaying.add_argument("--to", dest="to_date", type=_date, help="last event date to send")
     replaying.set_defaults(func=cmd_replay)
+
+    ingesting = sub.add_parser("ingest", help="ingest what is new in every source now (as the nightly run's "
+                               "ingest task does), e.g. reference days to draft contracts from")
+    ingesting.add_argument("--pipeline", required=True)
+    ingesting.set_defaults(func=cmd_ingest)
 
     summary = sub.add_parser("summary", help="per-day report of the nightly loop")
     summary.add_argument("--pipeline", required=True)

@@ -3,8 +3,9 @@
 A draft must survive the next day, so it profiles every date of a range (a month is a good
 reference) and stops the line only on what a healthy day cannot break:
 
-    batch  volume (half the smallest to twice the largest day; 0 when the source can be
-           empty on a date, as labels are on a pipeline's first days), schema (exact column
+    batch  volume (half the smallest to twice the largest run's batch: a day, or a week or a
+           month for pipelines scheduled so; 0 when the source can be empty on a date, as
+           labels are on a pipeline's first days), schema (exact column
            set), each column's type, freshness of the time field (not for sources that can
            be empty)
     row    not null (the schema's required fields), uniqueness of the key, non-negative
@@ -23,12 +24,13 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
-from datetime import date, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from loopline.contract_rules import expectations_dir, parse_suite
+from loopline.interval import Interval, schedule_intervals
 
 MAX_CATEGORIES = 20
 IDENTIFIER_SHARE = 0.5  # more distinct values than this share of the rows: an identifier, not a category
@@ -63,6 +65,12 @@ class Profile:
     @property
     def empty_dates(self) -> int:
         return sum(1 for n in self.rows_per_date.values() if n == 0)
+
+    def rows_per_batch(self, batches: list[Interval] | None) -> list[int]:
+        """Rows of each run's batch (each date, when `batches` is None)."""
+        if batches is None:
+            return list(self.rows_per_date.values()) or [self.rows]
+        return [sum(self.rows_per_date.get(d.isoformat(), 0) for d in b.dates) for b in batches]
 
 
 def profile_frame(frame, dates: list[date]) -> Profile:
@@ -123,6 +131,7 @@ class DraftContext:
     required: frozenset[str] | None = None  # the schema's required fields (None: judge by observed nulls)
     may_be_empty: bool = False  # a date may have no rows (labels on a pipeline's first days)
     managed: tuple[str, ...] = ()  # lineage columns ingest adds: only their type is checked
+    batches: list[Interval] | None = None  # the schedule's intervals over the reference dates (None: days)
 
 
 def _numeric_rules(column: ColumnProfile, context: DraftContext) -> list[dict]:
@@ -181,18 +190,18 @@ def _column_rules(column: ColumnProfile, profile: Profile, context: DraftContext
 
 def draft_suite(name: str, dataset: str, first: date, last: date, profile: Profile, context: DraftContext) -> dict:
     """A GX suite (as a dict) drawn from `profile`."""
-    daily = [n for n in profile.rows_per_date.values()] or [profile.rows]
+    batches = profile.rows_per_batch(context.batches)
     empty = context.may_be_empty or profile.empty_dates > 0
-    low = 0 if empty else min(daily) // 2
-    volume_note = (f"reference: {min(daily)} .. {max(daily)} rows per date over {len(daily)} dates"
+    low = 0 if empty else min(batches) // 2
+    volume_note = (f"reference: {min(batches)} .. {max(batches)} rows per run over {len(batches)} runs"
                    + ("; a date may have no rows" if empty else ""))
     expectations = [
         _expectation("expect_table_row_count_to_be_between", "batch", volume_note, name="volume", min_value=low,
-                     max_value=max(max(daily) * 2, 1)),
+                     max_value=max(max(batches) * 2, 1)),
         _expectation("expect_table_columns_to_match_set", "batch", name="schema",
                      column_set=[c.name for c in profile.columns], exact_match=True),
     ]
-    context = DraftContext(context.key, context.time_field, context.required, empty, context.managed)
+    context = replace(context, may_be_empty=empty)
     for column in profile.columns:
         if column.name in context.managed:
             expectations.append(_expectation("expect_column_values_to_be_of_type", "batch", column=column.name,
@@ -213,8 +222,7 @@ def draft(p, dataset: str, first: date, last: date | None = None, output: Path |
     """Profile `dataset`'s partitions from `first` to `last` and write a draft suite; return its path."""
     from loopline.landing import BATCH_KEY, LINEAGE_COLUMNS
 
-    last = last or first
-    dates = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    dates = Interval(first, last or first).dates
     root = p.lake.location(dataset)
     present = [d for d in dates if p.lake.location(dataset, d).exists()]
     if not present:
@@ -231,8 +239,8 @@ def draft(p, dataset: str, first: date, last: date | None = None, output: Path |
         key=source.key if source else None, time_field=source.time_field if source else None,
         required=frozenset(f for f in source.schema.fields if source.schema.required(f)) if source else None,
         may_be_empty=bool(source) and separate_labels and source.name == p.spec.task.labels,
-        managed=(*LINEAGE_COLUMNS, BATCH_KEY))
-    suite = draft_suite(name, dataset, first, last, profile_frame(frame, dates), context)
+        managed=(*LINEAGE_COLUMNS, BATCH_KEY), batches=schedule_intervals(p.spec.cron, dates[0], dates[-1]))
+    suite = draft_suite(name, dataset, dates[0], dates[-1], profile_frame(frame, dates), context)
     output = output or expectations_dir() / f"{name}.draft.json"
     output.write_text(json.dumps(suite, indent=2, default=str) + "\n")
     return output

@@ -285,8 +285,20 @@ CREATE TABLE loopline.replays (
 );
 """
 
+CONTRACT_INTERVALS = """
+-- A contract judges a run's batch: the rows of its interval's dates (one date for a daily
+-- pipeline). Results stay under the interval's first date; last_date closes the interval.
+ALTER TABLE loopline.contract_validations ADD COLUMN last_date date;
+UPDATE loopline.contract_validations SET last_date = logical_date;
+ALTER TABLE loopline.contract_validations ALTER COLUMN last_date SET NOT NULL;
+CREATE OR REPLACE VIEW loopline.contract_latest AS
+SELECT DISTINCT ON (pipeline, dataset, logical_date) *
+  FROM loopline.contract_validations
+ ORDER BY pipeline, dataset, logical_date, updated_at DESC;
+"""
+
 MIGRATIONS = [INITIAL_SCHEMA, STREAMING_INGEST, CONTRACT_EVIDENCE, ALIAS_HISTORY, GATE_REPORT, PUBLISHED_PREDICTIONS,
-              FEEDBACK_CHECKS, GENERIC_PREDICTIONS, REPLAYS]  # append only: version = position + 1
+              FEEDBACK_CHECKS, GENERIC_PREDICTIONS, REPLAYS, CONTRACT_INTERVALS]  # append only: version = position + 1
 
 
 @contextmanager

@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from loopline.contract_rules import Suite
+from loopline.interval import Interval
 
 DOCS_SITE = "contract_report"
 
@@ -42,11 +43,11 @@ class RuleResult:
         return f"{self.name}: observed {self.observed_value}"
 
 
-def suite_parameters(day: date, freshness_hours: float) -> dict[str, str]:
-    """Values for `{"$PARAMETER": ...}` in suites (contract_rules.SUITE_PARAMETERS), as UTC
-    timestamps in the form Spark returns them."""
-    start = datetime.combine(day, time(0), tzinfo=timezone.utc)
-    end = start + timedelta(days=1)
+def suite_parameters(interval: Interval, freshness_hours: float) -> dict[str, str]:
+    """Values for `{"$PARAMETER": ...}` in suites (contract_rules.SUITE_PARAMETERS) for a run's
+    interval of dates, as UTC timestamps in the form Spark returns them."""
+    start = datetime.combine(interval.first, time(0), tzinfo=timezone.utc)
+    end = datetime.combine(interval.last, time(0), tzinfo=timezone.utc) + timedelta(days=1)
     as_text = lambda moment: moment.replace(tzinfo=None).isoformat()  # noqa: E731
     return {"partition_start": as_text(start), "partition_end": as_text(end),
             "freshness_cutoff": as_text(end - timedelta(hours=freshness_hours))}

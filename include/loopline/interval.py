@@ -31,3 +31,20 @@ class Interval:
 
     def __str__(self) -> str:
         return self.first.isoformat() if self.first == self.last else f"{self.first}..{self.last}"
+
+
+def schedule_intervals(cron: str, first: date, last: date) -> list[Interval]:
+    """The whole intervals of a cron schedule within the dates [first, last] (all of them as
+    one, if no whole interval fits)."""
+    from croniter import croniter
+
+    start = datetime.combine(first, datetime.min.time())
+    end = datetime.combine(last, datetime.min.time()) + timedelta(days=1)
+    walker = croniter(cron, start - timedelta(microseconds=1))
+    tick, whole = walker.get_next(datetime), []
+    while tick < end:
+        following = walker.get_next(datetime)
+        if following <= end:
+            whole.append(Interval.between(tick, following))
+        tick = following
+    return whole or [Interval(first, last)]

@@ -102,14 +102,12 @@ def _counts_by_date(classified, source: Source) -> tuple[dict[str, int], dict[st
     return counts
 
 
-def _write_by_date(frame, location: DatasetLocation, dates: list[str], batch_id: int) -> None:
-    """Overwrite exactly this batch's directory in each date partition: a re-executed batch
-    replaces its own files and touches no other batch's (and needs no shuffle or sort)."""
-    from pyspark.sql import functions as F
-
-    for day in dates:
-        (frame.where(F.col("date") == F.lit(day).cast("date")).drop("date", BATCH_KEY)
-         .write.mode("overwrite").parquet(location.child(f"date={day}/{BATCH_KEY}={batch_id}").spark_uri))
+def _write_by_date(frame, location: DatasetLocation, dates: list[str]) -> None:
+    """Overwrite exactly this batch's directory in each date partition (`date=D/ingest_batch=n`),
+    in one job: a re-executed batch replaces its own files and touches no other batch's."""
+    if dates:
+        (frame.write.mode("overwrite").option("partitionOverwriteMode", "dynamic")
+         .partitionBy("date", BATCH_KEY).parquet(location.spark_uri))
 
 
 def land(classified, batch_id: int, target: LandingTarget, expected: int, offsets: dict) -> None:
@@ -119,9 +117,8 @@ def land(classified, batch_id: int, target: LandingTarget, expected: int, offset
         accepted_by_date, quarantined_by_date = _counts_by_date(classified, target.source)
         consumed = sum(accepted_by_date.values()) + sum(quarantined_by_date.values())
         quarantine = _quarantine_rows(classified, target, batch_id)
-        _write_by_date(_bronze_rows(classified, target.source, batch_id), target.bronze, sorted(accepted_by_date),
-                       batch_id)
-        _write_by_date(quarantine, target.quarantine, sorted(quarantined_by_date), batch_id)
+        _write_by_date(_bronze_rows(classified, target.source, batch_id), target.bronze, sorted(accepted_by_date))
+        _write_by_date(quarantine, target.quarantine, sorted(quarantined_by_date))
         if target.dead_letter_topic and quarantined_by_date:
             publish_dead_letters(quarantine, target)
     finally:

@@ -1,4 +1,4 @@
-"""Monitoring: drift of one scored batch against the serving model's training reference.
+"""Monitoring: drift of each scored date against the serving model's training reference.
 
 Stores per-feature PSI and a per-date verdict in PostgreSQL; the verdict says whether
 retraining should be requested (any monitored feature above the spec's PSI threshold).
@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date
 
 import pandas as pd
 
 from loopline import db
 from loopline.drift import drift_scores
+from loopline.interval import Interval
 from loopline.run_artifacts import PROFILE_ARTIFACT
 from loopline.spec import PipelineSpec
 from loopline.storage import Lake
@@ -44,25 +44,36 @@ def reference_profile(model_name: str, version: int) -> dict:
     return json.loads(mlflow.artifacts.load_text(f"runs:/{run_id}/{PROFILE_ARTIFACT}"))
 
 
-def check_drift(db_url: str, spec: PipelineSpec, lake: Lake, logical_date: date, model_version: int) -> DriftResult:
+def check_drift(db_url: str, spec: PipelineSpec, lake: Lake, interval: Interval,
+                model_version: int) -> list[DriftResult]:
+    """PSI per monitored feature for each date of the interval that has valid entities."""
     import pyarrow.parquet as pq
 
     from loopline.model_store import load_model
 
-    location = lake.location(spec.entity_dataset, logical_date)
-    rows: pd.DataFrame = pq.read_table(location.arrow_path, filesystem=location.filesystem()).to_pandas()
-    features = load_model(f"models:/{spec.model_name}/{model_version}").builder.build(rows)  # the version's own code
-    scores = drift_scores(reference_profile(spec.model_name, model_version), features)
-    threshold = spec.monitoring.psi_threshold
-    result = DriftResult(logical_date.isoformat(), model_version, len(rows), scores,
-                         sorted(f for f, v in scores.items() if v > threshold))
+    builder = load_model(f"models:/{spec.model_name}/{model_version}").builder  # the version's own feature code
+    reference, threshold = reference_profile(spec.model_name, model_version), spec.monitoring.psi_threshold
+    results = []
+    for day in interval.dates:
+        location = lake.location(spec.entity_dataset, day)
+        if not location.exists():
+            continue
+        rows: pd.DataFrame = pq.read_table(location.arrow_path, filesystem=location.filesystem()).to_pandas()
+        scores = drift_scores(reference, builder.build(rows))
+        result = DriftResult(day.isoformat(), model_version, len(rows), scores,
+                             sorted(f for f, v in scores.items() if v > threshold))
+        _store(db_url, spec.name, day, result)
+        results.append(result)
+    return results
+
+
+def _store(db_url: str, pipeline: str, day, result: DriftResult) -> None:
     with db.connect(db_url) as conn:
-        for feature, value in scores.items():
+        for feature, value in result.scores.items():
             db.upsert(conn, "loopline.drift_metrics", {
-                "pipeline": spec.name, "logical_date": logical_date, "feature": feature, "psi": value,
-                "model_version": model_version}, key=["pipeline", "logical_date", "feature"])
+                "pipeline": pipeline, "logical_date": day, "feature": feature, "psi": value,
+                "model_version": result.model_version}, key=["pipeline", "logical_date", "feature"])
         db.upsert(conn, "loopline.monitor_runs", {
-            "pipeline": spec.name, "logical_date": logical_date, "model_version": model_version,
-            "rows_scored": len(rows), "max_psi": result.max_psi, "drifted_features": result.drifted_features,
+            "pipeline": pipeline, "logical_date": day, "model_version": result.model_version,
+            "rows_scored": result.rows, "max_psi": result.max_psi, "drifted_features": result.drifted_features,
             "retrain_requested": result.retrain_requested}, key=["pipeline", "logical_date"])
-    return result

@@ -118,7 +118,7 @@ def prepared(p: "Pipeline", frame: "pd.DataFrame", first: date | None, last: dat
         raise ReplayError(f"the entity key is not unique: {rows[source.key][rows[source.key].duplicated()].iloc[0]!r} "
                           "repeats; change replay.key")
     days = moments.dt.date
-    keep = (days >= first if first else True) & (days <= last if last else True)
+    keep = (days >= (first or date.min)) & (days <= (last or date.max))
     return rows[keep].sort_values([source.time_field, source.key], kind="stable").reset_index(drop=True)
 
 

@@ -35,7 +35,8 @@ SELECT d.logical_date,
   FROM days d
   LEFT JOIN per_day ev ON ev.dataset = %(entities)s AND ev.logical_date = d.logical_date
   LEFT JOIN per_day lb ON lb.dataset = %(labels)s AND lb.logical_date = d.logical_date
-  LEFT JOIN loopline.contract_latest cv ON cv.pipeline = %(p)s AND cv.dataset = %(entities)s AND cv.logical_date = d.logical_date
+  LEFT JOIN loopline.contract_latest cv ON cv.pipeline = %(p)s AND cv.dataset = %(entities)s
+       AND d.logical_date BETWEEN cv.logical_date AND cv.last_date
   LEFT JOIN loopline.monitor_runs mr ON mr.pipeline = %(p)s AND mr.logical_date = d.logical_date
  ORDER BY d.logical_date
 """

@@ -159,11 +159,12 @@ def partitions(rows: pd.DataFrame, spec: PipelineSpec, lake: Lake) -> list[dict]
 
 
 def contract_evidence(db_url: str, spec: PipelineSpec, parts: list[dict]) -> list[dict]:
-    """The latest contract validation behind each valid partition read."""
+    """The latest contract validation behind each valid partition read (a validation covers
+    the dates of its run's interval)."""
     bronze_of = {c.valid_dataset: c.dataset for c in spec.contracts.values()}
     wanted = {(bronze_of[p["dataset"]], p["date"]) for p in parts}
     with db.connect(db_url) as conn:
-        rows = db.fetch_all(conn, """SELECT dataset, logical_date::text AS date, run_id, suite, success, rows_in,
-                                            rows_valid, rows_quarantined, report_uri
+        rows = db.fetch_all(conn, """SELECT dataset, logical_date::text AS date, last_date::text AS last_date, run_id,
+                                            suite, success, rows_in, rows_valid, rows_quarantined, report_uri
                                        FROM loopline.contract_latest WHERE pipeline = %s""", (spec.name,))
-    return [r for r in rows if (r["dataset"], r["date"]) in wanted]
+    return [r for r in rows if any(d == r["dataset"] and r["date"] <= day <= r["last_date"] for d, day in wanted)]

@@ -1,10 +1,10 @@
 """ContractOperator: one pipeline dataset's data contract as an Airflow task, with a report link.
 
-The task validates every date of the run's interval. Its "Contract report" button (an
-operator extra link) opens the GX Data Docs page of the last validation (or of the first
-that failed); every URL is in the task log. A failing batch fires the spec's alert
-channels; once every date is validated, the task fails without retries: retrying cannot
-fix data, and downstream tasks end as upstream_failed, so the champion stays as it is.
+The task validates the run's batch: the dataset's rows of every date in the run's interval.
+Its "Contract report" button (an operator extra link) opens the GX Data Docs page of the
+validation; the same URL is in the task log. A failing batch fires the spec's alert
+channels, then fails the task without retries: retrying cannot fix data, and downstream
+tasks end as upstream_failed, so the champion stays as it is.
 """
 from __future__ import annotations
 
@@ -44,29 +44,25 @@ class ContractOperator(BaseOperator):
         self.pipeline = pipeline
         self.dataset = dataset
 
-    def execute(self, context) -> list[dict]:
+    def execute(self, context) -> dict:
         from dataclasses import asdict
 
         from loopline.alerts import Alert, notify
         from loopline.contracts import ContractViolation, validate_dataset
         from loopline.pipeline import Pipeline
 
-        p, outcomes, violations = Pipeline.load(self.pipeline), [], []
-        for day in run_interval().dates:
-            try:
-                outcome = validate_dataset(p, self.dataset, day, context["run_id"])
-            except ContractViolation as violation:
-                outcome = violation.outcome
-                violations.append(violation)
-                alert = Alert(p.spec.name, f"line stopped, contract failed on {self.dataset}", outcome.logical_date,
-                              outcome.run_id, outcome.describe(), outcome.report.url if outcome.report else None)
-                for line in notify(p.spec.alerts, alert):
-                    self.log.info("alert %s", line)
-            self.log.info("%s", outcome.describe())
-            outcomes.append(outcome)
-        shown = violations[0].outcome if violations else outcomes[-1]
-        if shown.report:
-            context["ti"].xcom_push(key=REPORT_URL_KEY, value=shown.report.url)
-        if violations:
-            raise AirflowFailException("\n\n".join(str(v) for v in violations)) from violations[0]
-        return [{k: v for k, v in asdict(o).items() if k != "results"} for o in outcomes]
+        p = Pipeline.load(self.pipeline)
+        try:
+            outcome = validate_dataset(p, self.dataset, run_interval(), context["run_id"])
+        except ContractViolation as violation:
+            failed = violation.outcome
+            if failed.report:
+                context["ti"].xcom_push(key=REPORT_URL_KEY, value=failed.report.url)
+            alert = Alert(p.spec.name, f"line stopped, contract failed on {self.dataset}", failed.logical_date,
+                          failed.run_id, failed.describe(), failed.report.url if failed.report else None)
+            for line in notify(p.spec.alerts, alert):
+                self.log.info("alert %s", line)
+            raise AirflowFailException(str(violation)) from violation
+        context["ti"].xcom_push(key=REPORT_URL_KEY, value=outcome.report.url)
+        self.log.info("%s", outcome.describe())
+        return {k: v for k, v in asdict(outcome).items() if k != "results"}

@@ -119,42 +119,38 @@ def register(pipeline: str, trained: dict) -> dict:
     return asdict(decision)
 
 
-def score(pipeline: str) -> list[dict]:
-    """Score every date of the interval with the champion (skipped if there is none yet).
+def score(pipeline: str) -> dict:
+    """Score the interval's valid entities with the champion (skipped if there is none yet).
 
-    The first run of a date uses the champion of that moment; reruns reuse that version.
+    The first run of an interval uses the champion of that moment; reruns reuse that version.
     """
-    from loopline.scoring import score as score_partition
+    from loopline.scoring import score as score_interval
 
-    p, results = _pipeline(pipeline), []
-    for day in run_interval().dates:
-        version = p.scoring_version(day)
-        if version is None:
-            raise AirflowSkipException(f"{pipeline}: no champion model yet, nothing to score with")
-        if not p.lake.location(p.spec.entity_dataset, day).exists():
-            print(f"{day}: no valid entities, nothing to score")
-            continue
-        result = score_partition(p, day, version)
-        print(f"{day}: {result.rows} predictions by version {version} -> {result.predictions_uri}, "
-              f"loopline.predictions and {p.spec.predictions_topic} ({result.published} published now)")
-        results.append(asdict(result))
-    return results
+    p, interval = _pipeline(pipeline), run_interval()
+    version = p.scoring_version(interval.first)
+    if version is None:
+        raise AirflowSkipException(f"{pipeline}: no champion model yet, nothing to score with")
+    if not any(p.lake.location(p.spec.entity_dataset, day).exists() for day in interval.dates):
+        raise AirflowSkipException(f"{pipeline} {interval}: no valid entities, nothing to score")
+    result = score_interval(p, interval, version)
+    print(f"{interval}: {result.rows} predictions by version {version} -> {result.predictions_uri}, "
+          f"loopline.predictions and {p.spec.predictions_topic} ({result.published} published now)")
+    return asdict(result)
 
 
-def monitor(pipeline: str, scored: list[dict]) -> dict:
+def monitor(pipeline: str, scored: dict) -> dict:
     """Drift of each scored date against its serving model's training reference."""
     from loopline.monitoring import check_drift
 
-    p, checked = _pipeline(pipeline), []
-    for result in scored:
-        drift = check_drift(p.settings.db_url, p.spec, p.lake, date.fromisoformat(result["logical_date"]),
-                            result["model_version"])
+    p, interval = _pipeline(pipeline), run_interval()
+    checked = check_drift(p.settings.db_url, p.spec, p.lake, interval, scored["model_version"])
+    for drift in checked:
         print(f"{drift.logical_date}: PSI per feature {drift.scores}; drifted: {drift.drifted_features or 'none'}")
-        checked.append(drift)
     drifted = sorted({f for d in checked for f in d.drifted_features})
-    return {"interval": str(run_interval()), "logical_date": run_date().isoformat(), "max_psi": max((d.max_psi for d in checked), default=0.0),
-            "drifted_features": drifted, "retrain_requested": bool(drifted),
-            "drifted_dates": [d.logical_date for d in checked if d.retrain_requested]}
+    return {"interval": str(interval), "logical_date": interval.last.isoformat(),
+            "max_psi": max((d.max_psi for d in checked), default=0.0), "drifted_features": drifted,
+            "retrain_requested": bool(drifted), "drifted_dates": [d.logical_date for d in checked
+                                                                   if d.retrain_requested]}
 
 
 def request_retraining(pipeline: str, drift: dict) -> None:

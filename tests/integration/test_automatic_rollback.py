@@ -15,6 +15,7 @@ from loopline import db
 from loopline.feedback import check_realised_performance
 from loopline.model_aliases import CHAMPION, PREVIOUS, AliasMove, alias_version, history, move_alias
 from loopline.pipeline import Pipeline
+from loopline.interval import Interval
 from loopline.scoring import score
 
 SERVED = date(2026, 7, 10)  # the day the bad champion scores
@@ -51,7 +52,7 @@ def served(make_pipeline):
     before_any_feedback = check_realised_performance(p, SERVED - timedelta(days=1))
     promote(p, bad)
     write_labelled_days(p, labelled([SERVED], seed=21, per_day=2000))
-    score(p, SERVED, bad)
+    score(p, Interval.of_day(SERVED), bad)
     return p, good, bad, before_any_feedback
 
 
@@ -109,7 +110,7 @@ def test_a_champion_as_good_as_its_predecessor_is_kept(served):
     rows = labelled([date(2026, 7, d) for d in range(1, 6)])
     newer = register(p, booster(p.spec, rows, seed=8))
     promote(p, newer)
-    score(p, SERVED, newer)  # the day is rescored by the new champion
+    score(p, Interval.of_day(SERVED), newer)  # the day is rescored by the new champion
     check = check_realised_performance(p, FEEDBACK + timedelta(days=2))
     assert not check.rolled_back and check.decision.endswith("kept"), check.decision
     assert check.previous_version == good and abs(check.champion_score - check.previous_score) <= check.tolerance

@@ -17,6 +17,7 @@ import pytest
 from loopline.contract_rules import load_suite
 from loopline.contracts import stopping
 from loopline.gx_validation import suite_parameters, validate_frame
+from loopline.interval import Interval
 from loopline.landing import LINEAGE_COLUMNS
 from loopline.parsing import classify
 from loopline.pipeline import Pipeline
@@ -60,7 +61,7 @@ def test_reviewed_suites_pass_every_good_day_of_the_demo_history(history, datase
     problems = {}
     for day in DAYS:
         partition = accepted.where(F.to_date(source.time_field) == F.lit(day))
-        results = validate_frame(suite, partition, suite_parameters(day, contract.freshness_hours), f"history-{day}")
+        results = validate_frame(suite, partition, suite_parameters(Interval.of_day(day), contract.freshness_hours), f"history-{day}")
         rows = max(r.element_count or 0 for r in results)
         bad_rows = sum(r.unexpected_count or 0 for r in results if r.severity == "row")  # upper bound of refused rows
         stops = [r.describe() for r in stopping(results)]

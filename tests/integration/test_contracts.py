@@ -11,6 +11,7 @@ import requests
 from contract_data import payments, write_bronze
 from loopline import db
 from loopline.contracts import SHARE_RULE, ContractViolation, validate_dataset
+from loopline.interval import Interval
 from loopline.pipeline import Pipeline
 
 DAY = date(2026, 4, 2)
@@ -35,7 +36,7 @@ def stored(p: Pipeline, day: date, run_id: str) -> dict[str, dict]:
 
 def test_a_good_batch_passes_whole_with_evidence(p):
     write_bronze(p, "bronze_events", DAY, payments(DAY, ROWS))
-    outcome = validate_dataset(p, "bronze_events", DAY, "run-good")
+    outcome = validate_dataset(p, "bronze_events", Interval.of_day(DAY), "run-good")
     assert outcome.passed and (outcome.rows_in, outcome.rows_valid, outcome.rows_quarantined) == (ROWS, ROWS, 0)
     assert table(p.lake.location("valid_events", DAY)).num_rows == ROWS
     results = stored(p, DAY, "run-good")
@@ -65,7 +66,7 @@ def test_each_kind_of_bad_row_is_quarantined_naming_the_rules_it_breaks(p):
             frame.loc[position, column] = value
     write_bronze(p, "bronze_events", day, frame)
 
-    outcome = validate_dataset(p, "bronze_events", day, "run-bad-rows")
+    outcome = validate_dataset(p, "bronze_events", Interval.of_day(day), "run-bad-rows")
 
     quarantine = table(p.lake.location("quarantine", day, subdir="valid_events")).to_pandas()
     reasons = {int(row.source_offset): set(row.reason.split("; ")) for row in quarantine.itertuples()}
@@ -85,8 +86,8 @@ def test_rerunning_a_date_replaces_its_outputs(p):
     frame = payments(day, ROWS)
     frame.loc[0, "channel"] = "fax"
     write_bronze(p, "bronze_events", day, frame)
-    first = validate_dataset(p, "bronze_events", day, "run-1")
-    second = validate_dataset(p, "bronze_events", day, "run-1")
+    first = validate_dataset(p, "bronze_events", Interval.of_day(day), "run-1")
+    second = validate_dataset(p, "bronze_events", Interval.of_day(day), "run-1")
     assert (first.rows_valid, first.rows_quarantined) == (second.rows_valid, second.rows_quarantined) == (ROWS - 1, 1)
     assert table(p.lake.location("valid_events", day)).num_rows == ROWS - 1
     assert table(p.lake.location("quarantine", day, subdir="valid_events")).num_rows == 1
@@ -139,11 +140,11 @@ def test_each_batch_level_failure_stops_the_line(p, change, extra_ddl, rule):
 
     day = date(2026, 4, 10)
     write_bronze(p, "bronze_events", day, payments(day, ROWS))
-    assert validate_dataset(p, "bronze_events", day, "run-before").passed  # the date had valid data...
+    assert validate_dataset(p, "bronze_events", Interval.of_day(day), "run-before").passed  # the date had valid data...
     write_bronze(p, "bronze_events", day, change(payments(day, ROWS)), EVENTS_DDL + extra_ddl)
 
     with pytest.raises(ContractViolation, match="line stops") as stopped:
-        validate_dataset(p, "bronze_events", day, f"run-{rule}")
+        validate_dataset(p, "bronze_events", Interval.of_day(day), f"run-{rule}")
 
     outcome = stopped.value.outcome
     assert rule in {r.name for r in outcome.results if not r.success}
@@ -165,7 +166,7 @@ def test_a_rule_on_a_missing_column_stops_the_line_and_names_the_column(p):
                  EVENTS_DDL.replace("channel string, ", ""))
 
     with pytest.raises(ContractViolation, match="line stops") as stopped:
-        validate_dataset(p, "bronze_events", day, "run-no-channel")
+        validate_dataset(p, "bronze_events", Interval.of_day(day), "run-no-channel")
 
     assert 'channel:values_to_be_in_set: could not be evaluated: Error: The column "channel"' in str(stopped.value)
     outcome = stopped.value.outcome
@@ -174,7 +175,7 @@ def test_a_rule_on_a_missing_column_stops_the_line_and_names_the_column(p):
 
 
 def test_a_date_without_labels_is_an_empty_valid_batch(p):
-    outcome = validate_dataset(p, "bronze_labels", date(2026, 4, 20), "run-no-labels")
+    outcome = validate_dataset(p, "bronze_labels", Interval.of_day(date(2026, 4, 20)), "run-no-labels")
     assert outcome.passed and outcome.rows_in == 0
 
 
@@ -189,14 +190,14 @@ def test_a_drafted_suite_accepts_its_reference_partition_and_names_every_rule(p,
     day = date(2026, 4, 25)
     write_bronze(p, "bronze_events", day, payments(day, ROWS))
     output = tmp_path / "drafted.json"
-    done = subprocess.run([sys.executable, "-m", "loopline.cli", "contract", "draft", "bronze_events", "--date",
+    done = subprocess.run([sys.executable, "-m", "loopline.cli", "contract", "draft", "bronze_events", "--from",
                            day.isoformat(), "--pipeline", p.spec.name, "--output", str(output)],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     suite = parse_suite(json.loads(output.read_text()))
-    assert {"row", "batch"} == {r.severity for r in suite.rules} and len(suite.rules) > 20
+    assert {"row", "batch", "warn"} == {r.severity for r in suite.rules} and len(suite.rules) > 20
     frame = p.spark().read.parquet(p.lake.location("bronze_events", day).spark_uri)
-    results = validate_frame(suite, frame, suite_parameters(day, 2), "draft-check")
+    results = validate_frame(suite, frame, suite_parameters(Interval.of_day(day), 2), "draft-check")
     assert [r.describe() for r in results if not r.success] == []
 
 
@@ -204,6 +205,7 @@ def test_drafting_a_date_without_data_says_so(p):
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-m", "loopline.cli", "contract", "draft", "bronze_events", "--date",
-                           "1999-01-01", "--pipeline", p.spec.name], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 2 and "no bronze_events partition for 1999-01-01" in done.stderr
+    done = subprocess.run([sys.executable, "-m", "loopline.cli", "contract", "draft", "bronze_events", "--from",
+                           "1999-01-01", "--to", "1999-01-03", "--pipeline", p.spec.name], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 2 and "no bronze_events partition from 1999-01-01 to 1999-01-03" in done.stderr

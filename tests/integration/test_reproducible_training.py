@@ -88,12 +88,13 @@ def test_retrain_from_version_reproduces_the_metrics(lightgbm_version):
 def test_the_scikit_learn_baseline_trains_registers_scores_and_reproduces(make_pipeline):
     from loopline import db
     from loopline.model_store import load_model
+    from loopline.interval import Interval
     from loopline.scoring import score
 
     p = Pipeline.load(make_pipeline(training={"model": "sklearn_logistic", "min_labelled_rows": 1000}))
     version, _ = trained_version(p)
     assert load_model(f"models:/{p.spec.model_name}/{version}").kind.name == "sklearn_logistic"
-    assert score(p, DAYS[-1], version).rows == 1500  # Spark scoring serves the baseline like any type
+    assert score(p, Interval.of_day(DAYS[-1]), version).rows == 1500  # Spark scoring serves the baseline like any type
     with db.connect(p.settings.db_url) as conn:
         [row] = db.fetch_all(conn, "SELECT min(prediction) AS low, max(prediction) AS high "
                                    "FROM loopline.predictions WHERE pipeline = %s", (p.spec.name,))
