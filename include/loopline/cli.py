@@ -262,8 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     new.add_argument("--time-field", required=True, help="the event time (a column, or a new field: see --time-from)")
     new.add_argument("--target", required=True, help="the column holding the outcome")
     new.add_argument("--task", choices=["binary", "regression"], default="binary")
-    new.add_argument("--entities", default="events", help="name of the source of entities (default: events)")
-    new.add_argument("--labels", default="labels", help="name of the source of outcomes (default: labels)")
+    new.add_argument("--entities", default="entities", help="name of the source of entities (default: entities)")
+    new.add_argument("--labels", default="outcomes", help="name of the source of outcomes (default: outcomes)")
     new.add_argument("--label-columns", default="", help="other outcome columns (comma-separated): never features")
     new.add_argument("--time-from", default="", help="columns the event time is built from (comma-separated)")
     new.add_argument("--time-format", help="strptime format of those columns joined with a space")
@@ -290,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     reset = sub.add_parser("ingest-reset", help="forget a source's ingested data so it is read again from the start")
     reset.add_argument("--pipeline", required=True)
-    reset.add_argument("--source", required=True, help="source name in the spec (e.g. events)")
+    reset.add_argument("--source", required=True, help="a source name of the spec")
     reset.add_argument("--yes", action="store_true", help="confirm the deletion")
     reset.set_defaults(func=cmd_ingest_reset)
 

@@ -113,8 +113,8 @@ def _rounded(value: float, up: bool, integer: bool = False) -> float | int:
         return int(math.ceil(value) if up else math.floor(value))
     if value == 0:
         return 0.0
-    step = 10 ** (math.floor(math.log10(abs(value))) - 3)
-    return (math.ceil if up else math.floor)(value / step) * step
+    exponent = math.floor(math.log10(abs(value))) - 3
+    return round((math.ceil if up else math.floor)(value / 10 ** exponent) * 10 ** exponent, max(0, -exponent))
 
 
 def _expectation(kind: str, severity: str, note: str = "", name: str = "", **kwargs) -> dict:

@@ -40,8 +40,8 @@ class NewPipeline:
     time_field: str
     target: str
     task: str = "binary"
-    entities: str = "events"
-    labels: str = "labels"
+    entities: str = "entities"
+    labels: str = "outcomes"
     label_columns: tuple[str, ...] = ()  # outcomes besides the target (never features)
     time_from: tuple[str, ...] = ()  # file columns the event time is built from (when time_field is not one)
     time_format: str | None = None

@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 
 CHUNK = 5000
 DURATION = re.compile(r"^(\d+)\s*(s|m|h|d)$")
+SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+KIND_HEADER = "loopline.replay_kind"
 
 
 class ReplayError(ValueError):
@@ -46,8 +48,7 @@ def parse_duration(text: str) -> timedelta:
     match = DURATION.match(text.strip())
     if not match:
         raise ReplayError(f"{text!r} is not a duration like 30s, 90m, 2h or 3d")
-    amount, unit = int(match.group(1)), match.group(2)
-    return timedelta(**{{"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[unit]: amount})
+    return timedelta(seconds=int(match.group(1)) * SECONDS[match.group(2)])
 
 
 KINDS = ("entity", "label")  # sent in a header, so a rerun can tell the two records of one key apart
@@ -186,7 +187,7 @@ def _landed_after(bootstrap: str, end_offsets: dict[str, dict[str, int]]) -> set
             if not batch:
                 break
             for tp, messages in batch.items():
-                landed |= {(tp.topic, m.key.decode(), dict(m.headers).get("loopline.replay", b"").decode())
+                landed |= {(tp.topic, m.key.decode(), dict(m.headers).get(KIND_HEADER, b"").decode())
                            for m in messages if m.key is not None}
                 if messages[-1].offset + 1 >= ends[tp]:
                     remaining.discard(tp)
@@ -224,7 +225,7 @@ def replay(p: "Pipeline", path: Path, labels_after: timedelta | None = None, fir
             chunk = todo[start:start + CHUNK]
             for record in chunk:
                 producer.send(record.topic, key=record.key.encode(), value=record.value,
-                              timestamp_ms=record.timestamp_ms, headers=[("loopline.replay", record.kind.encode())])
+                              timestamp_ms=record.timestamp_ms, headers=[(KIND_HEADER, record.kind.encode())])
             producer.flush(timeout=120)
             with db.connect(p.settings.db_url) as conn:
                 db.upsert(conn, "loopline.replays", {

@@ -1,6 +1,6 @@
 """The nightly loop's per-day summary, read back from the `loopline` tables (not from logs).
 
-"Entities" are the rows of the spec's entities source, "labels" those of its labels source
+Entities are the rows of the spec's entities source, labels those of its labels source
 (when both are one source, the two columns count the same rows)."""
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ WITH landed AS (  -- rows per event date, whichever run ingested them (late data
     SELECT dataset, logical_date, sum(accepted) AS accepted, sum(quarantined) AS quarantined
       FROM landed GROUP BY 1, 2
 ), days AS (
-    SELECT logical_date FROM per_day WHERE dataset = %(entities)s
+    SELECT logical_date FROM per_day WHERE dataset = %(entity_dataset)s
     UNION SELECT logical_date FROM loopline.training_runs WHERE pipeline = %(p)s
 )
 SELECT d.logical_date,
@@ -33,9 +33,9 @@ SELECT d.logical_date,
            AS predictions,
        mr.model_version AS scored_by, mr.max_psi, mr.drifted_features, mr.retrain_requested
   FROM days d
-  LEFT JOIN per_day ev ON ev.dataset = %(entities)s AND ev.logical_date = d.logical_date
-  LEFT JOIN per_day lb ON lb.dataset = %(labels)s AND lb.logical_date = d.logical_date
-  LEFT JOIN loopline.contract_latest cv ON cv.pipeline = %(p)s AND cv.dataset = %(entities)s
+  LEFT JOIN per_day ev ON ev.dataset = %(entity_dataset)s AND ev.logical_date = d.logical_date
+  LEFT JOIN per_day lb ON lb.dataset = %(label_dataset)s AND lb.logical_date = d.logical_date
+  LEFT JOIN loopline.contract_latest cv ON cv.pipeline = %(p)s AND cv.dataset = %(entity_dataset)s
        AND d.logical_date BETWEEN cv.logical_date AND cv.last_date
   LEFT JOIN loopline.monitor_runs mr ON mr.pipeline = %(p)s AND mr.logical_date = d.logical_date
  ORDER BY d.logical_date
@@ -58,7 +58,8 @@ def _cell(value, fmt: str = "{}") -> str:
 
 def daily_rows(settings: Settings, spec: PipelineSpec) -> tuple[list[dict], list[dict], list[dict]]:
     with db.connect(settings.db_url) as conn:
-        params = {"p": spec.name, "entities": spec.entity_source.dataset, "labels": spec.label_source.dataset}
+        params = {"p": spec.name, "entity_dataset": spec.entity_source.dataset,
+                  "label_dataset": spec.label_source.dataset}
         return tuple(db.fetch_all(conn, sql, params) for sql in (DAILY_SQL, TRAINING_SQL, FEEDBACK_SQL))
 
 

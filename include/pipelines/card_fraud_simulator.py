@@ -212,6 +212,20 @@ def produce(config: SimulationConfig, days: list[date], bootstrap: str, topics: 
     return sent
 
 
+DEMO_DAYS, DEMO_DRIFT_DAYS = 7, 2
+
+
+def send_demo_data() -> tuple[date, date]:
+    """What `make demo` sends: the last 7 days (ending yesterday, UTC), drift on the last 2;
+    returns the dates to backfill."""
+    last = datetime.now(timezone.utc).date() - timedelta(days=1)
+    first = last - timedelta(days=DEMO_DAYS - 1)
+    drift_from = last - timedelta(days=DEMO_DRIFT_DAYS - 1)
+    print(f"== simulate {first}..{last} (drift from {drift_from})")
+    main(["--from", first.isoformat(), "--to", last.isoformat(), "--drift-from", drift_from.isoformat()])
+    return first, last
+
+
 def main(argv: list[str] | None = None) -> int:
     from loopline.config import Settings
     from loopline.spec import load_spec

@@ -97,16 +97,18 @@ def remove_pipeline(name: str, settings) -> None:
     remove_pipeline_data(settings, load_spec(name))
     with suppress(MlflowException):  # no model if the run failed before registering one
         MlflowClient().delete_registered_model(name)
-    with suppress(DagNotFound):
-        delete_dag(f"{name}_nightly")
+    for kind in ("nightly", "retrain"):
+        with suppress(DagNotFound):
+            delete_dag(f"{name}_{kind}")
 
 
 @pytest.fixture(scope="session")
-def nightly_dag_for(tmp_path_factory):
-    """`nightly_dag_for(pipeline)`: the pipeline's nightly DAG, built by the same factory as dags/.
+def dag_for(tmp_path_factory):
+    """`dag_for(pipeline, kind="nightly")`: the pipeline's nightly (or retrain) DAG, built by the
+    same factory as dags/.
 
     dag.test() needs the DAG in a DAG bundle: this process gets a second local bundle holding
-    a three-line DAG file per test pipeline, so the real dags folder stays untouched.
+    a three-line DAG file per test pipeline and kind, so the real dags folder stays untouched.
     """
     bundle = tmp_path_factory.mktemp("dag_bundle")
     local = "airflow.dag_processing.bundles.local.LocalDagBundle"
@@ -115,13 +117,12 @@ def nightly_dag_for(tmp_path_factory):
         {"name": "loopline-integration-tests", "classpath": local, "kwargs": {"path": str(bundle)}},
     ])
 
-    def build(pipeline: str):
-        from loopline_airflow.dag_factory import nightly_dag
+    def build(pipeline: str, kind: str = "nightly"):
+        from loopline_airflow.dag_factory import nightly_dag, retrain_dag
 
-        (bundle / f"{pipeline}_nightly.py").write_text(
-            "from loopline_airflow.dag_factory import nightly_dag\n\n"
-            f"dag = nightly_dag({pipeline!r}, scheduled=False)\n"
-        )
-        return nightly_dag(pipeline, scheduled=False)
+        arguments = {"nightly": ("nightly_dag", ", scheduled=False"), "retrain": ("retrain_dag", "")}[kind]
+        (bundle / f"{pipeline}_{kind}.py").write_text(f"from loopline_airflow.dag_factory import {arguments[0]}\n\n"
+                                                      f"dag = {arguments[0]}({pipeline!r}{arguments[1]})\n")
+        return nightly_dag(pipeline, scheduled=False) if kind == "nightly" else retrain_dag(pipeline)
 
     return build

@@ -62,7 +62,7 @@ def test_the_run_records_its_data_model_and_code(lightgbm_version):
     assert set(datasets) == {"train", "validation", "holdout"}
     holdout_tags = datasets["holdout"]
     assert holdout_tags["event_dates"] == "2026-06-05" and holdout_tags["rows"] == "1500"
-    assert holdout_tags[f"offsets.entities.{p.spec.entity_source.topic}"] == "0:0-1499"
+    assert holdout_tags[f"offsets.{p.spec.entity_dataset}.{p.spec.entity_source.topic}"] == "0:0-1499"
     assert {o["dataset"] for o in inputs["kafka_offsets"]} == {"valid_events", "valid_labels"}
     assert len([q for q in inputs["partitions"] if q["dataset"] == "valid_events"]) == len(DAYS)
     assert run.data.tags["loopline.data_hash"] == inputs["data_hash"]
