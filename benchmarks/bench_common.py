@@ -19,7 +19,7 @@ Outcome = TypeVar("Outcome")
 def scratch_pipelines() -> Iterator[Path]:
     """A temporary copy of the pipeline specs and feature modules, made the pipelines folder for
     this process, so the benchmarks' throw-away pipelines never land in include/pipelines."""
-    from loopline.spec import PIPELINES_DIR
+    from loopline.core.spec import PIPELINES_DIR
 
     with tempfile.TemporaryDirectory(prefix="loopline-bench-pipelines-") as tmp:
         for pipeline_file in [*PIPELINES_DIR.glob("*.yaml"), *PIPELINES_DIR.glob("*.py")]:

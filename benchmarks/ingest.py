@@ -3,7 +3,7 @@
 For each size, in one run: a fresh 2-partition topic gets N card-payment events of about
 300 bytes of JSON (written by Spark); Kafka's `ConsumerPerformance` tool (what
 kafka-consumer-perf-test.sh runs) drains it and reports messages/s; then Loopline's ingest
-(`loopline.ingest.ingest_source`: streaming availableNow, parse, bronze + quarantine
+(`loopline.ingest.streaming.ingest_source`: streaming availableNow, parse, bronze + quarantine
 Parquet, read-back reconciliation, PostgreSQL records) drains the same topic, timed from the
 call to its return on the already running Spark Connect server, after one unmeasured
 20k-row warm-up (the server is long-lived; its first query pays for JIT compilation and
@@ -32,7 +32,7 @@ from pathlib import Path
 import yaml
 
 from bench_common import report, scratch_pipelines
-from loopline.bootstrap import ensure_topics, remove_pipeline_data
+from loopline.ops.bootstrap import ensure_topics, remove_pipeline_data
 
 TARGET_RATIO = 0.5
 HEADLINE_ROWS = 1_000_000
@@ -108,9 +108,9 @@ def spark_raw_copy(spark, bootstrap: str, topic: str, rows: int) -> float:
 
 
 def bench_one(rows: int, pipelines_dir: Path) -> dict:
-    from loopline.ingest import ingest_source
-    from loopline.pipeline import Pipeline
-    from loopline.spec import derived_spec, load_spec
+    from loopline.core.pipeline import Pipeline
+    from loopline.core.spec import derived_spec, load_spec
+    from loopline.ingest.streaming import ingest_source
 
     name = f"bench_{uuid.uuid4().hex[:8]}"
     spec = derived_spec("card_fraud", name, {"ingest": {"max_records_per_batch": 1_000_000}})

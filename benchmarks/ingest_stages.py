@@ -13,9 +13,9 @@ import time
 import uuid
 
 from ingest import produce_events
-from loopline.bootstrap import ensure_topics
-from loopline.parsing import classify
-from loopline.pipeline import Pipeline
+from loopline.core.pipeline import Pipeline
+from loopline.ingest.parsing import classify
+from loopline.ops.bootstrap import ensure_topics
 
 
 def timed(label: str, action) -> None:

@@ -3,7 +3,7 @@
 One run: a throw-away pipeline gets a LightGBM model (trained on simulated payments,
 registered in MLflow) and a valid-events partition of N rows written by Spark. Then:
 
-  loopline  `loopline.scoring.predictions_frame` on the Spark Connect server (local[2]):
+  loopline  `loopline.scoring.score.predictions_frame` on the Spark Connect server (local[2]):
             read the partition, build features and predict with the registry version on
             Spark's Python workers (mapInPandas), drained to Spark's `noop` sink. This is
             the compute of the scoring job; the Parquet, PostgreSQL and Kafka writes that
@@ -44,10 +44,10 @@ def register_model(p) -> int:
     import mlflow
     import pandas as pd
 
-    from loopline.features import FeatureBuilder
-    from loopline.model_store import log_model
-    from loopline.model_types import model_type
-    from loopline.spec import pipelines_dir
+    from loopline.core.spec import pipelines_dir
+    from loopline.models.features import FeatureBuilder
+    from loopline.models.store import log_model
+    from loopline.models.types import model_type
 
     sys.path.insert(0, str(pipelines_dir()))  # card_fraud's simulator lives beside its spec
     from card_fraud_simulator import SimulationConfig, transactions_for_day
@@ -68,12 +68,12 @@ def register_model(p) -> int:
 def main() -> int:
     import pyarrow.parquet as pq
 
-    from loopline.bootstrap import remove_pipeline_data
-    from loopline.model_store import load_model
-    from loopline.pipeline import Pipeline
-    from loopline.interval import Interval
-    from loopline.scoring import predictions_frame
-    from loopline.spec import derived_spec, load_spec
+    from loopline.core.interval import Interval
+    from loopline.core.pipeline import Pipeline
+    from loopline.core.spec import derived_spec, load_spec
+    from loopline.models.store import load_model
+    from loopline.ops.bootstrap import remove_pipeline_data
+    from loopline.scoring.score import predictions_frame
 
     rows = int(os.environ.get("LOOPLINE_BENCH_SCORE_ROWS", "1000000"))
     with scratch_pipelines() as pipelines:

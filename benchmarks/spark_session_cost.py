@@ -8,8 +8,8 @@ import os
 import time
 
 t0 = time.perf_counter()
-from loopline.config import Settings
-from loopline.spark import get_spark
+from loopline.core.config import Settings
+from loopline.core.spark import get_spark
 s = get_spark(Settings.from_env())
 t1 = time.perf_counter()
 n = s.range(1_000_000).selectExpr("sum(id)").collect()[0][0]

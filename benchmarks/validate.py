@@ -3,7 +3,7 @@
 One run: Spark writes a bronze-like partition of N card payments (a few rows per thousand
 break row rules); then, each timed from reading the partition to having every rule's verdict:
 
-  loopline  what `loopline.contracts.validate_dataset` does before routing rows: read the
+  loopline  what `loopline.contracts.validate.validate_dataset` does before routing rows: read the
             partition with Spark and run the reviewed card_payments_bronze suite (17 rules,
             both severities) through GX on the Spark Connect server;
   baseline  the same 17 checks written by hand: pyarrow reads the partition, then one
@@ -176,8 +176,8 @@ def spark_hand_written_checks(spark, path: str, freshness_cutoff: str) -> dict[s
 
 
 def loopline_checks(spark, path: str, parameters: dict) -> dict[str, tuple[bool, float]]:
-    from loopline.contract_rules import load_suite
-    from loopline.gx_validation import validate_frame
+    from loopline.contracts.gx_validation import validate_frame
+    from loopline.contracts.rules import load_suite
 
     results = validate_frame(load_suite(SUITE), spark.read.parquet(path), parameters, "bench")
     return {r.name: (r.success, r.unexpected_count if r.severity == "row" else r.observed_value) for r in results}
@@ -193,10 +193,10 @@ def disagreements(checked: dict, baseline: dict) -> list[str]:
 
 
 def main() -> int:
-    from loopline.config import Settings
-    from loopline.gx_validation import suite_parameters
-    from loopline.interval import Interval
-    from loopline.spark import get_spark
+    from loopline.contracts.gx_validation import suite_parameters
+    from loopline.core.config import Settings
+    from loopline.core.interval import Interval
+    from loopline.core.spark import get_spark
 
     rows = int(os.environ.get("LOOPLINE_BENCH_VALIDATE_ROWS", "1000000"))
     spark = get_spark(Settings.from_env())

@@ -18,10 +18,10 @@ from datetime import date, datetime, timedelta, timezone
 
 import requests
 
-from loopline.config import Settings
-from loopline.report import print_summary
-from loopline.interval import schedule_intervals
-from loopline.spec import load_spec, pipelines_dir
+from loopline.core.config import Settings
+from loopline.core.interval import schedule_intervals
+from loopline.core.spec import load_spec, pipelines_dir
+from loopline.monitoring.report import print_summary
 
 PIPELINE = os.environ.get("PIPELINE") or "card_fraud"
 NIGHTLY, RETRAIN = f"{PIPELINE}_nightly", f"{PIPELINE}_retrain"

@@ -493,10 +493,10 @@ class SparkConnect(Service):
 
     def command(self, env: dict[str, str]) -> list[str]:
         spark_home = next((REPO / ".venv" / "lib").glob("python3*/site-packages/pyspark"))
-        # Session settings (S3A, time zone...) come from loopline.spark, the single source.
+        # Session settings (S3A, time zone...) come from loopline.core.spark, the single source.
         properties = STATE / "spark" / "spark-defaults.conf"
         properties.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run([str(VENV_BIN / "python"), "-m", "loopline.spark", str(properties)], env=env, check=True)
+        subprocess.run([str(VENV_BIN / "python"), "-m", "loopline.core.spark", str(properties)], env=env, check=True)
         server_conf = {
             "spark.connect.grpc.binding.address": "127.0.0.1",
             "spark.connect.grpc.binding.port": env["LOOPLINE_SPARK_CONNECT_PORT"],

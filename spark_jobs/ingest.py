@@ -12,8 +12,8 @@ import sys
 from dataclasses import asdict
 from datetime import datetime, timezone
 
-from loopline.cli import job_arguments
-from loopline.ingest import ingest_source
+from loopline.ingest.streaming import ingest_source
+from loopline.ops.cli import job_arguments
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,13 +11,13 @@ import json
 import sys
 from dataclasses import asdict
 
-from loopline.cli import job_arguments
-from loopline.scoring import score
+from loopline.ops.cli import job_arguments
+from loopline.scoring.score import score, scoring_version
 
 
 def main(argv: list[str] | None = None) -> int:
     pipeline, interval = job_arguments(__doc__.splitlines()[0], argv)
-    version = pipeline.scoring_version(interval.first)
+    version = scoring_version(pipeline, interval.first)
     if version is None:
         print(f"error: pipeline {pipeline.spec.name} has no champion model yet; run training first", file=sys.stderr)
         return 2

@@ -46,8 +46,8 @@ def fetch(state: Path = STATE) -> Path:
 def send_demo_data() -> tuple[date, date]:
     """What `make demo PIPELINE=bike_demand` sends: the whole file, replayed into the pipeline's
     topics (a rerun sends nothing twice); returns the dates to backfill."""
-    from loopline.pipeline import Pipeline
-    from loopline.replay import replay
+    from loopline.core.pipeline import Pipeline
+    from loopline.sources.replay import replay
 
     path = fetch()
     print(f"== replay {path.name} into bike_demand's topics")

@@ -193,7 +193,7 @@ def produce(config: SimulationConfig, days: list[date], bootstrap: str, topics: 
     so simulating the same days twice sends nothing twice. Returns counts per topic kind."""
     from kafka import KafkaProducer
 
-    from loopline.kafka_offsets import kafka_day_window
+    from loopline.sources.kafka_offsets import kafka_day_window
 
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20, retries=5)
     sent = {"events": 0, "labels": 0, "days_skipped": 0}
@@ -227,8 +227,8 @@ def send_demo_data() -> tuple[date, date]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from loopline.config import Settings
-    from loopline.spec import load_spec
+    from loopline.core.config import Settings
+    from loopline.core.spec import load_spec
 
     parser = argparse.ArgumentParser(description="send seeded card-payment events and delayed labels to Kafka")
     parser.add_argument("--pipeline", default="card_fraud", help="a card_fraud-shaped pipeline (default card_fraud)")

@@ -12,7 +12,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG, Param, task
 
-from loopline.spec import NAME_PATTERN, PipelineSpec, load_spec
+from loopline.core.spec import NAME_PATTERN, PipelineSpec, load_spec
 from loopline_airflow import stages
 from loopline_airflow.assets import bronze_ingested, retrain_request
 from loopline_airflow.operators import ContractOperator

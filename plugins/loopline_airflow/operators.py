@@ -29,7 +29,7 @@ class ContractReportLink(BaseOperatorLink):
 
 
 class ContractOperator(BaseOperator):
-    """Validate `dataset` of `pipeline` for the run's logical date (loopline.contracts).
+    """Validate `dataset` of `pipeline` for the run's logical date (loopline.contracts.validate).
 
     :param pipeline: pipeline spec name
     :param dataset: bronze dataset with a contract in the spec
@@ -47,9 +47,9 @@ class ContractOperator(BaseOperator):
     def execute(self, context) -> dict:
         from dataclasses import asdict
 
-        from loopline.alerts import Alert, notify
-        from loopline.contracts import ContractViolation, validate_dataset
-        from loopline.pipeline import Pipeline
+        from loopline.contracts.validate import ContractViolation, validate_dataset
+        from loopline.core.alerts import Alert, notify
+        from loopline.core.pipeline import Pipeline
 
         p = Pipeline.load(self.pipeline)
         try:

@@ -25,7 +25,7 @@ class NewDataSensor(BaseSensorOperator):
         self.poll_interval_s = poll_interval_s
 
     def execute(self, context) -> dict:
-        from loopline.spec import load_spec
+        from loopline.core.spec import load_spec
 
         interval = run_interval()
         status = check_new_data(self.pipeline, interval.first.isoformat(), interval.last.isoformat())

@@ -17,7 +17,7 @@ from datetime import date
 from airflow.sdk import get_current_context
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from loopline.interval import Interval
+from loopline.core.interval import Interval
 
 
 def run_interval() -> Interval:
@@ -50,14 +50,14 @@ def run_date() -> date:
 
 
 def _pipeline(name: str):
-    from loopline.pipeline import Pipeline
+    from loopline.core.pipeline import Pipeline
 
     return Pipeline.load(name)
 
 
 def ingest(pipeline: str) -> dict:
     """Drain every source into bronze + quarantine; the ingest asset event carries the counts."""
-    from loopline.ingest import ingest_source
+    from loopline.ingest.streaming import ingest_source
     from loopline_airflow.assets import bronze_ingested
 
     p, context, interval = _pipeline(pipeline), get_current_context(), run_interval()
@@ -74,7 +74,7 @@ def ingest(pipeline: str) -> dict:
 
 def check_feedback(pipeline: str) -> dict:
     """Judge the champion on the labels that came back; roll it back (and alert) if it lost."""
-    from loopline.feedback import check_realised_performance
+    from loopline.monitoring.feedback import check_realised_performance
 
     context = get_current_context()
     check = check_realised_performance(_pipeline(pipeline), run_date(), context["dag"].dag_id, context["run_id"])
@@ -89,8 +89,8 @@ def train(pipeline: str, recent_only: bool = False) -> dict:
     `recent_only` limits training to `training.retrain_window_days` (drift retraining), or to
     the trigger form's `window_days` when given.
     """
-    from loopline.training import train as train_model
-    from loopline.training_data import NotEnoughLabels
+    from loopline.training.data import NotEnoughLabels
+    from loopline.training.train import train as train_model
 
     p, context = _pipeline(pipeline), get_current_context()
     params = context.get("params") or {}
@@ -109,7 +109,7 @@ def train(pipeline: str, recent_only: bool = False) -> dict:
 
 def register(pipeline: str, trained: dict) -> dict:
     """Register the candidate and promote it to champion if it passes the gate."""
-    from loopline.registry import register_and_gate
+    from loopline.release.registry import register_and_gate
 
     p, context = _pipeline(pipeline), get_current_context()
     decision = register_and_gate(p.settings.db_url, p.spec, trained["run_id"], trained["model_uri"],
@@ -124,10 +124,11 @@ def score(pipeline: str) -> dict:
 
     The first run of an interval uses the champion of that moment; reruns reuse that version.
     """
-    from loopline.scoring import score as score_interval
+    from loopline.scoring.score import score as score_interval
+    from loopline.scoring.score import scoring_version
 
     p, interval = _pipeline(pipeline), run_interval()
-    version = p.scoring_version(interval.first)
+    version = scoring_version(p, interval.first)
     if version is None:
         raise AirflowSkipException(f"{pipeline}: no champion model yet, nothing to score with")
     if not any(p.lake.location(p.spec.entity_dataset, day).exists() for day in interval.dates):
@@ -140,7 +141,7 @@ def score(pipeline: str) -> dict:
 
 def monitor(pipeline: str, scored: dict) -> dict:
     """Drift of each scored date against its serving model's training reference."""
-    from loopline.monitoring import check_drift
+    from loopline.monitoring.monitor import check_drift
 
     p, interval = _pipeline(pipeline), run_interval()
     checked = check_drift(p.settings.db_url, p.spec, p.lake, interval, scored["model_version"])
@@ -168,8 +169,8 @@ def request_retraining(pipeline: str, drift: dict) -> None:
 
 def copy_to_tier(pipeline: str, dataset: str, day: str, to_tier: str) -> dict:
     """Copy one dataset partition to another tier, verified by checksum (idempotent)."""
-    from loopline.storage import PlacementError
-    from loopline.tiering import copy_partition
+    from loopline.core.storage import PlacementError
+    from loopline.ops.tiering import copy_partition
 
     try:
         result = copy_partition(_pipeline(pipeline).lake, dataset, date.fromisoformat(day), to_tier)
@@ -184,7 +185,7 @@ def rollback(pipeline: str, to_version: str, reason: str) -> dict:
     """Restore the previous (or the named) champion; refused with the reason if impossible."""
     from mlflow import MlflowClient
 
-    from loopline.model_aliases import AliasMove, RollbackError, rollback as rollback_champion
+    from loopline.models.aliases import AliasMove, RollbackError, rollback as rollback_champion
 
     p, context = _pipeline(pipeline), get_current_context()
     try:

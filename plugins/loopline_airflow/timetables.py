@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from loopline.interval import Interval
+from loopline.core.interval import Interval
 
 
 class IntervalTimetable(CronDataIntervalTimetable):

@@ -13,9 +13,9 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 def check_new_data(pipeline: str, first_date: str, last_date: str) -> dict:
     """One look at the pipeline's sources for the interval (blocking I/O: call it in a thread)."""
-    from loopline.availability import data_status
-    from loopline.interval import Interval
-    from loopline.pipeline import Pipeline
+    from loopline.core.interval import Interval
+    from loopline.core.pipeline import Pipeline
+    from loopline.ingest.availability import data_status
 
     status = data_status(Pipeline.load(pipeline), Interval(date.fromisoformat(first_date), date.fromisoformat(last_date)))
     return {**asdict(status), "ready": status.ready, "description": status.describe()}

@@ -18,8 +18,8 @@ import pytest
 import yaml
 
 import renamed_pipeline
-from loopline.contract_rules import EXPECTATIONS_DIR
-from loopline.spec import PIPELINES_DIR, derived_spec
+from loopline.contracts.rules import EXPECTATIONS_DIR
+from loopline.core.spec import PIPELINES_DIR, derived_spec
 
 REQUIRED_ENV = ["LOOPLINE_DB_URL", "LOOPLINE_KAFKA_BOOTSTRAP", "MLFLOW_TRACKING_URI", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
 
@@ -35,7 +35,7 @@ class ThrowAwayPipelines:
     """Makes throw-away pipelines on the real services and removes them all at the end."""
 
     def __init__(self, pipelines: Path, expectations: Path) -> None:
-        from loopline.config import Settings
+        from loopline.core.config import Settings
 
         self.pipelines, self.expectations = pipelines, expectations
         self.settings = Settings.from_env()
@@ -53,8 +53,8 @@ class ThrowAwayPipelines:
         return self.from_document(renamed_pipeline.spec(f"it_{uuid.uuid4().hex[:8]}"))
 
     def from_document(self, raw: dict) -> str:
-        from loopline.bootstrap import ensure_topics
-        from loopline.spec import load_spec
+        from loopline.core.spec import load_spec
+        from loopline.ops.bootstrap import ensure_topics
 
         name = raw["name"]
         (self.pipelines / f"{name}.yaml").write_text(yaml.safe_dump(raw))
@@ -91,8 +91,8 @@ def remove_pipeline(name: str, settings) -> None:
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    from loopline.bootstrap import remove_pipeline_data
-    from loopline.spec import load_spec
+    from loopline.core.spec import load_spec
+    from loopline.ops.bootstrap import remove_pipeline_data
 
     remove_pipeline_data(settings, load_spec(name))
     with suppress(MlflowException):  # no model if the run failed before registering one

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pyarrow.dataset as ds
 
-from loopline.kafka_offsets import log_range
-from loopline.pipeline import Pipeline
-from loopline.spec import Source
+from loopline.core.pipeline import Pipeline
+from loopline.core.spec import Source
+from loopline.sources.kafka_offsets import log_range
 
 
 def landed_offsets(p: Pipeline, source: Source) -> list[tuple[int, int]]:

@@ -9,8 +9,8 @@ import pandas as pd
 
 from card_fraud_simulator import SimulationConfig, transactions_for_day
 from contract_data import write_bronze
-from loopline.features import FeatureBuilder
-from loopline.spec import pipelines_dir
+from loopline.core.spec import pipelines_dir
+from loopline.models.features import FeatureBuilder
 
 LABELS_DDL = ("transaction_id string, is_fraud int, label_time timestamp, label_source string, "
               "schema_version int, source string, source_partition int, source_offset bigint")
@@ -56,7 +56,7 @@ def booster(spec, rows: pd.DataFrame, shuffle_labels: bool = False, seed: int = 
 def log_booster(spec, model) -> str:
     """Log a LightGBM booster as training does (type, task, features, feature module) in the
     active MLflow run; return its model URI."""
-    from loopline.model_store import log_model
-    from loopline.model_types import model_type
+    from loopline.models.store import log_model
+    from loopline.models.types import model_type
 
     return log_model(model_type("lightgbm"), model, spec.task.type, builder(spec)).model_uri

@@ -78,8 +78,8 @@ def test_the_guide_writes_the_committed_bike_demand_pipeline(followed):
 
 
 def test_the_first_month_triggered_by_hand_promotes_a_model(followed, dag_for):
-    from loopline import db
-    from loopline.pipeline import Pipeline
+    from loopline.core import db
+    from loopline.core.pipeline import Pipeline
 
     name, _ = followed
     dag_run = dag_for(name).test(logical_date=datetime.now(timezone.utc),

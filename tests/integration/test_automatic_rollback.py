@@ -11,12 +11,12 @@ from datetime import date, timedelta
 import pytest
 
 from lifecycle_data import booster, labelled, log_booster, write_labelled_days
-from loopline import db
-from loopline.feedback import check_realised_performance
-from loopline.model_aliases import CHAMPION, PREVIOUS, AliasMove, alias_version, history, move_alias
-from loopline.pipeline import Pipeline
-from loopline.interval import Interval
-from loopline.scoring import score
+from loopline.core import db
+from loopline.core.interval import Interval
+from loopline.core.pipeline import Pipeline
+from loopline.models.aliases import CHAMPION, PREVIOUS, AliasMove, alias_version, history, move_alias
+from loopline.monitoring.feedback import check_realised_performance
+from loopline.scoring.score import score
 
 SERVED = date(2026, 7, 10)  # the day the bad champion scores
 FEEDBACK = SERVED + timedelta(days=1)  # its labels are in the lake from this date on

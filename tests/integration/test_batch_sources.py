@@ -10,12 +10,12 @@ from datetime import date
 import pyarrow.dataset as ds
 import pytest
 
-from loopline import db
-from loopline.availability import data_status
-from loopline.interval import Interval
-from loopline.ingest import ingest_source
-from loopline.pipeline import Pipeline
-from loopline.storage import DatasetLocation
+from loopline.core import db
+from loopline.core.interval import Interval
+from loopline.core.pipeline import Pipeline
+from loopline.core.storage import DatasetLocation
+from loopline.ingest.streaming import ingest_source
+from loopline.ingest.availability import data_status
 
 DAY = date(2026, 10, 1)
 LABEL = {"transaction_id": "tx-1", "is_fraud": 0, "label_time": "2026-10-01T08:00:00+00:00",

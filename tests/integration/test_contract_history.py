@@ -5,7 +5,7 @@ before the change is merged.
 The history is the demo's own data (`make demo` simulates with these settings; the simulator
 is a pure function of seed and date): 12 days, the last two with the drift scenario, which
 must trigger retraining, not stop the line. The messages go through the real ingest parser
-(loopline.parsing.classify) on Spark, so the partitions hold what ingest would land.
+(loopline.ingest.parsing.classify) on Spark, so the partitions hold what ingest would land.
 """
 from __future__ import annotations
 
@@ -14,13 +14,13 @@ from datetime import date, timedelta
 import pandas as pd
 import pytest
 
-from loopline.contract_rules import load_suite
-from loopline.contracts import stopping
-from loopline.gx_validation import suite_parameters, validate_frame
-from loopline.interval import Interval
-from loopline.landing import LINEAGE_COLUMNS
-from loopline.parsing import classify
-from loopline.pipeline import Pipeline
+from loopline.contracts.gx_validation import suite_parameters, validate_frame
+from loopline.contracts.rules import load_suite
+from loopline.contracts.validate import stopping
+from loopline.core.interval import Interval
+from loopline.core.pipeline import Pipeline
+from loopline.ingest.landing import LINEAGE_COLUMNS
+from loopline.ingest.parsing import classify
 from card_fraud_simulator import SimulationConfig, messages_for_day
 
 FIRST = date(2026, 6, 1)

@@ -9,10 +9,10 @@ import pytest
 import requests
 
 from contract_data import payments, write_bronze
-from loopline import db
-from loopline.contracts import SHARE_RULE, ContractViolation, validate_dataset
-from loopline.interval import Interval
-from loopline.pipeline import Pipeline
+from loopline.contracts.validate import SHARE_RULE, ContractViolation, validate_dataset
+from loopline.core import db
+from loopline.core.interval import Interval
+from loopline.core.pipeline import Pipeline
 
 DAY = date(2026, 4, 2)
 ROWS = 800
@@ -184,13 +184,13 @@ def test_a_drafted_suite_accepts_its_reference_partition_and_names_every_rule(p,
     import subprocess
     import sys
 
-    from loopline.contract_rules import parse_suite
-    from loopline.gx_validation import suite_parameters, validate_frame
+    from loopline.contracts.gx_validation import suite_parameters, validate_frame
+    from loopline.contracts.rules import parse_suite
 
     day = date(2026, 4, 25)
     write_bronze(p, "bronze_events", day, payments(day, ROWS))
     output = tmp_path / "drafted.json"
-    done = subprocess.run([sys.executable, "-m", "loopline.cli", "contract", "draft", "bronze_events", "--from",
+    done = subprocess.run([sys.executable, "-m", "loopline.ops.cli", "contract", "draft", "bronze_events", "--from",
                            day.isoformat(), "--pipeline", p.spec.name, "--output", str(output)],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -205,7 +205,7 @@ def test_drafting_a_date_without_data_says_so(p):
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-m", "loopline.cli", "contract", "draft", "bronze_events", "--from",
+    done = subprocess.run([sys.executable, "-m", "loopline.ops.cli", "contract", "draft", "bronze_events", "--from",
                            "1999-01-01", "--to", "1999-01-03", "--pipeline", p.spec.name], capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 2 and "no bronze_events partition from 1999-01-01 to 1999-01-03" in done.stderr

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from lifecycle_data import labelled, write_labelled_days
-from loopline.features import FeatureBuilder
-from loopline.model_store import load_model
-from loopline.pipeline import Pipeline
-from loopline.spec import pipelines_dir
-from loopline.training import Recipe, train
+from loopline.core.pipeline import Pipeline
+from loopline.core.spec import pipelines_dir
+from loopline.models.features import FeatureBuilder
+from loopline.models.store import load_model
+from loopline.training.train import Recipe, train
 
 DAYS = [date(2026, 8, 1) + timedelta(days=i) for i in range(4)]
 

@@ -20,9 +20,9 @@ import pyarrow.dataset as ds
 import pytest
 
 from lake_audit import assert_exactly_once
-from loopline import db
-from loopline.ingest import ingest_source
-from loopline.pipeline import Pipeline
+from loopline.core import db
+from loopline.core.pipeline import Pipeline
+from loopline.ingest.streaming import ingest_source
 from card_fraud_simulator import SimulationConfig, produce
 
 REPO = Path(__file__).resolve().parents[2]
@@ -197,7 +197,7 @@ def test_broker_outage_mid_run_then_rerun_lands_every_record_exactly_once(make_p
 
 
 def test_a_lost_checkpoint_refuses_to_start_instead_of_ingesting_twice(make_pipeline):
-    from loopline.ingest import CheckpointLost
+    from loopline.ingest.streaming import CheckpointLost
     import shutil
 
     p = Pipeline.load(make_pipeline())

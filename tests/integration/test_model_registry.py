@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from lifecycle_data import booster, labelled, log_booster
-from loopline import db
-from loopline.model_aliases import (CHAMPION, PREVIOUS, AliasMove, RollbackError, alias_version, history, move_alias,
+from loopline.core import db
+from loopline.models.aliases import (CHAMPION, PREVIOUS, AliasMove, RollbackError, alias_version, history, move_alias,
                                     rollback, version_at)
-from loopline.pipeline import Pipeline
+from loopline.core.pipeline import Pipeline
 
 
 def tiny_model_uri(spec) -> str:
@@ -67,7 +67,7 @@ def test_the_cli_restores_a_named_version_and_refuses_impossible_rollbacks(regis
     p, client, _, (v1, v2, v3) = registered
 
     def cli(*args):
-        return subprocess.run([sys.executable, "-m", "loopline.cli", "rollback", "--pipeline", p.spec.name, *args],
+        return subprocess.run([sys.executable, "-m", "loopline.ops.cli", "rollback", "--pipeline", p.spec.name, *args],
                               capture_output=True, text=True, timeout=120)
 
     done = cli("--to-version", str(v3), "--reason", "named target")

@@ -7,8 +7,8 @@ import threading
 import time
 from datetime import date
 
-from loopline.ingest import ingest_source
-from loopline.pipeline import Pipeline
+from loopline.core.pipeline import Pipeline
+from loopline.ingest.streaming import ingest_source
 from loopline_airflow.triggers import NewDataTrigger, check_new_data
 
 DAY = date(2026, 8, 1)

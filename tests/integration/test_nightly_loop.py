@@ -21,8 +21,8 @@ import card_fraud_simulator
 import renamed_pipeline
 from card_fraud_simulator import SimulationConfig, messages_for_day
 from lake_audit import assert_exactly_once, topic_messages
-from loopline.config import Settings
-from loopline.pipeline import Pipeline
+from loopline.core.config import Settings
+from loopline.core.pipeline import Pipeline
 
 FIRST = date(2026, 3, 1)
 DAYS = [FIRST + timedelta(days=i) for i in range(5)]
@@ -61,7 +61,7 @@ def rows_at(location) -> int:
 
 
 def predictions_snapshot(db_url: str, pipeline: str, day: date) -> list[tuple]:
-    from loopline import db
+    from loopline.core import db
 
     with db.connect(db_url) as conn:
         return [tuple(r.values()) for r in db.fetch_all(
@@ -105,7 +105,7 @@ def test_every_day_succeeds_with_cold_start_skips(loop):
 
 def test_every_produced_record_landed_once_in_its_event_date_partition(loop):
     p, _, _ = loop
-    from loopline import db
+    from loopline.core import db
 
     entities, valid = p.spec.entity_source.dataset, p.spec.entity_dataset
     for source in p.spec.sources.values():
@@ -137,7 +137,7 @@ def test_a_champion_is_registered(loop):
     champion = MlflowClient().get_model_version_by_alias(p.spec.model_name, "champion")
     assert int(champion.version) >= 1
     assert champion.tags.get("gate_decision")
-    from loopline.model_aliases import history
+    from loopline.models.aliases import history
 
     promotions = [h for h in history(p.settings.db_url, p.spec.model_name) if h["alias"] == "champion"]
     assert promotions[-1]["to_version"] == int(champion.version)  # every move is in the audit trail
@@ -149,7 +149,7 @@ def test_every_registered_version_has_a_model_card(loop):
     import mlflow
     from mlflow import MlflowClient
 
-    from loopline.model_card import HTML, MARKDOWN
+    from loopline.release.model_card import HTML, MARKDOWN
 
     p, _, _ = loop
     versions = MlflowClient().search_model_versions(f"name='{p.spec.name}'")
@@ -180,7 +180,7 @@ def test_predictions_in_postgres_equal_valid_rows_of_the_date(loop):
 
 def test_each_prediction_is_published_once_to_the_predictions_topic(loop):
     p, _, _ = loop
-    from loopline import db
+    from loopline.core import db
 
     messages = topic_messages(p.settings.kafka_bootstrap, p.spec.predictions_topic)
     keys = [key.decode() for key, _ in messages]
@@ -319,7 +319,7 @@ def test_recipe_process_dates_by_hand_without_retraining(loop):
 def test_recipe_retrain_by_hand_with_the_form(loop, dag_for):
     """The retraining DAG's form: no asset event needed; labels known on a date, a window, a reason."""
     p, _, _ = loop
-    from loopline import db
+    from loopline.core import db
 
     dag_run = run_form(dag_for(p.spec.name, "retrain"),
                        {"last_date": DAYS[-1].isoformat(), "window_days": 4, "reason": "recipe test"})

@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 
 from lifecycle_data import booster, labelled, log_booster
-from loopline import db
-from loopline.model_aliases import CHALLENGER, CHAMPION, alias_version
-from loopline.pipeline import Pipeline
-from loopline.registry import register_and_gate
-from loopline.run_artifacts import HOLDOUT_ARTIFACT
+from loopline.core import db
+from loopline.core.pipeline import Pipeline
+from loopline.core.run_artifacts import HOLDOUT_ARTIFACT
+from loopline.models.aliases import CHALLENGER, CHAMPION, alias_version
+from loopline.release.registry import register_and_gate
 
 DAY = date(2026, 5, 20)
 

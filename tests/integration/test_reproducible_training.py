@@ -15,10 +15,10 @@ import pandas as pd
 import pytest
 
 from lifecycle_data import labelled, write_labelled_days
-from loopline.pipeline import Pipeline
-from loopline.reproduce import ReproductionError, retrain_from_version
-from loopline.run_artifacts import HOLDOUT_ARTIFACT, INPUTS_ARTIFACT
-from loopline.training import train
+from loopline.core.pipeline import Pipeline
+from loopline.core.run_artifacts import HOLDOUT_ARTIFACT, INPUTS_ARTIFACT
+from loopline.training.reproduce import ReproductionError, retrain_from_version
+from loopline.training.train import train
 
 DAYS = [date(2026, 6, d) for d in range(1, 6)]
 UNTIL = DAYS[-1] + timedelta(days=1)  # the last day's labels arrive the day after
@@ -78,7 +78,7 @@ def test_the_run_records_its_data_model_and_code(lightgbm_version):
 
 def test_retrain_from_version_reproduces_the_metrics(lightgbm_version):
     p, version, run_id = lightgbm_version
-    done = subprocess.run([sys.executable, "-m", "loopline.cli", "retrain", "--pipeline", p.spec.name,
+    done = subprocess.run([sys.executable, "-m", "loopline.ops.cli", "retrain", "--pipeline", p.spec.name,
                            "--from-version", str(version)], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr[-2000:]
     assert f"v{version} (run {run_id}) retrained as run" in done.stdout and "metrics REPRODUCED" in done.stdout
@@ -86,10 +86,10 @@ def test_retrain_from_version_reproduces_the_metrics(lightgbm_version):
 
 
 def test_the_scikit_learn_baseline_trains_registers_scores_and_reproduces(make_pipeline):
-    from loopline import db
-    from loopline.model_store import load_model
-    from loopline.interval import Interval
-    from loopline.scoring import score
+    from loopline.core import db
+    from loopline.core.interval import Interval
+    from loopline.models.store import load_model
+    from loopline.scoring.score import score
 
     p = Pipeline.load(make_pipeline(training={"model": "sklearn_logistic", "min_labelled_rows": 1000}))
     version, _ = trained_version(p)
@@ -107,7 +107,7 @@ def test_a_changed_lake_is_named_instead_of_silently_retraining_on_other_data(li
     """Flip one label of the validation date in the lake: the recorded hash no longer matches."""
     from contract_data import write_bronze
     from lifecycle_data import LABELS_DDL
-    from loopline.training_data import read_partitions
+    from loopline.training.data import read_partitions
 
     p, version, _ = lightgbm_version
     label_day = date(2026, 6, 5)  # labels of the validation date (06-04) arrived on 06-05

@@ -9,9 +9,9 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
-from loopline.pipeline import Pipeline
-from loopline.storage import PlacementError
-from loopline.tiering import copy_partition
+from loopline.core.pipeline import Pipeline
+from loopline.core.storage import PlacementError
+from loopline.ops.tiering import copy_partition
 
 DAY = date(2026, 9, 1)
 

@@ -9,8 +9,8 @@ import warnings
 
 import pytest
 
-from loopline.alerts import Alert, notify
-from loopline.spec import AlertChannel
+from loopline.core.alerts import Alert, notify
+from loopline.core.spec import AlertChannel
 
 ALERT = Alert("card_fraud", "line stopped, contract failed on bronze_events", "2026-11-20", "scheduled__x", "volume: observed 40",
               "http://127.0.0.1:18333/loopline/report.html")

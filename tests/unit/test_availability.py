@@ -1,5 +1,5 @@
-from loopline.availability import DataStatus
-from loopline.kafka_offsets import unread
+from loopline.ingest.availability import DataStatus
+from loopline.sources.kafka_offsets import unread
 
 
 def test_unread_counts_from_where_ingestion_stopped_or_from_the_log_start():

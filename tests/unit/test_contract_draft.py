@@ -1,8 +1,8 @@
 """Drafting a suite from a profile: pure, no Spark."""
 from datetime import date, datetime
 
-from loopline.contract_draft import ColumnProfile, DraftContext, Profile, draft_suite
-from loopline.contract_rules import parse_suite
+from loopline.contracts.draft import ColumnProfile, DraftContext, Profile, draft_suite
+from loopline.contracts.rules import parse_suite
 
 DAYS = {"2026-01-01": 980, "2026-01-02": 1020}
 PROFILE = Profile(2000, [

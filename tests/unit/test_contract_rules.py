@@ -1,8 +1,8 @@
 """Suite files as Loopline reads them: names, severities, and what may be row-level."""
 import pytest
 
-from loopline.contract_rules import ROW_RULE_TYPES, SuiteError, load_suite, parse_suite
-from loopline.spec import load_spec
+from loopline.contracts.rules import ROW_RULE_TYPES, SuiteError, load_suite, parse_suite
+from loopline.core.spec import load_spec
 
 
 def suite(*expectations):

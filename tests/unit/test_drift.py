@@ -1,7 +1,7 @@
 import numpy as np
 import pandas as pd
 
-from loopline.drift import drift_scores, profile, psi
+from loopline.core.drift import drift_scores, profile, psi
 
 
 def test_psi_is_zero_for_identical_and_large_for_shifted_distributions():

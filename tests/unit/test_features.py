@@ -2,8 +2,9 @@
 import pandas as pd
 import pytest
 
-from loopline.features import FeatureBuilder, Features
-from loopline.spec import PIPELINES_DIR, load_spec
+from loopline.core.spec import PIPELINES_DIR, load_spec
+from loopline.core.spec import Features
+from loopline.models.features import FeatureBuilder
 
 CARD = FeatureBuilder.for_spec(load_spec("card_fraud").features, PIPELINES_DIR)
 

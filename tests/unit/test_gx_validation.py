@@ -1,5 +1,5 @@
 """How GX's exception reports become a rule's error (pure: no Spark)."""
-from loopline.gx_validation import evaluation_error
+from loopline.contracts.gx_validation import evaluation_error
 
 
 def test_no_exception_is_no_error():

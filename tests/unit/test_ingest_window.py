@@ -1,6 +1,6 @@
 from datetime import date
 
-from loopline.kafka_offsets import day_window
+from loopline.sources.kafka_offsets import day_window
 
 D, NEXT = date(2026, 11, 1), date(2026, 11, 2)
 

@@ -1,7 +1,7 @@
 """Model cards render every section from the recorded facts, as Markdown and as HTML."""
 from __future__ import annotations
 
-from loopline.model_card import render, to_html
+from loopline.release.model_card import render, to_html
 
 SPLIT = {"event_dates": ["2026-11-16", "2026-11-17"], "rows": 6000, "positives": 210, "data_hash": "a" * 64}
 INPUTS = {
@@ -48,7 +48,7 @@ def test_a_card_has_every_section_with_the_recorded_facts():
 
 def test_a_run_without_recorded_inputs_says_so():
     card = render({**FACTS, "inputs": None})
-    assert "Not recorded: this run was not made by `loopline.training`" in card
+    assert "Not recorded: this run was not made by `loopline.training.train`" in card
     assert "## Metrics" in card and "## Model\n" not in card
 
 

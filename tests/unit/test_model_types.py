@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 
 from card_fraud_simulator import SimulationConfig, transactions_for_day
-from loopline import metrics
-from loopline.features import FeatureBuilder
-from loopline.model_types import MODEL_TYPES, UnsupportedModelType, model_type
-from loopline.spec import PIPELINES_DIR, load_spec
-from loopline.training import Recipe
+from loopline.core import metrics
+from loopline.core.spec import PIPELINES_DIR, load_spec
+from loopline.models.features import FeatureBuilder
+from loopline.models.types import MODEL_TYPES, UnsupportedModelType, model_type
+from loopline.training.train import Recipe
 
 SPEC = load_spec("card_fraud")
 BUILDER = FeatureBuilder.for_spec(SPEC.features, PIPELINES_DIR)

@@ -1,6 +1,6 @@
 from datetime import date
 
-from loopline.report import format_summary
+from loopline.monitoring.report import format_summary
 
 
 def test_summary_shows_counts_contract_drift_and_gate_decisions():

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from loopline.spec import PIPELINES_DIR, SpecError, json_schema, load_spec
+from loopline.core.spec import PIPELINES_DIR, SpecError, json_schema, load_spec
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -121,7 +121,7 @@ def test_unknown_pipeline_lists_known_ones():
 
 
 def test_spec_placing_onprem_only_data_in_the_cloud_is_a_policy_error(tmp_path):
-    from loopline.storage import Lake, PlacementError, Tier
+    from loopline.core.storage import Lake, PlacementError, Tier
 
     directory = _write(tmp_path, lambda raw: raw["storage"].update(bronze_events={"tier": "cloud", "onprem_only": True}))
     spec = load_spec("broken", directory)
@@ -142,12 +142,12 @@ def test_the_committed_json_schema_is_current():
 
 def test_spec_check_validates_spec_feature_code_and_suites_without_services(tmp_path):
     env_free = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO / "include")}
-    ok = subprocess.run([sys.executable, "-m", "loopline.cli", "spec", "check", "card_fraud"], capture_output=True,
+    ok = subprocess.run([sys.executable, "-m", "loopline.ops.cli", "spec", "check", "card_fraud"], capture_output=True,
                         text=True, env=env_free, timeout=120)
     assert ok.returncode == 0, ok.stderr
     assert "card_fraud: spec, feature code and contract suites are valid" in ok.stdout
     directory = _write(tmp_path, _set("contracts.bronze_events.suite", "card_labels_bronze"))
-    refused = subprocess.run([sys.executable, "-m", "loopline.cli", "spec", "check", "broken"], capture_output=True,
+    refused = subprocess.run([sys.executable, "-m", "loopline.ops.cli", "spec", "check", "broken"], capture_output=True,
                              text=True, env={**env_free, "LOOPLINE_PIPELINES_DIR": str(directory)}, timeout=120)
     assert refused.returncode == 2
     assert "contracts.bronze_events.suite: card_labels_bronze has rules on ['is_fraud', 'label_source']" in \

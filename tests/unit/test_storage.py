@@ -2,7 +2,7 @@ from datetime import date
 
 import pytest
 
-from loopline.storage import Lake, PlacementError, Placement, StorageError, Tier, load_tiers
+from loopline.core.storage import Lake, PlacementError, Placement, StorageError, Tier, load_tiers
 
 TIERS = {"onprem": Tier("onprem", "file:///data/lake", "onprem"),
          "cloud": Tier("cloud", "s3://bucket/lake", "cloud", s3_endpoint="http://127.0.0.1:9000"),

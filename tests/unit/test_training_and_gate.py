@@ -3,9 +3,9 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from loopline.db import jdbc_options
-from loopline.gate import Metric, decide
-from loopline.training_data import NotEnoughLabels, data_hash, offset_ranges, recent, split_by_event_date
+from loopline.core.db import jdbc_options
+from loopline.release.gate import Metric, decide
+from loopline.training.data import NotEnoughLabels, data_hash, offset_ranges, recent, split_by_event_date
 
 
 def frame(n=10, per_day=1):
@@ -76,14 +76,14 @@ def test_jdbc_options_from_libpq_url():
 @pytest.mark.parametrize("uri", ["runs:/abc123/model", "/tmp/model.txt", "s3://bucket/model", "file:///m",
                                  "mlflow-artifacts:/1/x/artifacts/model"])
 def test_models_load_only_from_the_registry(uri):
-    from loopline.model_store import UnregisteredModelError, load_model
+    from loopline.models.store import UnregisteredModelError, load_model
 
     with pytest.raises(UnregisteredModelError, match="only from the registry"):
         load_model(uri)
 
 
 def test_a_failed_smoke_test_blocks_promotion_even_without_a_champion():
-    from loopline.gate import SmokeResult
+    from loopline.release.gate import SmokeResult
 
     promoted, reason = decide(AUC, 0.9, None, 0.002, smoke=SmokeResult(False, "12 of 1000 predictions are NaN"))
     assert not promoted and reason == "smoke test failed: 12 of 1000 predictions are NaN"
@@ -92,7 +92,7 @@ def test_a_failed_smoke_test_blocks_promotion_even_without_a_champion():
 def test_a_degraded_critical_slice_blocks_an_overall_improvement():
     import numpy as np
 
-    from loopline.gate import slice_checks
+    from loopline.release.gate import slice_checks
 
     rng = np.random.default_rng(0)
     holdout = pd.DataFrame({"country": ["DE"] * 600 + ["BR"] * 600 + ["NG"] * 20})
@@ -111,7 +111,7 @@ def test_a_degraded_critical_slice_blocks_an_overall_improvement():
 def test_regression_slices_lose_when_the_error_grows():
     import numpy as np
 
-    from loopline.gate import slice_checks
+    from loopline.release.gate import slice_checks
 
     holdout = pd.DataFrame({"season": ["winter"] * 50 + ["summer"] * 50})
     truth = np.linspace(0, 100, 100)
@@ -124,7 +124,7 @@ def test_regression_slices_lose_when_the_error_grows():
 
 
 def test_automatic_rollback_only_when_the_previous_champion_is_clearly_better():
-    from loopline.feedback import judge
+    from loopline.monitoring.feedback import judge
 
     assert judge("binary", "roc_auc", 0.70, 0.75, 0.03)[0]
     assert not judge("binary", "roc_auc", 0.73, 0.75, 0.03)[0]
@@ -134,7 +134,7 @@ def test_automatic_rollback_only_when_the_previous_champion_is_clearly_better():
 
 
 def test_automatic_rollback_respects_lower_is_better():
-    from loopline.feedback import judge
+    from loopline.monitoring.feedback import judge
 
     assert judge("regression", "rmse", 60.0, 50.0, 5.0)[0]  # the champion's error is 10 higher
     assert not judge("regression", "rmse", 52.0, 50.0, 5.0)[0]

@@ -1,0 +1,1 @@
+"""Data contracts: suites, GX evaluation on Spark, routing valid and rejected rows, reports, drafts."""

@@ -1,0 +1,610 @@
+"""Pipeline specs: one YAML file per model pipeline, validated into typed models when it loads.
+
+The spec is the whole contract between a pipeline's author and Loopline: its sources (by
+role: which one carries the entities to score, which one the labels), schemas (with the
+fields that may be null), task type and metrics, features, thresholds, schedule and
+storage placement. Code takes a spec instead of hard-coding any of them. A spec that
+contradicts itself is refused here, naming the file, the path inside it and what is
+allowed, instead of failing in the middle of a task (`loopline spec check <name>`).
+"""
+from __future__ import annotations
+
+import os
+import re
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+
+from loopline.core import metrics
+from loopline.core.config import REPOSITORY
+from loopline.core.storage import Placement as StoragePlacement
+
+PIPELINES_DIR = REPOSITORY / "include" / "pipelines"
+NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"  # pipeline names end up in paths, SQL, topics and model names
+FieldType = Literal["string", "timestamp", "double", "int", "boolean"]
+Fraction = Annotated[float, Field(ge=0, le=1)]
+
+
+def pipelines_dir() -> Path:
+    """Where specs live: include/pipelines, or LOOPLINE_PIPELINES_DIR (deployments, tests)."""
+    return Path(os.environ.get("LOOPLINE_PIPELINES_DIR", PIPELINES_DIR))
+
+
+class SpecError(ValueError):
+    """A pipeline spec is missing something or contradicts itself."""
+
+
+class Strict(BaseModel):
+    """Every block of a spec: unknown keys are refused (a typo must not be silently ignored)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class SchemaVersion(Strict):
+    field: str = Field(description="the int field producers set to their schema's version")
+    value: int = Field(description="the version this schema describes; records of another are quarantined")
+
+
+class Schema(Strict):
+    """The fields of one kind of record. Fields are required (non-null) unless listed in `nullable`."""
+
+    key: str
+    fields: dict[str, FieldType]
+    nullable: list[str] = []
+    version: SchemaVersion | None = None
+    _name: str = PrivateAttr("")
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @model_validator(mode="after")
+    def _key_and_nullable_are_fields(self) -> "Schema":
+        if self.key not in self.fields:
+            raise ValueError(f"key {self.key!r} is not one of its fields {sorted(self.fields)}")
+        unknown = sorted(set(self.nullable) - set(self.fields))
+        if unknown:
+            raise ValueError(f"nullable lists {unknown}, which are not fields")
+        if self.key in self.nullable:
+            raise ValueError(f"the key {self.key!r} cannot be nullable")
+        if self.version and self.fields.get(self.version.field) != "int":
+            raise ValueError(f"version.field {self.version.field!r} must be an int field of the schema")
+        return self
+
+    def required(self, field: str) -> bool:
+        return field not in self.nullable
+
+
+class Source(Strict):
+    """Where one bronze dataset comes from: a Kafka topic, a PostgreSQL table read by a
+    watermark column, or JSON-lines files landing under a prefix of a storage tier."""
+
+    schema_: str = Field(alias="schema", description="name of a schema under `schemas`")
+    time_field: str = Field(description="partitions bronze by the date of this field (event time)")
+    kind: Literal["kafka", "postgres", "files"] = "kafka"
+    topic: str = ""  # kafka
+    table: str = ""  # postgres: schema.table
+    watermark: str = ""  # postgres: monotonically increasing column (e.g. updated_at)
+    connection_env: str = "LOOPLINE_DB_URL"  # postgres: environment variable holding the database URL
+    landing_tier: str = ""  # files: tier holding the landing prefix
+    landing_prefix: str = ""  # files: prefix (relative to the tier root) new files land under
+    _name: str = PrivateAttr("")
+    _schema: Schema | None = PrivateAttr(None)
+
+    @model_validator(mode="after")
+    def _kind_settings(self) -> "Source":
+        required = {"kafka": ["topic"], "postgres": ["table", "watermark"], "files": ["landing_tier", "landing_prefix"]}
+        missing = [name for name in required[self.kind] if not getattr(self, name)]
+        if missing:
+            raise ValueError(f"a {self.kind} source needs {missing}")
+        return self
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def dataset(self) -> str:
+        return f"bronze_{self._name}"
+
+    @property
+    def schema(self) -> Schema:  # noqa: D401 (the resolved schema, not pydantic's deprecated classmethod)
+        assert self._schema is not None, "a Source is resolved by the PipelineSpec that holds it"
+        return self._schema
+
+    @property
+    def key(self) -> str:
+        return self.schema.key
+
+
+TIME_PARTS = ("hour_of_day", "day_of_week", "month")  # transforms of one timestamp column
+REQUIRED_DATASETS = ("quarantine", "predictions", "reference", "checkpoints", "contract_reports")  # besides the sources'
+
+
+class Transform(Strict):
+    """One built-in transform (exactly one key): no strings are evaluated."""
+
+    hour_of_day: str | None = Field(None, description="timestamp column -> hour 0-23")
+    day_of_week: str | None = Field(None, description="timestamp column -> 0 (Monday) .. 6")
+    month: str | None = Field(None, description="timestamp column -> 1 .. 12")
+    ratio: tuple[str, str] | None = Field(None, description="[numerator, denominator]; NaN where it is 0")
+    equals: tuple[str, str | int | float | bool] | None = Field(None, description="[column, value] -> 1.0 / 0.0")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "Transform":
+        if len(self.model_fields_set) != 1:
+            raise ValueError(f"give exactly one transform of {sorted(type(self).model_fields)}")
+        return self
+
+    @property
+    def kind(self) -> str:
+        (kind,) = self.model_fields_set
+        return kind
+
+    @property
+    def inputs(self) -> list[str]:
+        argument = getattr(self, self.kind)
+        return [argument] if self.kind in TIME_PARTS else \
+            [argument[0], argument[1]] if self.kind == "ratio" else [argument[0]]
+
+
+class FeatureCode(Strict):
+    """A feature module beside the spec: `function(rows) -> DataFrame` of the `adds` columns."""
+
+    module: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="include/pipelines/<module>.py")
+    function: str = Field("derive", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    reads: list[str] = Field(description="entity fields the function reads (all a model's stored rows keep)")
+    adds: list[str] = Field(description="the columns it returns")
+
+
+class Features(Strict):
+    numeric: list[str] = []
+    boolean: list[str] = []
+    categorical: dict[str, list[str] | Literal["learn"]] = Field(
+        {}, description="column -> its vocabulary, or 'learn' (from the training rows, stored with the model)")
+    derived: dict[str, Transform] = Field({}, description="new column -> one built-in transform")
+    code: FeatureCode | None = None
+
+    @property
+    def columns(self) -> list[str]:
+        """The model's input columns, in order."""
+        return [*self.numeric, *self.boolean, *self.categorical]
+
+    @property
+    def made(self) -> list[str]:
+        """Columns derived or added by code (not read from the entity rows)."""
+        return [*self.derived, *(self.code.adds if self.code else [])]
+
+    def source_columns(self) -> list[str]:
+        """The entity fields the features are built from: what a model's stored rows keep
+        (and all they keep, so e.g. customer ids never leave the on-prem tier this way)."""
+        read = [c for c in self.columns if c not in self.made]
+        read += [i for t in self.derived.values() for i in t.inputs if i not in self.made]
+        read += self.code.reads if self.code else []
+        return list(dict.fromkeys(read))
+
+    def check_against(self, schema: Schema, path: str) -> None:
+        """Refuse features that read fields the entity schema lacks, or make unused columns."""
+        duplicated = sorted({c for c in self.columns if self.columns.count(c) > 1})
+        if duplicated:
+            raise ValueError(f"{path}: {duplicated} listed twice among numeric/boolean/categorical")
+        clash = sorted(set(self.made) & set(schema.fields))
+        if clash:
+            raise ValueError(f"{path}: derived/code columns {clash} would replace fields of the same name")
+        unknown = sorted(set(self.source_columns()) - set(schema.fields))
+        if unknown:
+            raise ValueError(f"{path}: {unknown} are neither fields of schema {schema.name} "
+                             f"{sorted(schema.fields)} nor derived or code columns")
+        unused = sorted(set(self.made) - set(self.columns) - {i for t in self.derived.values() for i in t.inputs})
+        if unused:
+            raise ValueError(f"{path}: {unused} are made but not model inputs: list them under numeric, boolean "
+                             "or categorical (or remove them)")
+        if not self.columns:
+            raise ValueError(f"{path}: no model inputs (numeric, boolean, categorical)")
+
+    @property
+    def learns(self) -> bool:
+        return any(v == "learn" for v in self.categorical.values())
+
+
+class Sinks(Strict):
+    predictions_topic: str
+    dead_letter_suffix: str = ".dlq"
+
+
+class IngestLimits(Strict):
+    max_record_bytes: int = Field(65536, gt=0, description="larger payloads are quarantined as `oversize`")
+    max_records_per_batch: int = Field(1_000_000, gt=0, description="upper bound of one Kafka micro-batch")
+    min_new_records: int = Field(1, ge=0, description="the ingest sensor waits for at least this many unread records")
+    wait_timeout_minutes: int = Field(360, gt=0, description="... for at most this long, then fails naming the lag")
+
+
+class Placement(Strict):
+    tier: str
+    onprem_only: bool = False
+
+
+class Contract(Strict):
+    """The data contract of one bronze dataset: its GX suite (expectations/<suite>.json) and
+    where the rows that pass its row-level rules go. Downstream stages read only `valid_dataset`."""
+
+    suite: str
+    valid_dataset: str
+    max_quarantined_share: Fraction = 0.02  # more rows than this failing row-level rules stops the line
+    freshness_hours: float = 2.0  # the `freshness_cutoff` suite parameter: end of the date minus this
+    _dataset: str = PrivateAttr("")
+
+    @property
+    def dataset(self) -> str:
+        return self._dataset
+
+
+class AlertChannel(Strict):
+    """Where a stopped line is reported. Addresses come from environment variables (never the
+    spec); a channel whose variable is unset is inactive, and says so in the task log."""
+
+    channel: Literal["log", "webhook", "email"]
+    url_env: str = ""  # webhook: variable holding the URL to POST the alert to
+    to_env: str = ""  # email: variable holding comma-separated recipients (SMTP: LOOPLINE_SMTP_*)
+
+    @model_validator(mode="after")
+    def _address_variable(self) -> "AlertChannel":
+        needed = {"webhook": "url_env", "email": "to_env"}.get(self.channel)
+        if needed and not getattr(self, needed):
+            raise ValueError(f"a {self.channel} channel needs {needed} (the environment variable to read)")
+        return self
+
+
+class Task(Strict):
+    """What is predicted, for which entities, from which outcome.
+
+    `entities` is the source whose rows are scored (its schema's key identifies an entity and
+    its time field is the event time); `labels` is the source carrying the outcome, joined on
+    its schema's key (it may be the same source, when the outcome arrives later on the same
+    stream). The latest label per key wins; a null target is not a label (such rows are left
+    out of training and counted)."""
+
+    type: Literal["binary", "regression"]
+    entities: str
+    labels: str
+    target: str
+
+
+class Split(Strict):
+    validation_days: int = Field(ge=1)
+    holdout_days: int = Field(ge=1)
+
+
+class Training(Strict):
+    model: str = Field(description="a model type of loopline.models.types (by task type)")
+    seed: int = 7
+    min_labelled_rows: int = Field(gt=0)
+    split: Split
+    retrain_window_days: int = Field(gt=0, description="a drift-triggered retrain learns from recent days only")
+    params: dict[str, dict[str, Any]] = Field({}, description="per model type; only the chosen type's are used")
+
+    @property
+    def model_params(self) -> dict[str, Any]:
+        return dict(self.params.get(self.model, {}))
+
+
+class SmokeTest(Strict):
+    sample_rows: int = Field(1000, gt=0)
+    max_ms_per_1000_rows: float = Field(1000.0, gt=0)
+
+
+class Gate(Strict):
+    primary_metric: str = Field(description="one of the task type's metrics; its direction decides 'better'")
+    min_improvement: float = Field(ge=0, description="the challenger must beat the champion by this much")
+    critical_slices: dict[str, float] = Field({}, description="entity field -> largest allowed loss per value")
+    slice_min_rows: int = Field(500, gt=0)
+    smoke_test: SmokeTest = SmokeTest()
+
+
+class Feedback(Strict):
+    min_labelled_rows: int = Field(gt=0)
+    tolerance: float = Field(ge=0)
+
+
+class Monitoring(Strict):
+    drift_features: list[str]
+    psi_threshold: float = Field(gt=0)
+    feedback: Feedback
+
+
+class ModelCard(Strict):
+    intended_use: str = ""
+    limitations: str = ""
+
+
+class ReplayTime(Strict):
+    columns: list[str] = Field(min_length=1, description="file columns joined with a space, e.g. [dteday, hr]")
+    format: str | None = Field(None, description="strptime format of the joined text, e.g. '%Y-%m-%d %I%p' "
+                                                 "(UTC); none: ISO 8601")
+
+
+class ReplayKey(Strict):
+    column: str | None = Field(None, description="a file column holding the entity key")
+    event_time_format: str | None = Field(None, description="or: the event time formatted (strftime), e.g. "
+                                                            "'%Y-%m-%dT%H' for one entity per hour")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "ReplayKey":
+        if (self.column is None) == (self.event_time_format is None):
+            raise ValueError("give exactly one of column, event_time_format")
+        return self
+
+
+class Replay(Strict):
+    """How `loopline replay` turns a historical file's rows into this pipeline's records."""
+
+    event_time: ReplayTime
+    key: ReplayKey
+    labels_after: str = Field("0s", pattern=r"^\d+\s*(s|m|h|d)$",
+                              description="how long after its event a row's outcome arrives (30s, 90m, 2h, 3d)")
+
+
+SCHEDULES = {"daily": "0 0 * * *", "weekly": "0 0 * * 1", "monthly": "0 0 1 * *"}
+
+
+class PipelineSpec(Strict):
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str = ""
+    schedule: str = Field("daily", description="daily, weekly, monthly, or a five-field cron expression (UTC)")
+    start_date: date = Field(date(2024, 1, 1), description="the first data interval a backfill can reach")
+    end_date: date | None = Field(None, description="the last date the schedule covers (a replayed history); "
+                                                    "none: the schedule runs on")
+    sources: dict[str, Source]
+    sinks: Sinks
+    schemas: dict[str, Schema]
+    task: Task
+    ingest: IngestLimits = IngestLimits()
+    storage: dict[str, Placement]
+    contracts: dict[str, Contract]
+    alerts: list[AlertChannel] = [AlertChannel(channel="log")]
+    model_card: ModelCard = ModelCard()
+    replay: Replay | None = None
+    features: Features
+    training: Training
+    gate: Gate
+    monitoring: Monitoring
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        from croniter import croniter
+
+        if value not in SCHEDULES and not (len(value.split()) == 5 and croniter.is_valid(value)):
+            raise ValueError(f"{value!r} is not {', '.join(SCHEDULES)} or a five-field cron expression")
+        return value
+
+    @field_validator("sources")
+    @classmethod
+    def _source_names(cls, sources: dict[str, Source]) -> dict[str, Source]:
+        bad = [name for name in sources if not re.fullmatch(NAME_PATTERN, name)]
+        if bad:
+            raise ValueError(f"source names {bad} must match {NAME_PATTERN} (they name datasets and paths)")
+        return sources
+
+    @model_validator(mode="after")
+    def _resolve_and_check(self) -> "PipelineSpec":
+        if self.end_date and self.end_date < self.start_date:
+            raise ValueError(f"end_date: {self.end_date} is before start_date {self.start_date}")
+        for name, schema in self.schemas.items():
+            schema._name = name
+        for name, source in self.sources.items():
+            if source.schema_ not in self.schemas:
+                raise ValueError(f"sources.{name}.schema: {source.schema_!r} is not one of the schemas "
+                                 f"{sorted(self.schemas)}")
+            source._name, source._schema = name, self.schemas[source.schema_]
+            if source.time_field not in source.schema.fields:
+                raise ValueError(f"sources.{name}.time_field: {source.time_field!r} is not a field of schema "
+                                 f"{source.schema_} {sorted(source.schema.fields)}")
+            if not source.schema.required(source.time_field):
+                raise ValueError(f"sources.{name}.time_field: {source.time_field!r} is nullable in schema "
+                                 f"{source.schema_}; bronze is partitioned by it, so it must be required")
+        for dataset, contract in self.contracts.items():
+            contract._dataset = dataset
+        self._check_datasets()
+        self._check_task()
+        self.features.check_against(self.entity_source.schema, "features")
+        self._check_model_settings()
+        return self
+
+    def _check_datasets(self) -> None:
+        bronze = {s.dataset for s in self.sources.values()}
+        unknown = sorted(set(self.contracts) - bronze)
+        if unknown:
+            raise ValueError(f"contracts: {unknown} are not bronze datasets of a source ({sorted(bronze)})")
+        uncontracted = sorted(bronze - set(self.contracts))
+        if uncontracted:
+            raise ValueError(f"contracts: no contract for {uncontracted}; downstream stages read only data that "
+                             "passed a contract, so every source needs one (see `loopline contract draft`)")
+        datasets = (bronze | {c.valid_dataset for c in self.contracts.values()}
+                    | set(REQUIRED_DATASETS))
+        missing = sorted(datasets - set(self.storage))
+        if missing:
+            raise ValueError(f"storage: placement missing for {missing}")
+
+    def _check_task(self) -> None:
+        for role in ("entities", "labels"):
+            source = getattr(self.task, role)
+            if source not in self.sources:
+                raise ValueError(f"task.{role}: {source!r} is not one of the sources {sorted(self.sources)}")
+        label_schema = self.label_source.schema
+        if self.task.target not in label_schema.fields:
+            raise ValueError(f"task.target: {self.task.target!r} is not a field of the labels source's schema "
+                             f"{label_schema.name} {sorted(label_schema.fields)}")
+        allowed = {"binary": {"int", "boolean"}, "regression": {"int", "double"}}[self.task.type]
+        if label_schema.fields[self.task.target] not in allowed:
+            raise ValueError(f"task.target: a {self.task.type} target must be {sorted(allowed)}, "
+                             f"{self.task.target!r} is {label_schema.fields[self.task.target]}")
+        entity_key, label_key = self.entity_source.schema, label_schema
+        if entity_key.fields[entity_key.key] != label_key.fields[label_key.key]:
+            raise ValueError(f"task: the entity key {entity_key.key} and the label key {label_key.key} have different "
+                             "types, so labels cannot be joined to entities")
+
+    def _check_model_settings(self) -> None:
+        task = self.task.type
+        known = {name for name, tasks in metrics.MODEL_TYPES.items() if task in tasks}
+        if self.training.model not in known:
+            raise ValueError(f"training.model: {self.training.model!r} is not a model type for {task} tasks; "
+                             f"use one of {sorted(known)}")
+        allowed = metrics.names(task)
+        if self.gate.primary_metric not in allowed:
+            raise ValueError(f"gate.primary_metric: {self.gate.primary_metric!r} is not a {task} metric; "
+                             f"use one of {allowed}")
+        columns = self.features.columns
+        not_features = [f for f in self.monitoring.drift_features if f not in columns]
+        if not_features:
+            raise ValueError(f"monitoring.drift_features: {not_features} are not feature columns {columns}")
+        entity_fields = self.entity_source.schema.fields
+        missing = [c for c in self.gate.critical_slices if c not in entity_fields]
+        if missing:
+            raise ValueError(f"gate.critical_slices: {missing} are not fields of the entities source "
+                             f"{sorted(entity_fields)}")
+
+    # --- what the stages ask of a spec ----------------------------------------------------
+
+    @property
+    def entity_source(self) -> Source:
+        return self.sources[self.task.entities]
+
+    @property
+    def label_source(self) -> Source:
+        return self.sources[self.task.labels]
+
+    @property
+    def target(self) -> str:
+        return self.task.target
+
+    @property
+    def model_name(self) -> str:
+        return self.name
+
+    @property
+    def predictions_topic(self) -> str:
+        return self.sinks.predictions_topic
+
+    @property
+    def placements(self) -> dict[str, StoragePlacement]:
+        return {dataset: StoragePlacement(p.tier, p.onprem_only) for dataset, p in self.storage.items()}
+
+    @property
+    def topics(self) -> list[str]:
+        kafka = [s for s in self.sources.values() if s.kind == "kafka"]
+        return [self.predictions_topic, *(s.topic for s in kafka), *(self.dead_letter_topic(s) for s in kafka)]
+
+    @property
+    def cron(self) -> str:
+        return SCHEDULES.get(self.schedule, self.schedule)
+
+    def dead_letter_topic(self, source: Source) -> str:
+        return source.topic + self.sinks.dead_letter_suffix
+
+    def valid_dataset(self, source: str) -> str:
+        """The dataset downstream stages read for `source`: its bronze rows that passed the contract."""
+        return self.contracts[self.sources[source].dataset].valid_dataset
+
+    @property
+    def entity_dataset(self) -> str:
+        return self.valid_dataset(self.task.entities)
+
+    @property
+    def label_dataset(self) -> str:
+        return self.valid_dataset(self.task.labels)
+
+
+def spec_path(name: str, directory: Path | None = None) -> Path:
+    """The spec file of pipeline `name`; the name is checked first, so it cannot leave the folder."""
+    if not re.fullmatch(NAME_PATTERN, name or ""):
+        raise SpecError(f"{name!r} is not a pipeline name: use lower-case letters, digits and _ ({NAME_PATTERN})")
+    return (directory or pipelines_dir()) / f"{name}.yaml"
+
+
+def load_spec(name: str, directory: Path | None = None) -> PipelineSpec:
+    """Read and validate ``<directory>/<name>.yaml``; raise SpecError naming what is wrong."""
+    path = spec_path(name, directory)
+    if not path.exists():
+        known = sorted(p.stem for p in path.parent.glob("*.yaml"))
+        raise SpecError(f"no pipeline spec {path.name} in {path.parent}; known pipelines: {known}")
+    spec = parse_spec(yaml.safe_load(path.read_text()) or {}, path.name)
+    if spec.name != name:
+        raise SpecError(f"{path.name}: name: {spec.name!r} must equal the file name {name!r}")
+    return spec
+
+
+def parse_spec(raw: dict, origin: str = "spec") -> PipelineSpec:
+    """Validate a spec document (already read from YAML); SpecError lists every problem."""
+    try:
+        return PipelineSpec.model_validate(raw)
+    except ValidationError as error:
+        problems = [_describe(e) for e in error.errors()]
+        raise SpecError(f"{origin}: {len(problems)} problem(s)\n" + "\n".join(f"  {p}" for p in problems)) from None
+
+
+def _describe(error: dict) -> str:
+    """`path.in.yaml: what is wrong (what is allowed)` for one pydantic error."""
+    path = ".".join(str(part) for part in error["loc"] if part != "function-after[...]")
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        allowed = _allowed_keys(error["loc"][:-1])
+        message = f"unknown key{f'; allowed here: {allowed}' if allowed else ''}"
+    elif error["type"] == "literal_error":
+        message = f"{error['input']!r} is not allowed; {message.lower()}"
+    return f"{path}: {message}" if path else message
+
+
+def _allowed_keys(loc: tuple) -> list[str]:
+    """The keys the spec model allows at `loc` (for 'unknown key' errors)."""
+    model: Any = PipelineSpec
+    for part in loc:
+        if isinstance(part, int) or not (isinstance(model, type) and issubclass(model, BaseModel)):
+            model = _inner_model(model)
+            continue
+        fields = {f.alias or n: f for n, f in model.model_fields.items()}
+        if part not in fields:  # a key of a dict-valued field (a source name, a dataset ...)
+            model = _inner_model(model)
+            continue
+        model = _inner_model(fields[part].annotation)
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return sorted(f.alias or n for n, f in model.model_fields.items())
+    return []
+
+
+def _inner_model(annotation: Any) -> Any:
+    """The model inside dict[str, M], list[M], M | None ... (or the annotation itself)."""
+    from typing import get_args
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        inner = _inner_model(arg)
+        if isinstance(inner, type) and issubclass(inner, BaseModel):
+            return inner
+    return annotation
+
+
+def json_schema() -> dict:
+    """JSON Schema of a spec file, for editors (`loopline spec schema`)."""
+    schema = PipelineSpec.model_json_schema(by_alias=True)
+    schema["title"] = "Loopline pipeline spec"
+    return schema
+
+
+def derived_spec(base: str, name: str, overrides: dict[str, dict] | None = None) -> dict:
+    """A copy of pipeline `base`'s raw spec renamed to `name`, with its own topics
+    (`<name>.<topic>`) and `overrides` merged into its top-level blocks. For throw-away
+    pipelines (tests, benchmarks) that must not touch `base`'s data."""
+    raw = yaml.safe_load((pipelines_dir() / f"{base}.yaml").read_text())
+    raw["name"] = name
+    for source in raw["sources"].values():
+        if "topic" in source:
+            source["topic"] = f"{name}.{source['topic']}"
+    raw["sinks"]["predictions_topic"] = f"{name}.{raw['sinks']['predictions_topic']}"
+    for block, values in (overrides or {}).items():
+        raw[block] = {**raw.get(block, {}), **values}
+    return raw

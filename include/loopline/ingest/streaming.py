@@ -1,0 +1,167 @@
+"""Exactly-once Kafka → lake: Spark Structured Streaming, drained once per run.
+
+Each run starts the pipeline's streaming query with `trigger(availableNow=True)`: it reads
+everything that arrived since the last run, in micro-batches, and stops. Spark writes a
+micro-batch's offset range to the checkpoint (on the `checkpoints` storage tier) before
+running it, and marks it committed after; a crashed batch is re-run with the same range on
+the next start and overwrites its own output (see loopline.ingest.landing). So, after any crash
+and restart, every (topic, partition, offset) is in bronze or quarantine exactly once.
+
+Bronze is partitioned by event date. A run for date D takes whatever has arrived; events
+of D that arrive later (late data) are written into partition D by a later run, and counted
+as `late` in that run's record. Nothing is dropped for being late.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date
+
+from loopline.core import db
+from loopline.core.pipeline import Pipeline
+from loopline.core.spec import Source
+from loopline.core.storage import DatasetLocation
+from loopline.ingest.landing import LandingTarget, land
+from loopline.ingest.parsing import classify
+from loopline.sources.kafka_offsets import log_range
+
+
+class CheckpointLost(RuntimeError):
+    """Batches were recorded but the streaming checkpoint is gone: resuming would re-ingest."""
+
+
+@dataclass(frozen=True)
+class IngestRun:
+    dataset: str
+    run_id: str
+    logical_date: str
+    batches: int
+    consumed: int
+    accepted: int
+    quarantined: int
+    late: int
+
+
+def landing_target(p: Pipeline, source: Source, run_id: str, logical_date: date) -> LandingTarget:
+    kafka = source.kind == "kafka"
+    return LandingTarget(
+        db_url=p.settings.db_url, pipeline=p.spec.name, source=source,
+        bronze=p.lake.location(source.dataset), quarantine=p.lake.location("quarantine", subdir=source.dataset),
+        run_id=run_id, logical_date=logical_date, max_record_bytes=p.spec.ingest.max_record_bytes,
+        dead_letter_topic=p.spec.dead_letter_topic(source) if kafka else None,
+        kafka_bootstrap=p.settings.kafka_bootstrap,
+    )
+
+
+def _checkpoint_offsets(checkpoint: DatasetLocation, batch_id: int) -> dict[str, int]:
+    """End offsets of a micro-batch as Spark planned them (its offset log entry)."""
+    with checkpoint.filesystem().open_input_stream(checkpoint.child(f"offsets/{batch_id}").arrow_path) as stream:
+        lines = stream.read().decode().splitlines()
+    (topic_offsets,) = json.loads(lines[2]).values()  # line 1: version, 2: metadata, 3: the one source
+    return {str(p): int(o) for p, o in topic_offsets.items()}
+
+
+@dataclass(frozen=True)
+class KafkaBatchHandler:
+    """foreachBatch body (runs where Spark runs it): land the batch with its planned range."""
+
+    target: LandingTarget
+    checkpoint: DatasetLocation
+
+    def __call__(self, classified, batch_id: int) -> None:
+        end = _checkpoint_offsets(self.checkpoint, batch_id)
+        start = (_checkpoint_offsets(self.checkpoint, batch_id - 1) if batch_id > 0
+                 else log_range(self.target.kafka_bootstrap, self.target.source.topic)[0])
+        offsets = {p: [start.get(p, 0), e] for p, e in sorted(end.items()) if e > start.get(p, 0)}
+        land(classified, batch_id, self.target, sum(e - s for s, e in offsets.values()), offsets)
+
+
+def _guard_checkpoint(conn, p: Pipeline, source: Source, checkpoint: DatasetLocation) -> None:
+    recorded = db.fetch_all(conn, "SELECT count(*) AS n FROM loopline.ingest_batches WHERE pipeline=%s AND dataset=%s",
+                            (p.spec.name, source.dataset))[0]["n"]
+    if recorded and not checkpoint.exists():
+        raise CheckpointLost(
+            f"{p.spec.name}/{source.dataset}: {recorded} batches are recorded but the checkpoint "
+            f"{checkpoint.spark_uri} is missing; starting over would ingest the topic a second time. Restore the "
+            f"checkpoint, or reprocess on purpose with `loopline ingest-reset --pipeline {p.spec.name} "
+            f"--source {source.name} --yes` (deletes the dataset's bronze, quarantine and batch records first)."
+        )
+
+
+def reset_source(p: Pipeline, source: Source) -> list[str]:
+    """Forget everything ingested from `source` so the next run starts from the beginning:
+    its checkpoint, bronze dataset, quarantine and records. Returns what was deleted."""
+    from pyarrow.fs import FileType
+
+    deleted = []
+    for location in (p.lake.location("checkpoints", subdir=source.dataset), p.lake.location(source.dataset),
+                     p.lake.location("quarantine", subdir=source.dataset)):
+        filesystem = location.filesystem()
+        if filesystem.get_file_info(location.arrow_path).type != FileType.NotFound:
+            filesystem.delete_dir(location.arrow_path)
+            deleted.append(location.spark_uri)
+    with db.connect(p.settings.db_url) as conn, conn.cursor() as cur:
+        for table in ("ingest_batches", "ingest_runs", "ingested_files"):
+            cur.execute(f"DELETE FROM loopline.{table} WHERE pipeline = %s AND dataset = %s",
+                        (p.spec.name, source.dataset))
+            deleted.append(f"{cur.rowcount} rows of loopline.{table}")
+    return deleted
+
+
+def run_summary(conn, pipeline: str, dataset: str, run_id: str, logical_date: date) -> IngestRun:
+    """The run's totals, from the batches it recorded."""
+    row = db.fetch_all(conn, """
+        SELECT count(*) AS batches, coalesce(sum(consumed), 0) AS consumed, coalesce(sum(accepted), 0) AS accepted,
+               coalesce(sum(quarantined), 0) AS quarantined,
+               coalesce(sum((SELECT coalesce(sum(value::bigint), 0) FROM jsonb_each_text(accepted_by_date)
+                             WHERE key::date < %(day)s)), 0) AS late
+          FROM loopline.ingest_batches WHERE pipeline = %(p)s AND dataset = %(d)s AND run_id = %(r)s""",
+        {"p": pipeline, "d": dataset, "r": run_id, "day": logical_date})[0]
+    run = IngestRun(dataset, run_id, logical_date.isoformat(), **{k: int(v) for k, v in row.items()})
+    db.upsert(conn, "loopline.ingest_runs", {
+        "pipeline": pipeline, "dataset": dataset, "run_id": run_id, "logical_date": logical_date,
+        "batches": run.batches, "consumed": run.consumed, "accepted": run.accepted, "quarantined": run.quarantined,
+        "late": run.late, "reconciled": run.consumed == run.accepted + run.quarantined,
+    }, key=["pipeline", "dataset", "run_id"])
+    return run
+
+
+def ingest_kafka(spark, p: Pipeline, source: Source, run_id: str, logical_date: date) -> IngestRun:
+    """Drain the source topic into bronze/quarantine (availableNow) and record the run."""
+    from pyspark.sql import functions as F
+
+    checkpoint = p.lake.location("checkpoints", subdir=source.dataset)
+    with db.connect(p.settings.db_url) as conn:
+        _guard_checkpoint(conn, p, source, checkpoint)
+    target = landing_target(p, source, run_id, logical_date)
+    raw = (
+        spark.readStream.format("kafka")
+        .option("kafka.bootstrap.servers", p.settings.kafka_bootstrap)
+        .option("subscribe", source.topic)
+        .option("startingOffsets", "earliest")
+        .option("failOnDataLoss", "true")
+        .option("maxOffsetsPerTrigger", p.spec.ingest.max_records_per_batch)
+        .load()
+        .select("key", "value", "timestamp", F.col("topic").alias("source"),
+                F.col("partition").alias("source_partition"), F.col("offset").alias("source_offset"))
+    )
+    query = (
+        classify(raw, source.schema, p.spec.ingest.max_record_bytes)
+        .writeStream.queryName(f"ingest_{p.spec.name}_{source.name}")
+        .foreachBatch(KafkaBatchHandler(target, checkpoint))
+        .option("checkpointLocation", checkpoint.spark_uri)
+        .trigger(availableNow=True)
+        .start()
+    )
+    query.awaitTermination()
+    with db.connect(p.settings.db_url) as conn:
+        return run_summary(conn, p.spec.name, source.dataset, run_id, logical_date)
+
+
+def ingest_source(spark, p: Pipeline, source: Source, run_id: str, logical_date: date) -> IngestRun:
+    """Ingest whatever is new in one source of the pipeline, whichever kind it is."""
+    if source.kind == "kafka":
+        return ingest_kafka(spark, p, source, run_id, logical_date)
+    from loopline.ingest.batch_sources import ingest_batch_source
+
+    return ingest_batch_source(spark, p, source, run_id, logical_date)

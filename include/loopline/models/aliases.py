@@ -1,0 +1,106 @@
+"""Registry aliases with an audit trail, and rollback.
+
+Every alias move (`champion`, `challenger`, `previous_champion`) goes through `move_alias`,
+which writes a row to the append-only `loopline.alias_history` (version from/to, when, why,
+which DAG run) in the same transaction that moves the alias; moves of one alias are
+serialized by an advisory lock, so `from_version` is always the version that held it. That
+answers "which version was champion at time T" (`version_at`) and makes rollback a
+recorded, reversible step.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from loopline.core import db
+
+CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous_champion"
+
+
+class RollbackError(RuntimeError):
+    """There is nothing to roll back to, or the requested version cannot serve."""
+
+
+@dataclass(frozen=True)
+class AliasMove:
+    """Who asked for an alias move, for the audit row."""
+
+    reason: str
+    dag_id: str | None = None
+    run_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Rollback:
+    model_name: str
+    from_version: int
+    to_version: int
+    reason: str
+
+
+def alias_version(client, name: str, alias: str) -> int | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return int(client.get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
+
+
+def move_alias(client, db_url: str, pipeline: str, name: str, alias: str, version: int, why: AliasMove) -> bool:
+    """Point `alias` at `version` and record it; False (and no row) if it already points there."""
+    with db.connect(db_url) as conn:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"loopline.alias:{name}:{alias}",))
+        current = alias_version(client, name, alias)
+        if current == version:
+            return False
+        with conn.cursor() as cur:
+            cur.execute("""INSERT INTO loopline.alias_history
+                             (pipeline, model_name, alias, from_version, to_version, reason, dag_id, run_id)
+                           VALUES (%s, %s, %s, %s, %s, %s, %s, %s)""",
+                        (pipeline, name, alias, current, version, why.reason, why.dag_id, why.run_id))
+        client.set_registered_model_alias(name, alias, str(version))  # the row commits only if this succeeds
+    return True
+
+
+def version_at(db_url: str, name: str, alias: str, moment: datetime) -> int | None:
+    """The version `alias` pointed at, at `moment` (None before its first move)."""
+    with db.connect(db_url) as conn:
+        rows = db.fetch_all(conn, """SELECT to_version FROM loopline.alias_history
+                                      WHERE model_name = %s AND alias = %s AND changed_at <= %s
+                                      ORDER BY changed_at DESC, id DESC LIMIT 1""", (name, alias, moment))
+    return rows[0]["to_version"] if rows else None
+
+
+def history(db_url: str, name: str) -> list[dict]:
+    with db.connect(db_url) as conn:
+        return db.fetch_all(conn, "SELECT * FROM loopline.alias_history WHERE model_name = %s ORDER BY id", (name,))
+
+
+def rollback(client, db_url: str, pipeline: str, name: str, why: AliasMove, to_version: int | None = None) -> Rollback:
+    """Make `to_version` (default: `previous_champion`) the champion again, in one step.
+
+    The demoted champion becomes `previous_champion`, so a rollback can itself be undone. The
+    target must load from the registry before any alias moves.
+    """
+    from loopline.models.store import load_model
+
+    champion = alias_version(client, name, CHAMPION)
+    target = to_version if to_version is not None else alias_version(client, name, PREVIOUS)
+    if champion is None:
+        raise RollbackError(f"model {name} has no champion: nothing to roll back")
+    if target is None:
+        raise RollbackError(f"model {name} has no {PREVIOUS}: name the version to restore (--to-version N)")
+    if target == champion:
+        raise RollbackError(f"model {name}: version {target} is already the champion")
+    try:
+        load_model(f"models:/{name}/{target}")
+    except Exception as error:  # noqa: BLE001 (any load failure disqualifies the target)
+        raise RollbackError(f"model {name} version {target} cannot be loaded from the registry, so it cannot "
+                            f"serve: {error}") from error
+    move_alias(client, db_url, pipeline, name, CHAMPION, target, AliasMove(f"rollback: {why.reason}", why.dag_id,
+                                                                             why.run_id))
+    move_alias(client, db_url, pipeline, name, PREVIOUS, champion,
+               AliasMove(f"rolled back from v{champion} to v{target}", why.dag_id, why.run_id))
+    return Rollback(name, champion, target, why.reason)

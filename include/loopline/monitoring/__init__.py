@@ -1,0 +1,1 @@
+"""Drift, realised performance on returned labels (and automatic rollback), the run summary."""

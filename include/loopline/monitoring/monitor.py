@@ -1,0 +1,79 @@
+"""Monitoring: drift of each scored date against the serving model's training reference.
+
+Stores per-feature PSI and a per-date verdict in PostgreSQL; the verdict says whether
+retraining should be requested (any monitored feature above the spec's PSI threshold).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pandas as pd
+
+from loopline.core import db
+from loopline.core.interval import Interval
+from loopline.core.run_artifacts import PROFILE_ARTIFACT
+from loopline.core.spec import PipelineSpec
+from loopline.core.storage import Lake
+from loopline.core.drift import drift_scores
+
+
+@dataclass(frozen=True)
+class DriftResult:
+    logical_date: str
+    model_version: int
+    rows: int
+    scores: dict[str, float]
+    drifted_features: list[str]
+
+    @property
+    def max_psi(self) -> float:
+        return max(self.scores.values(), default=0.0)
+
+    @property
+    def retrain_requested(self) -> bool:
+        return bool(self.drifted_features)
+
+
+def reference_profile(model_name: str, version: int) -> dict:
+    """The drift reference stored with the training run behind a registered version."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    run_id = MlflowClient().get_model_version(model_name, str(version)).run_id
+    return json.loads(mlflow.artifacts.load_text(f"runs:/{run_id}/{PROFILE_ARTIFACT}"))
+
+
+def check_drift(db_url: str, spec: PipelineSpec, lake: Lake, interval: Interval,
+                model_version: int) -> list[DriftResult]:
+    """PSI per monitored feature for each date of the interval that has valid entities."""
+    import pyarrow.parquet as pq
+
+    from loopline.models.store import load_model
+
+    builder = load_model(f"models:/{spec.model_name}/{model_version}").builder  # the version's own feature code
+    reference, threshold = reference_profile(spec.model_name, model_version), spec.monitoring.psi_threshold
+    results = []
+    for day in interval.dates:
+        location = lake.location(spec.entity_dataset, day)
+        if not location.exists():
+            continue
+        rows: pd.DataFrame = pq.read_table(location.arrow_path, filesystem=location.filesystem()).to_pandas()
+        scores = drift_scores(reference, builder.build(rows))
+        result = DriftResult(day.isoformat(), model_version, len(rows), scores,
+                             sorted(f for f, v in scores.items() if v > threshold))
+        _store(db_url, spec.name, day, result)
+        results.append(result)
+    return results
+
+
+def _store(db_url: str, pipeline: str, day, result: DriftResult) -> None:
+    with db.connect(db_url) as conn:
+        for feature, value in result.scores.items():
+            db.upsert(conn, "loopline.drift_metrics", {
+                "pipeline": pipeline, "logical_date": day, "feature": feature, "psi": value,
+                "model_version": result.model_version}, key=["pipeline", "logical_date", "feature"])
+        db.upsert(conn, "loopline.monitor_runs", {
+            "pipeline": pipeline, "logical_date": day, "model_version": result.model_version,
+            "rows_scored": result.rows, "max_psi": result.max_psi, "drifted_features": result.drifted_features,
+            "retrain_requested": result.retrain_requested}, key=["pipeline", "logical_date"])

@@ -1,0 +1,1 @@
+"""Operating Loopline: the command line, bootstrap, tiering, onboarding, spec checks."""

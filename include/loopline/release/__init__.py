@@ -1,0 +1,1 @@
+"""From candidate to champion: the gate, the smoke test, registration, model cards."""

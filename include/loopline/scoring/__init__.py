@@ -1,0 +1,1 @@
+"""Batch scoring into the lake, PostgreSQL and Kafka."""

@@ -1,0 +1,183 @@
+"""Scoring: Spark applies a registry model version to a run's valid entities (bronze that passed its contract).
+
+A run scores every date of its interval in one job, with one version. Each prediction names
+the entity (the entities source's key, as text), its event time, the model version, the
+task type and the prediction: a probability for binary tasks, a value for regression.
+Predictions go to Parquet on the predictions tier (replacing the dates' partitions), are
+upserted into PostgreSQL's `loopline.predictions` (one table for every pipeline, keyed by
+prediction id `<pipeline>:<entity key>`), so a rerun replaces its rows and leaves exactly
+one row per valid entity, and are published to the spec's predictions topic, keyed by
+prediction id. A date is published once: a rerun that produces the same predictions
+publishes nothing; one whose predictions changed (late events validated since) publishes
+the date again, and consumers keep the latest message per key. A run killed while
+publishing republishes the date on its rerun (at-least-once).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import TYPE_CHECKING
+
+from loopline.core import db
+from loopline.core.interval import Interval
+
+if TYPE_CHECKING:
+    from loopline.core.pipeline import Pipeline
+
+PREDICTION_SCHEMA = "entity_key string, event_time timestamp, score_date date, prediction double"
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    interval: str
+    model_version: int
+    rows: int
+    rows_by_date: dict[str, int]
+    predictions_uri: str
+    published: int  # messages sent to the predictions topic by this call (0: already published)
+
+
+def _predict_batches(model_name: str, version: int, key: str, time_field: str):
+    """The function Spark runs on its Python workers: load the model once, score each batch."""
+
+    def predict(batches):
+        import pandas as pd
+
+        from loopline.models.store import load_model
+
+        model = load_model(f"models:/{model_name}/{version}")
+        for batch in batches:
+            predictions = model.score(batch) if len(batch) else []
+            yield pd.DataFrame({"entity_key": batch[key].astype(str), "event_time": batch[time_field],
+                                "score_date": batch["date"], "prediction": predictions})
+
+    return predict
+
+
+UPSERT_SQL = """
+DELETE FROM loopline.predictions p
+ WHERE p.pipeline = %(pipeline)s AND p.score_date BETWEEN %(first)s AND %(last)s
+   AND NOT EXISTS (SELECT 1 FROM {stage} s WHERE s.prediction_id = p.prediction_id);
+INSERT INTO loopline.predictions (prediction_id, pipeline, score_date, entity_key, event_time, task, prediction,
+                                  model_version)
+SELECT prediction_id, pipeline, score_date, entity_key, event_time::timestamptz, task, prediction, model_version
+  FROM {stage}
+ON CONFLICT (prediction_id) DO UPDATE SET
+    score_date = EXCLUDED.score_date, event_time = EXCLUDED.event_time, task = EXCLUDED.task,
+    prediction = EXCLUDED.prediction, model_version = EXCLUDED.model_version, scored_at = now();
+DROP TABLE {stage};
+"""
+
+
+def recorded_version(db_url: str, pipeline: str, logical_date: date) -> int | None:
+    """The model version that first scored this date; a rerun scores with it again."""
+    with db.connect(db_url) as conn:
+        rows = db.fetch_all(conn, "SELECT model_version FROM loopline.score_runs WHERE pipeline=%s AND logical_date=%s",
+                            (pipeline, logical_date))
+    return rows[0]["model_version"] if rows else None
+
+
+def scoring_version(p: "Pipeline", day: date) -> int | None:
+    """The model that scores `day`: the version that first scored it (so reruns reproduce the
+    date), else the current champion; None before the first champion exists."""
+    from mlflow import MlflowClient
+
+    from loopline.models.aliases import CHAMPION, alias_version
+
+    recorded = recorded_version(p.settings.db_url, p.spec.name, day)
+    return recorded or alias_version(MlflowClient(), p.spec.model_name, CHAMPION)
+
+
+def _published_rows(db_url: str, pipeline: str, interval: Interval) -> dict[str, int | None]:
+    with db.connect(db_url) as conn:
+        rows = db.fetch_all(conn, "SELECT logical_date::text AS day, published_rows FROM loopline.score_runs "
+                                  "WHERE pipeline=%s AND logical_date BETWEEN %s AND %s",
+                            (pipeline, interval.first, interval.last))
+    return {r["day"]: r["published_rows"] for r in rows}
+
+
+def publish(predictions, bootstrap: str, topic: str) -> None:
+    """Send each prediction as JSON, keyed by prediction id, with the model version in a header."""
+    from pyspark.sql import functions as F
+
+    (predictions.select(
+        F.col("prediction_id").alias("key"), F.to_json(F.struct(*predictions.columns)).alias("value"),
+        F.array(F.struct(F.lit("loopline.model_version").alias("key"),
+                         F.col("model_version").cast("string").cast("binary").alias("value"))).alias("headers"))
+     .write.format("kafka").option("kafka.bootstrap.servers", bootstrap).option("topic", topic).save())
+
+
+def _partitions(p: "Pipeline", dataset: str, interval: Interval) -> list[str]:
+    return [location.spark_uri for location in (p.lake.location(dataset, d) for d in interval.dates)
+            if location.exists()]
+
+
+def predictions_frame(p: "Pipeline", interval: Interval, model_version: int):
+    """The interval's valid entities scored by `model_version` (a lazy Spark DataFrame): Spark's
+    Python workers load the version from the registry once per task and score batch by batch."""
+    from pyspark.sql import functions as F
+
+    spec, source = p.spec, p.spec.entity_source
+    entities = (p.spark().read.option("basePath", p.lake.location(spec.entity_dataset).spark_uri)
+                .parquet(*_partitions(p, spec.entity_dataset, interval)))
+    return (
+        entities.mapInPandas(_predict_batches(spec.model_name, model_version, source.key, source.time_field),
+                             PREDICTION_SCHEMA)
+        .select(
+            F.concat(F.lit(f"{spec.name}:"), "entity_key").alias("prediction_id"),
+            F.lit(spec.name).alias("pipeline"),
+            "score_date", "entity_key", "event_time",
+            F.lit(spec.task.type).alias("task"),
+            "prediction",
+            F.lit(model_version).alias("model_version"),
+        )
+    )
+
+
+def _replace_predictions(p: "Pipeline", predictions, interval: Interval):
+    """Replace the interval's prediction partitions; return them read back."""
+    from pyspark.sql import functions as F
+
+    for day in interval.dates:
+        location = p.lake.location("predictions", day)
+        if location.exists():
+            location.filesystem().delete_dir(location.arrow_path)
+    root = p.lake.location("predictions")
+    predictions.withColumn("date", F.col("score_date")).write.mode("append").partitionBy("date").parquet(root.spark_uri)
+    return p.spark().read.option("basePath", root.spark_uri).parquet(*_partitions(p, "predictions", interval)) \
+        .drop("date")
+
+
+def score(p: "Pipeline", interval: Interval, model_version: int) -> ScoreResult:
+    """Score the interval's valid entities with one model version, in one Spark job per step."""
+    from pyspark.sql import functions as F
+
+    db_url, spec = p.settings.db_url, p.spec
+    written = _replace_predictions(p, predictions_frame(p, interval, model_version), interval)
+    stage = f"loopline.stage_predictions_{spec.name}_{interval.first:%Y%m%d}_{interval.last:%Y%m%d}"
+    # event times travel as UTC text: a JDBC timestamp would be shifted by the JVM's zone
+    (written.withColumn("event_time", F.concat(F.date_format("event_time", "yyyy-MM-dd HH:mm:ss.SSSSSS"), F.lit("+00")))
+     .write.format("jdbc").options(**db.jdbc_options(db_url), dbtable=stage).mode("overwrite").save())
+    by_date = {str(r["score_date"]): r["count"] for r in written.groupBy("score_date").count().collect()}
+    already = _published_rows(db_url, spec.name, interval)
+    with db.connect(db_url) as conn:
+        with conn.cursor() as cur:
+            cur.execute(UPSERT_SQL.format(stage=stage), {"pipeline": spec.name, "first": interval.first,
+                                                         "last": interval.last})
+        for day, rows in by_date.items():
+            db.upsert(conn, "loopline.score_runs", {
+                "pipeline": spec.name, "logical_date": date.fromisoformat(day), "model_version": model_version,
+                "rows_scored": rows, "predictions_uri": p.lake.location("predictions", date.fromisoformat(day)).spark_uri,
+                "published_rows": already.get(day)}, key=["pipeline", "logical_date"])
+    changed = sorted(day for day, rows in by_date.items() if already.get(day) != rows)  # never published, or changed
+    published = 0
+    if changed:
+        publish(written.where(F.col("score_date").cast("string").isin(changed)), p.settings.kafka_bootstrap,
+                spec.predictions_topic)
+        with db.connect(db_url) as conn, conn.cursor() as cur:
+            for day in changed:
+                cur.execute("UPDATE loopline.score_runs SET published_rows = %s WHERE pipeline = %s AND "
+                            "logical_date = %s", (by_date[day], spec.name, day))
+        published = sum(by_date[day] for day in changed)
+    return ScoreResult(str(interval), model_version, sum(by_date.values()), by_date,
+                       p.lake.location("predictions").spark_uri, published)

@@ -1,0 +1,1 @@
+"""Where data comes from: Kafka offsets, the new-data check, replaying historical files."""
