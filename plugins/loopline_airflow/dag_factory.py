@@ -38,7 +38,7 @@ def schedule_of(spec: PipelineSpec) -> IntervalTimetable:
     (A plain cron string gives Airflow 3's CronTriggerTimetable, whose logical date is the
     trigger time, i.e. an interval that has only just begun.)
     """
-    return IntervalTimetable(spec.cron, timezone="UTC")
+    return IntervalTimetable(spec.cron, "UTC", spec.end_date)
 
 
 def nightly_dag(pipeline: str, doc_md: str | None = None, scheduled: bool = True) -> DAG:
@@ -47,7 +47,7 @@ def nightly_dag(pipeline: str, doc_md: str | None = None, scheduled: bool = True
     spec = load_spec(pipeline)
     with DAG(
         dag_id=f"{pipeline}_nightly", schedule=schedule_of(spec) if scheduled else None,
-        start_date=_utc(spec.start_date), end_date=_utc(spec.end_date) if spec.end_date else None, catchup=False,
+        start_date=_utc(spec.start_date), catchup=False,
         max_active_runs=1, is_paused_upon_creation=True, doc_md=doc_md, tags=["loopline", pipeline, "nightly"],
         default_args=_default_args(),
         params={

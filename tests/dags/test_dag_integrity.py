@@ -79,3 +79,24 @@ def test_parsing_touches_no_database_and_imports_nothing_heavy(dag_file):
     assert parsed["dags"], f"{dag_file.name} defines no DAG"
     heavy = sorted(set(parsed["modules"]) & set(HEAVY))
     assert heavy == [], f"{dag_file.name} imports {heavy} at parse time; import them inside task bodies"
+
+
+def test_a_pipeline_schedule_comes_from_its_spec_and_names_its_dates(dagbag):
+    import pendulum
+    from airflow.timetables.base import DataInterval, TimeRestriction
+    from airflow.utils.types import DagRunType
+
+    from loopline_airflow.timetables import IntervalTimetable
+
+    monthly = dagbag.dags["bike_demand_nightly"].timetable
+    assert isinstance(monthly, IntervalTimetable) and monthly._expression == "0 0 1 * *"
+    assert isinstance(dagbag.dags["card_fraud_nightly"].timetable, IntervalTimetable)
+    february = DataInterval(pendulum.datetime(2011, 2, 1, tz="UTC"), pendulum.datetime(2011, 3, 1, tz="UTC"))
+    assert monthly.generate_run_id(run_type=DagRunType.SCHEDULED, run_after=february.end, data_interval=february) \
+        == "scheduled__2011-02-01..2011-02-28"
+    restriction = TimeRestriction(pendulum.datetime(2011, 1, 1, tz="UTC"), None, catchup=True)
+    last = DataInterval(pendulum.datetime(2012, 12, 1, tz="UTC"), pendulum.datetime(2013, 1, 1, tz="UTC"))
+    assert monthly.next_dagrun_info(last_automated_data_interval=february, restriction=restriction).logical_date \
+        == pendulum.datetime(2011, 3, 1, tz="UTC")
+    assert monthly.next_dagrun_info(last_automated_data_interval=last, restriction=restriction) is None  # end_date
+    assert IntervalTimetable.deserialize(monthly.serialize())._end == monthly._end

@@ -37,7 +37,7 @@ def merge(base: dict, edit: dict) -> dict:
 
 def renamed(document, name: str):
     """A document with every occurrence of the test pipeline's name put back to bike_demand."""
-    return json.loads(json.dumps(document).replace(name, "bike_demand"))
+    return yaml.safe_load(yaml.safe_dump(document).replace(name, "bike_demand"))
 
 
 @pytest.fixture(scope="module")

@@ -300,16 +300,18 @@ def test_spark_job_entry_points_rerun_a_date_with_the_same_outcome(loop):
 # --- the operating recipes of docs/authoring.md, as written ------------------------------
 
 def run_form(dag, conf: dict):
-    """A run triggered by hand with the DAG's form (`conf`), as the Airflow UI does."""
+    """A run triggered by hand with the DAG's form (`conf`), as the Airflow UI does. (Pass a
+    freshly built DAG: dag.test() keeps a run's params on the DAG object.)"""
     return dag.test(logical_date=datetime.now(timezone.utc), run_conf=conf)
 
 
-def test_recipe_process_dates_by_hand_without_retraining(loop):
+def test_recipe_process_dates_by_hand_without_retraining(loop, dag_for):
     """The nightly form: given dates, `retrain` off: ingest, validate and score only."""
-    p, dag, _ = loop
+    p, _, _ = loop
     day = DAYS[-1]
     before = predictions_snapshot(p.settings.db_url, p.spec.name, day)
-    dag_run = run_form(dag, {"first_date": day.isoformat(), "last_date": day.isoformat(), "retrain": False})
+    dag_run = run_form(dag_for(p.spec.name), {"first_date": day.isoformat(), "last_date": day.isoformat(),
+                                              "retrain": False})
     tasks = states(dag_run)
     assert dag_run.state == "success", tasks
     assert (tasks["train"], tasks["register"], tasks["score"]) == ("skipped", "skipped", "success")
@@ -330,14 +332,14 @@ def test_recipe_retrain_by_hand_with_the_form(loop, dag_for):
     assert row["logical_date"] == DAYS[-1] and row["decision"]
 
 
-def test_recipe_add_a_day_of_traffic_then_process_it(loop):
+def test_recipe_add_a_day_of_traffic_then_process_it(loop, dag_for):
     """card_fraud: `python include/pipelines/card_fraud_simulator.py --from D` (the renamed
     pipeline gets the same day in its names), then the nightly form for D."""
     import subprocess
     import sys
     from pathlib import Path
 
-    p, dag, _ = loop
+    p, _, _ = loop
     day = DAYS[-1] + timedelta(days=1)
     config = SimulationConfig(seed=SIM.seed, transactions_per_day=PER_DAY, world_start=FIRST)
     if FIELDS_OF[p.spec.name]:
@@ -348,6 +350,6 @@ def test_recipe_add_a_day_of_traffic_then_process_it(loop):
                                "--seed", str(SIM.seed), "--world-start", FIRST.isoformat(), "--per-day",
                                str(PER_DAY)], capture_output=True, text=True, timeout=300)
         assert sent.returncode == 0, sent.stderr[-2000:]
-    dag_run = run_form(dag, {"first_date": day.isoformat()})
+    dag_run = run_form(dag_for(p.spec.name), {"first_date": day.isoformat()})
     assert dag_run.state == "success", states(dag_run)
     assert len(predictions_snapshot(p.settings.db_url, p.spec.name, day)) > 0.9 * PER_DAY

@@ -36,3 +36,19 @@ def test_summary_says_why_no_feedback_was_judged_yet():
                "decision": "not judged yet: 400 labelled predictions of v2, need 1000 with both classes"}]
     assert format_summary([], [], checks).splitlines()[-1] == (
         "  nothing judged yet (not judged yet: 400 labelled predictions of v2, need 1000 with both classes)")
+
+
+def test_a_monthly_pipeline_sums_its_days_per_month_and_counts_each_contract_once():
+    from loopline.monitoring.report import by_interval
+
+    day = {"events_in": 24, "events_accepted": 24, "events_quarantined": 0, "labels": 22, "contract_ok": True,
+           "contract_rejected": 1, "contract_failed": 0, "predictions": 24, "scored_by": 1, "max_psi": 0.1,
+           "drifted_features": [], "retrain_requested": False}
+    days = [{**day, "logical_date": date(2011, 1, d)} for d in (30, 31)]
+    days += [{**day, "logical_date": date(2011, 2, 1), "scored_by": 2, "max_psi": 0.4, "drifted_features": ["temp"],
+              "retrain_requested": True}]
+    january, february = by_interval(days, "0 0 1 * *")
+    assert january["logical_date"] == "2011-01-01..2011-01-31" and january["events_in"] == 48
+    assert january["contract_rejected"] == 1 and january["retrain_requested"] is False
+    assert (february["scored_by"], february["max_psi"], february["drifted_features"]) == (2, 0.4, ["temp"])
+    assert format_summary([january, february], []).splitlines()[2].startswith("2011-01-01..2011-01-31 ")

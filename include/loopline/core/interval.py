@@ -48,3 +48,12 @@ def schedule_intervals(cron: str, first: date, last: date) -> list[Interval]:
             whole.append(Interval.between(tick, following))
         tick = following
     return whole or [Interval(first, last)]
+
+
+def interval_of(cron: str, day: date) -> Interval:
+    """The interval of a cron schedule that holds `day`."""
+    from croniter import croniter
+
+    moment = datetime.combine(day, datetime.min.time())
+    start = croniter(cron, moment + timedelta(microseconds=1)).get_prev(datetime)
+    return Interval.between(start, croniter(cron, start).get_next(datetime))

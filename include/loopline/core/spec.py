@@ -135,13 +135,16 @@ class Transform(Strict):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "Transform":
-        if len(self.model_fields_set) != 1:
+        if len(self._given()) != 1:
             raise ValueError(f"give exactly one transform of {sorted(type(self).model_fields)}")
         return self
 
+    def _given(self) -> list[str]:
+        return [name for name in type(self).model_fields if getattr(self, name) is not None]
+
     @property
     def kind(self) -> str:
-        (kind,) = self.model_fields_set
+        (kind,) = self._given()
         return kind
 
     @property

@@ -63,6 +63,32 @@ def daily_rows(settings: Settings, spec: PipelineSpec) -> tuple[list[dict], list
         return tuple(db.fetch_all(conn, sql, params) for sql in (DAILY_SQL, TRAINING_SQL, FEEDBACK_SQL))
 
 
+def by_interval(days: list[dict], cron: str) -> list[dict]:
+    """The per-day rows summed per interval of the schedule (a month of a monthly pipeline).
+    Counts add up; a contract judged the whole interval, so its figures are taken once."""
+    from loopline.core.interval import interval_of
+
+    grouped: dict[str, list[dict]] = {}
+    for day in days:
+        grouped.setdefault(str(interval_of(cron, day["logical_date"])), []).append(day)
+
+    def total(rows: list[dict], key: str):
+        values = [r[key] for r in rows if r[key] is not None]
+        return sum(values) if values else None
+
+    def first(rows: list[dict], key: str):
+        return next((r[key] for r in rows if r[key] is not None), None)
+
+    return [{"logical_date": interval, **{k: total(rows, k) for k in ("events_in", "events_accepted",
+                                                                        "events_quarantined", "labels", "predictions")},
+             **{k: first(rows, k) for k in ("contract_ok", "contract_rejected", "contract_failed")},
+             "scored_by": max((r["scored_by"] for r in rows if r["scored_by"]), default=None),
+             "max_psi": max((r["max_psi"] for r in rows if r["max_psi"] is not None), default=None),
+             "drifted_features": sorted({f for r in rows for f in r["drifted_features"] or []}),
+             "retrain_requested": any(r["retrain_requested"] for r in rows)}
+            for interval, rows in grouped.items()]
+
+
 def _feedback_lines(checks: list[dict]) -> list[str]:
     judged = [c for c in checks if c["champion_score"] is not None]
     lines = ["", "Realised performance (champion vs previous champion on the same returned labels):"]
@@ -76,13 +102,14 @@ def _feedback_lines(checks: list[dict]) -> list[str]:
 
 
 def format_summary(days: list[dict], trainings: list[dict], checks: list[dict] = ()) -> str:
-    header = (f"{'date':<11} {'entities':>9} {'accepted':>8} {'quarant.':>8} {'labels':>6} {'contract':>8} {'rejected':>8} "
+    width = max([11, *(len(str(d["logical_date"])) + 1 for d in days)])
+    header = (f"{'dates':<{width}} {'entities':>9} {'accepted':>8} {'quarant.':>8} {'labels':>6} {'contract':>8} {'rejected':>8} "
               f"{'predictions':>11} {'model':>5} {'max PSI':>7}  drifted features")
     lines = [header, "-" * len(header)]
     for d in days:
         contract = "-" if d["contract_ok"] is None else ("pass" if d["contract_ok"] else f"FAIL({d['contract_failed']})")
         drifted = ", ".join(d["drifted_features"] or []) + ("  -> retraining requested" if d["retrain_requested"] else "")
-        lines.append(f"{d['logical_date']!s:<11} {_cell(d['events_in']):>9} {_cell(d['events_accepted']):>8} "
+        lines.append(f"{d['logical_date']!s:<{width}} {_cell(d['events_in']):>9} {_cell(d['events_accepted']):>8} "
                      f"{_cell(d['events_quarantined']):>8} {_cell(d['labels']):>6} {contract:>8} {_cell(d['contract_rejected']):>8} "
                      f"{d['predictions']:>11} {_cell(d['scored_by'], 'v{}'):>5} {_cell(d['max_psi'], '{:.3f}'):>7}  "
                      f"{drifted or '-'}")
@@ -111,8 +138,9 @@ def champion_line(spec: PipelineSpec) -> str:
 
 
 def print_summary(settings: Settings, spec: PipelineSpec) -> None:
+    """The summary, one line per run interval (a day for a daily pipeline)."""
     days, trainings, checks = daily_rows(settings, spec)
     print(f"Loopline summary for pipeline {spec.name}\n")
-    print(format_summary(days, trainings, checks))
+    print(format_summary(days if spec.schedule == "daily" else by_interval(days, spec.cron), trainings, checks))
     print()
     print(champion_line(spec))
