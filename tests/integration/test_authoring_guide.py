@@ -56,7 +56,8 @@ def followed(make_pipeline, tmp_path_factory):
         text = PIPELINE.sub(name, text)
         if kind == "edit":
             target = root / PIPELINE.sub(name, edited)
-            target.write_text(yaml.safe_dump(merge(yaml.safe_load(target.read_text()), yaml.safe_load(text))))
+            target.write_text(yaml.safe_dump(merge(yaml.safe_load(target.read_text()), yaml.safe_load(text)),
+                                             sort_keys=False))  # field order is column order
             continue
         done = subprocess.run(["bash", "-euo", "pipefail", "-c", text], cwd=root, env=env, capture_output=True,
                               text=True, timeout=900)

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from loopline.contracts.rules import expectations_dir, parse_suite
+from loopline.core import partitions
 from loopline.core.interval import Interval, schedule_intervals
 
 MAX_CATEGORIES = 20
@@ -222,18 +223,16 @@ def draft(p, dataset: str, first: date, last: date | None = None, output: Path |
     """Profile `dataset`'s partitions from `first` to `last` and write a draft suite; return its path."""
     from loopline.ingest.landing import BATCH_KEY, LINEAGE_COLUMNS
 
-    dates = Interval(first, last or first).dates
-    root = p.lake.location(dataset)
-    present = [d for d in dates if p.lake.location(dataset, d).exists()]
-    if not present:
+    reference = Interval(first, last or first)
+    dates = reference.dates
+    frame = partitions.read(p, dataset, reference)
+    if frame is None:
         raise FileNotFoundError(f"{p.spec.name}: no {dataset} partition from {first} to {last} under "
-                                f"{root.spark_uri}; ingest those dates first (`loopline ingest --pipeline "
-                                f"{p.spec.name}`)")
+                                f"{p.lake.location(dataset).spark_uri}; ingest those dates first (`loopline ingest "
+                                f"--pipeline {p.spec.name}`)")
     source = next((s for s in p.spec.sources.values() if s.dataset == dataset), None)
     contract = p.spec.contracts.get(dataset)
     name = contract.suite if contract else f"{p.spec.name}_{dataset}"
-    frame = p.spark().read.option("basePath", root.spark_uri).parquet(
-        *[p.lake.location(dataset, d).spark_uri for d in present])
     separate_labels = p.spec.task.labels != p.spec.task.entities
     context = DraftContext(
         key=source.key if source else None, time_field=source.time_field if source else None,

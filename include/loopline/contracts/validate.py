@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from loopline.contracts.gx_validation import RuleResult, json_safe, suite_parameters, validate_frame
 from loopline.contracts.reports import ReportLink, publish
 from loopline.contracts.rules import Suite, failed_rules, load_suite
-from loopline.core import db
+from loopline.core import db, partitions
 from loopline.core.interval import Interval
 from loopline.core.spec import Contract
 
@@ -89,22 +89,16 @@ class ContractOutcome:
         return "\n".join(lines)
 
 
-def _partitions(p: "Pipeline", dataset: str, interval: Interval, subdir: str = "") -> list[str]:
-    """The interval's date partitions of `dataset` that exist."""
-    return [location.spark_uri for location in (p.lake.location(dataset, d, subdir=subdir) for d in interval.dates)
-            if location.exists()]
-
-
 def _bronze_frame(p: "Pipeline", dataset: str, interval: Interval):
     """The interval's bronze rows (as ingested: fields, lineage, ingest batch); an empty frame
     of the right shape when it has none."""
-    spark, present = p.spark(), _partitions(p, dataset, interval)
-    if present:
-        return spark.read.option("basePath", p.lake.location(dataset).spark_uri).parquet(*present).drop("date")
+    rows = partitions.read(p, dataset, interval)
+    if rows is not None:
+        return rows.drop("date")
     source = next(s for s in p.spec.sources.values() if s.dataset == dataset)
     columns = [f"`{name}` {kind}" for name, kind in source.schema.fields.items()]
     columns += ["source string", "source_partition int", "source_offset bigint", "ingest_batch int"]
-    return spark.createDataFrame([], ", ".join(columns))
+    return p.spark().createDataFrame([], ", ".join(columns))
 
 
 def _share_result(contract: Contract, rows_in: int, quarantined: int) -> RuleResult:
@@ -138,21 +132,6 @@ def _with_samples(results: list[RuleResult], quarantine, suite: Suite) -> list[R
     return sampled
 
 
-def _replace_by_date(p: "Pipeline", frame, dataset: str, interval: Interval, time_field: str, subdir: str = ""):
-    """Replace the interval's date partitions of `dataset` with `frame`'s rows (partitioned by
-    the date of `time_field`; dates without rows keep no partition); return them read back."""
-    from pyspark.sql import functions as F
-
-    for day in interval.dates:
-        location = p.lake.location(dataset, day, subdir=subdir)
-        if location.exists():
-            location.filesystem().delete_dir(location.arrow_path)
-    root = p.lake.location(dataset, subdir=subdir)
-    frame.withColumn("date", F.to_date(time_field)).write.mode("append").partitionBy("date").parquet(root.spark_uri)
-    present = _partitions(p, dataset, interval, subdir)
-    return p.spark().read.option("basePath", root.spark_uri).parquet(*present).drop("date") if present else None
-
-
 def _route(frame, suite: Suite, results: list[RuleResult], p: "Pipeline", contract: Contract, interval: Interval,
            time_field: str, run_id: str):
     """Write the interval's quarantine; return (rows checked, quarantined rows per rule, quarantine).
@@ -164,7 +143,7 @@ def _route(frame, suite: Suite, results: list[RuleResult], p: "Pipeline", contra
     rejected = (checked.where(F.size("_failed") > 0)
                 .select(*frame.columns, F.array_join("_failed", REASON_SEPARATOR).alias("reason"),
                         F.lit(suite.name).alias("suite"), F.lit(run_id).alias("run_id")))
-    written = _replace_by_date(p, rejected, "quarantine", interval, time_field, subdir=contract.valid_dataset)
+    written = partitions.replace(p, rejected, "quarantine", interval, F.to_date(time_field), contract.valid_dataset)
     if written is None:
         return checked, {}, p.spark().createDataFrame([], rejected.schema)
     per_rule = {row["rule"]: row["n"] for row in
@@ -179,14 +158,11 @@ def _publish_valid(checked, p: "Pipeline", contract: Contract, interval: Interva
     batch failed (`held_back` = its valid rows, not published), remove the partitions."""
     from pyspark.sql import functions as F
 
-    if held_back is not None:
-        for day in interval.dates:
-            target = p.lake.location(contract.valid_dataset, day)
-            if target.exists():
-                target.filesystem().delete_dir(target.arrow_path)
+    if held_back is not None:  # nothing of a failed batch is published: its dates keep no valid partition
+        partitions.remove(p, contract.valid_dataset, interval)
         return held_back
     valid = checked.where(F.size("_failed") == 0).drop("_failed")
-    written = _replace_by_date(p, valid, contract.valid_dataset, interval, time_field)
+    written = partitions.replace(p, valid, contract.valid_dataset, interval, F.to_date(time_field))
     return written.count() if written is not None else 0
 
 

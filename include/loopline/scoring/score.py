@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
 
-from loopline.core import db
+from loopline.core import db, partitions
 from loopline.core.interval import Interval
 
 if TYPE_CHECKING:
@@ -107,19 +107,13 @@ def publish(predictions, bootstrap: str, topic: str) -> None:
      .write.format("kafka").option("kafka.bootstrap.servers", bootstrap).option("topic", topic).save())
 
 
-def _partitions(p: "Pipeline", dataset: str, interval: Interval) -> list[str]:
-    return [location.spark_uri for location in (p.lake.location(dataset, d) for d in interval.dates)
-            if location.exists()]
-
-
 def predictions_frame(p: "Pipeline", interval: Interval, model_version: int):
     """The interval's valid entities scored by `model_version` (a lazy Spark DataFrame): Spark's
     Python workers load the version from the registry once per task and score batch by batch."""
     from pyspark.sql import functions as F
 
     spec, source = p.spec, p.spec.entity_source
-    entities = (p.spark().read.option("basePath", p.lake.location(spec.entity_dataset).spark_uri)
-                .parquet(*_partitions(p, spec.entity_dataset, interval)))
+    entities = partitions.read(p, spec.entity_dataset, interval)
     return (
         entities.mapInPandas(_predict_batches(spec.model_name, model_version, source.key, source.time_field),
                              PREDICTION_SCHEMA)
@@ -134,26 +128,13 @@ def predictions_frame(p: "Pipeline", interval: Interval, model_version: int):
     )
 
 
-def _replace_predictions(p: "Pipeline", predictions, interval: Interval):
-    """Replace the interval's prediction partitions; return them read back."""
-    from pyspark.sql import functions as F
-
-    for day in interval.dates:
-        location = p.lake.location("predictions", day)
-        if location.exists():
-            location.filesystem().delete_dir(location.arrow_path)
-    root = p.lake.location("predictions")
-    predictions.withColumn("date", F.col("score_date")).write.mode("append").partitionBy("date").parquet(root.spark_uri)
-    return p.spark().read.option("basePath", root.spark_uri).parquet(*_partitions(p, "predictions", interval)) \
-        .drop("date")
-
-
 def score(p: "Pipeline", interval: Interval, model_version: int) -> ScoreResult:
     """Score the interval's valid entities with one model version, in one Spark job per step."""
     from pyspark.sql import functions as F
 
     db_url, spec = p.settings.db_url, p.spec
-    written = _replace_predictions(p, predictions_frame(p, interval, model_version), interval)
+    written = partitions.replace(p, predictions_frame(p, interval, model_version), "predictions", interval,
+                                 F.col("score_date"))
     stage = f"loopline.stage_predictions_{spec.name}_{interval.first:%Y%m%d}_{interval.last:%Y%m%d}"
     # event times travel as UTC text: a JDBC timestamp would be shifted by the JVM's zone
     (written.withColumn("event_time", F.concat(F.date_format("event_time", "yyyy-MM-dd HH:mm:ss.SSSSSS"), F.lit("+00")))
