@@ -139,3 +139,12 @@ def test_automatic_rollback_respects_lower_is_better():
     assert judge("regression", "rmse", 60.0, 50.0, 5.0)[0]  # the champion's error is 10 higher
     assert not judge("regression", "rmse", 52.0, 50.0, 5.0)[0]
     assert not judge("regression", "rmse", 40.0, 50.0, 5.0)[0]
+
+
+def test_a_training_split_of_many_dates_fits_an_mlflow_tag():
+    from datetime import timedelta
+
+    from loopline.core.interval import date_span
+
+    dates = [(date(2011, 1, 1) + timedelta(days=i)).isoformat() for i in range(400)]
+    assert date_span(dates) == "2011-01-01 .. 2012-02-04 (400 dates)" and date_span(dates[:1]) == "2011-01-01"

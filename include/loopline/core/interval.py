@@ -57,3 +57,10 @@ def interval_of(cron: str, day: date) -> Interval:
     moment = datetime.combine(day, datetime.min.time())
     start = croniter(cron, moment + timedelta(microseconds=1)).get_prev(datetime)
     return Interval.between(start, croniter(cron, start).get_next(datetime))
+
+
+def date_span(dates: list[str]) -> str:
+    """A list of ISO dates, shortly: `first .. last (N dates)` (MLflow tag values hold 500 characters)."""
+    if len(dates) < 2:
+        return dates[0] if dates else "-"
+    return f"{dates[0]} .. {dates[-1]} ({len(dates)} dates)"

@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
+from loopline.core.interval import date_span
 from loopline.core.spec import Features, PipelineSpec
 
 CARD_DIR = "model_card"
@@ -37,12 +38,6 @@ def _table(headers: list[str], rows: Iterable[Iterable[Any]]) -> list[str]:
     return [*lines, ""]
 
 
-def _date_range(dates: list[str]) -> str:
-    if len(dates) < 2:
-        return dates[0] if dates else "-"
-    return f"{dates[0]} .. {dates[-1]} ({len(dates)} dates)"
-
-
 def _training(inputs: dict, feature_columns: list[str]) -> list[str]:
     recipe = inputs["recipe"]
     lines = ["## Model", "", f"- Type: `{recipe['model_type']}` ({recipe['task']}), seed {recipe['seed']}",
@@ -55,7 +50,7 @@ def _training(inputs: dict, feature_columns: list[str]) -> list[str]:
               + f"; data hash `{inputs['data_hash'][:16]}`.", ""]
     summary = "positives" if recipe["task"] == "binary" else "target_mean"
     lines += _table(["split", "event dates", "rows", summary.replace("_", " "), "data hash"],
-                    [(name, _date_range(s["event_dates"]), s["rows"], s[summary], s["data_hash"][:16])
+                    [(name, date_span(s["event_dates"]), s["rows"], s[summary], s["data_hash"][:16])
                      for name, s in inputs["splits"].items()])
     if inputs.get("null_target_rows"):
         lines += [f"Left out: {inputs['null_target_rows']} entities whose latest label has a null target.", ""]

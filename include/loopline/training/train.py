@@ -26,11 +26,12 @@ from typing import Any
 import pandas as pd
 
 from loopline.core import metrics
+from loopline.core.drift import profile
+from loopline.core.interval import date_span
 from loopline.core.run_artifacts import HOLDOUT_ARTIFACT, INPUTS_ARTIFACT, PROFILE_ARTIFACT, ROW_IDS_ARTIFACT
 from loopline.core.spec import Features, PipelineSpec, pipelines_dir
 from loopline.core.storage import Lake
 from loopline.models.features import FeatureBuilder
-from loopline.core.drift import profile
 from loopline.training import data
 from loopline.training.data import NotEnoughLabels
 
@@ -164,7 +165,7 @@ def _log_dataset(spec: PipelineSpec, recipe: Recipe, name: str, frame: pd.DataFr
                                           source=inputs["source"], targets=recipe.target,
                                           name=f"{inputs['pipeline']}.{name}", digest=record["data_hash"][:36])
         mlflow.log_input(dataset, context=name, tags={
-            "event_dates": ",".join(record["event_dates"]), "rows": str(record["rows"]),
+            "event_dates": date_span(record["event_dates"]), "rows": str(record["rows"]),
             "data_hash": record["data_hash"], **{k: ",".join(v) for k, v in offsets.items()}})
 
 
