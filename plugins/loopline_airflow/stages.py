@@ -140,18 +140,18 @@ def score(pipeline: str) -> dict:
 
 
 def monitor(pipeline: str, scored: dict) -> dict:
-    """Drift of each scored date against its serving model's training reference."""
+    """Drift of each scored schedule interval against its serving model's training reference."""
     from loopline.monitoring.monitor import check_drift
 
     p, interval = _pipeline(pipeline), run_interval()
     checked = check_drift(p.settings.db_url, p.spec, p.lake, interval, scored["model_version"])
     for drift in checked:
-        print(f"{drift.logical_date}: PSI per feature {drift.scores}; drifted: {drift.drifted_features or 'none'}")
+        print(f"{drift.interval} ({drift.rows} rows): PSI per feature {drift.scores}; drifted: {drift.drifted_features or 'none'}")
     drifted = sorted({f for d in checked for f in d.drifted_features})
     return {"interval": str(interval), "logical_date": interval.last.isoformat(),
             "max_psi": max((d.max_psi for d in checked), default=0.0), "drifted_features": drifted,
-            "retrain_requested": bool(drifted), "drifted_dates": [d.logical_date for d in checked
-                                                                   if d.retrain_requested]}
+            "retrain_requested": bool(drifted), "drifted_intervals": [str(d.interval) for d in checked
+                                                                       if d.retrain_requested]}
 
 
 def request_retraining(pipeline: str, drift: dict) -> None:
@@ -162,9 +162,9 @@ def request_retraining(pipeline: str, drift: dict) -> None:
         raise AirflowSkipException(f"no drift above threshold (max PSI {drift['max_psi']:.3f}); no retraining")
     get_current_context()["outlet_events"][retrain_request(pipeline)].extra = {
         "logical_date": drift["logical_date"], "drifted_features": drift["drifted_features"],
-        "drifted_dates": drift["drifted_dates"], "max_psi": drift["max_psi"],
+        "drifted_intervals": drift["drifted_intervals"], "max_psi": drift["max_psi"],
     }
-    print(f"retraining requested: {drift['drifted_features']} on {drift['drifted_dates']}")
+    print(f"retraining requested: {drift['drifted_features']} on {drift['drifted_intervals']}")
 
 
 def copy_to_tier(pipeline: str, dataset: str, day: str, to_tier: str) -> dict:

@@ -11,7 +11,7 @@ import os
 import re
 import subprocess
 import uuid
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -92,6 +92,11 @@ def test_the_first_month_triggered_by_hand_promotes_a_model(followed, dag_for):
         [trained] = db.fetch_all(conn, "SELECT * FROM loopline.training_runs WHERE pipeline = %s", (name,))
         predictions = db.fetch_all(conn, "SELECT count(*) AS n, min(prediction) AS low FROM loopline.predictions "
                                          "WHERE pipeline = %s", (name,))[0]
+        monitored = db.fetch_all(conn, "SELECT logical_date, last_date, rows_scored FROM loopline.monitor_runs "
+                                       "WHERE pipeline = %s", (name,))
     assert trained["promoted"] and trained["decision"] == "no champion yet" and trained["primary_metric"] == "rmse"
     assert trained["candidate_score"] < 150  # rentals per hour; predicting the mean would be about 180
     assert predictions["n"] > 600  # January's valid hours, scored as values
+    # drift is judged once for the month, on all its hours, not on each day's 24
+    assert [(m["logical_date"], m["last_date"], m["rows_scored"]) for m in monitored] == [
+        (date(2011, 1, 1), date(2011, 1, 31), predictions["n"])]

@@ -297,8 +297,20 @@ SELECT DISTINCT ON (pipeline, dataset, logical_date) *
  ORDER BY pipeline, dataset, logical_date, updated_at DESC;
 """
 
+DRIFT_INTERVALS = """
+-- Drift is measured per schedule interval (a date of a daily pipeline, a month of a monthly
+-- one): a day of a monthly pipeline holds too few rows for a PSI. Rows stay under the
+-- interval's first date; last_date closes it.
+ALTER TABLE loopline.drift_metrics ADD COLUMN last_date date;
+UPDATE loopline.drift_metrics SET last_date = logical_date;
+ALTER TABLE loopline.drift_metrics ALTER COLUMN last_date SET NOT NULL;
+ALTER TABLE loopline.monitor_runs ADD COLUMN last_date date;
+UPDATE loopline.monitor_runs SET last_date = logical_date;
+ALTER TABLE loopline.monitor_runs ALTER COLUMN last_date SET NOT NULL;
+"""
+
 MIGRATIONS = [INITIAL_SCHEMA, STREAMING_INGEST, CONTRACT_EVIDENCE, ALIAS_HISTORY, GATE_REPORT, PUBLISHED_PREDICTIONS,
-              FEEDBACK_CHECKS, GENERIC_PREDICTIONS, REPLAYS, CONTRACT_INTERVALS]  # append only: version = position + 1
+              FEEDBACK_CHECKS, GENERIC_PREDICTIONS, REPLAYS, CONTRACT_INTERVALS, DRIFT_INTERVALS]  # append only: version = position + 1
 
 
 @contextmanager

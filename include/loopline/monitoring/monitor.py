@@ -1,7 +1,9 @@
-"""Monitoring: drift of each scored date against the serving model's training reference.
+"""Monitoring: drift of each scored schedule interval against the serving model's training reference.
 
-Stores per-feature PSI and a per-date verdict in PostgreSQL; the verdict says whether
-retraining should be requested (any monitored feature above the spec's PSI threshold).
+The unit is the spec's schedule interval (a date of a daily pipeline, a month of a monthly
+one), so each PSI compares a sample the size the schedule produces. Stores per-feature PSI
+and a per-interval verdict in PostgreSQL; the verdict says whether retraining should be
+requested (any monitored feature above the spec's PSI threshold).
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from loopline.core.drift import drift_scores
 
 @dataclass(frozen=True)
 class DriftResult:
-    logical_date: str
+    interval: Interval
     model_version: int
     rows: int
     scores: dict[str, float]
@@ -46,34 +48,44 @@ def reference_profile(model_name: str, version: int) -> dict:
 
 def check_drift(db_url: str, spec: PipelineSpec, lake: Lake, interval: Interval,
                 model_version: int) -> list[DriftResult]:
-    """PSI per monitored feature for each date of the interval that has valid entities."""
-    import pyarrow.parquet as pq
-
+    """PSI per monitored feature for each schedule interval within the run's interval that
+    has valid entities (a run over a range of a daily pipeline still gets one verdict a date)."""
+    from loopline.core.interval import schedule_intervals
     from loopline.models.store import load_model
 
     builder = load_model(f"models:/{spec.model_name}/{model_version}").builder  # the version's own feature code
     reference, threshold = reference_profile(spec.model_name, model_version), spec.monitoring.psi_threshold
     results = []
-    for day in interval.dates:
-        location = lake.location(spec.entity_dataset, day)
-        if not location.exists():
+    for unit in schedule_intervals(spec.cron, interval.first, interval.last):
+        rows = _entities(spec, lake, unit)
+        if rows is None:
             continue
-        rows: pd.DataFrame = pq.read_table(location.arrow_path, filesystem=location.filesystem()).to_pandas()
         scores = drift_scores(reference, builder.build(rows))
-        result = DriftResult(day.isoformat(), model_version, len(rows), scores,
+        result = DriftResult(unit, model_version, len(rows), scores,
                              sorted(f for f, v in scores.items() if v > threshold))
-        _store(db_url, spec.name, day, result)
+        _store(db_url, spec.name, result)
         results.append(result)
     return results
 
 
-def _store(db_url: str, pipeline: str, day, result: DriftResult) -> None:
+def _entities(spec: PipelineSpec, lake: Lake, interval: Interval) -> pd.DataFrame | None:
+    """The valid entity rows of the interval's dates, or None when no date has any."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    locations = [lake.location(spec.entity_dataset, day) for day in interval.dates]
+    tables = [pq.read_table(loc.arrow_path, filesystem=loc.filesystem()) for loc in locations if loc.exists()]
+    return pa.concat_tables(tables, promote_options="permissive").to_pandas() if tables else None
+
+
+def _store(db_url: str, pipeline: str, result: DriftResult) -> None:
+    first, last = result.interval.first, result.interval.last
     with db.connect(db_url) as conn:
         for feature, value in result.scores.items():
             db.upsert(conn, "loopline.drift_metrics", {
-                "pipeline": pipeline, "logical_date": day, "feature": feature, "psi": value,
+                "pipeline": pipeline, "logical_date": first, "last_date": last, "feature": feature, "psi": value,
                 "model_version": result.model_version}, key=["pipeline", "logical_date", "feature"])
         db.upsert(conn, "loopline.monitor_runs", {
-            "pipeline": pipeline, "logical_date": day, "model_version": result.model_version,
+            "pipeline": pipeline, "logical_date": first, "last_date": last, "model_version": result.model_version,
             "rows_scored": result.rows, "max_psi": result.max_psi, "drifted_features": result.drifted_features,
             "retrain_requested": result.retrain_requested}, key=["pipeline", "logical_date"])

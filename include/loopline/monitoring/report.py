@@ -37,7 +37,8 @@ SELECT d.logical_date,
   LEFT JOIN per_day lb ON lb.dataset = %(label_dataset)s AND lb.logical_date = d.logical_date
   LEFT JOIN loopline.contract_latest cv ON cv.pipeline = %(p)s AND cv.dataset = %(entity_dataset)s
        AND d.logical_date BETWEEN cv.logical_date AND cv.last_date
-  LEFT JOIN loopline.monitor_runs mr ON mr.pipeline = %(p)s AND mr.logical_date = d.logical_date
+  LEFT JOIN loopline.monitor_runs mr ON mr.pipeline = %(p)s
+       AND d.logical_date BETWEEN mr.logical_date AND mr.last_date
  ORDER BY d.logical_date
 """
 TRAINING_SQL = """
