@@ -114,8 +114,8 @@ def main() -> int:
     print(f"Retraining runs triggered by drift: {len(retrain)} "
           f"({', '.join(r['state'] for r in retrain) or 'none'})")
     print(f"Loop wall time: {time.monotonic() - started:.0f} s\n")
-    print(f"Airflow UI : {os.environ['AIRFLOW__API__BASE_URL']}  login admin / {os.environ['AIRFLOW_ADMIN_PASSWORD']}"
-          "  (generated locally, kept in .loopline/env)")
+    print(f"Airflow UI : {os.environ['AIRFLOW__API__BASE_URL']}  login admin, password generated locally: "
+          "AIRFLOW_ADMIN_PASSWORD in .loopline/env (never printed)")
     print(f"MLflow UI  : {os.environ['MLFLOW_TRACKING_URI']}")
     print("The stack stays up; `make down` stops it.")
     return 1 if failed else 0

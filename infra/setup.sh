@@ -33,6 +33,7 @@ command -v "$PYTHON" >/dev/null || fail "$PYTHON not found: Loopline needs Pytho
 .venv/bin/uv pip install -q -p .venv/bin/python --no-deps -e .
 echo "ok ($(.venv/bin/python --version), $(.venv/bin/uv pip list -p .venv/bin/python 2>/dev/null | wc -l) packages)"
 
+umask 077  # what follows lives under $STATE: its owner's alone (infra/stack.py keeps it so)
 step "jars from Maven Central (Kafka broker; Spark's Kafka source, S3A, JDBC)"
 mkdir -p "$STATE/classpath"
 for pom in kafka-broker spark-extras; do

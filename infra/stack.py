@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import secrets
 import shlex
 import shutil
@@ -58,22 +59,68 @@ class StackError(RuntimeError):
 # ---------------------------------------------------------------- settings
 
 
+SECRETS = {  # generated once, kept across `make setup`; every other setting derives from them
+    "LOOPLINE_PG_ADMIN_PASSWORD": lambda: secrets.token_urlsafe(18),   # loopline_owner: migrations, purges
+    "LOOPLINE_PG_APP_PASSWORD": lambda: secrets.token_urlsafe(18),     # loopline_app: the pipeline's tasks
+    "LOOPLINE_PG_AIRFLOW_PASSWORD": lambda: secrets.token_urlsafe(18),
+    "LOOPLINE_PG_MLFLOW_PASSWORD": lambda: secrets.token_urlsafe(18),
+    "AWS_ACCESS_KEY_ID": lambda: "loopline" + secrets.token_hex(4),
+    "AWS_SECRET_ACCESS_KEY": lambda: secrets.token_urlsafe(30),
+    "AIRFLOW__API__SECRET_KEY": lambda: secrets.token_urlsafe(24),
+    "AIRFLOW__API_AUTH__JWT_SECRET": lambda: secrets.token_urlsafe(24),
+    "AIRFLOW_ADMIN_PASSWORD": lambda: secrets.token_urlsafe(12),
+}
+# Settings only a service's own process receives (see Service.environment): tasks, Spark and
+# the other services never hold another component's database password.
+PRIVATE_TO = {  # setting -> the service names (prefixes) that receive it
+    "LOOPLINE_DB_ADMIN_URL": (),  # no service: `loopline bootstrap` and the operator's shell only
+    "MLFLOW_BACKEND_STORE_URI": ("mlflow",),
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": ("airflow-",),
+    "AIRFLOW__API_AUTH__JWT_SECRET": ("airflow-",),
+    "AIRFLOW__API__SECRET_KEY": ("airflow-",),
+    "AIRFLOW_ADMIN_PASSWORD": (),
+    **{k: () for k in SECRETS if k.startswith("LOOPLINE_PG_")},
+}
+
+
+def read_env_file() -> dict[str, str]:
+    values = {}
+    for line in ENV_FILE.read_text().splitlines() if ENV_FILE.exists() else []:
+        key, _, value = line.removeprefix("export ").partition("=")
+        values[key] = shlex.split(value)[0] if value else ""
+    return values
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file that is created 0600 (never readable by others, not even for a moment)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(text)
+    path.chmod(0o600)  # an older file keeps its mode on O_CREAT
+
+
 def write_env_file() -> None:
-    """Generate .loopline/env once: ports, URLs, and fresh local secrets (never committed)."""
-    if ENV_FILE.exists():
-        print(f"settings: {ENV_FILE.relative_to(REPO)} exists, kept")
-        return
-    STATE.mkdir(parents=True, exist_ok=True)
-    ports = {k: int(os.environ.get(k, v)) for k, v in DEFAULT_PORTS.items()}
-    pg_password = secrets.token_urlsafe(18)
-    s3_key, s3_secret = "loopline" + secrets.token_hex(4), secrets.token_urlsafe(30)
-    pg = f"postgresql://loopline:{pg_password}@127.0.0.1:{ports['LOOPLINE_PG_PORT']}"
+    """Write .loopline/env: ports, URLs and local secrets (generated once, never committed).
+    Secrets and ports already in the file are kept; URLs are derived from them every time,
+    so a stack from an older Loopline gains the settings it lacks."""
+    existing = read_env_file()
+    make_private_state()
+    ports = {k: int(existing.get(k) or os.environ.get(k, v)) for k, v in DEFAULT_PORTS.items()}
+    keys = {k: existing.get(k) or generate() for k, generate in SECRETS.items()}
+    pg = f"127.0.0.1:{ports['LOOPLINE_PG_PORT']}"
+
+    def db_url(role: str, password_key: str, database: str, driver: str = "postgresql") -> str:
+        return f"{driver}://{role}:{keys[password_key]}@{pg}/{database}"
+
     airflow_home = STATE / "airflow"
     values = {
         **{k: str(v) for k, v in ports.items()},
+        **keys,
         "LOOPLINE_STATE_DIR": str(STATE),
-        "LOOPLINE_PG_PASSWORD": pg_password,
-        "LOOPLINE_DB_URL": f"{pg}/loopline",
+        "LOOPLINE_DB_URL": db_url("loopline_app", "LOOPLINE_PG_APP_PASSWORD", "loopline"),
+        "LOOPLINE_DB_ADMIN_URL": db_url("loopline_owner", "LOOPLINE_PG_ADMIN_PASSWORD", "loopline"),
+        "MLFLOW_BACKEND_STORE_URI": db_url("mlflow", "LOOPLINE_PG_MLFLOW_PASSWORD", "mlflow"),
         "LOOPLINE_KAFKA_BOOTSTRAP": f"127.0.0.1:{ports['LOOPLINE_KAFKA_PORT']}",
         "LOOPLINE_S3_ENDPOINT": f"http://127.0.0.1:{ports['LOOPLINE_S3_PORT']}",
         "LOOPLINE_S3_BUCKET": "loopline",
@@ -82,8 +129,6 @@ def write_env_file() -> None:
         "SPARK_REMOTE": f"sc://127.0.0.1:{ports['LOOPLINE_SPARK_CONNECT_PORT']}",
         "SPARK_LOCAL_IP": "127.0.0.1",
         "PYSPARK_PYTHON": str(VENV_BIN / "python"),
-        "AWS_ACCESS_KEY_ID": s3_key,
-        "AWS_SECRET_ACCESS_KEY": s3_secret,
         "AWS_DEFAULT_REGION": "us-east-1",
         "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{ports['LOOPLINE_MLFLOW_PORT']}",
         "MLFLOW_S3_ENDPOINT_URL": f"http://127.0.0.1:{ports['LOOPLINE_S3_PORT']}",
@@ -98,34 +143,46 @@ def write_env_file() -> None:
             f"http://127.0.0.1:{ports['LOOPLINE_AIRFLOW_PORT']}/execution/",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(airflow_home / "passwords.json"),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://loopline:{pg_password}"
-        f"@127.0.0.1:{ports['LOOPLINE_PG_PORT']}/airflow",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": db_url("airflow", "LOOPLINE_PG_AIRFLOW_PASSWORD", "airflow",
+                                                      "postgresql+psycopg2"),
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API__PORT": str(ports["LOOPLINE_AIRFLOW_PORT"]),
         "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{ports['LOOPLINE_AIRFLOW_PORT']}",
         "AIRFLOW__API__WORKERS": "1",
-        "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(24),
-        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(24),
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "20",
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
-        "AIRFLOW_ADMIN_PASSWORD": secrets.token_urlsafe(12),
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST": "127.0.0.1",
         "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
         "GX_ANALYTICS_ENABLED": "false",
+        # `psql` alone opens the loopline database as the application role; the passwords of
+        # every role are in the pgpass file, so none is ever typed on a command line.
+        "PGPASSFILE": str(STATE / "pgpass"),
+        "PGHOST": "127.0.0.1", "PGPORT": str(ports["LOOPLINE_PG_PORT"]), "PGUSER": "loopline_app",
+        "PGDATABASE": "loopline",
     }
-    airflow_home.mkdir(parents=True, exist_ok=True)
-    (airflow_home / "passwords.json").write_text(json.dumps({"admin": values["AIRFLOW_ADMIN_PASSWORD"]}))
-    ENV_FILE.write_text("".join(f"export {k}={shlex.quote(v)}\n" for k, v in values.items()))
-    ENV_FILE.chmod(0o600)
-    print(f"settings: wrote {ENV_FILE.relative_to(REPO)} with freshly generated secrets")
+    write_private(STATE / "pgpass", "".join(
+        f"127.0.0.1:{ports['LOOPLINE_PG_PORT']}:*:{role}:{keys[key]}\n" for role, key in ROLES.items()))
+    write_private(airflow_home / "passwords.json", json.dumps({"admin": values["AIRFLOW_ADMIN_PASSWORD"]}))
+    write_private(ENV_FILE, "".join(f"export {k}={shlex.quote(v)}\n" for k, v in values.items()))
+    print(f"settings: {ENV_FILE.relative_to(REPO)} " + ("updated, its secrets kept" if existing
+                                                        else "written with freshly generated secrets"))
+
+
+def make_private_state() -> None:
+    """The state folder is the owner's alone: 0711 (others may pass through to the PostgreSQL
+    folder, which belongs to the `postgres` account, but list and read nothing), and each entry
+    in it 0700/0600. Deeper entries are out of reach through them."""
+    STATE.mkdir(mode=0o700, parents=True, exist_ok=True)
+    STATE.chmod(0o711)
+    for entry in STATE.iterdir():
+        if entry.name != "postgres" and not entry.is_symlink():
+            entry.chmod(0o700 if entry.is_dir() else 0o600)
 
 
 def load_env() -> dict[str, str]:
     if not ENV_FILE.exists():
         raise StackError(f"{ENV_FILE} is missing: run `make setup` first")
-    env = dict(os.environ)
-    for line in ENV_FILE.read_text().splitlines():
-        key, _, value = line.removeprefix("export ").partition("=")
-        env[key] = shlex.split(value)[0] if value else ""
+    env = {**os.environ, **read_env_file()}
     env["PATH"] = f"{VENV_BIN}:{env.get('PATH', '')}"
     env["PYTHONUNBUFFERED"] = "1"
     return env
@@ -222,8 +279,9 @@ class Service:
         return port_open(self.port(env))
 
     def environment(self, env: dict[str, str]) -> dict[str, str]:
-        """The process environment; services override it to drop what would confuse them."""
-        return env
+        """The process environment, without the settings private to other services."""
+        return {k: v for k, v in env.items()
+                if k not in PRIVATE_TO or any(self.name.startswith(owner) for owner in PRIVATE_TO[k])}
 
     def after_healthy(self, env: dict[str, str]) -> None:
         """Work that needs the service up (create users, buckets...)."""
@@ -333,30 +391,47 @@ def postgres_bin(tool: str) -> str:
 
 
 class Postgres(Service):
-    """PostgreSQL cluster owned by the `postgres` OS user (the server refuses to run as root)."""
+    """PostgreSQL cluster owned by the `postgres` OS user (the server refuses to run as root).
 
-    data = STATE / "postgres" / "data"
+    Password (scram-sha-256) logins over TCP only; the socket sits in a private 0700 folder
+    and lets in the cluster's own OS account alone (peer). One role per component."""
+
+    root = STATE / "postgres"
+    data, socket_dir = root / "data", root / "socket"
+
+    def os_user(self) -> str:
+        return "postgres" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
 
     def _as_postgres(self, args: list[str], **kwargs) -> subprocess.CompletedProcess:
         prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
         return subprocess.run(prefix + args, capture_output=True, text=True, **kwargs)
 
-    def prepare(self, env: dict[str, str]) -> None:
-        if (self.data / "PG_VERSION").exists():
-            return
-        self.data.mkdir(parents=True, exist_ok=True)
+    def _own(self, path: Path) -> None:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.chmod(0o700)
         if os.geteuid() == 0:
-            shutil.chown(self.data.parent, "postgres")
-            shutil.chown(self.data, "postgres")
-        result = self._as_postgres([postgres_bin("initdb"), "-D", str(self.data), "-U", "postgres",
-                                    "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8"])
-        if result.returncode != 0:
-            raise StackError(f"postgres: initdb failed:\n{result.stderr}")
+            shutil.chown(path, "postgres", "postgres")
+
+    def prepare(self, env: dict[str, str]) -> None:
+        for path in (self.root, self.data, self.socket_dir):
+            self._own(path)
+        if not (self.data / "PG_VERSION").exists():
+            result = self._as_postgres([postgres_bin("initdb"), "-D", str(self.data), "-U", "postgres",
+                                        "--auth-local=peer", "--auth-host=scram-sha-256", "-E", "UTF8"])
+            if result.returncode != 0:
+                raise StackError(f"postgres: initdb failed:\n{result.stderr}")
+        # Written on every start, so an older cluster's `trust` entry is gone too.
+        self._as_postgres(["tee", str(self.data / "pg_hba.conf")], input=(
+            "# Loopline (infra/stack.py): the cluster's OS account over the private socket; passwords over TCP\n"
+            "local  all  postgres                 peer map=cluster\n"
+            "host   all  all       127.0.0.1/32   scram-sha-256\n"), check=True)
+        self._as_postgres(["tee", str(self.data / "pg_ident.conf")],
+                          input=f"cluster  {self.os_user()}  postgres\n", check=True)
 
     def command(self, env: dict[str, str]) -> list[str]:
         prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
         return prefix + [postgres_bin("postgres"), "-D", str(self.data), "-h", "127.0.0.1",
-                         "-p", env["LOOPLINE_PG_PORT"], "-k", "/tmp",
+                         "-p", env["LOOPLINE_PG_PORT"], "-k", str(self.socket_dir),
                          "-c", "shared_buffers=128MB", "-c", "max_connections=200"]
 
     def healthy(self, env: dict[str, str]) -> bool:
@@ -364,19 +439,52 @@ class Postgres(Service):
                                   "-p", env["LOOPLINE_PG_PORT"]]).returncode == 0
 
     def psql(self, env: dict[str, str], sql: str, database: str = "postgres") -> str:
-        result = self._as_postgres([postgres_bin("psql"), "-h", "/tmp", "-p", env["LOOPLINE_PG_PORT"],
-                                    "-U", "postgres", "-d", database, "-tAc", sql])
+        """Run SQL as the superuser over the private socket. The SQL goes in on stdin: it may hold
+        a password, and a command line is visible to every account in `ps`."""
+        result = self._as_postgres([postgres_bin("psql"), "-h", str(self.socket_dir), "-p", env["LOOPLINE_PG_PORT"],
+                                    "-U", "postgres", "-d", database, "-v", "ON_ERROR_STOP=1", "-tAq"], input=sql)
         if result.returncode != 0:
-            raise StackError(f"postgres: `{sql}` failed: {result.stderr.strip()}")
+            raise StackError(f"postgres: SQL on {database} failed: {result.stderr.strip()}")
         return result.stdout.strip()
 
     def after_healthy(self, env: dict[str, str]) -> None:
-        password = env["LOOPLINE_PG_PASSWORD"].replace("'", "''")
-        if not self.psql(env, "SELECT 1 FROM pg_roles WHERE rolname='loopline'"):
-            self.psql(env, f"CREATE ROLE loopline LOGIN PASSWORD '{password}'")
-        for database in ("loopline", "airflow", "mlflow"):
-            if not self.psql(env, f"SELECT 1 FROM pg_database WHERE datname='{database}'"):
-                self.psql(env, f"CREATE DATABASE {database} OWNER loopline")
+        """Roles and databases (idempotent; passwords follow .loopline/env)."""
+        for role, key in ROLES.items():
+            password = env[key].replace("'", "''")
+            exists = self.psql(env, f"SELECT 1 FROM pg_roles WHERE rolname = '{role}'")
+            self.psql(env, f"{'ALTER' if exists else 'CREATE'} ROLE {role} LOGIN NOSUPERUSER NOCREATEDB "
+                           f"NOCREATEROLE PASSWORD '{password}'")
+        for database, (owner, users) in DATABASES.items():
+            if not self.psql(env, f"SELECT 1 FROM pg_database WHERE datname = '{database}'"):
+                self.psql(env, f"CREATE DATABASE {database} OWNER {owner}")
+            self.psql(env, f"ALTER DATABASE {database} OWNER TO {owner}; "
+                           f"REVOKE ALL ON DATABASE {database} FROM PUBLIC; "
+                           f"GRANT CONNECT ON DATABASE {database} TO {', '.join((owner, *users))}")
+        self.psql(env, "REVOKE ALL ON DATABASE postgres FROM PUBLIC")
+        self._retire_shared_role(env)
+
+    def _retire_shared_role(self, env: dict[str, str]) -> None:
+        """A stack from before per-component roles had one role, `loopline`, owning everything:
+        hand what it owns to each database's new owner and drop it."""
+        if not self.psql(env, "SELECT 1 FROM pg_roles WHERE rolname = 'loopline'"):
+            return
+        for database, (owner, _) in DATABASES.items():
+            self.psql(env, f"REASSIGN OWNED BY loopline TO {owner}; DROP OWNED BY loopline", database=database)
+        self.psql(env, "DROP ROLE loopline")
+        print("  postgres: the shared role `loopline` was replaced by one role per component")
+
+
+ROLES = {  # role -> its password in .loopline/env
+    "loopline_owner": "LOOPLINE_PG_ADMIN_PASSWORD",
+    "loopline_app": "LOOPLINE_PG_APP_PASSWORD",
+    "airflow": "LOOPLINE_PG_AIRFLOW_PASSWORD",
+    "mlflow": "LOOPLINE_PG_MLFLOW_PASSWORD",
+}
+DATABASES = {  # database -> (owner, other roles that may connect)
+    "loopline": ("loopline_owner", ("loopline_app",)),
+    "airflow": ("airflow", ()),
+    "mlflow": ("mlflow", ()),
+}
 
 
 class ObjectStore(Service):
@@ -467,9 +575,8 @@ class MLflow(Service):
     """MLflow tracking server + registry: PostgreSQL backend, artifacts proxied to the object store."""
 
     def command(self, env: dict[str, str]) -> list[str]:
-        backend = env["LOOPLINE_DB_URL"].rsplit("/", 1)[0] + "/mlflow"
+        # The backend URI (with its password) reaches MLflow as MLFLOW_BACKEND_STORE_URI, not argv.
         return [str(VENV_BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", env["LOOPLINE_MLFLOW_PORT"],
-                "--backend-store-uri", backend,
                 "--artifacts-destination", f"s3://{env['LOOPLINE_S3_BUCKET']}/mlflow-artifacts",
                 "--workers", "1"]
 
@@ -479,7 +586,7 @@ class MLflow(Service):
     def environment(self, env: dict[str, str]) -> dict[str, str]:
         # MLflow 3 starts a job runner and seven huey consumers (~2 GiB) for GenAI jobs
         # Loopline does not use; tracking and the registry work without them.
-        return {**env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        return {**super().environment(env), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
 
 class SparkConnect(Service):
@@ -489,7 +596,9 @@ class SparkConnect(Service):
 
     def environment(self, env: dict[str, str]) -> dict[str, str]:
         # SPARK_REMOTE tells clients where the server is; spark-submit would read it as "be a client".
-        return {k: v for k, v in env.items() if k != "SPARK_REMOTE"}
+        # Airflow's settings are no business of the Spark driver.
+        return {k: v for k, v in super().environment(env).items()
+                if k != "SPARK_REMOTE" and not k.startswith("AIRFLOW")}
 
     def command(self, env: dict[str, str]) -> list[str]:
         spark_home = next((REPO / ".venv" / "lib").glob("python3*/site-packages/pyspark"))
@@ -523,13 +632,16 @@ class AirflowComponent(Service):
     def prepare(self, env: dict[str, str]) -> None:
         if self.subcommand != "api-server":
             return
-        result = subprocess.run([str(VENV_BIN / "airflow"), "db", "migrate"], env=env,
+        result = subprocess.run([str(VENV_BIN / "airflow"), "db", "migrate"], env=self.environment(env),
                                 capture_output=True, text=True)
         if result.returncode != 0:
             raise StackError(f"airflow: `airflow db migrate` failed:\n{result.stderr[-3000:]}")
 
     def command(self, env: dict[str, str]) -> list[str]:
-        return [str(VENV_BIN / "airflow"), self.subcommand]
+        # The log servers listen on every interface (not configurable); on one machine the
+        # API server reads task logs from the files, so they are not started.
+        serves_logs = self.subcommand in ("scheduler", "triggerer")
+        return [str(VENV_BIN / "airflow"), self.subcommand, *(["--skip-serve-logs"] if serves_logs else [])]
 
     def healthy(self, env: dict[str, str]) -> bool:
         url = f"{env['AIRFLOW__API__BASE_URL']}/api/v2/monitor/health"
@@ -593,6 +705,7 @@ def status(env: dict[str, str]) -> bool:
 
 
 def main(argv: list[str]) -> int:
+    os.umask(0o077)  # everything the stack creates is its owner's alone; services inherit it
     command = argv[1] if len(argv) > 1 else "status"
     try:
         if command == "env":

@@ -12,7 +12,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG, Param, task
 
-from loopline.core.spec import NAME_PATTERN, PipelineSpec, load_spec
+from loopline.core.spec import PipelineSpec, load_spec, pipeline_names
 from loopline_airflow import stages
 from loopline_airflow.assets import bronze_ingested, retrain_request
 from loopline_airflow.operators import ContractOperator
@@ -21,6 +21,11 @@ from loopline_airflow.timetables import IntervalTimetable
 
 START = pendulum.datetime(2024, 1, 1, tz="UTC")  # earliest date the manual DAGs' backfills can reach
 DATE_FORM = {"type": ["null", "string"], "format": "date"}
+
+
+def _pipeline_choice() -> Param:
+    """A pipeline is picked from those with a spec, never typed: the name reaches paths and SQL."""
+    return Param(type="string", enum=pipeline_names(), description="pipeline (one with a spec in include/pipelines)")
 
 
 def _default_args() -> dict:
@@ -105,7 +110,7 @@ def tiering_dag(doc_md: str | None = None) -> DAG:
         dag_id="loopline_tier_copy", schedule=None, start_date=START, catchup=False, doc_md=doc_md,
         is_paused_upon_creation=False, tags=["loopline", "storage"], default_args=_default_args(),
         params={
-            "pipeline": Param(type="string", pattern=NAME_PATTERN, description="pipeline spec name"),
+            "pipeline": _pipeline_choice(),
             "dataset": Param(type="string", description="dataset named in the spec's storage"),
             "date": Param(type="string", format="date", description="partition date (YYYY-MM-DD)"),
             "to_tier": Param("cloud", type="string", description="target tier in include/storage.yaml"),
@@ -123,7 +128,7 @@ def rollback_dag(doc_md: str | None = None) -> DAG:
         is_paused_upon_creation=False, tags=["loopline", "registry"],
         default_args=_default_args(),  # a refused rollback fails at once (AirflowFailException); outages retry
         params={
-            "pipeline": Param(type="string", pattern=NAME_PATTERN, description="pipeline spec name"),
+            "pipeline": _pipeline_choice(),
             "to_version": Param(None, type=["null", "integer"], minimum=1,
                                 description="version to restore; empty = previous_champion"),
             "reason": Param(type="string", minLength=3, description="why: recorded in loopline.alias_history"),

@@ -100,3 +100,17 @@ def test_a_pipeline_schedule_comes_from_its_spec_and_names_its_dates(dagbag):
         == pendulum.datetime(2011, 3, 1, tz="UTC")
     assert monthly.next_dagrun_info(last_automated_data_interval=last, restriction=restriction) is None  # end_date
     assert IntervalTimetable.deserialize(monthly.serialize())._end == monthly._end
+
+
+@pytest.mark.parametrize("dag_id", ["loopline_rollback", "loopline_tier_copy"])
+def test_a_form_offers_only_known_pipelines(dagbag, dag_id):
+    import copy
+
+    from airflow.sdk.exceptions import ParamValidationError
+
+    form = copy.deepcopy(dagbag.dags[dag_id].params)
+    assert {"card_fraud", "bike_demand"} <= set(form.get_param("pipeline").schema["enum"])
+    form["pipeline"] = "bike_demand"
+    for bad in ("../x", "a;drop", "", "card_fraud/../../etc", "no_such_pipeline"):
+        with pytest.raises(ParamValidationError, match="pipeline"):
+            form["pipeline"] = bad

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from datetime import date
+from urllib.parse import urlparse
 
 import pyarrow.dataset as ds
 import pytest
@@ -16,6 +17,7 @@ from loopline.core.pipeline import Pipeline
 from loopline.core.storage import DatasetLocation
 from loopline.ingest.streaming import ingest_source
 from loopline.ingest.availability import data_status
+from loopline.ops.bootstrap import admin_db_url
 
 DAY = date(2026, 10, 1)
 LABEL = {"transaction_id": "tx-1", "is_fraud": 0, "label_time": "2026-10-01T08:00:00+00:00",
@@ -53,11 +55,13 @@ def pipeline(make_pipeline):
                    "bronze_partner": {"suite": "card_labels_bronze", "valid_dataset": "valid_partner"}},
     )
     p = Pipeline.load(name)
-    with db.connect(p.settings.db_url) as conn, conn.cursor() as cur:
+    # The table plays a source system's: another role owns it and lets the pipeline read it.
+    with db.connect(admin_db_url()) as conn, conn.cursor() as cur:
         cur.execute(f"CREATE TABLE {table} (transaction_id text PRIMARY KEY, is_fraud int, label_time timestamptz, "
                     "label_source text, schema_version int, updated_at bigint NOT NULL)")
+        cur.execute(f"GRANT SELECT ON {table} TO {urlparse(p.settings.db_url).username}")
     yield p
-    with db.connect(p.settings.db_url) as conn, conn.cursor() as cur:
+    with db.connect(admin_db_url()) as conn, conn.cursor() as cur:
         cur.execute(f"DROP TABLE {table}")
     cloud = p.lake.tiers["cloud"]
     landing = DatasetLocation(cloud, f"landing/{table}")
@@ -67,7 +71,7 @@ def pipeline(make_pipeline):
 
 def _insert(p: Pipeline, rows: list[dict]) -> None:
     source = p.spec.sources["reviews"]
-    with db.connect(p.settings.db_url) as conn, conn.cursor() as cur:
+    with db.connect(admin_db_url()) as conn, conn.cursor() as cur:
         cur.execute(f"SELECT coalesce(max(updated_at), 0) FROM {source.table}")
         watermark = cur.fetchone()[0]
         for i, row in enumerate(rows, start=1):

@@ -81,14 +81,27 @@ def test_the_cli_restores_a_named_version_and_refuses_impossible_rollbacks(regis
 
 
 def test_the_alias_history_is_append_only(registered):
+    """Two locks: the tasks' role has no right to change it (grants), and even the schema's
+    owner cannot update it, or delete from it outside a pipeline's removal (trigger)."""
     import psycopg2
 
+    from loopline.ops.bootstrap import admin_db_url
+
     p, *_ = registered
-    for statement in ("UPDATE loopline.alias_history SET reason = 'edited' WHERE model_name = %s",
-                      "DELETE FROM loopline.alias_history WHERE model_name = %s"):
-        with pytest.raises(psycopg2.errors.RaiseException, match="append-only"):
-            with db.connect(p.settings.db_url) as conn, conn.cursor() as cur:
+    update = "UPDATE loopline.alias_history SET reason = 'edited' WHERE model_name = %s"
+    delete = "DELETE FROM loopline.alias_history WHERE model_name = %s"
+    for url, statement, refusal in [
+        (p.settings.db_url, update, psycopg2.errors.InsufficientPrivilege),
+        (p.settings.db_url, "SET LOCAL loopline.purge = 'on'; " + delete, psycopg2.errors.InsufficientPrivilege),
+        (admin_db_url(), update, psycopg2.errors.RaiseException),
+        (admin_db_url(), delete, psycopg2.errors.RaiseException),
+    ]:
+        with pytest.raises(refusal):
+            with db.connect(url) as conn, conn.cursor() as cur:
                 cur.execute(statement, (p.spec.model_name,))
+    with db.connect(p.settings.db_url) as conn:
+        assert db.fetch_all(conn, "SELECT count(*) AS n FROM loopline.alias_history WHERE model_name = %s",
+                            (p.spec.model_name,))[0]["n"] > 0
 
 
 def _register(uri: str, name: str) -> int:

@@ -35,12 +35,21 @@ def smtp_endpoint(monkeypatch):
         def process_message(self, peer, mailfrom, rcpttos, data, **kwargs):
             received.append((rcpttos, data.decode()))
 
-    port = free_port()
-    server = Collect(("127.0.0.1", port), None)
-    threading.Thread(target=asyncore.loop, kwargs={"timeout": 0.1}, daemon=True).start()
+    port, sockets, running = free_port(), {}, threading.Event()
+    server = Collect(("127.0.0.1", port), None, map=sockets)  # its own socket map: no test sees another's
+
+    def serve() -> None:
+        while running.is_set():
+            asyncore.loop(timeout=0.05, count=1, map=sockets)
+
+    running.set()
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
     monkeypatch.setenv("LOOPLINE_SMTP_HOST", "127.0.0.1")
     monkeypatch.setenv("LOOPLINE_SMTP_PORT", str(port))
     yield received
+    running.clear()
+    thread.join()
     server.close()
 
 
@@ -69,3 +78,29 @@ def test_unset_address_leaves_a_channel_inactive_and_failures_are_reported_not_r
     assert outcomes[0] == "log: written"
     assert outcomes[1] == "webhook: inactive (HOOK is not set)"
     assert outcomes[2].startswith("webhook: FAILED to deliver")
+
+
+@pytest.mark.parametrize("url", ["http://alerts.example.org/hook?token=s3cr3t", "ftp://127.0.0.1/hook?token=s3cr3t",
+                                 "file:///etc/passwd?token=s3cr3t", "https:///no-host?token=s3cr3t", "s3cr3t"])
+def test_a_webhook_must_be_https_and_its_value_is_never_echoed(url, monkeypatch):
+    monkeypatch.setenv("HOOK", url)
+    [outcome] = notify([AlertChannel(channel="webhook", url_env="HOOK")], ALERT)
+    assert outcome.startswith("webhook: FAILED, HOOK is not an https URL") and "s3cr3t" not in outcome
+
+
+@pytest.mark.parametrize("recipients", ["oncall", "on call@example.org", "a@example.org\r\nBcc: s3cr3t@x.org",
+                                        "s3cr3t@nodot"])
+def test_a_malformed_recipient_list_is_refused_without_echoing_it(recipients, smtp_endpoint, monkeypatch):
+    monkeypatch.setenv("TO", recipients)
+    [outcome] = notify([AlertChannel(channel="email", to_env="TO")], ALERT)
+    assert outcome.startswith("email: FAILED, TO must be") and "s3cr3t" not in outcome
+    assert smtp_endpoint == []
+
+
+def test_credentials_are_never_sent_to_a_server_without_starttls(smtp_endpoint, monkeypatch):
+    monkeypatch.setenv("TO", "oncall@example.org")
+    monkeypatch.setenv("LOOPLINE_SMTP_USER", "loopline")
+    monkeypatch.setenv("LOOPLINE_SMTP_PASSWORD", "s3cr3t")
+    [outcome] = notify([AlertChannel(channel="email", to_env="TO")], ALERT)
+    assert outcome.startswith("email: FAILED to deliver") and "STARTTLS" in outcome
+    assert smtp_endpoint == []

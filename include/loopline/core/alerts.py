@@ -6,10 +6,12 @@ alert channels named in the pipeline spec.
              (Slack/Teams/Mattermost incoming webhooks accept the `text` field)
     email    a plain-text mail to the recipients in `to_env`, through LOOPLINE_SMTP_HOST
              (port LOOPLINE_SMTP_PORT, default 25; sender LOOPLINE_SMTP_FROM; optional
-             LOOPLINE_SMTP_USER / LOOPLINE_SMTP_PASSWORD with STARTTLS)
+             LOOPLINE_SMTP_USER / LOOPLINE_SMTP_PASSWORD, sent only after STARTTLS with a
+             verified certificate)
 
-Delivery problems are reported, never raised: a broken webhook must not hide the failure
-it was meant to announce.
+A webhook must be https (plain http only to this machine), and an address that is not
+well formed is refused without echoing it: webhook URLs carry tokens. Delivery problems
+are reported, never raised: a broken webhook must not hide the failure it was meant to announce.
 """
 from __future__ import annotations
 
@@ -17,14 +19,38 @@ import json
 import logging
 import os
 import smtplib
+import ssl
+import urllib.parse
 import urllib.request
 from dataclasses import asdict, dataclass
 from email.message import EmailMessage
+from email.utils import getaddresses
 
 from loopline.core.spec import AlertChannel
 
 log = logging.getLogger("loopline.core.alerts")
 TIMEOUT_S = 10
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+
+class AlertAddressError(ValueError):
+    """A channel's address is not usable; the message names the variable, never its value."""
+
+
+def checked_webhook_url(variable: str, url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme == "https" and parts.hostname or parts.scheme == "http" and parts.hostname in LOOPBACK:
+        return url
+    raise AlertAddressError(f"{variable} is not an https URL (plain http is allowed only to this machine); "
+                            "its value is not shown because webhook URLs carry tokens")
+
+
+def checked_recipients(variable: str, recipients: str) -> list[str]:
+    addresses = [address for _, address in getaddresses([recipients])]
+    if not addresses or any(not _well_formed(a) for a in addresses) or "\n" in recipients or "\r" in recipients:
+        raise AlertAddressError(f"{variable} must be a comma-separated list of mail addresses (name@domain); "
+                                "its value is not shown")
+    return addresses
 
 
 @dataclass(frozen=True)
@@ -52,15 +78,20 @@ def _webhook(url: str, alert: Alert) -> None:
         response.read()
 
 
-def _email(recipients: str, alert: Alert) -> None:
+def _well_formed(address: str) -> bool:
+    local, at, domain = address.partition("@")
+    return bool(local and at and "." in domain and not any(c.isspace() for c in address))
+
+
+def _email(recipients: list[str], alert: Alert) -> None:
     message = EmailMessage()
-    message["Subject"], message["To"] = alert.title, recipients
+    message["Subject"], message["To"] = alert.title, ", ".join(recipients)
     message["From"] = os.environ.get("LOOPLINE_SMTP_FROM", "loopline@localhost")
     message.set_content(alert.text)
     host, port = os.environ.get("LOOPLINE_SMTP_HOST", "localhost"), int(os.environ.get("LOOPLINE_SMTP_PORT", "25"))
     with smtplib.SMTP(host, port, timeout=TIMEOUT_S) as smtp:
         if os.environ.get("LOOPLINE_SMTP_USER"):
-            smtp.starttls()
+            smtp.starttls(context=ssl.create_default_context())  # verifies the certificate and host name
             smtp.login(os.environ["LOOPLINE_SMTP_USER"], os.environ.get("LOOPLINE_SMTP_PASSWORD", ""))
         smtp.send_message(message)
 
@@ -79,8 +110,13 @@ def notify(channels: list[AlertChannel], alert: Alert) -> list[str]:
             outcomes.append(f"{channel.channel}: inactive ({variable} is not set)")
             continue
         try:
-            (_webhook if channel.channel == "webhook" else _email)(address, alert)
+            if channel.channel == "webhook":
+                _webhook(checked_webhook_url(variable, address), alert)
+            else:
+                _email(checked_recipients(variable, address), alert)
             outcomes.append(f"{channel.channel}: sent")
+        except AlertAddressError as error:
+            outcomes.append(f"{channel.channel}: FAILED, {error}")
         except (OSError, smtplib.SMTPException) as error:
             outcomes.append(f"{channel.channel}: FAILED to deliver ({error})")
     return outcomes

@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 
 import psycopg2
 import psycopg2.extras
+import psycopg2.sql
 
 INITIAL_SCHEMA = """
 CREATE SCHEMA IF NOT EXISTS loopline;
@@ -309,8 +310,15 @@ UPDATE loopline.monitor_runs SET last_date = logical_date;
 ALTER TABLE loopline.monitor_runs ALTER COLUMN last_date SET NOT NULL;
 """
 
+STAGING_SCHEMA = """
+-- Tasks stage bulk writes (Spark's JDBC writer creates its table) in a schema of their own:
+-- the application role may create tables there, and nowhere else.
+CREATE SCHEMA loopline_staging;
+"""
+
 MIGRATIONS = [INITIAL_SCHEMA, STREAMING_INGEST, CONTRACT_EVIDENCE, ALIAS_HISTORY, GATE_REPORT, PUBLISHED_PREDICTIONS,
-              FEEDBACK_CHECKS, GENERIC_PREDICTIONS, REPLAYS, CONTRACT_INTERVALS, DRIFT_INTERVALS]  # append only: version = position + 1
+              FEEDBACK_CHECKS, GENERIC_PREDICTIONS, REPLAYS, CONTRACT_INTERVALS, DRIFT_INTERVALS,
+              STAGING_SCHEMA]  # append only: version = position + 1
 
 
 @contextmanager
@@ -324,9 +332,23 @@ def connect(db_url: str) -> Iterator[psycopg2.extensions.connection]:
         conn.close()
 
 
-def ensure_schema(db_url: str) -> list[int]:
-    """Apply the migrations this database has not seen, in order; return their versions."""
-    with connect(db_url) as conn, conn.cursor() as cur:
+# What the pipeline's tasks may do (least privilege): read and write the tables, never change
+# the schema, never rewrite the alias audit, and create tables only in the staging schema.
+APPLICATION_GRANTS = """
+GRANT USAGE ON SCHEMA loopline TO {role};
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA loopline TO {role};
+GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA loopline TO {role};
+REVOKE UPDATE, DELETE, TRUNCATE ON loopline.alias_history FROM {role};
+REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON loopline.schema_migrations FROM {role};
+GRANT USAGE, CREATE ON SCHEMA loopline_staging TO {role};
+"""
+
+
+def ensure_schema(admin_url: str, application_role: str | None = None) -> list[int]:
+    """Apply the migrations this database has not seen, in order, as the schema's owner, then
+    grant the application role what the tasks need (every time: new tables get their grants);
+    return the versions applied."""
+    with connect(admin_url) as conn, conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(hashtext('loopline.schema'))")
         cur.execute("CREATE SCHEMA IF NOT EXISTS loopline; CREATE TABLE IF NOT EXISTS loopline.schema_migrations "
                     "(version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
@@ -338,6 +360,9 @@ def ensure_schema(db_url: str) -> list[int]:
                 cur.execute(ddl)
                 cur.execute("INSERT INTO loopline.schema_migrations (version) VALUES (%s)", (version,))
                 applied.append(version)
+        cur.execute("SELECT current_user")
+        if application_role and application_role != cur.fetchone()[0]:
+            cur.execute(psycopg2.sql.SQL(APPLICATION_GRANTS).format(role=psycopg2.sql.Identifier(application_role)))
         return applied
 
 

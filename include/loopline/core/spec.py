@@ -528,12 +528,17 @@ def spec_path(name: str, directory: Path | None = None) -> Path:
     return (directory or pipelines_dir()) / f"{name}.yaml"
 
 
+def pipeline_names(directory: Path | None = None) -> list[str]:
+    """The pipelines that have a spec file (the only choices a DAG form offers)."""
+    return sorted(p.stem for p in (directory or pipelines_dir()).glob("*.yaml") if re.fullmatch(NAME_PATTERN, p.stem))
+
+
 def load_spec(name: str, directory: Path | None = None) -> PipelineSpec:
     """Read and validate ``<directory>/<name>.yaml``; raise SpecError naming what is wrong."""
     path = spec_path(name, directory)
     if not path.exists():
-        known = sorted(p.stem for p in path.parent.glob("*.yaml"))
-        raise SpecError(f"no pipeline spec {path.name} in {path.parent}; known pipelines: {known}")
+        raise SpecError(f"no pipeline spec {path.name} in {path.parent}; "
+                        f"known pipelines: {pipeline_names(path.parent)}")
     spec = parse_spec(yaml.safe_load(path.read_text()) or {}, path.name)
     if spec.name != name:
         raise SpecError(f"{path.name}: name: {spec.name!r} must equal the file name {name!r}")

@@ -5,9 +5,10 @@ pipelines of tests and benchmarks).
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlparse
 
 from loopline.core import db
-from loopline.core.config import Settings
+from loopline.core.config import Settings, require_env
 from loopline.core.spec import PipelineSpec
 
 TOPIC_PARTITIONS = 2
@@ -34,6 +35,11 @@ def s3_client(settings: Settings):
     return boto3.client("s3", endpoint_url=settings.s3_endpoint)
 
 
+def admin_db_url() -> str:
+    """The schema owner's URL: migrations and purges only, never given to a task."""
+    return require_env("LOOPLINE_DB_ADMIN_URL")
+
+
 def ensure_bucket(settings: Settings) -> bool:
     """Create the bucket if missing; return True when it was created."""
     client = s3_client(settings)
@@ -51,8 +57,8 @@ def bootstrap(settings: Settings, specs: list[PipelineSpec]) -> list[str]:
     created = ensure_topics(settings.kafka_bootstrap, topics)
     report.append(f"kafka: {len(topics)} topics present ({len(created)} created)")
     report.append(f"object store: bucket {settings.s3_bucket} " + ("created" if ensure_bucket(settings) else "present"))
-    db.ensure_schema(settings.db_url)
-    report.append("postgres: schema loopline ready")
+    db.ensure_schema(admin_db_url(), application_role=urlparse(settings.db_url).username)
+    report.append("postgres: schema loopline ready, application role granted")
     Path(settings.onprem_root).mkdir(parents=True, exist_ok=True)
     report.append("onprem tier: lake root ready")
     return report
@@ -75,7 +81,7 @@ def remove_pipeline_data(settings: Settings, spec: PipelineSpec) -> None:
         location = DatasetLocation(tier, spec.name)
         if location.filesystem().get_file_info(location.arrow_path).type != FileType.NotFound:
             location.filesystem().delete_dir(location.arrow_path)
-    with db.connect(settings.db_url) as conn, conn.cursor() as cur:
+    with db.connect(admin_db_url()) as conn, conn.cursor() as cur:  # the application role cannot purge
         cur.execute("SET LOCAL loopline.purge = 'on'")  # lets the append-only alias history be purged
         cur.execute("SELECT c.table_name FROM information_schema.columns c JOIN information_schema.tables t "
                     "USING (table_schema, table_name) WHERE c.table_schema = 'loopline' AND c.column_name = 'pipeline' "

@@ -9,7 +9,7 @@ from datetime import date
 from typing import TYPE_CHECKING
 
 from loopline.core.config import ConfigError, Settings
-from loopline.core.spec import SpecError, load_spec, pipelines_dir
+from loopline.core.spec import SpecError, load_spec, pipeline_names, pipelines_dir
 
 if TYPE_CHECKING:
     from loopline.core.interval import Interval
@@ -36,7 +36,7 @@ def job_arguments(description: str, argv: list[str] | None = None) -> tuple["Pip
 def cmd_bootstrap(args: argparse.Namespace) -> int:
     from loopline.ops.bootstrap import bootstrap
 
-    specs = [load_spec(p.stem) for p in sorted(pipelines_dir().glob("*.yaml"))]
+    specs = [load_spec(name) for name in pipeline_names()]
     for line in bootstrap(Settings.from_env(), specs):
         print(f"  {line}")
     return 0

@@ -135,7 +135,7 @@ def score(p: "Pipeline", interval: Interval, model_version: int) -> ScoreResult:
     db_url, spec = p.settings.db_url, p.spec
     written = partitions.replace(p, predictions_frame(p, interval, model_version), "predictions", interval,
                                  F.col("score_date"))
-    stage = f"loopline.stage_predictions_{spec.name}_{interval.first:%Y%m%d}_{interval.last:%Y%m%d}"
+    stage = f"loopline_staging.predictions_{spec.name}_{interval.first:%Y%m%d}_{interval.last:%Y%m%d}"
     # event times travel as UTC text: a JDBC timestamp would be shifted by the JVM's zone
     (written.withColumn("event_time", F.concat(F.date_format("event_time", "yyyy-MM-dd HH:mm:ss.SSSSSS"), F.lit("+00")))
      .write.format("jdbc").options(**db.jdbc_options(db_url), dbtable=stage).mode("overwrite").save())

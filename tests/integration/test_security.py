@@ -1,0 +1,149 @@
+"""Locked down by default, checked on the running stack: what listens, who PostgreSQL lets in
+and with what rights, what a second account on this machine can read, and where the
+generated secrets never appear."""
+from __future__ import annotations
+
+import importlib.util
+import os
+import pwd
+import re
+import subprocess
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+from loopline.core.config import REPOSITORY
+from loopline.ops.bootstrap import admin_db_url
+
+INTRUDER = "loopline-intruder"  # a second account on the machine, made by this module
+LOOPBACK = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
+
+
+def _stack_module():
+    spec = importlib.util.spec_from_file_location("loopline_stack", REPOSITORY / "infra" / "stack.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+stack = _stack_module()
+STATE = Path(os.environ["LOOPLINE_STATE_DIR"])
+
+
+def generated_secrets() -> dict[str, str]:
+    values = stack.read_env_file()
+    return {key: values[key] for key in stack.SECRETS}
+
+
+@pytest.fixture(scope="module")
+def intruder():
+    if os.geteuid() != 0:
+        pytest.skip("creating a second OS account needs root (CI runs as root)")
+    try:
+        pwd.getpwnam(INTRUDER)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", INTRUDER],
+                       check=True)
+    yield INTRUDER
+    subprocess.run(["userdel", INTRUDER], check=False)
+
+
+def as_intruder(*command: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["runuser", "-u", INTRUDER, "--", *command], capture_output=True, text=True, cwd="/")
+
+
+def test_nothing_the_stack_runs_listens_beyond_loopback():
+    pids = {pid for service in stack.SERVICES for pid in service.processes()}
+    assert len(pids) > 20, "the stack is not running"
+    listening = subprocess.run(["ss", "-ltnupH"], capture_output=True, text=True, check=True).stdout
+    ours = []
+    for line in listening.splitlines():
+        fields = line.split()
+        owners = {int(p) for p in re.findall(r"pid=(\d+)", line)}
+        if owners & pids:
+            address = fields[4].rsplit(":", 1)[0].strip("[]")
+            ours.append((address, fields[4], line.split("users:")[-1]))
+    assert len(ours) >= 9  # PostgreSQL, Kafka x2, the S3 gateway, MLflow, Spark Connect, Airflow...
+    assert [o for o in ours if o[0] not in LOOPBACK] == []
+
+
+def test_postgres_refuses_missing_and_wrong_passwords_over_tcp():
+    url = psycopg2.extensions.parse_dsn(admin_db_url())
+    for password in ("", "wrong-" + url["password"]):
+        with pytest.raises(psycopg2.OperationalError, match="password"):
+            psycopg2.connect(**{**url, "password": password}, connect_timeout=5)
+    for user in ("postgres", "loopline_app", "airflow"):
+        with pytest.raises(psycopg2.OperationalError, match="password"):
+            psycopg2.connect(**{**url, "user": user, "password": "guess"}, connect_timeout=5)
+
+
+def test_postgres_socket_is_closed_to_another_account(intruder):
+    sockets = stack.Postgres.socket_dir
+    assert sockets.stat().st_mode & 0o077 == 0
+    psql = stack.postgres_bin("psql")
+    refused = as_intruder(psql, "-h", str(sockets), "-p", os.environ["LOOPLINE_PG_PORT"], "-U", "postgres",
+                          "-d", "postgres", "-c", "SELECT 1")
+    assert refused.returncode != 0 and "Permission denied" in refused.stderr
+
+
+def test_the_application_role_has_data_access_only():
+    app = psycopg2.extensions.parse_dsn(os.environ["LOOPLINE_DB_URL"])
+    for database in ("airflow", "mlflow", "postgres"):
+        with pytest.raises(psycopg2.OperationalError, match="permission denied for database"):
+            psycopg2.connect(**{**app, "dbname": database}, connect_timeout=5)
+    refused = ["CREATE TABLE loopline.sneaky (x int)", "DROP TABLE loopline.predictions",
+               "ALTER TABLE loopline.predictions ADD COLUMN x int", "TRUNCATE loopline.alias_history",
+               "INSERT INTO loopline.schema_migrations (version) VALUES (9999)",
+               "CREATE TABLE public.sneaky (x int)", "COPY (SELECT 1) TO PROGRAM 'true'"]
+    for statement in refused:
+        with psycopg2.connect(**app) as conn, conn.cursor() as cur:
+            with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+                cur.execute(statement)
+    with psycopg2.connect(**app) as conn, conn.cursor() as cur:  # what tasks do need
+        cur.execute("CREATE TABLE loopline_staging.allowed (x int); DROP TABLE loopline_staging.allowed")
+        cur.execute("SELECT count(*) FROM loopline.predictions")
+
+
+def test_another_account_can_read_nothing_under_the_state_folder(intruder):
+    assert STATE.stat().st_mode & 0o777 == 0o711
+    assert as_intruder("ls", str(STATE)).returncode != 0
+    for relative in ("env", "lake", "s3/identities.json", "airflow/passwords.json", "postgres/data", "logs",
+                     "spark", "kafka/server.properties"):
+        path = STATE / relative
+        assert path.exists(), path
+        command = ["ls", str(path)] if path.is_dir() else ["cat", str(path)]
+        denied = as_intruder(*command)
+        assert denied.returncode != 0 and "Permission denied" in denied.stderr, relative
+    lake_files = [p for p in Path(os.environ["LOOPLINE_ONPREM_ROOT"]).rglob("*.parquet")][:1]
+    assert lake_files, "the lake holds data by now"
+    assert as_intruder("cat", str(lake_files[0])).returncode != 0
+
+
+def test_no_generated_secret_is_on_a_command_line_or_in_a_task_log():
+    secrets = generated_secrets()
+    command_lines = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                command_lines.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+            except OSError:
+                continue
+    assert len(command_lines) > 20
+    logs = [p for p in (Path(os.environ["AIRFLOW_HOME"]) / "logs").rglob("*") if p.is_file()]
+    logs += [p for p in (STATE / "logs").glob("*.log")]
+    assert logs
+    for key, value in secrets.items():
+        assert not [c for c in command_lines if value in c], f"{key} is on a command line"
+        assert not [p for p in logs if value in p.read_text(errors="replace")], f"{key} is in a log"
+
+
+def test_no_generated_secret_is_in_mlflow_params_or_tags():
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    runs = client.search_runs(experiments, max_results=5000)
+    assert runs
+    recorded = " ".join(f"{k}={v}" for r in runs for k, v in {**r.data.params, **r.data.tags}.items())
+    assert not [key for key, value in generated_secrets().items() if value in recorded]
