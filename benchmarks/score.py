@@ -46,7 +46,7 @@ def register_model(p) -> int:
 
     from loopline.core.spec import pipelines_dir
     from loopline.models.features import FeatureBuilder
-    from loopline.models.store import log_model
+    from loopline.models.store import log_model, register_version
     from loopline.models.types import model_type
 
     sys.path.insert(0, str(pipelines_dir()))  # card_fraud's simulator lives beside its spec
@@ -62,7 +62,7 @@ def register_model(p) -> int:
     mlflow.set_experiment(p.spec.name)
     with mlflow.start_run():
         uri = log_model(model_type("lightgbm"), booster, p.spec.task.type, builder).model_uri
-    return int(mlflow.register_model(uri, p.spec.model_name).version)
+    return register_version(p.settings.db_url, p.spec.name, uri, p.spec.model_name)
 
 
 def main() -> int:
@@ -71,7 +71,7 @@ def main() -> int:
     from loopline.core.interval import Interval
     from loopline.core.pipeline import Pipeline
     from loopline.core.spec import derived_spec, load_spec
-    from loopline.models.store import load_model
+    from loopline.models.store import load_version
     from loopline.ops.bootstrap import remove_pipeline_data
     from loopline.scoring.score import predictions_frame
 
@@ -87,7 +87,7 @@ def main() -> int:
             loopline_s, _ = median_after_warm_up(
                 lambda: predictions_frame(p, Interval.of_day(DAY), version).write.format("noop").mode("overwrite").save(), REPEATS)
             frame = pq.read_table(location.arrow_path, filesystem=location.filesystem()).to_pandas()
-            model = load_model(f"models:/{p.spec.model_name}/{version}")  # LightGBM predicts on one thread
+            model = load_version(p.settings.db_url, p.spec.model_name, version)  # LightGBM predicts on one thread
             baseline_s, _ = median_after_warm_up(lambda: model.score(frame),
                                                  REPEATS)
         finally:

@@ -4,6 +4,7 @@ Each function is wrapped with `task(...)` in a DAG file. Heavy libraries are imp
 `loopline` inside the calls, never when a DAG file is parsed. Domain errors become Airflow
 outcomes here (and in operators.ContractOperator, which stops the line on a bad batch):
   NotEnoughLabels    -> AirflowSkipException (cold start: downstream training is skipped)
+  TamperedModelError -> an alert, then AirflowFailException (a retry would meet the same files)
 
 A run processes every event date of its interval (run_interval): the dates of its data
 interval, or those its trigger form names. Training and the feedback check look at what is
@@ -11,6 +12,8 @@ known on the interval's last date.
 """
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import date
 
@@ -55,6 +58,27 @@ def _pipeline(name: str):
     return Pipeline.load(name)
 
 
+def refusing_changed_models(stage: Callable) -> Callable:
+    """A stage that loads models: a version whose files changed since registration stops it
+    for good and alerts the pipeline's channels (someone could write to the registry)."""
+
+    @functools.wraps(stage)
+    def guarded(pipeline: str, *args, **kwargs):
+        from loopline.core.alerts import Alert, notify
+        from loopline.models.store import TamperedModelError
+
+        try:
+            return stage(pipeline, *args, **kwargs)
+        except TamperedModelError as refused:
+            alert = Alert(pipeline, "model refused, its files changed since registration", str(run_interval()),
+                          get_current_context()["run_id"], str(refused), None)
+            for line in notify(_pipeline(pipeline).spec.alerts, alert):
+                print(f"alert {line}")
+            raise AirflowFailException(str(refused)) from refused
+
+    return guarded
+
+
 def ingest(pipeline: str) -> dict:
     """Drain every source into bronze + quarantine; the ingest asset event carries the counts."""
     from loopline.ingest.streaming import ingest_source
@@ -72,6 +96,7 @@ def ingest(pipeline: str) -> dict:
     return results
 
 
+@refusing_changed_models
 def check_feedback(pipeline: str) -> dict:
     """Judge the champion on the labels that came back; roll it back (and alert) if it lost."""
     from loopline.monitoring.feedback import check_realised_performance
@@ -107,6 +132,7 @@ def train(pipeline: str, recent_only: bool = False) -> dict:
     return asdict(result)
 
 
+@refusing_changed_models
 def register(pipeline: str, trained: dict) -> dict:
     """Register the candidate and promote it to champion if it passes the gate."""
     from loopline.release.registry import register_and_gate
@@ -119,6 +145,7 @@ def register(pipeline: str, trained: dict) -> dict:
     return asdict(decision)
 
 
+@refusing_changed_models
 def score(pipeline: str) -> dict:
     """Score the interval's valid entities with the champion (skipped if there is none yet).
 
@@ -139,6 +166,7 @@ def score(pipeline: str) -> dict:
     return asdict(result)
 
 
+@refusing_changed_models
 def monitor(pipeline: str, scored: dict) -> dict:
     """Drift of each scored schedule interval against its serving model's training reference."""
     from loopline.monitoring.monitor import check_drift

@@ -15,6 +15,7 @@ from loopline.core import db
 from loopline.core.interval import Interval
 from loopline.core.pipeline import Pipeline
 from loopline.models.aliases import CHAMPION, PREVIOUS, AliasMove, alias_version, history, move_alias
+from loopline.models.store import register_version
 from loopline.monitoring.feedback import check_realised_performance
 from loopline.scoring.score import score
 
@@ -28,7 +29,7 @@ def register(p: Pipeline, model) -> int:
     mlflow.set_experiment(p.spec.name)
     with mlflow.start_run():
         uri = log_booster(p.spec, model)
-    return int(mlflow.register_model(uri, p.spec.model_name).version)
+    return register_version(p.settings.db_url, p.spec.name, uri, p.spec.model_name)
 
 
 def promote(p: Pipeline, version: int) -> None:

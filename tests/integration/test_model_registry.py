@@ -14,6 +14,7 @@ from loopline.core import db
 from loopline.models.aliases import (CHAMPION, PREVIOUS, AliasMove, RollbackError, alias_version, history, move_alias,
                                     rollback, version_at)
 from loopline.core.pipeline import Pipeline
+from loopline.models.store import register_version
 
 
 def tiny_model_uri(spec) -> str:
@@ -30,12 +31,11 @@ def tiny_model_uri(spec) -> str:
 def registered(make_pipeline):
     """A throw-away pipeline whose model has versions 1-3 (same artifact), champion v2 via the
     gate's moves (v1 first, then v2 replacing it)."""
-    import mlflow
     from mlflow import MlflowClient
 
     p = Pipeline.load(make_pipeline())
     uri = tiny_model_uri(p.spec)
-    versions = [int(mlflow.register_model(uri, p.spec.model_name).version) for _ in range(3)]
+    versions = [register_version(p.settings.db_url, p.spec.name, uri, p.spec.model_name) for _ in range(3)]
     client = MlflowClient()
     gate = AliasMove("gate: test", "test_dag", "manual__1")
     move_alias(client, p.settings.db_url, p.spec.name, p.spec.model_name, CHAMPION, versions[0], gate)

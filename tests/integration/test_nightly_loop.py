@@ -11,6 +11,7 @@ metadata DB. A failure names the pipeline (the test id) and the stage.
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
 
 import pyarrow.parquet as pq
@@ -353,3 +354,56 @@ def test_recipe_add_a_day_of_traffic_then_process_it(loop, dag_for):
     dag_run = run_form(dag_for(p.spec.name), {"first_date": day.isoformat()})
     assert dag_run.state == "success", states(dag_run)
     assert len(predictions_snapshot(p.settings.db_url, p.spec.name, day)) > 0.9 * PER_DAY
+
+
+# --- models you can trust -----------------------------------------------------------------
+
+@contextmanager
+def changed_in_the_object_store(p: Pipeline, versions: set[int]):
+    """Append a line to the MLmodel file of each version's logged model, straight in the
+    bucket (as someone with the S3 keys could); put the files back afterwards."""
+    import boto3
+    from mlflow import MlflowClient
+
+    client, s3 = MlflowClient(), boto3.client("s3", endpoint_url=p.settings.s3_endpoint)
+    originals = {}
+    for version in versions:
+        model_id = client.get_model_version(p.spec.model_name, str(version)).source.removeprefix("models:/")
+        location = client.get_logged_model(model_id).artifact_location.removeprefix("mlflow-artifacts:/")
+        key = f"mlflow-artifacts/{location.strip('/')}/MLmodel"
+        originals[key] = s3.get_object(Bucket=p.settings.s3_bucket, Key=key)["Body"].read()
+    try:
+        for key, body in originals.items():
+            s3.put_object(Bucket=p.settings.s3_bucket, Key=key, Body=body + b"\n# changed after registration\n")
+        yield
+    finally:
+        for key, body in originals.items():
+            s3.put_object(Bucket=p.settings.s3_bucket, Key=key, Body=body)
+
+
+def test_a_model_changed_in_the_object_store_is_refused_with_an_alert(loop, dag_for, webhook):
+    from mlflow import MlflowClient
+
+    from loopline.core.interval import Interval
+    from loopline.models.store import TamperedModelError
+    from loopline.scoring.score import recorded_version, score
+
+    p, _, _ = loop
+    client, day = MlflowClient(), DAYS[-1]
+    champion = client.get_model_version_by_alias(p.spec.model_name, "champion").version
+    scored_by = recorded_version(p.settings.db_url, p.spec.name, day)
+    before = predictions_snapshot(p.settings.db_url, p.spec.name, day)
+    with changed_in_the_object_store(p, {int(champion), scored_by}):
+        nightly = run_form(dag_for(p.spec.name), {"first_date": day.isoformat(), "retrain": False})
+        with pytest.raises(TamperedModelError, match="MLmodel changed"):
+            score(p, Interval.of_day(day), scored_by)
+        retrain = run_form(dag_for(p.spec.name, "retrain"),
+                           {"last_date": day.isoformat(), "window_days": 3, "reason": "a changed champion"})
+    tasks = states(nightly)
+    assert nightly.state == "failed" and tasks["score"] != "success", tasks
+    assert {t for t, state in tasks.items() if state == "failed"} <= {"check_feedback", "score"}
+    assert retrain.state == "failed" and states(retrain)["register"] == "failed", states(retrain)
+    assert predictions_snapshot(p.settings.db_url, p.spec.name, day) == before
+    assert client.get_model_version_by_alias(p.spec.model_name, "champion").version == champion
+    assert [a["subject"] for a in webhook] == ["model refused, its files changed since registration"] * 2
+    assert all("MLmodel changed" in a["summary"] for a in webhook)

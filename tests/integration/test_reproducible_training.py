@@ -26,11 +26,11 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def trained_version(p: Pipeline) -> tuple[int, str]:
-    import mlflow
+    from loopline.models.store import register_version
 
     write_labelled_days(p, labelled(DAYS, per_day=1500))
     result = train(p.spec, p.lake, p.settings.db_url, UNTIL, "test_reproduce")
-    return int(mlflow.register_model(result.model_uri, p.spec.model_name).version), result.run_id
+    return register_version(p.settings.db_url, p.spec.name, result.model_uri, p.spec.model_name), result.run_id
 
 
 @pytest.fixture(scope="module")
@@ -88,12 +88,12 @@ def test_retrain_from_version_reproduces_the_metrics(lightgbm_version):
 def test_the_scikit_learn_baseline_trains_registers_scores_and_reproduces(make_pipeline):
     from loopline.core import db
     from loopline.core.interval import Interval
-    from loopline.models.store import load_model
+    from loopline.models.store import load_version
     from loopline.scoring.score import score
 
     p = Pipeline.load(make_pipeline(training={"model": "sklearn_logistic", "min_labelled_rows": 1000}))
     version, _ = trained_version(p)
-    assert load_model(f"models:/{p.spec.model_name}/{version}").kind.name == "sklearn_logistic"
+    assert load_version(p.settings.db_url, p.spec.model_name, version).kind.name == "sklearn_logistic"
     assert score(p, Interval.of_day(DAYS[-1]), version).rows == 1500  # Spark scoring serves the baseline like any type
     with db.connect(p.settings.db_url) as conn:
         [row] = db.fetch_all(conn, "SELECT min(prediction) AS low, max(prediction) AS high "

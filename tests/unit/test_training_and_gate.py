@@ -79,7 +79,7 @@ def test_models_load_only_from_the_registry(uri):
     from loopline.models.store import UnregisteredModelError, load_model
 
     with pytest.raises(UnregisteredModelError, match="only from the registry"):
-        load_model(uri)
+        load_model(uri, {})
 
 
 def test_a_failed_smoke_test_blocks_promotion_even_without_a_champion():

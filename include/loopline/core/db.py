@@ -316,9 +316,22 @@ STAGING_SCHEMA = """
 CREATE SCHEMA loopline_staging;
 """
 
+MODEL_DIGESTS = """
+-- SHA-256 of every artifact file of a registered model version, recorded at registration
+-- (loopline.models.store): every load checks the files against it before reading them.
+CREATE TABLE loopline.model_digests (
+    pipeline      text        NOT NULL,
+    model_name    text        NOT NULL,
+    version       integer     NOT NULL,
+    files         jsonb       NOT NULL,   -- {"<path in the model folder>": "<sha256>"}
+    recorded_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (model_name, version)
+);
+"""
+
 MIGRATIONS = [INITIAL_SCHEMA, STREAMING_INGEST, CONTRACT_EVIDENCE, ALIAS_HISTORY, GATE_REPORT, PUBLISHED_PREDICTIONS,
               FEEDBACK_CHECKS, GENERIC_PREDICTIONS, REPLAYS, CONTRACT_INTERVALS, DRIFT_INTERVALS,
-              STAGING_SCHEMA]  # append only: version = position + 1
+              STAGING_SCHEMA, MODEL_DIGESTS]  # append only: version = position + 1
 
 
 @contextmanager
@@ -333,12 +346,13 @@ def connect(db_url: str) -> Iterator[psycopg2.extensions.connection]:
 
 
 # What the pipeline's tasks may do (least privilege): read and write the tables, never change
-# the schema, never rewrite the alias audit, and create tables only in the staging schema.
+# the schema, never rewrite the alias audit or a model's recorded digests, and create tables
+# only in the staging schema.
 APPLICATION_GRANTS = """
 GRANT USAGE ON SCHEMA loopline TO {role};
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA loopline TO {role};
 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA loopline TO {role};
-REVOKE UPDATE, DELETE, TRUNCATE ON loopline.alias_history FROM {role};
+REVOKE UPDATE, DELETE, TRUNCATE ON loopline.alias_history, loopline.model_digests FROM {role};
 REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON loopline.schema_migrations FROM {role};
 GRANT USAGE, CREATE ON SCHEMA loopline_staging TO {role};
 """

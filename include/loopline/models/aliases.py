@@ -84,7 +84,7 @@ def rollback(client, db_url: str, pipeline: str, name: str, why: AliasMove, to_v
     The demoted champion becomes `previous_champion`, so a rollback can itself be undone. The
     target must load from the registry before any alias moves.
     """
-    from loopline.models.store import load_model
+    from loopline.models.store import load_version
 
     champion = alias_version(client, name, CHAMPION)
     target = to_version if to_version is not None else alias_version(client, name, PREVIOUS)
@@ -95,7 +95,7 @@ def rollback(client, db_url: str, pipeline: str, name: str, why: AliasMove, to_v
     if target == champion:
         raise RollbackError(f"model {name}: version {target} is already the champion")
     try:
-        load_model(f"models:/{name}/{target}")
+        load_version(db_url, name, target)
     except Exception as error:  # noqa: BLE001 (any load failure disqualifies the target)
         raise RollbackError(f"model {name} version {target} cannot be loaded from the registry, so it cannot "
                             f"serve: {error}") from error

@@ -70,7 +70,7 @@ def labelled_predictions(p: "Pipeline", version: int, until: date) -> pd.DataFra
 
 def rescore(p: "Pipeline", version: int, rows: pd.DataFrame, until: date) -> np.ndarray:
     """`version`'s predictions for the entities behind `rows` (same order), from the registry."""
-    from loopline.models.store import load_model
+    from loopline.models.store import load_version
 
     key, dataset = p.spec.entity_source.key, p.spec.entity_dataset
     dates = sorted(rows["score_date"].unique())
@@ -81,7 +81,7 @@ def rescore(p: "Pipeline", version: int, rows: pd.DataFrame, until: date) -> np.
     if missing:
         raise RuntimeError(f"{missing} scored entities are missing from {dataset} {dates}: was a partition "
                            "rewritten without rescoring?")
-    return load_model(f"models:/{p.spec.model_name}/{version}").score(entities.drop(columns="_merge"))
+    return load_version(p.settings.db_url, p.spec.model_name, version).score(entities.drop(columns="_merge"))
 
 
 def recorded_check(db_url: str, pipeline: str, logical_date: date) -> FeedbackCheck | None:

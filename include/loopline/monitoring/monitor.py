@@ -51,9 +51,9 @@ def check_drift(db_url: str, spec: PipelineSpec, lake: Lake, interval: Interval,
     """PSI per monitored feature for each schedule interval within the run's interval that
     has valid entities (a run over a range of a daily pipeline still gets one verdict a date)."""
     from loopline.core.interval import schedule_intervals
-    from loopline.models.store import load_model
+    from loopline.models.store import load_version
 
-    builder = load_model(f"models:/{spec.model_name}/{model_version}").builder  # the version's own feature code
+    builder = load_version(db_url, spec.model_name, model_version).builder  # the version's own feature code
     reference, threshold = reference_profile(spec.model_name, model_version), spec.monitoring.psi_threshold
     results = []
     for unit in schedule_intervals(spec.cron, interval.first, interval.last):

@@ -41,8 +41,8 @@ def _table(headers: list[str], rows: Iterable[Iterable[Any]]) -> list[str]:
 def _training(inputs: dict, feature_columns: list[str]) -> list[str]:
     recipe = inputs["recipe"]
     lines = ["## Model", "", f"- Type: `{recipe['model_type']}` ({recipe['task']}), seed {recipe['seed']}",
-              f"- Parameters: " + ", ".join(f"`{k}={v}`" for k, v in sorted(recipe["params"].items())),
-              f"- Features: " + ", ".join(f"`{c}`" for c in feature_columns),
+              "- Parameters: " + ", ".join(f"`{k}={v}`" for k, v in sorted(recipe["params"].items())),
+              "- Features: " + ", ".join(f"`{c}`" for c in feature_columns),
               f"- Target: `{recipe['target']}`", ""]
     lines += ["## Training data", "",
               f"Labelled rows known on {inputs['trained_until']}"

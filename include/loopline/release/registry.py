@@ -18,7 +18,7 @@ from loopline.core import db
 from loopline.core.run_artifacts import GATE_REPORT_ARTIFACT, HOLDOUT_ARTIFACT
 from loopline.core.spec import PipelineSpec
 from loopline.models.aliases import CHALLENGER, CHAMPION, PREVIOUS, AliasMove, alias_version, move_alias
-from loopline.models.store import REGISTRY_SCHEME, load_model
+from loopline.models.store import REGISTRY_SCHEME, load_version, recorded_digests, register_version
 from loopline.release import model_card
 from loopline.release.gate import Metric, decide, slice_checks
 from loopline.release.smoke import smoke_test
@@ -35,13 +35,11 @@ class GateDecision:
     champion_score: float | None
 
 
-def _version_for_run(client, name: str, run_id: str, model_uri: str) -> int:
-    import mlflow
-
+def _version_for_run(client, db_url: str, pipeline: str, name: str, run_id: str, model_uri: str) -> int:
     existing = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
     if existing:
         return int(existing[0].version)
-    return int(mlflow.register_model(model_uri, name, tags={"run_id": run_id}).version)
+    return register_version(db_url, pipeline, model_uri, name, tags={"run_id": run_id})
 
 
 def recorded_decision(db_url: str, pipeline: str, logical_date: date, dag_id: str, run_id: str) -> GateDecision | None:
@@ -68,20 +66,20 @@ def register_and_gate(db_url: str, spec: PipelineSpec, run_id: str, model_uri: s
         return recorded
     client = MlflowClient()
     name = spec.model_name
-    version = _version_for_run(client, name, run_id, model_uri)
+    version = _version_for_run(client, db_url, spec.name, name, run_id, model_uri)
     champion = alias_version(client, name, CHAMPION)
     gate = spec.gate
     metric = Metric(spec.task.type, gate.primary_metric)
     holdout = pd.read_parquet(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=HOLDOUT_ARTIFACT))
-    smoke = smoke_test(f"{REGISTRY_SCHEME}{name}/{version}", holdout.head(gate.smoke_test.sample_rows),
-                       gate.smoke_test.max_ms_per_1000_rows)
+    smoke = smoke_test(f"{REGISTRY_SCHEME}{name}/{version}", recorded_digests(db_url, name, version),
+                       holdout.head(gate.smoke_test.sample_rows), gate.smoke_test.max_ms_per_1000_rows)
     candidate_score, champion_score, slices = float("nan"), None, []
     if smoke.passed:  # a model that cannot score sensibly is not evaluated further
         labels = holdout[spec.target].to_numpy()
         # Scored from the registry copy (with its own feature code), not the training run's memory:
         # this evaluates what would serve. Each version builds its features with its own code.
-        candidate = load_model(f"{REGISTRY_SCHEME}{name}/{version}").score(holdout)
-        reigning = load_model(f"{REGISTRY_SCHEME}{name}/{champion}").score(holdout) if champion else None
+        candidate = load_version(db_url, name, version).score(holdout)
+        reigning = load_version(db_url, name, champion).score(holdout) if champion else None
         candidate_score = metric(candidate, labels)
         champion_score = metric(reigning, labels) if champion else None
         slices = slice_checks(holdout, labels, candidate, reigning, gate.critical_slices, gate.slice_min_rows, metric)

@@ -1,17 +1,21 @@
 """Smoke test before promotion: load a version from the registry in a fresh process and score.
 
 A fresh interpreter proves the version loads with nothing cached in the caller (pickles of
-lost classes, missing artifacts, wrong flavour). It scores a sample of holdout rows through
+lost classes, missing artifacts, wrong flavour). The caller downloads the version and checks
+its files against the recorded digests; the fresh process gets only that folder and an
+environment without the stack's settings and secrets, so a model that misbehaves on load
+reaches no service. It scores a sample of holdout rows through
 the feature code logged with the version (as production does) and reports NaN, invalid
 outputs (outside [0, 1] for a probability, non-finite for a value), and latency per 1,000
 rows (after a small warm-up).
 
-    python -m loopline.release.smoke --model models:/<name>/<version> --rows sample.parquet
+    python -m loopline.release.smoke --model-dir <downloaded version> --rows sample.parquet
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -26,13 +30,20 @@ from loopline.release.gate import SmokeResult
 TIMEOUT_S = 300
 
 
-def smoke_test(model_uri: str, rows: pd.DataFrame, max_ms_per_1000_rows: float) -> SmokeResult:
+KEPT_ENVIRONMENT = ("PATH", "PYTHONPATH", "LANG", "LC_ALL", "TZ", "HOME", "TMPDIR")
+
+
+def smoke_test(model_uri: str, digests: dict[str, str], rows: pd.DataFrame, max_ms_per_1000_rows: float) -> SmokeResult:
     """Run the check in a fresh Python process; any failure to load or score fails the test."""
+    from loopline.models.store import download_verified
+
+    local = download_verified(model_uri, digests)  # a changed artifact is refused here, before anything loads it
     with tempfile.TemporaryDirectory(prefix="loopline-smoke-") as tmp:
         sample = Path(tmp) / "sample.parquet"
         rows.to_parquet(sample, index=False)
-        done = subprocess.run([sys.executable, "-m", "loopline.release.smoke", "--model", model_uri, "--rows", str(sample)],
-                              capture_output=True, text=True, timeout=TIMEOUT_S)
+        done = subprocess.run([sys.executable, "-m", "loopline.release.smoke", "--model-dir", str(local),
+                               "--rows", str(sample)], capture_output=True, text=True, timeout=TIMEOUT_S,
+                              env={k: v for k, v in os.environ.items() if k in KEPT_ENVIRONMENT})
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         return SmokeResult(False, f"{model_uri} did not load and score in a fresh process: {last}")
@@ -50,14 +61,14 @@ def smoke_test(model_uri: str, rows: pd.DataFrame, max_ms_per_1000_rows: float) 
 
 def main(argv: list[str] | None = None) -> int:
     from loopline.core.metrics import valid_output
-    from loopline.models.store import load_model
+    from loopline.models.store import load_local
 
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", required=True, help="models:/<name>/<version>")
+    parser.add_argument("--model-dir", required=True, help="a registered version's verified artifacts")
     parser.add_argument("--rows", required=True, help="Parquet file of entity rows to score")
     args = parser.parse_args(argv)
     rows = pd.read_parquet(args.rows)
-    model = load_model(args.model)
+    model = load_local(Path(args.model_dir), args.model_dir)
     model.score(rows.head(10))  # warm-up: first-call costs are not per-row latency
     started = time.perf_counter()
     predictions = model.score(rows)

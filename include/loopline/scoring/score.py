@@ -37,15 +37,16 @@ class ScoreResult:
     published: int  # messages sent to the predictions topic by this call (0: already published)
 
 
-def _predict_batches(model_name: str, version: int, key: str, time_field: str):
-    """The function Spark runs on its Python workers: load the model once, score each batch."""
+def _predict_batches(model_name: str, version: int, digests: dict[str, str], key: str, time_field: str):
+    """The function Spark runs on its Python workers: load the model once (its files checked
+    against the digests the driver read), score each batch."""
 
     def predict(batches):
         import pandas as pd
 
         from loopline.models.store import load_model
 
-        model = load_model(f"models:/{model_name}/{version}")
+        model = load_model(f"models:/{model_name}/{version}", digests)
         for batch in batches:
             predictions = model.score(batch) if len(batch) else []
             yield pd.DataFrame({"entity_key": batch[key].astype(str), "event_time": batch[time_field],
@@ -112,10 +113,14 @@ def predictions_frame(p: "Pipeline", interval: Interval, model_version: int):
     Python workers load the version from the registry once per task and score batch by batch."""
     from pyspark.sql import functions as F
 
+    from loopline.models.store import REGISTRY_SCHEME, download_verified, recorded_digests
+
     spec, source = p.spec, p.spec.entity_source
     entities = partitions.read(p, spec.entity_dataset, interval)
+    digests = recorded_digests(p.settings.db_url, spec.model_name, model_version)
+    download_verified(f"{REGISTRY_SCHEME}{spec.model_name}/{model_version}", digests)  # refused here, not in Spark
     return (
-        entities.mapInPandas(_predict_batches(spec.model_name, model_version, source.key, source.time_field),
+        entities.mapInPandas(_predict_batches(spec.model_name, model_version, digests, source.key, source.time_field),
                              PREDICTION_SCHEMA)
         .select(
             F.concat(F.lit(f"{spec.name}:"), "entity_key").alias("prediction_id"),
