@@ -69,6 +69,8 @@ SECRETS = {  # generated once, kept across `make setup`; every other setting der
     "AIRFLOW__API__SECRET_KEY": lambda: secrets.token_urlsafe(24),
     "AIRFLOW__API_AUTH__JWT_SECRET": lambda: secrets.token_urlsafe(24),
     "AIRFLOW_ADMIN_PASSWORD": lambda: secrets.token_urlsafe(12),
+    # Spark Connect refuses a client without it (the server and PySpark read this variable).
+    "SPARK_CONNECT_AUTHENTICATE_TOKEN": lambda: secrets.token_urlsafe(32),
 }
 # Settings only a service's own process receives (see Service.environment): tasks, Spark and
 # the other services never hold another component's database password.
@@ -126,7 +128,9 @@ def write_env_file() -> None:
         "LOOPLINE_S3_BUCKET": "loopline",
         "LOOPLINE_ONPREM_ROOT": str(STATE / "lake"),
         "LOOPLINE_SPARK_MASTER": "local[2]",
-        "SPARK_REMOTE": f"sc://127.0.0.1:{ports['LOOPLINE_SPARK_CONNECT_PORT']}",
+        # `localhost`: PySpark sends the token over gRPC's local-TCP credentials, without TLS,
+        # only to a host of that name.
+        "SPARK_REMOTE": f"sc://localhost:{ports['LOOPLINE_SPARK_CONNECT_PORT']}",
         "SPARK_LOCAL_IP": "127.0.0.1",
         "PYSPARK_PYTHON": str(VENV_BIN / "python"),
         "AWS_DEFAULT_REGION": "us-east-1",

@@ -8,6 +8,7 @@ import os
 import pwd
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import psycopg2
@@ -147,3 +148,16 @@ def test_no_generated_secret_is_in_mlflow_params_or_tags():
     assert runs
     recorded = " ".join(f"{k}={v}" for r in runs for k, v in {**r.data.params, **r.data.tags}.items())
     assert not [key for key, value in generated_secrets().items() if value in recorded]
+
+
+@pytest.mark.parametrize("token", [None, "a-guess"])
+def test_spark_connect_refuses_a_client_without_the_token(token):
+    env = {k: v for k, v in os.environ.items() if k != "SPARK_CONNECT_AUTHENTICATE_TOKEN"}
+    if token:
+        env["SPARK_CONNECT_AUTHENTICATE_TOKEN"] = token
+    probe = ("import os; from pyspark.sql import SparkSession; "
+             "print(SparkSession.builder.remote(os.environ['SPARK_REMOTE']).create().range(3).count())")
+    refused = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
+    assert refused.returncode != 0 and "UNAUTHENTICATED" in refused.stderr, refused.stderr[-1500:]
+    allowed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert allowed.returncode == 0 and allowed.stdout.strip().endswith("3"), allowed.stderr[-1500:]
