@@ -32,6 +32,7 @@ from pathlib import Path
 import yaml
 
 from bench_common import report, scratch_pipelines
+from loopline.core.kafka_auth import KafkaLogin
 from loopline.ops.bootstrap import ensure_topics, remove_pipeline_data
 
 TARGET_RATIO = 0.5
@@ -44,7 +45,7 @@ def sizes() -> list[int]:
     return [int(n) for n in os.environ.get("LOOPLINE_BENCH_SIZES", "100000,1000000").split(",")]
 
 
-def produce_events(spark, bootstrap: str, topic: str, rows: int) -> float:
+def produce_events(spark, kafka: KafkaLogin, topic: str, rows: int) -> float:
     """Write `rows` JSON events with Spark; return their mean size in bytes."""
     from pyspark.sql import functions as F
 
@@ -68,18 +69,21 @@ def produce_events(spark, bootstrap: str, topic: str, rows: int) -> float:
         F.lit(1).alias("schema_version"),
     )
     records = events.select(F.col("transaction_id").alias("key"), F.to_json(F.struct("*")).alias("value"))
-    records.write.format("kafka").option("kafka.bootstrap.servers", bootstrap).option("topic", topic).save()
+    records.write.format("kafka").options(**kafka.spark()).option("topic", topic).save()
     return records.select(F.avg(F.length("value"))).first()[0]
 
 
-def kafka_consumer_perf(bootstrap: str, topic: str, rows: int) -> float:
+def kafka_consumer_perf(kafka: KafkaLogin, topic: str, rows: int) -> float:
     """Messages/s as reported by Kafka's ConsumerPerformance tool (its nMsg.sec column)."""
     classpath = Path(os.environ.get("LOOPLINE_STATE_DIR", ".loopline")) / "classpath" / "kafka.cp"
-    done = subprocess.run(
-        ["java", "-Xmx512m", "-cp", classpath.read_text().strip(), "org.apache.kafka.tools.ConsumerPerformance",
-         "--bootstrap-server", bootstrap, "--topic", topic, "--messages", str(rows),
-         "--group", f"bench-{uuid.uuid4().hex[:8]}", "--timeout", "30000"],
-        capture_output=True, text=True, timeout=1800, check=True)
+    with tempfile.NamedTemporaryFile("w", suffix=".properties") as login:  # 0600: it holds the password
+        login.write("".join(f"{k.removeprefix('kafka.')}={v}\n" for k, v in kafka.spark().items()))
+        login.flush()
+        done = subprocess.run(
+            ["java", "-Xmx512m", "-cp", classpath.read_text().strip(), "org.apache.kafka.tools.ConsumerPerformance",
+             "--bootstrap-server", kafka.bootstrap, "--topic", topic, "--messages", str(rows),
+             "--group", f"bench-{uuid.uuid4().hex[:8]}", "--timeout", "30000", "--command-config", login.name],
+            capture_output=True, text=True, timeout=1800, check=True)
     header, values = [line for line in done.stdout.splitlines() if "," in line][-2:]
     stats = dict(zip([h.strip() for h in header.split(",")], [v.strip() for v in values.split(",")]))
     consumed = int(stats["data.consumed.in.nMsg"])
@@ -88,13 +92,13 @@ def kafka_consumer_perf(bootstrap: str, topic: str, rows: int) -> float:
     return float(stats["nMsg.sec"])
 
 
-def spark_raw_copy(spark, bootstrap: str, topic: str, rows: int) -> float:
+def spark_raw_copy(spark, kafka: KafkaLogin, topic: str, rows: int) -> float:
     """Seconds for the least a Spark Structured Streaming ingest can do: drain the topic with
     availableNow into Parquet as raw records (key, value, coordinates), with a checkpoint but
     no parsing, checks, reconciliation or records. Loopline's ingest cannot beat it."""
     with tempfile.TemporaryDirectory(prefix="loopline-bench-raw-") as target:
         started = time.perf_counter()
-        query = (spark.readStream.format("kafka").option("kafka.bootstrap.servers", bootstrap)
+        query = (spark.readStream.format("kafka").options(**kafka.spark())
                  .option("subscribe", topic).option("startingOffsets", "earliest").load()
                  .select("key", "value", "topic", "partition", "offset")
                  .writeStream.format("parquet").option("path", f"file://{target}/raw")
@@ -116,13 +120,13 @@ def bench_one(rows: int, pipelines_dir: Path) -> dict:
     spec = derived_spec("card_fraud", name, {"ingest": {"max_records_per_batch": 1_000_000}})
     (pipelines_dir / f"{name}.yaml").write_text(yaml.safe_dump(spec))
     p = Pipeline.load(name)
-    ensure_topics(p.settings.kafka_bootstrap, p.spec.topics)
+    ensure_topics(p.settings, [p.spec])
     try:
-        spark = p.spark()
+        spark, admin = p.spark(), p.settings.kafka("admin")  # the baselines may read anything
         events = p.spec.entity_source
-        payload = produce_events(spark, p.settings.kafka_bootstrap, events.topic, rows)
-        baseline = kafka_consumer_perf(p.settings.kafka_bootstrap, events.topic, rows)
-        floor = rows / spark_raw_copy(spark, p.settings.kafka_bootstrap, events.topic, rows)
+        payload = produce_events(spark, admin, events.topic, rows)
+        baseline = kafka_consumer_perf(admin, events.topic, rows)
+        floor = rows / spark_raw_copy(spark, admin, events.topic, rows)
         started = time.perf_counter()
         run = ingest_source(spark, p, events, "bench", DAY)
         seconds = time.perf_counter() - started

@@ -15,7 +15,7 @@ import uuid
 from ingest import produce_events
 from loopline.core.pipeline import Pipeline
 from loopline.ingest.parsing import classify
-from loopline.ops.bootstrap import ensure_topics
+from loopline.ops.bootstrap import TOPIC_PARTITIONS
 
 
 def timed(label: str, action) -> None:
@@ -26,17 +26,20 @@ def timed(label: str, action) -> None:
 
 def main(rows: int) -> int:
     from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
     from pyspark.sql import functions as F
 
     p = Pipeline.load("card_fraud")
     spark, schema = p.spark(), p.spec.entity_source.schema
     topic = f"bench_stages_{uuid.uuid4().hex[:8]}"
-    ensure_topics(p.settings.kafka_bootstrap, [topic])
+    kafka = p.settings.kafka("admin")  # a scratch topic of its own: the admin principal reads and writes it
+    admin = KafkaAdminClient(**kafka.python())
+    admin.create_topics([NewTopic(topic, num_partitions=TOPIC_PARTITIONS, replication_factor=1)])
     try:
-        produce_events(spark, p.settings.kafka_bootstrap, topic, rows)
+        produce_events(spark, kafka, topic, rows)
 
         def raw():
-            return (spark.read.format("kafka").option("kafka.bootstrap.servers", p.settings.kafka_bootstrap)
+            return (spark.read.format("kafka").options(**kafka.spark())
                     .option("subscribe", topic).option("startingOffsets", "earliest").load()
                     .select("key", "value", "timestamp", F.col("topic").alias("source"),
                             F.col("partition").alias("source_partition"), F.col("offset").alias("source_offset")))
@@ -55,7 +58,6 @@ def main(rows: int) -> int:
                   .select("record.*").write.mode("overwrite").parquet(f"file://{target}/bronze"))
         batch.unpersist()
     finally:
-        admin = KafkaAdminClient(bootstrap_servers=p.settings.kafka_bootstrap)
         admin.delete_topics([topic])
         admin.close()
     return 0

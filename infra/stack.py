@@ -40,6 +40,7 @@ DEFAULT_PORTS = {
     "LOOPLINE_PG_PORT": 15432,
     "LOOPLINE_KAFKA_PORT": 19092,
     "LOOPLINE_KAFKA_CONTROLLER_PORT": 19093,
+    "LOOPLINE_KAFKA_INTERNAL_PORT": 19094,
     "LOOPLINE_S3_PORT": 18333,
     "LOOPLINE_MLFLOW_PORT": 15000,
     "LOOPLINE_SPARK_CONNECT_PORT": 15002,
@@ -69,6 +70,11 @@ SECRETS = {  # generated once, kept across `make setup`; every other setting der
     "AIRFLOW__API__SECRET_KEY": lambda: secrets.token_urlsafe(24),
     "AIRFLOW__API_AUTH__JWT_SECRET": lambda: secrets.token_urlsafe(24),
     "AIRFLOW_ADMIN_PASSWORD": lambda: secrets.token_urlsafe(12),
+    # Kafka: the broker's own login (PLAIN, internal and controller listeners), and one SCRAM
+    # principal per component (KAFKA_PRINCIPALS), each limited by ACLs to what it does.
+    "LOOPLINE_KAFKA_BROKER_PASSWORD": lambda: secrets.token_urlsafe(24),
+    **{f"LOOPLINE_KAFKA_{role.upper()}_PASSWORD": lambda: secrets.token_urlsafe(24)
+       for role in ("admin", "ingest", "producer", "scoring", "reader")},
     # Spark Connect refuses a client without it (the server and PySpark read this variable).
     "SPARK_CONNECT_AUTHENTICATE_TOKEN": lambda: secrets.token_urlsafe(32),
 }
@@ -81,6 +87,8 @@ PRIVATE_TO = {  # setting -> the service names (prefixes) that receive it
     "AIRFLOW__API_AUTH__JWT_SECRET": ("airflow-",),
     "AIRFLOW__API__SECRET_KEY": ("airflow-",),
     "AIRFLOW_ADMIN_PASSWORD": (),
+    "LOOPLINE_KAFKA_BROKER_PASSWORD": ("kafka",),
+    "LOOPLINE_KAFKA_ADMIN_PASSWORD": (),
     **{k: () for k in SECRETS if k.startswith("LOOPLINE_PG_")},
 }
 
@@ -124,6 +132,7 @@ def write_env_file() -> None:
         "LOOPLINE_DB_ADMIN_URL": db_url("loopline_owner", "LOOPLINE_PG_ADMIN_PASSWORD", "loopline"),
         "MLFLOW_BACKEND_STORE_URI": db_url("mlflow", "LOOPLINE_PG_MLFLOW_PASSWORD", "mlflow"),
         "LOOPLINE_KAFKA_BOOTSTRAP": f"127.0.0.1:{ports['LOOPLINE_KAFKA_PORT']}",
+        **{f"LOOPLINE_KAFKA_{role.upper()}_USER": f"loopline-{role}" for role in KAFKA_PRINCIPALS},
         "LOOPLINE_S3_ENDPOINT": f"http://127.0.0.1:{ports['LOOPLINE_S3_PORT']}",
         "LOOPLINE_S3_BUCKET": "loopline",
         "LOOPLINE_ONPREM_ROOT": str(STATE / "lake"),
@@ -524,21 +533,43 @@ class ObjectStore(Service):
         return True
 
 
+KAFKA_PRINCIPALS = ("admin", "ingest", "producer", "scoring", "reader")  # see loopline.core.kafka_auth
+
+
 class Kafka(Service):
-    """Apache Kafka broker, single node, KRaft mode (combined broker + controller)."""
+    """Apache Kafka broker, single node, KRaft mode (combined broker + controller).
+
+    Clients log in with SASL/SCRAM-SHA-256 (one principal per component) and the
+    StandardAuthorizer denies what no ACL allows. The broker itself uses PLAIN on its internal
+    and controller listeners (KRaft cannot use SCRAM there: the credentials live in the
+    metadata it serves); that login is in the 0600 properties file only."""
 
     def properties(self, env: dict[str, str]) -> Path:
         port, controller = env["LOOPLINE_KAFKA_PORT"], env["LOOPLINE_KAFKA_CONTROLLER_PORT"]
+        internal, secret = env["LOOPLINE_KAFKA_INTERNAL_PORT"], env["LOOPLINE_KAFKA_BROKER_PASSWORD"]
+        plain = (f'org.apache.kafka.common.security.plain.PlainLoginModule required username="broker" '
+                 f'password="{secret}" user_broker="{secret}";')
+        scram = "SASL_PLAINTEXT"
         path = STATE / "kafka" / "server.properties"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("\n".join([
+        write_private(path, "\n".join([
             "process.roles=broker,controller",
             "node.id=1",
             f"controller.quorum.bootstrap.servers=127.0.0.1:{controller}",
-            f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
+            f"listeners=CLIENT://127.0.0.1:{port},INTERNAL://127.0.0.1:{internal},CONTROLLER://127.0.0.1:{controller}",
+            f"advertised.listeners=CLIENT://127.0.0.1:{port},INTERNAL://127.0.0.1:{internal}",
             "controller.listener.names=CONTROLLER",
-            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "inter.broker.listener.name=INTERNAL",
+            f"listener.security.protocol.map=CONTROLLER:{scram},INTERNAL:{scram},CLIENT:{scram}",
+            "sasl.mechanism.controller.protocol=PLAIN",
+            "sasl.mechanism.inter.broker.protocol=PLAIN",
+            "listener.name.controller.sasl.enabled.mechanisms=PLAIN",
+            f"listener.name.controller.plain.sasl.jaas.config={plain}",
+            "listener.name.internal.sasl.enabled.mechanisms=PLAIN",
+            f"listener.name.internal.plain.sasl.jaas.config={plain}",
+            "listener.name.client.sasl.enabled.mechanisms=SCRAM-SHA-256",
+            "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "super.users=User:broker;User:loopline-admin",
+            "allow.everyone.if.no.acl.found=false",
             f"log.dirs={STATE / 'kafka' / 'data'}",
             "num.partitions=2",
             "offsets.topic.replication.factor=1",
@@ -573,6 +604,14 @@ class Kafka(Service):
 
     def command(self, env: dict[str, str]) -> list[str]:
         return self.java(env, "kafka.Kafka", str(STATE / "kafka" / "server.properties"))
+
+    def after_healthy(self, env: dict[str, str]) -> None:
+        """Create or update every principal's SCRAM credentials, as the broker (over the internal
+        listener): the passwords follow .loopline/env and reach the tool by environment."""
+        result = subprocess.run([str(VENV_BIN / "python"), "-m", "loopline.ops.kafka_principals"], env=env,
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            raise StackError(f"kafka: creating the SCRAM principals failed:\n{result.stderr[-3000:]}")
 
 
 class MLflow(Service):
@@ -665,7 +704,8 @@ class AirflowComponent(Service):
 SERVICES: list[Service] = [
     Postgres("postgres", "LOOPLINE_PG_PORT"),
     ObjectStore("object-store", "LOOPLINE_S3_PORT"),
-    Kafka("kafka", "LOOPLINE_KAFKA_PORT", extra_ports=["LOOPLINE_KAFKA_CONTROLLER_PORT"]),
+    Kafka("kafka", "LOOPLINE_KAFKA_PORT",
+          extra_ports=["LOOPLINE_KAFKA_CONTROLLER_PORT", "LOOPLINE_KAFKA_INTERNAL_PORT"]),
     MLflow("mlflow", "LOOPLINE_MLFLOW_PORT"),
     SparkConnect("spark-connect", "LOOPLINE_SPARK_CONNECT_PORT"),
     AirflowComponent("api-server"),

@@ -17,6 +17,8 @@ from datetime import date, datetime, time, timedelta, timezone
 
 import numpy as np
 
+from loopline.core.kafka_auth import KafkaLogin
+
 CATEGORIES = ["grocery", "restaurants", "fuel", "fashion", "travel", "electronics", "gaming", "digital_goods"]
 NORMAL_MIX = [0.30, 0.20, 0.12, 0.12, 0.08, 0.08, 0.05, 0.05]
 DRIFTED_MIX = [0.12, 0.10, 0.05, 0.08, 0.05, 0.20, 0.18, 0.22]
@@ -188,18 +190,18 @@ def topics_of(spec) -> dict[str, str]:
     return {"events": spec.entity_source.topic, "labels": spec.label_source.topic}
 
 
-def produce(config: SimulationConfig, days: list[date], bootstrap: str, topics: dict[str, str]) -> dict[str, int]:
+def produce(config: SimulationConfig, days: list[date], kafka: KafkaLogin, topics: dict[str, str]) -> dict[str, int]:
     """Send the days' messages to Kafka (acks=all); a day already in the events topic is skipped,
     so simulating the same days twice sends nothing twice. Returns counts per topic kind."""
     from kafka import KafkaProducer
 
     from loopline.sources.kafka_offsets import kafka_day_window
 
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20, retries=5)
+    producer = KafkaProducer(**kafka.python(), acks="all", linger_ms=20, retries=5)
     sent = {"events": 0, "labels": 0, "days_skipped": 0}
     try:
         for day in days:
-            if any(end > start for start, end in kafka_day_window(bootstrap, topics["events"], day).values()):
+            if any(end > start for start, end in kafka_day_window(kafka, topics["events"], day).values()):
                 sent["days_skipped"] += 1
                 continue
             for message in messages_for_day(config, day):
@@ -249,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
                               malformed_rate=args.malformed_rate, invalid_rate=args.invalid_rate,
                               world_start=args.world_start or args.from_date)
     topics = topics_of(load_spec(args.pipeline))
-    sent = produce(config, days, Settings.from_env().kafka_bootstrap, topics)
+    sent = produce(config, days, Settings.from_env().kafka("producer"), topics)
     print(f"simulated {days[0]}..{days[-1]}: {sent['events']} events -> {topics['events']}, "
           f"{sent['labels']} labels -> {topics['labels']}"
           + (f" ({sent['days_skipped']} days already in Kafka, skipped)" if sent["days_skipped"] else ""))

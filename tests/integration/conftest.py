@@ -58,7 +58,7 @@ class ThrowAwayPipelines:
 
         name = raw["name"]
         (self.pipelines / f"{name}.yaml").write_text(yaml.safe_dump(raw))
-        ensure_topics(self.settings.kafka_bootstrap, load_spec(name).topics)
+        ensure_topics(self.settings, [load_spec(name)])
         self.created.append(name)
         return name
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pyarrow.dataset as ds
 
+from loopline.core.kafka_auth import KafkaLogin
 from loopline.core.pipeline import Pipeline
 from loopline.core.spec import Source
 from loopline.sources.kafka_offsets import log_range
@@ -23,7 +24,7 @@ def landed_offsets(p: Pipeline, source: Source) -> list[tuple[int, int]]:
 
 
 def produced_offsets(p: Pipeline, source: Source) -> set[tuple[int, int]]:
-    begin, end = log_range(p.settings.kafka_bootstrap, source.topic)
+    begin, end = log_range(p.settings.kafka("ingest"), source.topic)
     return {(int(part), offset) for part, stop in end.items() for offset in range(begin[part], stop)}
 
 
@@ -36,11 +37,11 @@ def assert_exactly_once(p: Pipeline, source: Source) -> int:
     return len(landed)
 
 
-def topic_messages(bootstrap: str, topic: str) -> list[tuple[bytes, bytes]]:
+def topic_messages(kafka: KafkaLogin, topic: str) -> list[tuple[bytes, bytes]]:
     """Every (key, value) in the topic, read from the beginning to the current end."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = KafkaConsumer(**kafka.python(), enable_auto_commit=False)
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
         consumer.assign(partitions)

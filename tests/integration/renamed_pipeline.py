@@ -12,6 +12,7 @@ from datetime import date
 from pathlib import Path
 
 from card_fraud_simulator import Message, SimulationConfig, messages_for_day
+from loopline.core.kafka_auth import KafkaLogin
 
 FIELDS = {  # card_fraud field -> this pipeline's name
     "transaction_id": "payment_ref", "customer_id": "payer", "event_time": "paid_at", "amount": "value_eur",
@@ -109,12 +110,12 @@ def renamed_message(message: Message, fields: dict[str, str]) -> Message:
     return Message(message.key, value, message.topic_kind, message.timestamp_ms)
 
 
-def produce(config: SimulationConfig, days: list[date], bootstrap: str, topics: dict[str, str],
+def produce(config: SimulationConfig, days: list[date], kafka: KafkaLogin, topics: dict[str, str],
             fields: dict[str, str]) -> None:
     """The simulator's days, with `fields` renamed, to the pipeline's topics (by message kind)."""
     from kafka import KafkaProducer
 
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20, retries=5)
+    producer = KafkaProducer(**kafka.python(), acks="all", linger_ms=20, retries=5)
     try:
         for day in days:
             for message in (renamed_message(m, fields) for m in messages_for_day(config, day)):

@@ -21,6 +21,7 @@ import pytest
 
 from lake_audit import assert_exactly_once
 from loopline.core import db
+from loopline.core.kafka_auth import KafkaLogin
 from loopline.core.pipeline import Pipeline
 from loopline.ingest.streaming import ingest_source
 from card_fraud_simulator import SimulationConfig, produce
@@ -57,11 +58,11 @@ BAD_MESSAGES = {
 }
 
 
-def _send(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes | None]]) -> list[int]:
+def _send(kafka: KafkaLogin, topic: str, messages: list[tuple[bytes | None, bytes | None]]) -> list[int]:
     """Produce in order; return each message's offset (all to partition 0)."""
     from kafka import KafkaProducer
 
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = KafkaProducer(**kafka.python(), acks="all")
     try:
         futures = [producer.send(topic, key=k, value=v, partition=0) for k, v in messages]
         producer.flush()
@@ -79,7 +80,7 @@ def test_each_kind_of_bad_message_is_quarantined_and_dead_lettered_with_its_reas
     p = Pipeline.load(make_pipeline(ingest={"max_record_bytes": MAX_RECORD_BYTES}))
     events = p.spec.sources["events"]
     good = [_good(i) for i in range(1, 6)]
-    offsets = _send(p.settings.kafka_bootstrap, events.topic, good + list(BAD_MESSAGES.values()))
+    offsets = _send(p.settings.kafka("producer"), events.topic, good + list(BAD_MESSAGES.values()))
     expected = dict(zip(offsets[len(good):], BAD_MESSAGES))
 
     run = ingest_source(p.spark(), p, events, "corpus-run", DAY)
@@ -95,7 +96,7 @@ def test_each_kind_of_bad_message_is_quarantined_and_dead_lettered_with_its_reas
 
     from kafka import KafkaConsumer
 
-    consumer = KafkaConsumer(p.spec.dead_letter_topic(events), bootstrap_servers=p.settings.kafka_bootstrap,
+    consumer = KafkaConsumer(p.spec.dead_letter_topic(events), **p.settings.kafka("reader").python(),
                              auto_offset_reset="earliest", consumer_timeout_ms=5000)
     dead_letters = {int(dict(m.headers)["loopline.source.offset"]): (dict(m.headers), m.key, m.value) for m in consumer}
     consumer.close()
@@ -139,7 +140,7 @@ def _batches(p: Pipeline) -> int:
 
 def _simulate(p: Pipeline, days: list[date], seed: int) -> None:
     sim = SimulationConfig(seed=seed, transactions_per_day=2500, malformed_rate=0.01, world_start=days[0])
-    produce(sim, days, p.settings.kafka_bootstrap, {k: s.topic for k, s in p.spec.sources.items()})
+    produce(sim, days, p.settings.kafka("producer"), {k: s.topic for k, s in p.spec.sources.items()})
 
 
 def _wait_for_new_batch(p: Pipeline, job: subprocess.Popen, seen: int, timeout_s: float = 180) -> None:
@@ -202,7 +203,7 @@ def test_a_lost_checkpoint_refuses_to_start_instead_of_ingesting_twice(make_pipe
 
     p = Pipeline.load(make_pipeline())
     events = p.spec.sources["events"]
-    _send(p.settings.kafka_bootstrap, events.topic, [_good(1)])
+    _send(p.settings.kafka("producer"), events.topic, [_good(1)])
     ingest_source(p.spark(), p, events, "first", DAY)
     checkpoint = p.lake.location("checkpoints", subdir=events.dataset)
     shutil.rmtree(checkpoint.arrow_path)
@@ -215,9 +216,9 @@ def test_late_events_land_in_their_own_date_and_are_counted_late_by_the_run_that
     events = p.spec.sources["events"]
     on_time = [_good(i) for i in range(1, 4)]
     late = [_good(i, event_time="2026-05-04T23:59:00+00:00") for i in range(4, 6)]
-    _send(p.settings.kafka_bootstrap, events.topic, on_time)
+    _send(p.settings.kafka("producer"), events.topic, on_time)
     run_for_day = ingest_source(p.spark(), p, events, "run-for-day", DAY)
-    _send(p.settings.kafka_bootstrap, events.topic, late)  # events of DAY, arriving after DAY's run
+    _send(p.settings.kafka("producer"), events.topic, late)  # events of DAY, arriving after DAY's run
     next_day = date(2026, 5, 5)
     run_for_next_day = ingest_source(p.spark(), p, events, "run-for-next-day", next_day)
 

@@ -7,6 +7,7 @@ import threading
 import time
 from datetime import date
 
+from loopline.core.kafka_auth import KafkaLogin
 from loopline.core.pipeline import Pipeline
 from loopline.ingest.streaming import ingest_source
 from loopline_airflow.triggers import NewDataTrigger, check_new_data
@@ -26,12 +27,12 @@ def _first_event(trigger: NewDataTrigger) -> dict:
     return asyncio.run(first())
 
 
-def _send_later(bootstrap: str, topic: str, delay_s: float, sent_at: list[float]) -> threading.Thread:
+def _send_later(kafka: KafkaLogin, topic: str, delay_s: float, sent_at: list[float]) -> threading.Thread:
     def send():
         from kafka import KafkaProducer
 
         time.sleep(delay_s)
-        producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+        producer = KafkaProducer(**kafka.python(), acks="all")
         producer.send(topic, key=RECORD[0], value=RECORD[1]).get(timeout=30)
         sent_at.append(time.monotonic())
         producer.close()
@@ -50,7 +51,7 @@ def test_trigger_waits_for_unread_records_then_fires_and_ingested_dates_pass_at_
     assert timed_out["ready"] is False and "need 1" in timed_out["description"]
 
     sent_at: list[float] = []
-    sender = _send_later(p.settings.kafka_bootstrap, events.topic, delay_s=3, sent_at=sent_at)
+    sender = _send_later(p.settings.kafka("producer"), events.topic, delay_s=3, sent_at=sent_at)
     fired = _first_event(NewDataTrigger(p.spec.name, DAY.isoformat(), DAY.isoformat(), poll_interval_s=0.5, timeout_s=120))
     fired_at = time.monotonic()
     sender.join()

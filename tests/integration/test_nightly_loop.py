@@ -75,7 +75,7 @@ FIELDS_OF: dict[str, dict[str, str]] = {}  # pipeline -> how its fields are name
 
 def send(p: Pipeline, config: SimulationConfig, days: list[date]) -> None:
     """Simulated days to the pipeline's topics, in its own field names."""
-    renamed_pipeline.produce(config, days, Settings.from_env().kafka_bootstrap, card_fraud_simulator.topics_of(p.spec),
+    renamed_pipeline.produce(config, days, Settings.from_env().kafka("producer"), card_fraud_simulator.topics_of(p.spec),
                              FIELDS_OF[p.spec.name])
 
 
@@ -183,7 +183,7 @@ def test_each_prediction_is_published_once_to_the_predictions_topic(loop):
     p, _, _ = loop
     from loopline.core import db
 
-    messages = topic_messages(p.settings.kafka_bootstrap, p.spec.predictions_topic)
+    messages = topic_messages(p.settings.kafka("reader"), p.spec.predictions_topic)
     keys = [key.decode() for key, _ in messages]
     with db.connect(p.settings.db_url) as conn:
         stored = {r["prediction_id"]: r for r in db.fetch_all(
@@ -216,7 +216,7 @@ def test_rerunning_a_date_changes_nothing(loop):
     newest = str(versions()[-1])
     client.set_registered_model_alias(p.spec.name, "champion", newest)  # as if a later day had promoted it
     try:
-        published = lambda: len(topic_messages(p.settings.kafka_bootstrap, p.spec.predictions_topic))  # noqa: E731
+        published = lambda: len(topic_messages(p.settings.kafka("reader"), p.spec.predictions_topic))  # noqa: E731
         before = (predictions_snapshot(p.settings.db_url, p.spec.name, day), versions(),
                   rows_at(p.lake.location(p.spec.entity_source.dataset, day)), published())
         assert newest != str(before[0][0][2]), "setup: the date must have been scored by an older version"

@@ -161,3 +161,66 @@ def test_spark_connect_refuses_a_client_without_the_token(token):
     assert refused.returncode != 0 and "UNAUTHENTICATED" in refused.stderr, refused.stderr[-1500:]
     allowed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert allowed.returncode == 0 and allowed.stdout.strip().endswith("3"), allowed.stderr[-1500:]
+
+
+def _card_fraud_topics() -> tuple[str, str]:
+    from loopline.core.spec import load_spec
+
+    spec = load_spec("card_fraud")
+    return spec.entity_source.topic, spec.predictions_topic
+
+
+def test_kafka_refuses_a_client_without_credentials_or_with_wrong_ones():
+    import kafka.errors
+    from kafka import KafkaConsumer
+
+    from loopline.core.config import Settings
+
+    bootstrap = Settings.from_env().kafka_bootstrap
+    with pytest.raises(kafka.errors.NoBrokersAvailable):
+        KafkaConsumer(bootstrap_servers=bootstrap, request_timeout_ms=5000, api_version_auto_timeout_ms=5000)
+    with pytest.raises(kafka.errors.KafkaError, match="[Aa]uthentication"):
+        KafkaConsumer(bootstrap_servers=bootstrap, security_protocol="SASL_PLAINTEXT", sasl_mechanism="SCRAM-SHA-256",
+                      sasl_plain_username=os.environ["LOOPLINE_KAFKA_INGEST_USER"], sasl_plain_password="a-guess")
+
+
+def test_each_kafka_principal_is_refused_outside_its_acls():
+    import kafka.errors
+    from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+
+    from loopline.core.config import Settings
+
+    settings, (raw, predictions) = Settings.from_env(), _card_fraud_topics()
+
+    def first_poll(role: str, topic: str):
+        consumer = KafkaConsumer(**settings.kafka(role).python(), enable_auto_commit=False)
+        try:
+            consumer.assign([TopicPartition(topic, 0)])
+            consumer.seek_to_beginning()
+            return consumer.poll(timeout_ms=5000)
+        finally:
+            consumer.close()
+
+    with pytest.raises(kafka.errors.TopicAuthorizationFailedError):
+        first_poll("scoring", raw)  # scoring cannot read the raw events
+    with pytest.raises(kafka.errors.TopicAuthorizationFailedError):
+        first_poll("reader", raw)
+    first_poll("ingest", raw)  # what ingest is for
+    producer = KafkaProducer(**settings.kafka("producer").python(), max_block_ms=10000)
+    try:
+        with pytest.raises(kafka.errors.KafkaError):  # the producer cannot forge predictions
+            producer.send(predictions, b"forged").get(timeout=10)
+    finally:
+        producer.close()
+    for role in ("ingest", "scoring", "producer", "reader"):
+        admin = KafkaAdminClient(**settings.kafka(role).python())
+        try:
+            with pytest.raises(kafka.errors.TopicAuthorizationFailedError):
+                admin.delete_topics([raw])
+        finally:
+            admin.close()
+    admin = KafkaAdminClient(**settings.kafka("admin").python())
+    try:
+        assert raw in admin.list_topics()  # still there
+    finally:
+        admin.close()

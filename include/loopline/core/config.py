@@ -8,6 +8,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from loopline.core.kafka_auth import KafkaLogin, Role
 
 REPOSITORY = Path(__file__).resolve().parents[3]  # the checkout: include/loopline/core/config.py
 
@@ -36,6 +40,12 @@ class Settings:
     mlflow_tracking_uri: str
     spark_remote: str | None
     spark_master: str
+
+    def kafka(self, role: "Role") -> "KafkaLogin":
+        """The Kafka login of one component (its principal's ACLs allow only what it does)."""
+        from loopline.core.kafka_auth import KafkaLogin
+
+        return KafkaLogin.for_role(self.kafka_bootstrap, role)
 
     @classmethod
     def from_env(cls) -> "Settings":

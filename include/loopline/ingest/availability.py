@@ -53,12 +53,12 @@ def data_status(p: Pipeline, interval: Interval) -> DataStatus:
     """Backlog per Kafka source and what D's partition already holds."""
     from loopline.ingest.batch_sources import files_backlog, postgres_backlog
 
-    bootstrap = p.settings.kafka_bootstrap
+    kafka = p.settings.kafka("ingest")
     with db.connect(p.settings.db_url) as conn:
         backlog = {}
         for name, source in p.spec.sources.items():
             if source.kind == "kafka":
-                beginning, end = log_range(bootstrap, source.topic)
+                beginning, end = log_range(kafka, source.topic)
                 backlog[name] = unread(end, _consumed_until(conn, p.spec.name, source.dataset), beginning)
         already = sum(_rows_in(conn, p.spec.name, s.dataset, interval) for s in p.spec.sources.values())
     for name, source in p.spec.sources.items():

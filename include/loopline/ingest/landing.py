@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from loopline.core import db
+from loopline.core.kafka_auth import KafkaLogin
 from loopline.core.spec import Source
 from loopline.core.storage import DatasetLocation
 
@@ -40,7 +41,7 @@ class LandingTarget:
     logical_date: date
     max_record_bytes: int
     dead_letter_topic: str | None = None
-    kafka_bootstrap: str | None = None
+    kafka: KafkaLogin | None = None  # the ingest principal: it may write the dead-letter topic
 
 
 def _bronze_rows(classified, source: Source, batch_id: int):
@@ -78,7 +79,7 @@ def publish_dead_letters(quarantined, target: LandingTarget) -> None:
                 header("loopline.source.offset", F.col("source_offset")),
                 header("loopline.run_id", F.col("run_id")), header("loopline.ingest_batch", F.col(BATCH_KEY)),
                 ).alias("headers"))
-     .write.format("kafka").option("kafka.bootstrap.servers", target.kafka_bootstrap)
+     .write.format("kafka").options(**target.kafka.spark())
      .option("topic", target.dead_letter_topic).save())
 
 

@@ -49,7 +49,7 @@ def landing_target(p: Pipeline, source: Source, run_id: str, logical_date: date)
         bronze=p.lake.location(source.dataset), quarantine=p.lake.location("quarantine", subdir=source.dataset),
         run_id=run_id, logical_date=logical_date, max_record_bytes=p.spec.ingest.max_record_bytes,
         dead_letter_topic=p.spec.dead_letter_topic(source) if kafka else None,
-        kafka_bootstrap=p.settings.kafka_bootstrap,
+        kafka=p.settings.kafka("ingest"),
     )
 
 
@@ -71,7 +71,7 @@ class KafkaBatchHandler:
     def __call__(self, classified, batch_id: int) -> None:
         end = _checkpoint_offsets(self.checkpoint, batch_id)
         start = (_checkpoint_offsets(self.checkpoint, batch_id - 1) if batch_id > 0
-                 else log_range(self.target.kafka_bootstrap, self.target.source.topic)[0])
+                 else log_range(self.target.kafka, self.target.source.topic)[0])
         offsets = {p: [start.get(p, 0), e] for p, e in sorted(end.items()) if e > start.get(p, 0)}
         land(classified, batch_id, self.target, sum(e - s for s, e in offsets.values()), offsets)
 
@@ -136,7 +136,7 @@ def ingest_kafka(spark, p: Pipeline, source: Source, run_id: str, logical_date: 
     target = landing_target(p, source, run_id, logical_date)
     raw = (
         spark.readStream.format("kafka")
-        .option("kafka.bootstrap.servers", p.settings.kafka_bootstrap)
+        .options(**p.settings.kafka("ingest").spark())
         .option("subscribe", source.topic)
         .option("startingOffsets", "earliest")
         .option("failOnDataLoss", "true")

@@ -14,16 +14,50 @@ from loopline.core.spec import PipelineSpec
 TOPIC_PARTITIONS = 2
 
 
-def ensure_topics(bootstrap: str, topics: list[str]) -> list[str]:
-    """Create missing topics; return the ones created."""
-    from kafka import KafkaAdminClient
-    from kafka.admin import NewTopic
+def topic_grants(spec: PipelineSpec) -> dict[str, dict[str, tuple[str, ...]]]:
+    """What each Kafka principal may do on the pipeline's topics (loopline.core.kafka_auth)."""
+    kafka = [s for s in spec.sources.values() if s.kind == "kafka"]
+    sources, dead_letters = [s.topic for s in kafka], [spec.dead_letter_topic(s) for s in kafka]
+    return {
+        "ingest": {**{t: ("READ", "DESCRIBE") for t in sources}, **{t: ("WRITE", "DESCRIBE") for t in dead_letters}},
+        "producer": {t: ("WRITE", "READ", "DESCRIBE") for t in sources},
+        "scoring": {spec.predictions_topic: ("WRITE", "DESCRIBE")},
+        "reader": {t: ("READ", "DESCRIBE") for t in [spec.predictions_topic, *dead_letters]},
+    }
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="loopline-bootstrap")
+
+# Spark's Kafka source names its consumer groups `spark-kafka-source-...`
+GROUP_GRANTS = {"ingest": "spark-kafka-source", "reader": "loopline-reader"}
+
+
+def ensure_topics(settings: Settings, specs: list[PipelineSpec]) -> list[str]:
+    """Create the pipelines' missing topics and grant each principal its ACLs on them (as the
+    admin principal; idempotent); return the topics created."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import (ACL, ACLOperation, ACLPermissionType, ACLResourcePatternType, NewTopic,
+                             ResourcePattern, ResourceType)
+
+    admin = KafkaAdminClient(**settings.kafka("admin").python(), client_id="loopline-bootstrap")
     try:
+        topics = [t for spec in specs for t in spec.topics]
         missing = sorted(set(topics) - set(admin.list_topics()))
         if missing:
             admin.create_topics([NewTopic(t, num_partitions=TOPIC_PARTITIONS, replication_factor=1) for t in missing])
+        if settings.kafka("admin").user is None:
+            return missing  # a broker without authentication has no ACLs to grant
+
+        def allow(role: str, operation: str, pattern: ResourcePattern) -> ACL:
+            return ACL(f"User:{settings.kafka(role).user}", "*", ACLOperation[operation], ACLPermissionType.ALLOW,
+                       pattern)
+
+        acls = [allow(role, operation, ResourcePattern(ResourceType.TOPIC, topic))
+                for spec in specs for role, grants in topic_grants(spec).items()
+                for topic, operations in grants.items() for operation in operations]
+        acls += [allow(role, "READ", ResourcePattern(ResourceType.GROUP, prefix, ACLResourcePatternType.PREFIXED))
+                 for role, prefix in GROUP_GRANTS.items()]
+        refused = admin.create_acls(acls)["failed"]
+        if refused:
+            raise RuntimeError(f"Kafka refused {len(refused)} ACLs, e.g. {refused[0]}")
         return missing
     finally:
         admin.close()
@@ -53,9 +87,9 @@ def ensure_bucket(settings: Settings) -> bool:
 def bootstrap(settings: Settings, specs: list[PipelineSpec]) -> list[str]:
     """Prepare every service for the given pipelines; return one line per action, for the log."""
     report = []
-    topics = [t for spec in specs for t in spec.topics]
-    created = ensure_topics(settings.kafka_bootstrap, topics)
-    report.append(f"kafka: {len(topics)} topics present ({len(created)} created)")
+    created = ensure_topics(settings, specs)
+    report.append(f"kafka: {sum(len(s.topics) for s in specs)} topics present ({len(created)} created), "
+                  "ACLs granted")
     report.append(f"object store: bucket {settings.s3_bucket} " + ("created" if ensure_bucket(settings) else "present"))
     db.ensure_schema(admin_db_url(), application_role=urlparse(settings.db_url).username)
     report.append("postgres: schema loopline ready, application role granted")
@@ -71,7 +105,7 @@ def remove_pipeline_data(settings: Settings, spec: PipelineSpec) -> None:
 
     from loopline.core.storage import DatasetLocation, load_tiers
 
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = KafkaAdminClient(**settings.kafka("admin").python())
     try:
         existing = set(admin.list_topics())
         admin.delete_topics([t for t in spec.topics if t in existing])

@@ -22,6 +22,7 @@ from loopline.core import db, partitions
 from loopline.core.interval import Interval
 
 if TYPE_CHECKING:
+    from loopline.core.kafka_auth import KafkaLogin
     from loopline.core.pipeline import Pipeline
 
 PREDICTION_SCHEMA = "entity_key string, event_time timestamp, score_date date, prediction double"
@@ -97,7 +98,7 @@ def _published_rows(db_url: str, pipeline: str, interval: Interval) -> dict[str,
     return {r["day"]: r["published_rows"] for r in rows}
 
 
-def publish(predictions, bootstrap: str, topic: str) -> None:
+def publish(predictions, kafka: "KafkaLogin", topic: str) -> None:
     """Send each prediction as JSON, keyed by prediction id, with the model version in a header."""
     from pyspark.sql import functions as F
 
@@ -105,7 +106,7 @@ def publish(predictions, bootstrap: str, topic: str) -> None:
         F.col("prediction_id").alias("key"), F.to_json(F.struct(*predictions.columns)).alias("value"),
         F.array(F.struct(F.lit("loopline.model_version").alias("key"),
                          F.col("model_version").cast("string").cast("binary").alias("value"))).alias("headers"))
-     .write.format("kafka").option("kafka.bootstrap.servers", bootstrap).option("topic", topic).save())
+     .write.format("kafka").options(**kafka.spark()).option("topic", topic).save())
 
 
 def predictions_frame(p: "Pipeline", interval: Interval, model_version: int):
@@ -158,7 +159,7 @@ def score(p: "Pipeline", interval: Interval, model_version: int) -> ScoreResult:
     changed = sorted(day for day, rows in by_date.items() if already.get(day) != rows)  # never published, or changed
     published = 0
     if changed:
-        publish(written.where(F.col("score_date").cast("string").isin(changed)), p.settings.kafka_bootstrap,
+        publish(written.where(F.col("score_date").cast("string").isin(changed)), p.settings.kafka("scoring"),
                 spec.predictions_topic)
         with db.connect(db_url) as conn, conn.cursor() as cur:
             for day in changed:

@@ -5,6 +5,10 @@ Used by the simulator (never send a day twice) and by the ingest sensor (wait fo
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta, timezone
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from loopline.core.kafka_auth import KafkaLogin
 
 OffsetRange = dict[int, tuple[int, int]]  # partition -> [start, end)
 
@@ -27,15 +31,16 @@ def day_window(first_at_or_after: dict[date, dict[int, int | None]], logical_dat
     return window
 
 
-def kafka_day_window(bootstrap: str, topic: str, logical_date: date) -> OffsetRange:
+def kafka_day_window(kafka: "KafkaLogin", topic: str, logical_date: date) -> OffsetRange:
     """Ask the broker which offsets hold the records timestamped within `logical_date`."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = KafkaConsumer(**kafka.python(), enable_auto_commit=False)
     try:
         partitions = consumer.partitions_for_topic(topic)
         if not partitions:
-            raise RuntimeError(f"Kafka topic {topic!r} does not exist on {bootstrap}; run `loopline bootstrap`")
+            raise RuntimeError(f"Kafka topic {topic!r} does not exist on {kafka.bootstrap} (or {kafka.user} may not "
+                               "describe it); run `loopline bootstrap`")
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         latest = {tp.partition: offset for tp, offset in consumer.end_offsets(tps).items()}
         lookups = {}
@@ -48,16 +53,17 @@ def kafka_day_window(bootstrap: str, topic: str, logical_date: date) -> OffsetRa
         consumer.close()
 
 
-def log_range(bootstrap: str, topic: str) -> tuple[dict[str, int], dict[str, int]]:
+def log_range(kafka: "KafkaLogin", topic: str) -> tuple[dict[str, int], dict[str, int]]:
     """(first offset still in the log, next offset to be written) per partition, from one
     consumer; keys are partition numbers as text."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = KafkaConsumer(**kafka.python(), enable_auto_commit=False)
     try:
         partitions = consumer.partitions_for_topic(topic)
         if not partitions:
-            raise RuntimeError(f"Kafka topic {topic!r} does not exist on {bootstrap}; run `loopline bootstrap`")
+            raise RuntimeError(f"Kafka topic {topic!r} does not exist on {kafka.bootstrap} (or {kafka.user} may not "
+                               "describe it); run `loopline bootstrap`")
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         as_text = lambda found: {str(tp.partition): offset for tp, offset in found.items()}  # noqa: E731
         return as_text(consumer.beginning_offsets(tps)), as_text(consumer.end_offsets(tps))

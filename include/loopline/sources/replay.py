@@ -30,6 +30,7 @@ from loopline.core import db
 if TYPE_CHECKING:
     import pandas as pd
 
+    from loopline.core.kafka_auth import KafkaLogin
     from loopline.core.pipeline import Pipeline
     from loopline.core.spec import Schema
 
@@ -168,11 +169,11 @@ def _progress(conn, pipeline: str, file_id: str) -> dict | None:
     return rows[0] if rows else None
 
 
-def _landed_after(bootstrap: str, end_offsets: dict[str, dict[str, int]]) -> set[tuple[str, str, str]]:
+def _landed_after(kafka: "KafkaLogin", end_offsets: dict[str, dict[str, int]]) -> set[tuple[str, str, str]]:
     """(topic, key, kind) of every record written after the recorded end offsets (a cut-short chunk)."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=5000)
+    consumer = KafkaConsumer(**kafka.python(), enable_auto_commit=False, consumer_timeout_ms=5000)
     try:
         partitions = {TopicPartition(t, int(p)): o for t, offsets in end_offsets.items() for p, o in offsets.items()}
         partitions |= {TopicPartition(t, p): 0 for t in end_offsets for p in consumer.partitions_for_topic(t) or ()
@@ -196,10 +197,10 @@ def _landed_after(bootstrap: str, end_offsets: dict[str, dict[str, int]]) -> set
         consumer.close()
 
 
-def _end_offsets(bootstrap: str, topics: list[str]) -> dict[str, dict[str, int]]:
+def _end_offsets(kafka: "KafkaLogin", topics: list[str]) -> dict[str, dict[str, int]]:
     from loopline.sources.kafka_offsets import log_range
 
-    return {topic: {str(p): o for p, o in log_range(bootstrap, topic)[1].items()} for topic in topics}
+    return {topic: {str(p): o for p, o in log_range(kafka, topic)[1].items()} for topic in topics}
 
 
 def replay(p: "Pipeline", path: Path, labels_after: timedelta | None = None, first: date | None = None,
@@ -215,11 +216,12 @@ def replay(p: "Pipeline", path: Path, labels_after: timedelta | None = None, fir
     with db.connect(p.settings.db_url) as conn:
         done = _progress(conn, p.spec.name, file_id)
     sent_through = tuple(done["sent_through"]) if done else None
-    landed = _landed_after(p.settings.kafka_bootstrap, done["end_offsets"]) if done else set()
+    kafka = p.settings.kafka("producer")
+    landed = _landed_after(kafka, done["end_offsets"]) if done else set()
     todo = [r for r in planned
             if (sent_through is None or r.order > sent_through) and (r.topic, r.key, r.kind) not in landed]
     skipped = len(planned) - len(todo)
-    producer = KafkaProducer(bootstrap_servers=p.settings.kafka_bootstrap, acks="all", linger_ms=20, retries=5)
+    producer = KafkaProducer(**kafka.python(), acks="all", linger_ms=20, retries=5)
     try:
         for start in range(0, len(todo), CHUNK):
             chunk = todo[start:start + CHUNK]
@@ -231,7 +233,7 @@ def replay(p: "Pipeline", path: Path, labels_after: timedelta | None = None, fir
                 db.upsert(conn, "loopline.replays", {
                     "pipeline": p.spec.name, "file_sha256": file_id, "file_name": path.name,
                     "sent_through": list(chunk[-1].order), "records_sent": start + len(chunk) + skipped,
-                    "end_offsets": _end_offsets(p.settings.kafka_bootstrap, topics)},
+                    "end_offsets": _end_offsets(kafka, topics)},
                     key=["pipeline", "file_sha256"])
             if progress:
                 done_count = start + len(chunk)
