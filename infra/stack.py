@@ -567,6 +567,8 @@ class Kafka(Service):
             "listener.name.internal.sasl.enabled.mechanisms=PLAIN",
             f"listener.name.internal.plain.sasl.jaas.config={plain}",
             "listener.name.client.sasl.enabled.mechanisms=SCRAM-SHA-256",
+            "listener.name.client.scram-sha-256.sasl.jaas.config="
+            "org.apache.kafka.common.security.scram.ScramLoginModule required;",
             "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
             "super.users=User:broker;User:loopline-admin",
             "allow.everyone.if.no.acl.found=false",

@@ -407,3 +407,26 @@ def test_a_model_changed_in_the_object_store_is_refused_with_an_alert(loop, dag_
     assert client.get_model_version_by_alias(p.spec.model_name, "champion").version == champion
     assert [a["subject"] for a in webhook] == ["model refused, its files changed since registration"] * 2
     assert all("MLmodel changed" in a["summary"] for a in webhook)
+
+
+def test_no_generated_secret_is_in_a_task_log_or_an_mlflow_run(loop):
+    """After the loop: its task logs, and the params and tags of its training runs, hold none of
+    the secrets `make setup` generated."""
+    import os
+    from pathlib import Path
+
+    from mlflow import MlflowClient
+
+    from stack_access import generated_secrets
+
+    p, _, _ = loop
+    logs = [f for f in (Path(os.environ["AIRFLOW_HOME"]) / "logs").rglob("*") if f.is_file()]
+    assert logs
+    texts = [f.read_text(errors="replace") for f in logs]
+    client = MlflowClient()
+    runs = client.search_runs([client.get_experiment_by_name(p.spec.name).experiment_id])
+    assert runs
+    recorded = " ".join(f"{k}={v}" for r in runs for k, v in {**r.data.params, **r.data.tags}.items())
+    for key, value in generated_secrets().items():
+        assert not [f for f, text in zip(logs, texts) if value in text], f"{key} is in a task log"
+        assert value not in recorded, f"{key} is in an MLflow param or tag"

@@ -27,6 +27,9 @@ def session_conf(settings: Settings) -> dict[str, str]:
         # Rows per Arrow batch handed to Python (scoring's mapInPandas): 10k (Spark's default)
         # scored 1M rows in 5.6 s, 100k in 4.1 s (benchmarks/score.py); memory stays small.
         "spark.sql.execution.arrow.maxRecordsPerBatch": "100000",
+        # Hadoop sets file modes itself (umask 022 by default), not from the process umask:
+        # on-prem lake files are their owner's alone.
+        "spark.hadoop.fs.permissions.umask-mode": "077",
         "spark.hadoop.fs.s3a.endpoint": settings.s3_endpoint,
         "spark.hadoop.fs.s3a.endpoint.region": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
         "spark.hadoop.fs.s3a.path.style.access": "true",

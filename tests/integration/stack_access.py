@@ -1,0 +1,24 @@
+"""infra/stack.py (stdlib only, not a package) loaded as a module, for tests that inspect the stack."""
+from __future__ import annotations
+
+import importlib.util
+import sys
+
+from loopline.core.config import REPOSITORY
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("loopline_stack", REPOSITORY / "infra" / "stack.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+stack = _load()
+
+
+def generated_secrets() -> dict[str, str]:
+    """Every secret `make setup` generated, by setting name."""
+    values = stack.read_env_file()
+    return {key: values[key] for key in stack.SECRETS}
