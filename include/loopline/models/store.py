@@ -30,6 +30,9 @@ CODE_DIR = "code"  # where MLflow puts a model's code_paths files
 
 
 LOCAL_ONLY = {"registered_model_meta"}  # written by the MLflow client into each download, not stored
+# The model card is documentation, added after registration (loopline.release.model_card) and
+# never loaded: it is the one folder the digests leave out.
+DOCUMENTATION_DIR = "model_card"
 
 
 class UnregisteredModelError(ValueError):
@@ -43,7 +46,8 @@ class TamperedModelError(RuntimeError):
 def artifact_digests(directory: Path) -> dict[str, str]:
     """SHA-256 of every artifact file, by path relative to the model's folder."""
     digests = {}
-    for path in sorted(p for p in directory.rglob("*") if p.is_file() and p.name not in LOCAL_ONLY):
+    for path in sorted(p for p in directory.rglob("*") if p.is_file() and p.name not in LOCAL_ONLY
+                       and p.relative_to(directory).parts[0] != DOCUMENTATION_DIR):
         sha = hashlib.sha256()
         with path.open("rb") as file:
             for block in iter(lambda: file.read(1 << 20), b""):

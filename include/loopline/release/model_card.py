@@ -14,8 +14,9 @@ from typing import Any
 
 from loopline.core.interval import date_span
 from loopline.core.spec import Features, PipelineSpec
+from loopline.models.store import DOCUMENTATION_DIR
 
-CARD_DIR = "model_card"
+CARD_DIR = DOCUMENTATION_DIR  # outside the model's digests: written after registration, never loaded
 MARKDOWN, HTML = f"{CARD_DIR}/model_card.md", f"{CARD_DIR}/model_card.html"
 HTML_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
