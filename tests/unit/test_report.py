@@ -31,6 +31,14 @@ def test_summary_shows_counts_contract_drift_and_gate_decisions():
                                  "ROLLED", "BACK"]
 
 
+def test_a_candidate_that_failed_its_smoke_test_has_no_scores_to_show():
+    trainings = [{"logical_date": date(2011, 5, 31), "dag_id": "p_retrain", "model_version": 9,
+                  "primary_metric": "rmse", "candidate_score": float("nan"), "champion_version": 8,
+                  "champion_score": None, "promoted": False, "decision": "smoke test failed: 1844.1 ms per 1,000 rows"}]
+    [line] = [line for line in format_summary([], trainings).splitlines() if "v9" in line]
+    assert "rmse=nan vs champion v8 -" in line and "not promoted: smoke test failed" in line
+
+
 def test_summary_says_why_no_feedback_was_judged_yet():
     checks = [{"logical_date": date(2026, 11, 3), "champion_score": None,
                "decision": "not judged yet: 400 labelled predictions of v2, need 1000 with both classes"}]

@@ -116,7 +116,7 @@ def format_summary(days: list[dict], trainings: list[dict], checks: list[dict] =
                      f"{drifted or '-'}")
     lines += ["", "Training and promotion (champion/challenger gate on the candidate's holdout):"]
     for t in trainings:
-        versus = (f"vs champion v{t['champion_version']} {t['champion_score']:.4f}"
+        versus = (f"vs champion v{t['champion_version']} {_cell(t['champion_score'], '{:.4f}')}"
                   if t["champion_version"] and t["champion_version"] != t["model_version"] else "")
         lines.append(f"  {t['logical_date']!s:<11} {t['dag_id']:<20} v{t['model_version']:<3} "
                      f"{t['primary_metric']}={t['candidate_score']:.4f} {versus:<28} "
