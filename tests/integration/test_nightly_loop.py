@@ -398,7 +398,7 @@ def test_a_model_changed_in_the_object_store_is_refused_with_an_alert(loop, dag_
         with pytest.raises(TamperedModelError, match="MLmodel changed"):
             score(p, Interval.of_day(day), scored_by)
         retrain = run_form(dag_for(p.spec.name, "retrain"),
-                           {"last_date": day.isoformat(), "window_days": 3, "reason": "a changed champion"})
+                           {"last_date": day.isoformat(), "window_days": 5, "reason": "a changed champion"})
     tasks = states(nightly)
     assert nightly.state == "failed" and tasks["score"] != "success", tasks
     assert {t for t, state in tasks.items() if state == "failed"} <= {"check_feedback", "score"}
