@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 
 import requests
 
@@ -53,11 +53,14 @@ class Airflow:
                 raise RuntimeError(f"DAG {dag_id} not parsed after {timeout_s}s: see .loopline/logs/airflow-dag-processor.log")
             time.sleep(3)
 
-    def runs(self, dag_id: str, since: datetime | None = None) -> list[dict]:
-        params = {"limit": 100, "order_by": "logical_date"}
-        if since is not None:
-            params["run_after_gte"] = since.isoformat()
-        return self.call("GET", f"/dags/{dag_id}/dagRuns", params=params).json()["dag_runs"]
+    def runs(self, dag_id: str) -> list[dict]:
+        runs, offset = [], 0
+        while True:
+            page = self.call("GET", f"/dags/{dag_id}/dagRuns", params={"limit": 100, "offset": offset}).json()
+            runs += page["dag_runs"]
+            offset += 100
+            if offset >= page["total_entries"]:
+                return runs
 
 
 def iso(day: date) -> str:
@@ -92,8 +95,11 @@ def main() -> int:
     seen: dict[str, str] = {}
     deadline = time.monotonic() + timeout_s
     while True:
-        nightly = {r["logical_date"]: r for r in airflow.runs(NIGHTLY, since=demo_start - timedelta(days=1))
-                   if r["logical_date"] and _same_instant(r["logical_date"], wanted) and r["run_type"] == "backfill"}
+        # A backfill run's run_after is the end of its (possibly years old) interval: select by
+        # type, interval and when this demo queued it.
+        nightly = {r["logical_date"]: r for r in airflow.runs(NIGHTLY)
+                   if r["logical_date"] and _same_instant(r["logical_date"], wanted) and r["run_type"] == "backfill"
+                   and _after(r["queued_at"], demo_start)}
         for logical, run in sorted(nightly.items()):
             if seen.get(logical) != run["state"]:
                 seen[logical] = run["state"]

@@ -13,6 +13,7 @@ known on the interval's last date.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import date
@@ -50,6 +51,21 @@ def run_interval() -> Interval:
 def run_date() -> date:
     """The date a run's training and checks are as of: the last date of its interval."""
     return run_interval().last
+
+
+def outcome(record) -> dict:
+    """A stage's result as its XCom: a dataclass as a dict, with NaN and infinities as None
+    (XCom is JSON, which has no such numbers; a candidate refused by its smoke test has no score)."""
+    def clean(value):
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [clean(v) for v in value]
+        return value
+
+    return clean(asdict(record))
 
 
 def _pipeline(name: str):
@@ -104,7 +120,7 @@ def check_feedback(pipeline: str) -> dict:
     context = get_current_context()
     check = check_realised_performance(_pipeline(pipeline), run_date(), context["dag"].dag_id, context["run_id"])
     print(f"champion v{check.champion_version}: {check.decision}")
-    return asdict(check)
+    return outcome(check)
 
 
 def train(pipeline: str, recent_only: bool = False) -> dict:
@@ -129,7 +145,7 @@ def train(pipeline: str, recent_only: bool = False) -> dict:
     except NotEnoughLabels as reason:
         raise AirflowSkipException(str(reason)) from reason
     print(f"run {result.run_id} ({'reused' if result.reused else 'new'}): {result.metrics}")
-    return asdict(result)
+    return outcome(result)
 
 
 @refusing_changed_models
@@ -142,7 +158,7 @@ def register(pipeline: str, trained: dict) -> dict:
                                  run_date(), context["dag"].dag_id, context["run_id"])
     print(f"version {decision.model_version}: {'PROMOTED' if decision.promoted else 'kept as challenger'} "
           f"({decision.decision})")
-    return asdict(decision)
+    return outcome(decision)
 
 
 @refusing_changed_models
@@ -163,7 +179,7 @@ def score(pipeline: str) -> dict:
     result = score_interval(p, interval, version)
     print(f"{interval}: {result.rows} predictions by version {version} -> {result.predictions_uri}, "
           f"loopline.predictions and {p.spec.predictions_topic} ({result.published} published now)")
-    return asdict(result)
+    return outcome(result)
 
 
 @refusing_changed_models
@@ -206,7 +222,7 @@ def copy_to_tier(pipeline: str, dataset: str, day: str, to_tier: str) -> dict:
         raise AirflowFailException(str(refused)) from refused
     print(f"{result.source} -> {result.target}: {result.copied} copied, {result.skipped} already there, "
           f"{result.removed} stale removed; {result.files} files, {result.bytes} bytes, SHA-256 verified")
-    return asdict(result)
+    return outcome(result)
 
 
 def rollback(pipeline: str, to_version: str, reason: str) -> dict:
@@ -223,4 +239,4 @@ def rollback(pipeline: str, to_version: str, reason: str) -> dict:
     except RollbackError as refused:
         raise AirflowFailException(str(refused)) from refused
     print(f"{done.model_name}: champion v{done.from_version} -> v{done.to_version} ({reason})")
-    return asdict(done)
+    return outcome(done)

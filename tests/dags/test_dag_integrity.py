@@ -114,3 +114,12 @@ def test_a_form_offers_only_known_pipelines(dagbag, dag_id):
     for bad in ("../x", "a;drop", "", "card_fraud/../../etc", "no_such_pipeline"):
         with pytest.raises(ParamValidationError, match="pipeline"):
             form["pipeline"] = bad
+
+
+def test_a_stage_outcome_is_json_even_with_nan_scores():
+    """XCom is JSON: a gate decision whose candidate failed its smoke test has a NaN score."""
+    from loopline.release.registry import GateDecision
+    from loopline_airflow.stages import outcome
+
+    refused = GateDecision(9, False, "smoke test failed", "rmse", float("nan"), 8, None)
+    assert json.loads(json.dumps(outcome(refused), allow_nan=False))["candidate_score"] is None
