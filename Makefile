@@ -32,7 +32,7 @@ bench: up         ## benchmarks against in-run baselines; results in benchmarks/
 	$(ENV) .venv/bin/python benchmarks/score.py
 
 lock:             ## re-pin requirements.txt from requirements.in
-	.venv/bin/uv pip compile requirements.in -o requirements.txt --python-version 3.11 --no-header
+	.venv/bin/uv pip compile requirements.in -o requirements.txt --python-version 3.11 --no-header --generate-hashes
 
 clean: down       ## remove all local state (data, logs, generated secrets)
 	rm -rf .loopline

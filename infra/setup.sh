@@ -28,8 +28,9 @@ step "python virtualenv .venv (pinned from requirements.txt)"
 PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" >/dev/null || fail "$PYTHON not found: Loopline needs Python 3.11"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-[ -x .venv/bin/uv ] || .venv/bin/pip install -q "uv==0.13.9"
-.venv/bin/uv pip sync -q -p .venv/bin/python requirements.txt
+# Every wheel is checked against the hash pinned beside it: a changed package on the index fails here.
+[ -x .venv/bin/uv ] || .venv/bin/pip install -q --require-hashes -r infra/uv-requirements.txt
+.venv/bin/uv pip sync -q --require-hashes -p .venv/bin/python requirements.txt
 .venv/bin/uv pip install -q -p .venv/bin/python --no-deps -e .
 echo "ok ($(.venv/bin/python --version), $(.venv/bin/uv pip list -p .venv/bin/python 2>/dev/null | wc -l) packages)"
 
@@ -42,7 +43,7 @@ for pom in kafka-broker spark-extras; do
   sum=$(sha256sum "infra/maven/$pom.pom.xml" | cut -d' ' -f1)
   if [ ! -s "$STATE/classpath/$name.cp" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$sum" ]; then
     mkdir -p "$STATE/logs"
-    mvn -B -f "infra/maven/$pom.pom.xml" dependency:build-classpath -Dmdep.outputFile="$PWD/$STATE/classpath/$name.cp" \
+    mvn -B --strict-checksums -f "infra/maven/$pom.pom.xml" dependency:build-classpath -Dmdep.outputFile="$PWD/$STATE/classpath/$name.cp" \
       > "$STATE/logs/maven-$name.log" 2>&1 \
       || fail "maven could not resolve infra/maven/$pom.pom.xml (needs Maven Central); see $STATE/logs/maven-$name.log"
     echo "$sum" > "$stamp"

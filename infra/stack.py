@@ -75,6 +75,12 @@ SECRETS = {  # generated once, kept across `make setup`; every other setting der
     "LOOPLINE_KAFKA_BROKER_PASSWORD": lambda: secrets.token_urlsafe(24),
     **{f"LOOPLINE_KAFKA_{role.upper()}_PASSWORD": lambda: secrets.token_urlsafe(24)
        for role in ("admin", "ingest", "producer", "scoring", "reader")},
+    # MLflow's basic-auth app: its admin (created at the server's first start), the tasks'
+    # writer and a read-only viewer (created by loopline.ops.mlflow_users).
+    "MLFLOW_AUTH_ADMIN_PASSWORD": lambda: secrets.token_urlsafe(24),
+    "MLFLOW_FLASK_SERVER_SECRET_KEY": lambda: secrets.token_urlsafe(32),
+    "LOOPLINE_MLFLOW_WRITER_PASSWORD": lambda: secrets.token_urlsafe(24),
+    "LOOPLINE_MLFLOW_VIEWER_PASSWORD": lambda: secrets.token_urlsafe(24),
     # Spark Connect refuses a client without it (the server and PySpark read this variable).
     "SPARK_CONNECT_AUTHENTICATE_TOKEN": lambda: secrets.token_urlsafe(32),
 }
@@ -83,6 +89,10 @@ SECRETS = {  # generated once, kept across `make setup`; every other setting der
 PRIVATE_TO = {  # setting -> the service names (prefixes) that receive it
     "LOOPLINE_DB_ADMIN_URL": (),  # no service: `loopline bootstrap` and the operator's shell only
     "MLFLOW_BACKEND_STORE_URI": ("mlflow",),
+    "MLFLOW_AUTH_ADMIN_PASSWORD": ("mlflow",),
+    "MLFLOW_FLASK_SERVER_SECRET_KEY": ("mlflow",),
+    "MLFLOW_AUTH_CONFIG_PATH": ("mlflow",),
+    "LOOPLINE_MLFLOW_VIEWER_PASSWORD": (),
     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": ("airflow-",),
     "AIRFLOW__API_AUTH__JWT_SECRET": ("airflow-",),
     "AIRFLOW__API__SECRET_KEY": ("airflow-",),
@@ -145,6 +155,12 @@ def write_env_file() -> None:
         "AWS_DEFAULT_REGION": "us-east-1",
         "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{ports['LOOPLINE_MLFLOW_PORT']}",
         "MLFLOW_S3_ENDPOINT_URL": f"http://127.0.0.1:{ports['LOOPLINE_S3_PORT']}",
+        # Every MLflow client (tasks, Spark's workers, the operator's shell) logs in as the writer.
+        "LOOPLINE_MLFLOW_WRITER_USER": "loopline-writer",
+        "LOOPLINE_MLFLOW_VIEWER_USER": "loopline-viewer",
+        "MLFLOW_TRACKING_USERNAME": "loopline-writer",
+        "MLFLOW_TRACKING_PASSWORD": keys["LOOPLINE_MLFLOW_WRITER_PASSWORD"],
+        "MLFLOW_AUTH_CONFIG_PATH": str(STATE / "mlflow" / "basic_auth.ini"),
         "AIRFLOW_HOME": str(airflow_home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
@@ -237,6 +253,14 @@ def tail(path: Path, lines: int = 15) -> str:
     if not path.exists():
         return "(no log written)"
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def run_ops_module(module: str, env: dict[str, str], what: str) -> None:
+    """Run one of Loopline's setup modules (secrets reach it by environment, never argv)."""
+    result = subprocess.run([str(VENV_BIN / "python"), "-m", module], env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise StackError(f"{what} failed:\n{result.stderr[-3000:]}")
+    print(f"  {result.stdout.strip()}")
 
 
 def classpath(name: str) -> str:
@@ -610,20 +634,35 @@ class Kafka(Service):
     def after_healthy(self, env: dict[str, str]) -> None:
         """Create or update every principal's SCRAM credentials, as the broker (over the internal
         listener): the passwords follow .loopline/env and reach the tool by environment."""
-        result = subprocess.run([str(VENV_BIN / "python"), "-m", "loopline.ops.kafka_principals"], env=env,
-                                capture_output=True, text=True)
-        if result.returncode != 0:
-            raise StackError(f"kafka: creating the SCRAM principals failed:\n{result.stderr[-3000:]}")
+        run_ops_module("loopline.ops.kafka_principals", env, "kafka: creating the SCRAM principals")
 
 
 class MLflow(Service):
-    """MLflow tracking server + registry: PostgreSQL backend, artifacts proxied to the object store."""
+    """MLflow tracking server + registry: PostgreSQL backend, artifacts proxied to the object
+    store, and the basic-auth app: every request but /health needs a user (users and their
+    permissions in a private SQLite file; see loopline.ops.mlflow_users)."""
+
+    def prepare(self, env: dict[str, str]) -> None:
+        write_private(Path(env["MLFLOW_AUTH_CONFIG_PATH"]), "\n".join([
+            "[mlflow]",
+            "default_permission = READ",
+            f"database_uri = sqlite:///{STATE / 'mlflow' / 'auth.db'}",
+            "admin_username = admin",  # its password: MLFLOW_AUTH_ADMIN_PASSWORD, by environment
+            "authorization_function = mlflow.server.auth:authenticate_request_basic_auth",
+            "grant_default_workspace_access = false",
+            # A password check is a deliberate slow PBKDF2 hash; tasks make many requests.
+            "auth_cache_ttl_seconds = 60",
+            "",
+        ]))
 
     def command(self, env: dict[str, str]) -> list[str]:
         # The backend URI (with its password) reaches MLflow as MLFLOW_BACKEND_STORE_URI, not argv.
         return [str(VENV_BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", env["LOOPLINE_MLFLOW_PORT"],
                 "--artifacts-destination", f"s3://{env['LOOPLINE_S3_BUCKET']}/mlflow-artifacts",
-                "--workers", "1"]
+                "--workers", "1", "--app-name", "basic-auth"]
+
+    def after_healthy(self, env: dict[str, str]) -> None:
+        run_ops_module("loopline.ops.mlflow_users", env, "mlflow: creating its users")
 
     def healthy(self, env: dict[str, str]) -> bool:
         return http_ok(f"{env['MLFLOW_TRACKING_URI']}/health")

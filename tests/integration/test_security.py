@@ -96,7 +96,7 @@ def test_another_account_can_read_nothing_under_the_state_folder(intruder):
     assert STATE.stat().st_mode & 0o777 == 0o711
     assert as_intruder("ls", str(STATE)).returncode != 0
     for relative in ("env", "lake", "s3/identities.json", "airflow/passwords.json", "postgres/data", "logs",
-                     "spark", "kafka/server.properties"):
+                     "spark", "kafka/server.properties", "mlflow/auth.db", "mlflow/basic_auth.ini"):
         path = STATE / relative
         assert path.exists(), path
         command = ["ls", str(path)] if path.is_dir() else ["cat", str(path)]
@@ -204,3 +204,38 @@ def test_each_kafka_principal_is_refused_outside_its_acls():
         assert raw in admin.list_topics()  # still there
     finally:
         admin.close()
+
+
+def _mlflow(method: str, path: str, login: tuple[str, str] | None, **body):
+    import requests
+
+    return requests.request(method, f"{os.environ['MLFLOW_TRACKING_URI']}{path}", auth=login, json=body or None,
+                            params=None if body else {"max_results": 1}, timeout=30)
+
+
+def test_mlflow_refuses_a_client_without_credentials_or_with_wrong_ones():
+    writer = (os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"])
+    for path in ("/api/2.0/mlflow/experiments/search", "/api/2.0/mlflow/registered-models/search",
+                 "/api/2.0/mlflow-artifacts/artifacts", "/ajax-api/2.0/mlflow/experiments/search"):
+        for login in (None, (writer[0], "a-guess"), ("admin", "a-guess")):
+            assert _mlflow("GET", path, login).status_code == 401, (path, login and login[0])
+    assert _mlflow("GET", "/api/2.0/mlflow/experiments/search", writer).status_code == 200
+    assert _mlflow("GET", "/health", None).status_code == 200  # the one open route, for health checks
+
+
+def test_the_mlflow_viewer_reads_but_changes_nothing_of_the_pipelines():
+    from mlflow import MlflowClient
+
+    model = f"security-probe-{os.getpid()}"
+    MlflowClient().create_registered_model(model)  # as the tasks' writer, who then manages it
+    try:
+        viewer = (os.environ["LOOPLINE_MLFLOW_VIEWER_USER"], stack.read_env_file()["LOOPLINE_MLFLOW_VIEWER_PASSWORD"])
+        read = _mlflow("GET", f"/api/2.0/mlflow/registered-models/get?name={model}", viewer)
+        assert read.status_code == 200 and read.json()["registered_model"]["name"] == model
+        for path, body in (("/api/2.0/mlflow/registered-models/set-tag", {"name": model, "key": "k", "value": "v"}),
+                           ("/api/2.0/mlflow/registered-models/alias", {"name": model, "alias": "champion",
+                                                                         "version": "1"})):
+            assert _mlflow("POST", path, viewer, **body).status_code == 403, path
+        assert _mlflow("DELETE", "/api/2.0/mlflow/registered-models/delete", viewer, name=model).status_code == 403
+    finally:
+        MlflowClient().delete_registered_model(model)
