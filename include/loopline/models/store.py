@@ -140,4 +140,4 @@ def load_local(local: Path, uri: str) -> "Scorer":
     code = recorded["feature_code"]
     derive = load_function(local / CODE_DIR / code, features.code.function) if code else None
     kind = model_type(recorded["model_type"])
-    return Scorer(kind.load_model(str(local)), kind, recorded["task"], FeatureBuilder(features, derive))
+    return Scorer(kind.load_model(local), kind, recorded["task"], FeatureBuilder(features, derive))

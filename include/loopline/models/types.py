@@ -13,6 +13,7 @@ class here and its row in loopline.core.metrics.MODEL_TYPES. Every type predicts
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from loopline.core.metrics import MODEL_TYPES as MODEL_TASKS
@@ -25,6 +26,20 @@ if TYPE_CHECKING:  # imported on use: specs (and so DAG files) check model types
 
 class UnsupportedModelType(ValueError):
     """A spec or a registered model names a model type Loopline does not know."""
+
+
+class UnsafeModelFormat(ValueError):
+    """A model's files are in a format whose loading could run code (a pickle)."""
+
+
+def flavor_settings(local: Path, flavor: str) -> dict[str, Any]:
+    """The flavor's block of a downloaded model's MLmodel file (where its data file is)."""
+    from mlflow.models import Model
+
+    flavors = Model.load(str(local)).flavors
+    if flavor not in flavors:
+        raise UnsupportedModelType(f"{local}: the model has no {flavor!r} flavor (it has {sorted(flavors)})")
+    return flavors[flavor]
 
 
 class ModelType(Protocol):
@@ -40,7 +55,7 @@ class ModelType(Protocol):
 
     def log_model(self, model: Any, **kwargs) -> Any: ...
 
-    def load_model(self, uri: str) -> Any: ...
+    def load_model(self, local: Path) -> Any: ...
 
 
 class LightGBM:
@@ -68,10 +83,15 @@ class LightGBM:
         # Loopline serves through Scorer with the spec's category vocabulary instead.
         return mlflow.lightgbm.log_model(model, validate_serving_input=False, **kwargs)
 
-    def load_model(self, uri):
-        import mlflow.lightgbm
+    def load_model(self, local):
+        """LightGBM's own text format, read by LightGBM: nothing in the file is executed."""
+        import lightgbm as lgb
 
-        return mlflow.lightgbm.load_model(uri)
+        settings = flavor_settings(local, self.flavor)
+        if settings.get("model_class", "lightgbm.basic.Booster") != "lightgbm.basic.Booster":
+            raise UnsafeModelFormat(f"{local}: a {settings['model_class']} is stored as a pickle; Loopline loads only "
+                                    "LightGBM Boosters, stored in LightGBM's text format")
+        return lgb.Booster(model_file=str(local / settings["data"]))
 
 
 def _linear_columns(train: pd.DataFrame):
@@ -91,18 +111,31 @@ def _linear_columns(train: pd.DataFrame):
     ])
 
 
+# What a fitted baseline holds beyond the types skops trusts by default. The list is Loopline's,
+# never read from the model: a changed model cannot widen it.
+SKOPS_TRUSTED_TYPES = ["numpy.dtype"]
+
+
 class _Sklearn:
-    flavor, packages = "sklearn", ("scikit-learn", "numpy", "pandas", "scipy")
+    """scikit-learn pipelines, stored with skops: loading builds only trusted types, it never unpickles."""
+
+    flavor, packages = "sklearn", ("scikit-learn", "numpy", "pandas", "scipy", "skops")
 
     def log_model(self, model, **kwargs):
         import mlflow.sklearn
 
-        return mlflow.sklearn.log_model(model, serialization_format="cloudpickle", **kwargs)
+        return mlflow.sklearn.log_model(model, serialization_format="skops",
+                                        skops_trusted_types=SKOPS_TRUSTED_TYPES, **kwargs)
 
-    def load_model(self, uri):
-        import mlflow.sklearn
+    def load_model(self, local):
+        import skops.io
 
-        return mlflow.sklearn.load_model(uri)
+        settings = flavor_settings(local, self.flavor)
+        if settings.get("serialization_format") != "skops":
+            raise UnsafeModelFormat(f"{local}: stored as {settings.get('serialization_format')!r}, which runs code "
+                                    "when loaded; Loopline loads scikit-learn models stored with skops only. "
+                                    "Retrain to register a version in that format.")
+        return skops.io.load(local / settings["pickled_model"], trusted=SKOPS_TRUSTED_TYPES)
 
 
 class SklearnLogistic(_Sklearn):
