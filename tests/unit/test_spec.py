@@ -152,3 +152,14 @@ def test_spec_check_validates_spec_feature_code_and_suites_without_services(tmp_
     assert refused.returncode == 2
     assert "contracts.bronze_events.suite: card_labels_bronze has rules on ['is_fraud', 'label_source']" in \
         refused.stderr
+
+
+@pytest.mark.parametrize("field, value", [("table", 'payments"; DROP TABLE x; --'), ("table", "a.b.c"),
+                                          ("watermark", "updated_at desc"), ("watermark", "x;y")])
+def test_a_postgres_source_names_only_plain_identifiers(tmp_path, field, value):
+    def mutate(raw):
+        source = next(iter(raw["sources"].values()))
+        source.update({"kind": "postgres", "table": "public.payments", "watermark": "updated_at", field: value})
+
+    with pytest.raises(SpecError, match=field):
+        load_spec("broken", _write(tmp_path, mutate))

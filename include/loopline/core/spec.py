@@ -25,6 +25,10 @@ from loopline.core.storage import Placement as StoragePlacement
 PIPELINES_DIR = REPOSITORY / "include" / "pipelines"
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"  # pipeline names end up in paths, SQL, topics and model names
 FieldType = Literal["string", "timestamp", "double", "int", "boolean"]
+# Source tables and columns reach SQL as quoted identifiers (psycopg2.sql); the patterns
+# refuse at load time what no sane table name needs (quotes, spaces, semicolons).
+COLUMN_PATTERN = r"^([A-Za-z_][A-Za-z0-9_]{0,62})?$"
+TABLE_PATTERN = r"^([A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?)?$"
 Fraction = Annotated[float, Field(ge=0, le=1)]
 
 
@@ -86,8 +90,9 @@ class Source(Strict):
     time_field: str = Field(description="partitions bronze by the date of this field (event time)")
     kind: Literal["kafka", "postgres", "files"] = "kafka"
     topic: str = ""  # kafka
-    table: str = ""  # postgres: schema.table
-    watermark: str = ""  # postgres: monotonically increasing column (e.g. updated_at)
+    table: str = Field("", pattern=TABLE_PATTERN, description="postgres: [schema.]table")
+    watermark: str = Field("", pattern=COLUMN_PATTERN,
+                           description="postgres: monotonically increasing column (e.g. updated_at)")
     connection_env: str = "LOOPLINE_DB_URL"  # postgres: environment variable holding the database URL
     landing_tier: str = ""  # files: tier holding the landing prefix
     landing_prefix: str = ""  # files: prefix (relative to the tier root) new files land under

@@ -56,35 +56,55 @@ def _previous_high(conn, pipeline: str, source: Source) -> str | None:
     return rows[0]["high"] if rows else None
 
 
+def _table(source: Source):
+    """The source table as a quoted identifier (`schema.table` -> "schema"."table")."""
+    from psycopg2 import sql
+
+    return sql.Identifier(*source.table.split("."))
+
+
 def _range_query(cur, source: Source, low: str | None, high: str, batch_id: int) -> str:
     """The rows of (low, high] as (key, value=row JSON, timestamp, coordinates): a row's
     coordinates are (table, batch id, its position in the batch by watermark and key)."""
-    where = f"{source.watermark} <= %(high)s" + (f" AND {source.watermark} > %(low)s" if low is not None else "")
-    return cur.mogrify(f"""
-        SELECT convert_to(t.{source.schema.key}::text, 'UTF8') AS key,
+    from psycopg2 import sql
+
+    watermark, key = sql.Identifier(source.watermark), sql.Identifier(source.schema.key)
+    where = sql.SQL("t.{w} <= %(high)s").format(w=watermark)
+    if low is not None:
+        where = sql.SQL("{} AND t.{w} > %(low)s").format(where, w=watermark)
+    query = sql.SQL("""
+        SELECT convert_to(t.{key}::text, 'UTF8') AS key,
                convert_to(row_to_json(t)::text, 'UTF8') AS value,
                now() AS timestamp, %(table)s AS source, %(batch)s AS source_partition,
-               row_number() OVER (ORDER BY t.{source.watermark}, t.{source.schema.key}) - 1 AS source_offset
-          FROM {source.table} t WHERE {where}""", {"low": low, "high": high, "table": source.table, "batch": batch_id}).decode()
+               row_number() OVER (ORDER BY t.{watermark}, t.{key}) - 1 AS source_offset
+          FROM {table} t WHERE {where}""").format(key=key, watermark=watermark, table=_table(source), where=where)
+    return cur.mogrify(query, {"low": low, "high": high, "table": source.table, "batch": batch_id}).decode()
 
 
 def postgres_backlog(p: Pipeline, source: Source) -> int:
     """Rows above the last ingested watermark."""
+    from psycopg2 import sql
+
     with db.connect(p.settings.db_url) as conn:
         low = _previous_high(conn, p.spec.name, source)
     with db.connect(_source_db_url(source)) as conn, conn.cursor() as cur:
-        where = f" WHERE {source.watermark} > %s" if low is not None else ""
-        cur.execute(f"SELECT count(*) FROM {source.table}{where}", (low,) if low is not None else ())
+        query = sql.SQL("SELECT count(*) FROM {}").format(_table(source))
+        if low is not None:
+            query = sql.SQL("{} WHERE {} > %s").format(query, sql.Identifier(source.watermark))
+        cur.execute(query, (low,) if low is not None else ())
         return cur.fetchone()[0]
 
 
 def ingest_postgres(spark, p: Pipeline, source: Source, run_id: str, logical_date: date) -> IngestRun:
+    from psycopg2 import sql
+
     with db.connect(p.settings.db_url) as conn:
         batch_id, recorded = _plan(conn, p.spec.name, source, logical_date)
         low, high = recorded["watermark"] if recorded else (_previous_high(conn, p.spec.name, source), None)
         with db.connect(_source_db_url(source)) as source_conn, source_conn.cursor() as cur:
             if high is None:
-                cur.execute(f"SELECT max({source.watermark})::text FROM {source.table}")
+                cur.execute(sql.SQL("SELECT max({})::text FROM {}").format(sql.Identifier(source.watermark),
+                                                                          _table(source)))
                 high = cur.fetchone()[0]
             query = _range_query(cur, source, low, high, batch_id) if high is not None else None
             if query:
