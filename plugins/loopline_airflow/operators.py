@@ -49,9 +49,9 @@ class ContractOperator(BaseOperator):
 
         from loopline.contracts.validate import ContractViolation, validate_dataset
         from loopline.core.alerts import Alert, notify
-        from loopline.core.pipeline import Pipeline
+        from loopline_airflow.stages import task_pipeline
 
-        p = Pipeline.load(self.pipeline)
+        p = task_pipeline(self.pipeline)
         try:
             outcome = validate_dataset(p, self.dataset, run_interval(), context["run_id"])
         except ContractViolation as violation:

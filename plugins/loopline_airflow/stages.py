@@ -68,9 +68,12 @@ def outcome(record) -> dict:
     return clean(asdict(record))
 
 
-def _pipeline(name: str):
+def task_pipeline(name: str):
+    """The pipeline a task runs, with the task's credentials in place (and masked in its log)."""
     from loopline.core.pipeline import Pipeline
+    from loopline_airflow.credentials import prepare_task_credentials
 
+    prepare_task_credentials()
     return Pipeline.load(name)
 
 
@@ -88,7 +91,7 @@ def refusing_changed_models(stage: Callable) -> Callable:
         except TamperedModelError as refused:
             alert = Alert(pipeline, "model refused, its files changed since registration", str(run_interval()),
                           get_current_context()["run_id"], str(refused), None)
-            for line in notify(_pipeline(pipeline).spec.alerts, alert):
+            for line in notify(task_pipeline(pipeline).spec.alerts, alert):
                 print(f"alert {line}")
             raise AirflowFailException(str(refused)) from refused
 
@@ -100,7 +103,7 @@ def ingest(pipeline: str) -> dict:
     from loopline.ingest.streaming import ingest_source
     from loopline_airflow.assets import bronze_ingested
 
-    p, context, interval = _pipeline(pipeline), get_current_context(), run_interval()
+    p, context, interval = task_pipeline(pipeline), get_current_context(), run_interval()
     spark = p.spark()
     results = {name: asdict(ingest_source(spark, p, source, context["run_id"], interval.first))
                for name, source in p.spec.sources.items()}
@@ -118,7 +121,7 @@ def check_feedback(pipeline: str) -> dict:
     from loopline.monitoring.feedback import check_realised_performance
 
     context = get_current_context()
-    check = check_realised_performance(_pipeline(pipeline), run_date(), context["dag"].dag_id, context["run_id"])
+    check = check_realised_performance(task_pipeline(pipeline), run_date(), context["dag"].dag_id, context["run_id"])
     print(f"champion v{check.champion_version}: {check.decision}")
     return outcome(check)
 
@@ -133,7 +136,7 @@ def train(pipeline: str, recent_only: bool = False) -> dict:
     from loopline.training.data import NotEnoughLabels
     from loopline.training.train import train as train_model
 
-    p, context = _pipeline(pipeline), get_current_context()
+    p, context = task_pipeline(pipeline), get_current_context()
     params = context.get("params") or {}
     if params.get("retrain") is False:
         raise AirflowSkipException("the trigger form asked to score without retraining")
@@ -153,7 +156,7 @@ def register(pipeline: str, trained: dict) -> dict:
     """Register the candidate and promote it to champion if it passes the gate."""
     from loopline.release.registry import register_and_gate
 
-    p, context = _pipeline(pipeline), get_current_context()
+    p, context = task_pipeline(pipeline), get_current_context()
     decision = register_and_gate(p.settings.db_url, p.spec, trained["run_id"], trained["model_uri"],
                                  run_date(), context["dag"].dag_id, context["run_id"])
     print(f"version {decision.model_version}: {'PROMOTED' if decision.promoted else 'kept as challenger'} "
@@ -170,7 +173,7 @@ def score(pipeline: str) -> dict:
     from loopline.scoring.score import score as score_interval
     from loopline.scoring.score import scoring_version
 
-    p, interval = _pipeline(pipeline), run_interval()
+    p, interval = task_pipeline(pipeline), run_interval()
     version = scoring_version(p, interval.first)
     if version is None:
         raise AirflowSkipException(f"{pipeline}: no champion model yet, nothing to score with")
@@ -187,7 +190,7 @@ def monitor(pipeline: str, scored: dict) -> dict:
     """Drift of each scored schedule interval against its serving model's training reference."""
     from loopline.monitoring.monitor import check_drift
 
-    p, interval = _pipeline(pipeline), run_interval()
+    p, interval = task_pipeline(pipeline), run_interval()
     checked = check_drift(p.settings.db_url, p.spec, p.lake, interval, scored["model_version"])
     for drift in checked:
         print(f"{drift.interval} ({drift.rows} rows): PSI per feature {drift.scores}; drifted: {drift.drifted_features or 'none'}")
@@ -217,7 +220,7 @@ def copy_to_tier(pipeline: str, dataset: str, day: str, to_tier: str) -> dict:
     from loopline.ops.tiering import copy_partition
 
     try:
-        result = copy_partition(_pipeline(pipeline).lake, dataset, date.fromisoformat(day), to_tier)
+        result = copy_partition(task_pipeline(pipeline).lake, dataset, date.fromisoformat(day), to_tier)
     except PlacementError as refused:
         raise AirflowFailException(str(refused)) from refused
     print(f"{result.source} -> {result.target}: {result.copied} copied, {result.skipped} already there, "
@@ -231,7 +234,7 @@ def rollback(pipeline: str, to_version: str, reason: str) -> dict:
 
     from loopline.models.aliases import AliasMove, RollbackError, rollback as rollback_champion
 
-    p, context = _pipeline(pipeline), get_current_context()
+    p, context = task_pipeline(pipeline), get_current_context()
     try:
         done = rollback_champion(MlflowClient(), p.settings.db_url, p.spec.name, p.spec.model_name,
                                  AliasMove(reason, context["dag"].dag_id, context["run_id"]),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import email
+import json
 import email.policy
 import socket
 import threading
@@ -104,3 +105,20 @@ def test_credentials_are_never_sent_to_a_server_without_starttls(smtp_endpoint, 
     [outcome] = notify([AlertChannel(channel="email", to_env="TO")], ALERT)
     assert outcome.startswith("email: FAILED to deliver") and "STARTTLS" in outcome
     assert smtp_endpoint == []
+
+
+def test_an_alert_never_carries_a_credential_the_process_holds(http_endpoint, smtp_endpoint, monkeypatch):
+    url, posted = http_endpoint
+    monkeypatch.setenv("LOOPLINE_DB_URL", "postgresql://loopline_app:db-Pa55word@127.0.0.1:15432/loopline")
+    monkeypatch.setenv("LOOPLINE_KAFKA_INGEST_PASSWORD", "kafka-Pa55word")
+    monkeypatch.setenv("HOOK_URL", url)
+    monkeypatch.setenv("ALERT_TO", "ops@example.org")
+    leaky = Alert("card_fraud", "ingest failed", "2026-11-20", "scheduled__x",
+                  'connection to "postgresql://loopline_app:db-Pa55word@127.0.0.1:15432" refused; '
+                  "SASL login with kafka-Pa55word failed", None)
+    assert notify([AlertChannel(channel="webhook", url_env="HOOK_URL"),
+                   AlertChannel(channel="email", to_env="ALERT_TO")], leaky) == ["webhook: sent", "email: sent"]
+    [(_, raw)] = smtp_endpoint
+    mail = email.message_from_string(raw, policy=email.policy.default)
+    for sent in (json.dumps(posted[0]), mail["Subject"] + mail.get_content()):
+        assert "Pa55word" not in sent and "loopline_app:***@127.0.0.1" in sent and "SASL login with *** failed" in sent

@@ -12,6 +12,7 @@ alert channels named in the pipeline spec.
 A webhook must be https (plain http only to this machine), and an address that is not
 well formed is refused without echoing it: webhook URLs carry tokens. Delivery problems
 are reported, never raised: a broken webhook must not hide the failure it was meant to announce.
+Every alert is redacted first: no credential the process holds leaves in one.
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from dataclasses import asdict, dataclass
 from email.message import EmailMessage
 from email.utils import getaddresses
 
+from loopline.core.config import redact
 from loopline.core.spec import AlertChannel
 
 log = logging.getLogger("loopline.core.alerts")
@@ -70,6 +72,11 @@ class Alert:
     def text(self) -> str:
         return f"{self.title}\n{self.summary}\nrun: {self.run_id}\nreport: {self.report_url or 'not available'}"
 
+    def redacted(self) -> "Alert":
+        """The alert with any credential this process holds blanked out: a summary quotes an
+        error message, and an error message can quote a connection string."""
+        return Alert(**{k: redact(v) if isinstance(v, str) else v for k, v in asdict(self).items()})
+
 
 def _webhook(url: str, alert: Alert) -> None:
     body = json.dumps({"text": alert.text, **asdict(alert)}).encode()
@@ -98,7 +105,7 @@ def _email(recipients: list[str], alert: Alert) -> None:
 
 def notify(channels: list[AlertChannel], alert: Alert) -> list[str]:
     """Send `alert` on every active channel; return one line per channel saying what happened."""
-    outcomes = []
+    outcomes, alert = [], alert.redacted()
     for channel in channels:
         if channel.channel == "log":
             log.error(alert.text)

@@ -6,6 +6,8 @@ come from the deployment (or Airflow connections exported as environment).
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,6 +16,34 @@ if TYPE_CHECKING:
     from loopline.core.kafka_auth import KafkaLogin, Role
 
 REPOSITORY = Path(__file__).resolve().parents[3]  # the checkout: include/loopline/core/config.py
+
+
+# Settings whose values are (or, for URLs, may carry) credentials, by name.
+CREDENTIAL_SETTING = re.compile(r"PASSWORD|SECRET|TOKEN|_URL$|_URI$")
+URL_PASSWORD = re.compile(r"^[a-z0-9+.-]+://[^:/@]*:([^@]+)@")
+REDACTED = "***"
+
+
+def credential_values(settings: Mapping[str, str]) -> list[str]:
+    """The secret parts of credential settings: passwords, tokens, and the password in a URL."""
+    values = []
+    for name, value in settings.items():
+        if not CREDENTIAL_SETTING.search(name) or not value:
+            continue
+        if "://" in value:
+            password = URL_PASSWORD.match(value)
+            values += [password.group(1)] if password else []
+        else:
+            values.append(value)
+    return values
+
+
+def redact(text: str) -> str:
+    """`text` with every credential this process holds replaced by ***: for what leaves the
+    process as text (alerts), where no log masker runs."""
+    for secret in sorted(credential_values(os.environ), key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    return text
 
 
 class ConfigError(RuntimeError):
