@@ -67,6 +67,8 @@ SECRETS = {  # generated once, kept across `make setup`; every other setting der
     "LOOPLINE_PG_MLFLOW_PASSWORD": lambda: secrets.token_urlsafe(18),
     "AWS_ACCESS_KEY_ID": lambda: "loopline" + secrets.token_hex(4),
     "AWS_SECRET_ACCESS_KEY": lambda: secrets.token_urlsafe(30),
+    "LOOPLINE_S3_VIEWER_ACCESS_KEY_ID": lambda: "viewer" + secrets.token_hex(4),  # read-only, for people
+    "LOOPLINE_S3_VIEWER_SECRET_ACCESS_KEY": lambda: secrets.token_urlsafe(30),
     "AIRFLOW__API__SECRET_KEY": lambda: secrets.token_urlsafe(24),
     "AIRFLOW__API_AUTH__JWT_SECRET": lambda: secrets.token_urlsafe(24),
     "AIRFLOW_ADMIN_PASSWORD": lambda: secrets.token_urlsafe(12),
@@ -93,6 +95,7 @@ PRIVATE_TO = {  # setting -> the service names (prefixes) that receive it
     "MLFLOW_FLASK_SERVER_SECRET_KEY": ("mlflow",),
     "MLFLOW_AUTH_CONFIG_PATH": ("mlflow",),
     "LOOPLINE_MLFLOW_VIEWER_PASSWORD": (),
+    "LOOPLINE_S3_VIEWER_SECRET_ACCESS_KEY": (),
     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": ("airflow-",),
     "AIRFLOW__API_AUTH__JWT_SECRET": ("airflow-",),
     "AIRFLOW__API__SECRET_KEY": ("airflow-",),
@@ -525,26 +528,79 @@ DATABASES = {  # database -> (owner, other roles that may connect)
 
 
 class ObjectStore(Service):
-    """SeaweedFS (`weed mini`): the real S3-compatible server, the `cloud` storage tier."""
+    """SeaweedFS (`weed mini`): the real S3-compatible server, the `cloud` storage tier.
+
+    Only the S3 gateway takes clients, who sign every request with an identity's keys (the
+    pipeline's, or the read-only viewer's). Its master, volume and filer servers speak HTTPS
+    and gRPC with mutual TLS (a private CA made here; only the gateway holds a client
+    certificate), and their requests carry JWTs signed with keys made fresh at each start."""
+
+    home = STATE / "s3" / "home"  # weed reads $HOME/.seaweedfs/security.toml
+    tls = STATE / "s3" / "tls"
 
     def prepare(self, env: dict[str, str]) -> None:
         (STATE / "s3" / "data").mkdir(parents=True, exist_ok=True)
-        identities = {"identities": [{
-            "name": "loopline",
-            "credentials": [{"accessKey": env["AWS_ACCESS_KEY_ID"], "secretKey": env["AWS_SECRET_ACCESS_KEY"]}],
-            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-        }]}
-        config = STATE / "s3" / "identities.json"
-        config.write_text(json.dumps(identities))
-        config.chmod(0o600)
+        identities = {"identities": [
+            {"name": "loopline",
+             "credentials": [{"accessKey": env["AWS_ACCESS_KEY_ID"], "secretKey": env["AWS_SECRET_ACCESS_KEY"]}],
+             "actions": ["Admin", "Read", "Write", "List", "Tagging"]},
+            {"name": "loopline-viewer",
+             "credentials": [{"accessKey": env["LOOPLINE_S3_VIEWER_ACCESS_KEY_ID"],
+                              "secretKey": env["LOOPLINE_S3_VIEWER_SECRET_ACCESS_KEY"]}],
+             "actions": ["Read", "List"]},
+        ]}
+        write_private(STATE / "s3" / "identities.json", json.dumps(identities))
+        self.make_certificates()
+        write_private(self.home / ".seaweedfs" / "security.toml", self.security_toml())
+
+    def make_certificates(self) -> None:
+        """A private CA, and one certificate for the servers and one for their clients (once)."""
+        if (self.tls / "client.crt").exists():
+            return
+        self.tls.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+        def openssl(*args: str) -> None:
+            result = subprocess.run(["openssl", *args], cwd=self.tls, capture_output=True, text=True)
+            if result.returncode != 0:
+                raise StackError(f"object-store: openssl {args[0]} failed:\n{result.stderr[-2000:]}")
+
+        key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+        openssl("req", "-x509", *key, "-keyout", "ca.key", "-out", "ca.crt", "-days", "3650",
+                "-subj", "/CN=loopline-seaweedfs-ca")
+        (self.tls / "usage.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+                                            "extendedKeyUsage=serverAuth,clientAuth\n")
+        for name in ("server", "client"):
+            openssl("req", *key, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN=loopline-{name}")
+            openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+                    "-out", f"{name}.crt", "-days", "3650", "-extfile", "usage.ext")
+
+    def security_toml(self) -> str:
+        ca, server, client = (self.tls / "ca.crt", (self.tls / "server.crt", self.tls / "server.key"),
+                              (self.tls / "client.crt", self.tls / "client.key"))
+        lines = []
+        for section in ("jwt.signing", "jwt.signing.read", "jwt.filer_signing", "jwt.filer_signing.read"):
+            lines += [f"[{section}]", f'key = "{secrets.token_urlsafe(32)}"', "expires_after_seconds = 10"]
+        lines += ["[grpc]", f'ca = "{ca}"']
+        for role in ("volume", "master", "filer", "s3", "admin"):
+            lines += [f"[grpc.{role}]", f'cert = "{server[0]}"', f'key = "{server[1]}"']
+        lines += ["[grpc.client]", f'cert = "{client[0]}"', f'key = "{client[1]}"',
+                  "[https.client]", "enabled = true", f'cert = "{client[0]}"', f'key = "{client[1]}"', f'ca = "{ca}"']
+        for role in ("volume", "master", "filer"):
+            lines += [f"[https.{role}]", f'cert = "{server[0]}"', f'key = "{server[1]}"', f'ca = "{ca}"']
+        return "\n".join(lines) + "\n"
+
+    def environment(self, env: dict[str, str]) -> dict[str, str]:
+        return {**super().environment(env), "HOME": str(self.home)}
 
     def command(self, env: dict[str, str]) -> list[str]:
-        base = int(env["LOOPLINE_S3_PORT"])
+        base, sockets = int(env["LOOPLINE_S3_PORT"]), STATE / "s3"
+        # Iceberg and Lance catalogs are off: Loopline does not use them, and each is a port.
         return [str(VENV_BIN / "weed"), "mini", f"-dir={STATE / 's3' / 'data'}",
                 "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-s3.port={base}",
                 f"-master.port={base + 1000}", f"-volume.port={base + 1007}", f"-filer.port={base + 555}",
-                f"-s3.port.iceberg={base + 848}", f"-s3.config={STATE / 's3' / 'identities.json'}",
-                "-webdav=false", "-admin.ui=false"]
+                "-s3.port.iceberg=0", "-s3.port.lance=0", f"-s3.config={STATE / 's3' / 'identities.json'}",
+                f"-filer.localSocket={sockets / 'filer.sock'}", f"-s3.localSocket={sockets / 's3.sock'}",
+                f"-admin.port={base + 5313}", "-webdav=false", "-admin.ui=false"]
 
     def healthy(self, env: dict[str, str]) -> bool:
         # An anonymous request is answered (403) only once the gateway and filer are up.

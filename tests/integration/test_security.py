@@ -95,7 +95,7 @@ def test_the_application_role_has_data_access_only():
 def test_another_account_can_read_nothing_under_the_state_folder(intruder):
     assert STATE.stat().st_mode & 0o777 == 0o711
     assert as_intruder("ls", str(STATE)).returncode != 0
-    for relative in ("env", "lake", "s3/identities.json", "airflow/passwords.json", "postgres/data", "logs",
+    for relative in ("env", "lake", "s3/identities.json", "s3/tls/ca.key", "s3/home", "airflow/passwords.json", "postgres/data", "logs",
                      "spark", "kafka/server.properties", "mlflow/auth.db", "mlflow/basic_auth.ini"):
         path = STATE / relative
         assert path.exists(), path
@@ -239,3 +239,72 @@ def test_the_mlflow_viewer_reads_but_changes_nothing_of_the_pipelines():
         assert _mlflow("DELETE", "/api/2.0/mlflow/registered-models/delete", viewer, name=model).status_code == 403
     finally:
         MlflowClient().delete_registered_model(model)
+
+
+def _s3(access_key: str, secret_key: str):
+    import boto3
+
+    return boto3.client("s3", endpoint_url=os.environ["LOOPLINE_S3_ENDPOINT"], aws_access_key_id=access_key,
+                        aws_secret_access_key=secret_key)
+
+
+def test_the_s3_gateway_refuses_anonymous_and_wrong_keys_and_the_viewer_only_reads():
+    import botocore.exceptions
+    import requests
+
+    bucket = os.environ["LOOPLINE_S3_BUCKET"]
+    assert requests.get(f"{os.environ['LOOPLINE_S3_ENDPOINT']}/{bucket}", timeout=10).status_code == 403
+    with pytest.raises(botocore.exceptions.ClientError, match="InvalidAccessKeyId|AccessDenied|SignatureDoesNotMatch"):
+        _s3(os.environ["AWS_ACCESS_KEY_ID"], "a-guess").list_objects_v2(Bucket=bucket, MaxKeys=1)
+    secrets = stack.read_env_file()
+    viewer = _s3(secrets["LOOPLINE_S3_VIEWER_ACCESS_KEY_ID"], secrets["LOOPLINE_S3_VIEWER_SECRET_ACCESS_KEY"])
+    writer = _s3(os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"])
+    key = f"_security_probe/{os.getpid()}"
+    writer.put_object(Bucket=bucket, Key=key, Body=b"written by the pipeline")
+    try:
+        assert viewer.get_object(Bucket=bucket, Key=key)["Body"].read() == b"written by the pipeline"
+        for change in (lambda: viewer.put_object(Bucket=bucket, Key=key, Body=b"changed"),
+                       lambda: viewer.delete_object(Bucket=bucket, Key=key)):
+            with pytest.raises(botocore.exceptions.ClientError, match="AccessDenied"):
+                change()
+        assert writer.get_object(Bucket=bucket, Key=key)["Body"].read() == b"written by the pipeline"
+    finally:
+        writer.delete_object(Bucket=bucket, Key=key)
+
+
+def _tls_accepts(port: int, certificate: tuple[Path, Path] | None) -> bool:
+    """Whether the server at `port` lets a TLS client in (with or without a client certificate)."""
+    import socket
+    import ssl
+
+    context = ssl.create_default_context(cafile=stack.ObjectStore.tls / "ca.crt")
+    if certificate:
+        context.load_cert_chain(*certificate)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        try:
+            with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+                tls.sendall(b"GET / HTTP/1.1\r\nHost: probe\r\n\r\n")
+                tls.recv(1)  # TLS 1.3: a missing client certificate is refused here
+        except (ssl.SSLError, ConnectionResetError):
+            return False
+    return True
+
+
+def test_seaweedfs_inner_servers_refuse_everyone_but_the_gateway():
+    """Master, volume and filer (HTTP and gRPC) require the client certificate only the S3
+    gateway holds; with it, the filer and volume still demand a signed JWT."""
+    import requests
+
+    base = int(os.environ["LOOPLINE_S3_PORT"])
+    http_ports = {"master": base + 1000, "volume": base + 1007, "filer": base + 555}
+    grpc_ports = {f"{name} gRPC": port + 10000 for name, port in http_ports.items()}
+    client = (stack.ObjectStore.tls / "client.crt", stack.ObjectStore.tls / "client.key")
+    for name, port in {**http_ports, **grpc_ports}.items():
+        assert not _tls_accepts(port, None), f"{name} let a client without a certificate in"
+        assert _tls_accepts(port, client), f"{name} refused the gateway's certificate"
+    for name, port in http_ports.items():
+        assert requests.get(f"http://127.0.0.1:{port}/", timeout=5).status_code == 400, name  # plain HTTP
+    for name in ("volume", "filer"):
+        answer = requests.get(f"https://127.0.0.1:{http_ports[name]}/loopline/", cert=tuple(map(str, client)),
+                              verify=str(stack.ObjectStore.tls / "ca.crt"), timeout=5)
+        assert answer.status_code == 401, name  # no JWT
