@@ -33,9 +33,10 @@ MINUTES_PER_RUN = 5  # the longest a run (and the retraining it triggers) should
 class Airflow:
     """The few REST calls the demo needs (Airflow 3 public API, bearer token)."""
 
-    def __init__(self, base_url: str, password: str) -> None:
+    def __init__(self, base_url: str, username: str, password: str) -> None:
         self.base = base_url.rstrip("/")
-        token = requests.post(f"{self.base}/auth/token", json={"username": "admin", "password": password}, timeout=30)
+        token = requests.post(f"{self.base}/auth/token", json={"username": username, "password": password},
+                              timeout=30)
         token.raise_for_status()
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
@@ -93,7 +94,8 @@ def main() -> int:
     wanted = {iso(i.first) for i in schedule_intervals(spec.cron, first, last)}
     timeout_s = max(20, MINUTES_PER_RUN * len(wanted)) * 60
 
-    airflow = Airflow(os.environ["AIRFLOW__API__BASE_URL"], os.environ["AIRFLOW_ADMIN_PASSWORD"])
+    # The engineer (Airflow's User role) may unpause, trigger and backfill: all the demo does.
+    airflow = Airflow(os.environ["AIRFLOW__API__BASE_URL"], "engineer", os.environ["AIRFLOW_ENGINEER_PASSWORD"])
     for dag_id in (NIGHTLY, RETRAIN):
         airflow.wait_for_dag(dag_id)
     airflow.call("PATCH", f"/dags/{RETRAIN}", json={"is_paused": False})
@@ -130,9 +132,10 @@ def main() -> int:
     print(f"Retraining runs triggered by drift: {len(retrain)} "
           f"({', '.join(r['state'] for r in retrain) or 'none'})")
     print(f"Loop wall time: {time.monotonic() - started:.0f} s\n")
-    print(f"Airflow UI : {os.environ['AIRFLOW__API__BASE_URL']}  login admin, password generated locally: "
-          "AIRFLOW_ADMIN_PASSWORD in .loopline/env (never printed)")
-    print(f"MLflow UI  : {os.environ['MLFLOW_TRACKING_URI']}")
+    print(f"Airflow UI : {os.environ['AIRFLOW__API__BASE_URL']}  logins admin, operator, engineer, viewer; "
+          "passwords generated locally: AIRFLOW_<LOGIN>_PASSWORD in .loopline/env (never printed)")
+    print(f"MLflow UI  : {os.environ['MLFLOW_TRACKING_URI']}  logins loopline-writer, loopline-viewer; passwords "
+          "MLFLOW_TRACKING_PASSWORD and LOOPLINE_MLFLOW_VIEWER_PASSWORD in .loopline/env")
     print("The stack stays up; `make down` stops it.")
     return 1 if failed else 0
 

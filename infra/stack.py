@@ -71,7 +71,9 @@ SECRETS = {  # generated once, kept across `make setup`; every other setting der
     "LOOPLINE_S3_VIEWER_SECRET_ACCESS_KEY": lambda: secrets.token_urlsafe(30),
     "AIRFLOW__API__SECRET_KEY": lambda: secrets.token_urlsafe(24),
     "AIRFLOW__API_AUTH__JWT_SECRET": lambda: secrets.token_urlsafe(24),
-    "AIRFLOW_ADMIN_PASSWORD": lambda: secrets.token_urlsafe(12),
+    # Airflow's users, one per FAB role (infra/airflow_users.py).
+    **{f"AIRFLOW_{user}_PASSWORD": lambda: secrets.token_urlsafe(16)
+       for user in ("ADMIN", "OPERATOR", "ENGINEER", "VIEWER")},
     # Kafka: the broker's own login (PLAIN, internal and controller listeners), and one SCRAM
     # principal per component (KAFKA_PRINCIPALS), each limited by ACLs to what it does.
     "LOOPLINE_KAFKA_BROKER_PASSWORD": lambda: secrets.token_urlsafe(24),
@@ -99,7 +101,7 @@ PRIVATE_TO = {  # setting -> the service names (prefixes) that receive it
     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": ("airflow-",),
     "AIRFLOW__API_AUTH__JWT_SECRET": ("airflow-",),
     "AIRFLOW__API__SECRET_KEY": ("airflow-",),
-    "AIRFLOW_ADMIN_PASSWORD": (),
+    **{k: () for k in SECRETS if k.startswith("AIRFLOW_") and k.endswith("_PASSWORD")},
     "LOOPLINE_KAFKA_BROKER_PASSWORD": ("kafka",),
     "LOOPLINE_KAFKA_ADMIN_PASSWORD": (),
     **{k: () for k in SECRETS if k.startswith("LOOPLINE_PG_")},
@@ -173,8 +175,7 @@ def write_env_file() -> None:
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL":
             f"http://127.0.0.1:{ports['LOOPLINE_AIRFLOW_PORT']}/execution/",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(airflow_home / "passwords.json"),
+        "AIRFLOW__CORE__AUTH_MANAGER": "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": db_url("airflow", "LOOPLINE_PG_AIRFLOW_PASSWORD", "airflow",
                                                       "postgresql+psycopg2"),
         "AIRFLOW__API__HOST": "127.0.0.1",
@@ -194,7 +195,6 @@ def write_env_file() -> None:
     }
     write_private(STATE / "pgpass", "".join(
         f"127.0.0.1:{ports['LOOPLINE_PG_PORT']}:*:{role}:{keys[key]}\n" for role, key in ROLES.items()))
-    write_private(airflow_home / "passwords.json", json.dumps({"admin": values["AIRFLOW_ADMIN_PASSWORD"]}))
     write_private(ENV_FILE, "".join(f"export {k}={shlex.quote(v)}\n" for k, v in values.items()))
     print(f"settings: {ENV_FILE.relative_to(REPO)} " + ("updated, its secrets kept" if existing
                                                         else "written with freshly generated secrets"))
@@ -258,12 +258,13 @@ def tail(path: Path, lines: int = 15) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def run_ops_module(module: str, env: dict[str, str], what: str) -> None:
-    """Run one of Loopline's setup modules (secrets reach it by environment, never argv)."""
-    result = subprocess.run([str(VENV_BIN / "python"), "-m", module], env=env, capture_output=True, text=True)
+def run_setup(script: list[str], env: dict[str, str], what: str) -> None:
+    """Run a setup script with the venv's Python (`-m module` or a file): users, principals.
+    Secrets reach it by environment, never argv."""
+    result = subprocess.run([str(VENV_BIN / "python"), *script], env=env, capture_output=True, text=True)
     if result.returncode != 0:
         raise StackError(f"{what} failed:\n{result.stderr[-3000:]}")
-    print(f"  {result.stdout.strip()}")
+    print(f"  {result.stdout.strip().splitlines()[-1]}")
 
 
 def classpath(name: str) -> str:
@@ -690,7 +691,7 @@ class Kafka(Service):
     def after_healthy(self, env: dict[str, str]) -> None:
         """Create or update every principal's SCRAM credentials, as the broker (over the internal
         listener): the passwords follow .loopline/env and reach the tool by environment."""
-        run_ops_module("loopline.ops.kafka_principals", env, "kafka: creating the SCRAM principals")
+        run_setup(["-m", "loopline.ops.kafka_principals"], env, "kafka: creating the SCRAM principals")
 
 
 class MLflow(Service):
@@ -718,7 +719,7 @@ class MLflow(Service):
                 "--workers", "1", "--app-name", "basic-auth"]
 
     def after_healthy(self, env: dict[str, str]) -> None:
-        run_ops_module("loopline.ops.mlflow_users", env, "mlflow: creating its users")
+        run_setup(["-m", "loopline.ops.mlflow_users"], env, "mlflow: creating its users")
 
     def healthy(self, env: dict[str, str]) -> bool:
         return http_ok(f"{env['MLFLOW_TRACKING_URI']}/health")
@@ -776,6 +777,9 @@ class AirflowComponent(Service):
                                 capture_output=True, text=True)
         if result.returncode != 0:
             raise StackError(f"airflow: `airflow db migrate` failed:\n{result.stderr[-3000:]}")
+        (STATE / "airflow" / "passwords.json").unlink(missing_ok=True)  # the SimpleAuthManager's, before FAB
+        run_setup([str(REPO / "infra" / "airflow_users.py")], env,
+                  "airflow: creating its users")
 
     def command(self, env: dict[str, str]) -> list[str]:
         # The log servers listen on every interface (not configurable); on one machine the

@@ -95,7 +95,7 @@ def test_the_application_role_has_data_access_only():
 def test_another_account_can_read_nothing_under_the_state_folder(intruder):
     assert STATE.stat().st_mode & 0o777 == 0o711
     assert as_intruder("ls", str(STATE)).returncode != 0
-    for relative in ("env", "lake", "s3/identities.json", "s3/tls/ca.key", "s3/home", "airflow/passwords.json", "postgres/data", "logs",
+    for relative in ("env", "lake", "s3/identities.json", "s3/tls/ca.key", "s3/home", "airflow", "postgres/data", "logs",
                      "spark", "kafka/server.properties", "mlflow/auth.db", "mlflow/basic_auth.ini"):
         path = STATE / relative
         assert path.exists(), path
@@ -308,3 +308,51 @@ def test_seaweedfs_inner_servers_refuse_everyone_but_the_gateway():
         answer = requests.get(f"https://127.0.0.1:{http_ports[name]}/loopline/", cert=tuple(map(str, client)),
                               verify=str(stack.ObjectStore.tls / "ca.crt"), timeout=5)
         assert answer.status_code == 401, name  # no JWT
+
+
+def _airflow_token(username: str, password: str):
+    import requests
+
+    return requests.post(f"{os.environ['AIRFLOW__API__BASE_URL']}/auth/token",
+                         json={"username": username, "password": password}, timeout=30)
+
+
+def test_airflow_refuses_anonymous_callers_and_wrong_passwords():
+    import requests
+
+    api = f"{os.environ['AIRFLOW__API__BASE_URL']}/api/v2"
+    assert requests.get(f"{api}/dags", timeout=30).status_code == 401
+    forged = requests.get(f"{api}/dags", headers={"Authorization": "Bearer forged.token.value"}, timeout=30)
+    assert forged.status_code == 403 and "dags" not in forged.json()  # Airflow's answer to a bad JWT
+    for username in ("admin", "viewer", "nobody"):
+        assert _airflow_token(username, "a-guess").status_code == 401
+
+
+def test_each_airflow_role_may_do_only_its_own_part():
+    """Viewer reads; engineer (User) also pauses and triggers, but sees no connections;
+    operator (Op) manages connections; only admin manages users."""
+    import requests
+
+    secrets = stack.read_env_file()
+    api = f"{os.environ['AIRFLOW__API__BASE_URL']}"
+
+    def session(username: str) -> requests.Session:
+        token = _airflow_token(username, secrets[f"AIRFLOW_{username.upper()}_PASSWORD"])
+        assert token.status_code == 201, username
+        client = requests.Session()
+        client.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
+        return client
+
+    allowed = [  # (method, path, body, the logins allowed to do it)
+        ("GET", "/api/v2/dags?limit=1", None, {"viewer", "engineer", "operator", "admin"}),
+        ("PATCH", "/api/v2/dags/{dag}", {"is_paused": False}, {"engineer", "operator", "admin"}),
+        ("GET", "/api/v2/connections?limit=1", None, {"operator", "admin"}),
+        ("GET", "/auth/fab/v1/users?limit=1", None, {"admin"}),
+    ]
+    dag = session("viewer").get(f"{api}/api/v2/dags?limit=1", timeout=30).json()["dags"][0]["dag_id"]
+    for login in ("viewer", "engineer", "operator", "admin"):
+        client = session(login)
+        for method, path, body, logins in allowed:
+            status = client.request(method, api + path.format(dag=dag), json=body, timeout=30).status_code
+            assert (status == 200) == (login in logins), (login, method, path, status)
+            assert status in (200, 403), (login, path, status)
