@@ -735,11 +735,21 @@ class SparkConnect(Service):
 
     startup_timeout = 120.0
 
+    # What the driver and its Python workers need, and nothing else: the object store's keys
+    # (S3A), MLflow's writer (scoring loads models), the storage layout. Database URLs and
+    # Kafka logins reach a job inside the work a client sends (its foreachBatch handler),
+    # never through the server's environment, so Spark cannot open what its clients did not.
+    ENVIRONMENT = ("PATH", "HOME", "LANG", "TZ", "JAVA_HOME", "PYSPARK_PYTHON", "PYTHONUNBUFFERED",
+                   "SPARK_LOCAL_IP", "SPARK_CONNECT_AUTHENTICATE_TOKEN", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                   "AWS_DEFAULT_REGION", "MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
+                   "MLFLOW_S3_ENDPOINT_URL", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "LOOPLINE_STATE_DIR",
+                   "LOOPLINE_ONPREM_ROOT", "LOOPLINE_S3_ENDPOINT", "LOOPLINE_S3_BUCKET", "LOOPLINE_STORAGE_CONFIG",
+                   "LOOPLINE_PIPELINES_DIR", "LOOPLINE_KAFKA_BOOTSTRAP", "GX_ANALYTICS_ENABLED")
+
     def environment(self, env: dict[str, str]) -> dict[str, str]:
-        # SPARK_REMOTE tells clients where the server is; spark-submit would read it as "be a client".
-        # Airflow's settings are no business of the Spark driver.
+        # Not SPARK_REMOTE: it tells clients where the server is; spark-submit would read it as "be a client".
         return {k: v for k, v in super().environment(env).items()
-                if k != "SPARK_REMOTE" and not k.startswith("AIRFLOW")}
+                if k in self.ENVIRONMENT or k.startswith("LC_")}
 
     def command(self, env: dict[str, str]) -> list[str]:
         spark_home = next((REPO / ".venv" / "lib").glob("python3*/site-packages/pyspark"))
@@ -752,6 +762,9 @@ class SparkConnect(Service):
             "spark.connect.grpc.binding.port": env["LOOPLINE_SPARK_CONNECT_PORT"],
             "spark.driver.bindAddress": "127.0.0.1",
             "spark.local.dir": str(STATE / "spark" / "tmp"),
+            # Spark's UI has no login of its own (only servlet filters a deployment supplies), and
+            # it shows every query with its literals: off here. docs/security.md says how to see it.
+            "spark.ui.enabled": "false",
         }
         args = [str(spark_home / "bin" / "spark-submit"),
                 "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",

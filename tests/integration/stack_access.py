@@ -19,6 +19,9 @@ stack = _load()
 
 
 def generated_secrets() -> dict[str, str]:
-    """Every secret `make setup` generated, by setting name."""
+    """Every secret `make setup` generated, by setting name. S3 access key ids are generated
+    too but are not secrets: they name an identity, like a user name, and travel in clear in
+    every signed request and presigned link (the contract reports' links); their secret keys
+    are what must never leak."""
     values = stack.read_env_file()
-    return {key: values[key] for key in stack.SECRETS}
+    return {key: values[key] for key in stack.SECRETS if not key.endswith("ACCESS_KEY_ID")}

@@ -310,6 +310,7 @@ UPDATE loopline.monitor_runs SET last_date = logical_date;
 ALTER TABLE loopline.monitor_runs ALTER COLUMN last_date SET NOT NULL;
 """
 
+STAGING = "loopline_staging"  # the schema of Spark's JDBC staging tables (created below)
 STAGING_SCHEMA = """
 -- Tasks stage bulk writes (Spark's JDBC writer creates its table) in a schema of their own:
 -- the application role may create tables there, and nowhere else.

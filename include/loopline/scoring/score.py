@@ -136,12 +136,14 @@ def predictions_frame(p: "Pipeline", interval: Interval, model_version: int):
 
 def score(p: "Pipeline", interval: Interval, model_version: int) -> ScoreResult:
     """Score the interval's valid entities with one model version, in one Spark job per step."""
+    from psycopg2 import sql
     from pyspark.sql import functions as F
 
     db_url, spec = p.settings.db_url, p.spec
     written = partitions.replace(p, predictions_frame(p, interval, model_version), "predictions", interval,
                                  F.col("score_date"))
-    stage = f"loopline_staging.predictions_{spec.name}_{interval.first:%Y%m%d}_{interval.last:%Y%m%d}"
+    stage_table = f"predictions_{spec.name}_{interval.first:%Y%m%d}_{interval.last:%Y%m%d}"
+    stage = f"{db.STAGING}.{stage_table}"  # a validated pipeline name and dates only
     # event times travel as UTC text: a JDBC timestamp would be shifted by the JVM's zone
     (written.withColumn("event_time", F.concat(F.date_format("event_time", "yyyy-MM-dd HH:mm:ss.SSSSSS"), F.lit("+00")))
      .write.format("jdbc").options(**db.jdbc_options(db_url), dbtable=stage).mode("overwrite").save())
@@ -149,8 +151,8 @@ def score(p: "Pipeline", interval: Interval, model_version: int) -> ScoreResult:
     already = _published_rows(db_url, spec.name, interval)
     with db.connect(db_url) as conn:
         with conn.cursor() as cur:
-            cur.execute(UPSERT_SQL.format(stage=stage), {"pipeline": spec.name, "first": interval.first,
-                                                         "last": interval.last})
+            upsert = sql.SQL(UPSERT_SQL).format(stage=sql.Identifier(db.STAGING, stage_table))
+            cur.execute(upsert, {"pipeline": spec.name, "first": interval.first, "last": interval.last})
         for day, rows in by_date.items():
             db.upsert(conn, "loopline.score_runs", {
                 "pipeline": spec.name, "logical_date": date.fromisoformat(day), "model_version": model_version,
