@@ -8,9 +8,10 @@ STATE=.loopline
 step() { printf '\n== %s\n' "$*"; }
 fail() { printf '\nERROR: %s\n' "$*" >&2; exit 1; }
 
-step "system packages (Java 17, Maven, PostgreSQL)"
+step "system packages (Java 17, Maven, PostgreSQL, OpenSSL)"
 missing=()
 command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
+command -v openssl >/dev/null || missing+=(openssl)  # the object store's private CA
 command -v mvn >/dev/null || missing+=(maven)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
