@@ -8,10 +8,11 @@ STATE=.loopline
 step() { printf '\n== %s\n' "$*"; }
 fail() { printf '\nERROR: %s\n' "$*" >&2; exit 1; }
 
-step "system packages (Java 17, Maven, PostgreSQL, OpenSSL)"
+step "system packages (Java 17, Maven, PostgreSQL, OpenSSL, acl)"
 missing=()
 command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
 command -v openssl >/dev/null || missing+=(openssl)  # the object store's private CA
+command -v setfacl >/dev/null || missing+=(acl)  # the lake shared with Spark's own account
 command -v mvn >/dev/null || missing+=(maven)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
@@ -26,8 +27,18 @@ java -version 2>&1 | grep -qE 'version "(1[7-9]|[2-9][0-9])' || fail "Java 17+ i
 echo "ok"
 
 step "python virtualenv .venv (pinned from requirements.txt)"
-PYTHON=${PYTHON:-python3.11}
-command -v "$PYTHON" >/dev/null || fail "$PYTHON not found: Loopline needs Python 3.11"
+# Started by root, the stack runs Spark as its own account, which must be able to run the venv's
+# interpreter: a python3.11 under /root (pyenv) is out of its reach, so take one it can run.
+runnable_by_others() { [ "$(id -u)" != 0 ] || runuser -u nobody -- "$1" -c '' 2>/dev/null; }
+if [ -z "${PYTHON:-}" ]; then
+  for candidate in $(which -a python3.11) python3.11; do
+    runnable_by_others "$candidate" && { PYTHON=$candidate; break; }
+  done
+fi
+command -v "$PYTHON" >/dev/null || fail "no python3.11 that other accounts may run: Loopline needs Python 3.11 (Debian: python3.11-venv)"
+if [ -x .venv/bin/python ] && ! runnable_by_others .venv/bin/python; then
+  echo "rebuilding .venv: its interpreter is out of reach of Spark's account"; rm -rf .venv
+fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 # Every wheel is checked against the hash pinned beside it: a changed package on the index fails here.
 [ -x .venv/bin/uv ] || .venv/bin/pip install -q --require-hashes -r infra/uv-requirements.txt

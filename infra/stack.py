@@ -46,6 +46,7 @@ DEFAULT_PORTS = {
     "LOOPLINE_SPARK_CONNECT_PORT": 15002,
     "LOOPLINE_AIRFLOW_PORT": 18080,
 }
+SPARK_ACCOUNT = "loopline-spark"  # the OS account Spark Connect runs as when root starts the stack
 MEMORY = {  # sized for a 2-core / 24 GiB machine; see README "Footprint"
     "kafka_heap": "512m",
     "spark_driver": "3g",
@@ -207,7 +208,10 @@ def make_private_state() -> None:
     STATE.mkdir(mode=0o700, parents=True, exist_ok=True)
     STATE.chmod(0o711)
     for entry in STATE.iterdir():
-        if entry.name != "postgres" and not entry.is_symlink():
+        # Only entries others can reach (a stack from an older Loopline): a chmod would also
+        # clear the ACL mask that lets Spark's account into the lake (SparkConnect.prepare).
+        mine = entry.stat().st_uid == os.geteuid()
+        if mine and not entry.is_symlink() and entry.stat().st_mode & 0o007:
             entry.chmod(0o700 if entry.is_dir() else 0o600)
 
 
@@ -274,6 +278,26 @@ def classpath(name: str) -> str:
     return path.read_text().strip()
 
 
+def create_account(name: str, home: Path) -> None:
+    """A system account with its own group and no login, made once."""
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", str(home),
+                        "--shell", "/usr/sbin/nologin", name], check=True)
+
+
+def grant_folder(folder: Path, account: str) -> None:
+    """Give one account read and write on a folder tree, now and for whatever is created in
+    it later (a default ACL: the umask of whoever writes does not matter). Nobody else gains."""
+    if shutil.which("setfacl") is None:
+        raise StackError("setfacl not found: run `make setup` (installs Debian's acl)")
+    result = subprocess.run(["setfacl", "-R", "-m", f"u:{account}:rwX,d:u:{account}:rwX", str(folder)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        raise StackError(f"setfacl on {folder} failed (does its file system support ACLs?): {result.stderr.strip()}")
+
+
 # ---------------------------------------------------------------- services
 
 
@@ -313,6 +337,10 @@ class Service:
     def prepare(self, env: dict[str, str]) -> None:
         """One-time initialisation before the first start (idempotent)."""
 
+    def account(self) -> str | None:
+        """The OS account the service runs as (and its group); None: the one running the stack."""
+        return None
+
     def command(self, env: dict[str, str]) -> list[str]:
         raise NotImplementedError
 
@@ -344,10 +372,12 @@ class Service:
         self.prepare(env)
         LOGS.mkdir(parents=True, exist_ok=True)
         RUN.mkdir(parents=True, exist_ok=True)
+        account = self.account()
+        as_account = {"user": account, "group": account, "extra_groups": []} if account else {}
         with self.log.open("ab") as log:
             process = subprocess.Popen(
                 self.command(env), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=self.environment(env), cwd=REPO, start_new_session=True,
+                env=self.environment(env), cwd=REPO, start_new_session=True, **as_account,
             )
         self.pid_file.write_text(str(process.pid))
         self.wait_healthy(env, process)
@@ -746,31 +776,81 @@ class SparkConnect(Service):
                    "LOOPLINE_ONPREM_ROOT", "LOOPLINE_S3_ENDPOINT", "LOOPLINE_S3_BUCKET", "LOOPLINE_STORAGE_CONFIG",
                    "LOOPLINE_PIPELINES_DIR", "LOOPLINE_KAFKA_BOOTSTRAP", "GX_ANALYTICS_ENABLED")
 
+    home = STATE / "spark"
+    properties = home / "spark-defaults.conf"
+    jars = home / "jars"
+
+    def account(self) -> str | None:
+        # Started by root (CI, a server): its own account, which cannot read .loopline/env, the
+        # other services' state, or anything outside the lake. Started by an ordinary account,
+        # Spark runs as that account (switching needs root).
+        return SPARK_ACCOUNT if os.geteuid() == 0 else None
+
     def environment(self, env: dict[str, str]) -> dict[str, str]:
         # Not SPARK_REMOTE: it tells clients where the server is; spark-submit would read it as "be a client".
-        return {k: v for k, v in super().environment(env).items()
-                if k in self.ENVIRONMENT or k.startswith("LC_")}
+        allowed = {k: v for k, v in super().environment(env).items() if k in self.ENVIRONMENT or k.startswith("LC_")}
+        return {**allowed, "HOME": str(self.home / "home")} if self.account() else allowed
+
+    def prepare(self, env: dict[str, str]) -> None:
+        for folder in (self.home, self.home / "home", self.home / "tmp"):
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Session settings (S3A, time zone...) come from loopline.core.spark, the single source.
+        subprocess.run([str(VENV_BIN / "python"), "-m", "loopline.core.spark", str(self.properties)],
+                       env=env, check=True)
+        account = self.account()
+        if account is None:
+            return
+        create_account(account, self.home / "home")
+        self.share_jars()
+        owned = [self.home / "home", self.home / "tmp"]  # and what is in them
+        for path in [self.home, self.properties, self.jars, *owned, *(p for o in owned for p in o.rglob("*"))]:
+            shutil.chown(path, account, account)
+        lake = Path(env["LOOPLINE_ONPREM_ROOT"])
+        lake.mkdir(mode=0o700, parents=True, exist_ok=True)
+        grant_folder(lake, account)
+        python = env["PYSPARK_PYTHON"]
+        if subprocess.run(["runuser", "-u", account, "--", python, "-c", "import loopline"],
+                          capture_output=True, cwd="/").returncode != 0:
+            raise StackError(
+                f"spark-connect: the account {account} cannot run {python} with Loopline's code. Spark runs "
+                f"as that account when the stack is started by root: put the checkout where other accounts "
+                f"may read it (not under /root), or start the stack as an ordinary user.")
+
+    def share_jars(self) -> None:
+        """Spark's extra jars, linked (or copied) out of the Maven cache, which is private to root."""
+        self.jars.mkdir(mode=0o700, exist_ok=True)
+        for jar in map(Path, classpath("spark").split(":")):
+            target = self.jars / jar.name
+            if target.exists() and target.stat().st_size == jar.stat().st_size:
+                continue
+            target.unlink(missing_ok=True)
+            try:
+                if not jar.stat().st_mode & 0o004:
+                    raise OSError("a private file: copy it")
+                os.link(jar, target)  # the same read-only file, no copy
+            except OSError:
+                shutil.copyfile(jar, target)
+                shutil.chown(target, SPARK_ACCOUNT, SPARK_ACCOUNT)
 
     def command(self, env: dict[str, str]) -> list[str]:
         spark_home = next((REPO / ".venv" / "lib").glob("python3*/site-packages/pyspark"))
-        # Session settings (S3A, time zone...) come from loopline.core.spark, the single source.
-        properties = STATE / "spark" / "spark-defaults.conf"
-        properties.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run([str(VENV_BIN / "python"), "-m", "loopline.core.spark", str(properties)], env=env, check=True)
         server_conf = {
             "spark.connect.grpc.binding.address": "127.0.0.1",
             "spark.connect.grpc.binding.port": env["LOOPLINE_SPARK_CONNECT_PORT"],
             "spark.driver.bindAddress": "127.0.0.1",
-            "spark.local.dir": str(STATE / "spark" / "tmp"),
+            "spark.local.dir": str(self.home / "tmp"),
             # Spark's UI has no login of its own (only servlet filters a deployment supplies), and
             # it shows every query with its literals: off here. docs/security.md says how to see it.
             "spark.ui.enabled": "false",
         }
+        jars = classpath("spark").split(":")
+        if self.account():
+            jars = [str(self.jars / Path(jar).name) for jar in jars]
         args = [str(spark_home / "bin" / "spark-submit"),
                 "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
                 "--name", "loopline-spark-connect", "--master", env["LOOPLINE_SPARK_MASTER"],
-                "--driver-memory", MEMORY["spark_driver"], "--properties-file", str(properties),
-                "--jars", classpath("spark").replace(":", ",")]
+                "--driver-memory", MEMORY["spark_driver"], "--properties-file", str(self.properties),
+                "--jars", ",".join(jars)]
         for key, value in server_conf.items():
             args += ["--conf", f"{key}={value}"]
         return args + ["spark-internal"]

@@ -367,6 +367,29 @@ def test_each_airflow_role_may_do_only_its_own_part():
             assert status in (200, 403), (login, path, status)
 
 
+def _owner(pid: int) -> int | None:
+    try:
+        return Path(f"/proc/{pid}").stat().st_uid
+    except OSError:  # a Python worker that just ended
+        return None
+
+
+def test_spark_connect_runs_as_an_account_that_cannot_read_the_stack_secrets():
+    """Code that reaches Spark (any client's query, any UDF) runs as Spark's own account: it
+    cannot read the settings file, the other services' state, or a stranger's files."""
+    owners = {_owner(pid) for pid in stack.service_named("spark-connect").processes()} - {None}
+    if os.geteuid() != 0:  # an ordinary account cannot switch: Spark runs as it
+        assert owners == {os.geteuid()}
+        return
+    spark = pwd.getpwnam(stack.SPARK_ACCOUNT)
+    assert owners == {spark.pw_uid} and spark.pw_uid != 0
+    assert os.getgrouplist(spark.pw_name, spark.pw_gid) == [spark.pw_gid]  # no root group
+    for relative in ("env", "pgpass", "s3/identities.json", "kafka", "mlflow/auth.db", "airflow", "classpath"):
+        denied = subprocess.run(["runuser", "-u", spark.pw_name, "--", "cat" if (STATE / relative).is_file()
+                                 else "ls", str(STATE / relative)], capture_output=True, text=True, cwd="/")
+        assert denied.returncode != 0 and "Permission denied" in denied.stderr, relative
+
+
 def test_spark_connect_holds_only_the_secrets_it_needs():
     """The driver and its Python workers get the object store's keys, MLflow's writer and the
     client token; no database password, no Kafka login, nothing of Airflow's."""
