@@ -10,6 +10,9 @@ writes one log file under ``.loopline/logs/`` and has a health check.
     python3 infra/stack.py status   # one line per service
     python3 infra/stack.py down     # stop everything this script started
     python3 infra/stack.py stop kafka   # stop / start one service (outage drills, tests)
+
+`up` also starts a supervisor, which restarts a service whose process died (a crash, an
+OOM kill) and records it; `status` shows the restarts. `stop` and `down` are never undone.
 """
 from __future__ import annotations
 
@@ -321,6 +324,23 @@ class Service:
     def pid_file(self) -> Path:
         return RUN / f"{self.name}.pid"
 
+    @property
+    def wanted(self) -> Path:
+        """Present from a successful start to a `stop`: a service wanted but not running crashed."""
+        return RUN / f"{self.name}.wanted"
+
+    def crashed(self) -> bool:
+        return self.pid() is None and self.wanted.exists()  # in this order: `stop` unlinks, then kills
+
+    def restarts(self) -> list[str]:
+        """When the supervisor restarted this service (UTC), oldest first."""
+        log = RUN / f"{self.name}.restarts"
+        return log.read_text().split() if log.exists() else []
+
+    def record_restart(self) -> None:
+        with (RUN / f"{self.name}.restarts").open("a") as log:
+            log.write(time.strftime("%Y-%m-%dT%H:%M:%SZ\n", time.gmtime()))
+
     def pid(self) -> int | None:
         if not self.pid_file.exists():
             return None
@@ -382,6 +402,7 @@ class Service:
         self.pid_file.write_text(str(process.pid))
         self.wait_healthy(env, process)
         self.after_healthy(env)
+        self.wanted.touch()
         print(f"  {self.name:<22} started (pid {process.pid}, log {self.log.relative_to(REPO)})")
 
     def wait_healthy(self, env: dict[str, str], process: subprocess.Popen | None = None) -> None:
@@ -402,6 +423,7 @@ class Service:
 
     def stop(self, env: dict[str, str]) -> None:
         """SIGTERM the service's session, wait up to 30 s, then SIGKILL whatever of it is left."""
+        self.wanted.unlink(missing_ok=True)  # first: the supervisor must not bring it back
         pid = self.pid()
         if pid is None:
             return
@@ -448,10 +470,12 @@ class Service:
 
     def status(self, env: dict[str, str]) -> str:
         pid = self.pid()
+        restarts = self.restarts()
+        restarted = f"  restarted {len(restarts)}x, last {restarts[-1]}" if restarts else ""
         if pid is None:
-            return "stopped"
+            return ("CRASHED (the supervisor restarts it)" if self.wanted.exists() else "stopped") + restarted
         health = "healthy" if self.healthy(env) else "UNHEALTHY"
-        return f"{health:<9} pid {pid:<7} port {self.port(env):<6} RSS {self.rss_mib():>6.0f} MiB"
+        return f"{health:<9} pid {pid:<7} port {self.port(env):<6} RSS {self.rss_mib():>6.0f} MiB{restarted}"
 
 
 def postgres_bin(tool: str) -> str:
@@ -916,10 +940,55 @@ def service_named(name: str) -> Service:
     raise StackError(f"no service {name!r}; services: {', '.join(s.name for s in SERVICES)}")
 
 
+SUPERVISOR_PID = RUN / "supervisor.pid"
+SUPERVISE_EVERY_S = 5.0
+
+
+def supervise(env: dict[str, str]) -> None:
+    """Run until stopped: restart every service that crashed (wanted, but its process is gone),
+    in the stack's order, and record each restart for `status`. A service stopped on purpose
+    (`down`, `stop`) is left alone."""
+    while True:
+        for service in SERVICES:
+            if service.crashed():
+                print(f"{time.strftime('%H:%M:%S')} {service.name} is not running: restarting", flush=True)
+                try:
+                    service.start(env)
+                    service.record_restart()
+                except StackError as error:
+                    print(f"{service.name} did not restart: {error}", flush=True)
+        time.sleep(SUPERVISE_EVERY_S)
+
+
+def supervisor_pid() -> int | None:
+    pid = int(SUPERVISOR_PID.read_text()) if SUPERVISOR_PID.exists() else None
+    return pid if pid and pid_alive(pid) else None
+
+
+def start_supervisor() -> None:
+    if supervisor_pid() is not None:
+        return
+    with (LOGS / "supervisor.log").open("ab") as log:
+        process = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "supervise"], stdout=log,
+                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO,
+                                   start_new_session=True)
+    SUPERVISOR_PID.write_text(str(process.pid))
+    print(f"  {'supervisor':<22} started (pid {process.pid}): restarts a service that crashes")
+
+
+def stop_supervisor() -> None:
+    pid = supervisor_pid()
+    if pid is not None:
+        os.kill(pid, signal.SIGTERM)
+        print(f"  {'supervisor':<22} stopped")
+    SUPERVISOR_PID.unlink(missing_ok=True)
+
+
 def up(env: dict[str, str]) -> None:
     print("Starting the Loopline stack:")
     for service in SERVICES:
         service.start(env)
+    start_supervisor()
     print("Bootstrapping topics, bucket and tables:")
     result = subprocess.run([str(VENV_BIN / "loopline"), "bootstrap"], env=env)
     if result.returncode != 0:
@@ -928,6 +997,7 @@ def up(env: dict[str, str]) -> None:
 
 def down(env: dict[str, str]) -> None:
     print("Stopping the Loopline stack:")
+    stop_supervisor()
     for service in reversed(SERVICES):
         service.stop(env)
 
@@ -939,7 +1009,9 @@ def status(env: dict[str, str]) -> bool:
         all_healthy &= line.startswith("healthy")
         print(f"  {service.name:<22} {line}")
     print(f"  {'total':<22} {'':<35} RSS {sum(s.rss_mib() for s in SERVICES):>6.0f} MiB")
-    return all_healthy
+    supervisor = supervisor_pid()
+    print(f"  {'supervisor':<22} " + (f"running   pid {supervisor}" if supervisor else "STOPPED (`make up` starts it)"))
+    return all_healthy and supervisor is not None
 
 
 def main(argv: list[str]) -> int:
@@ -956,6 +1028,8 @@ def main(argv: list[str]) -> int:
             down(env)
         elif command == "status":
             return 0 if status(env) else 1
+        elif command == "supervise":
+            supervise(env)
         elif command in ("start", "stop") and len(argv) == 3:
             getattr(service_named(argv[2]), command)(env)
         else:
