@@ -12,7 +12,7 @@ import sys
 from dataclasses import asdict
 from datetime import datetime, timezone
 
-from loopline.ingest.streaming import ingest_source
+from loopline.ingest.streaming import ingest_pipeline
 from loopline.ops.cli import job_arguments
 
 
@@ -20,8 +20,8 @@ def main(argv: list[str] | None = None) -> int:
     pipeline, interval = job_arguments(__doc__.splitlines()[0], argv)
     spark = pipeline.spark()
     run_id = f"spark-submit__{datetime.now(timezone.utc).isoformat()}"
-    for source in pipeline.spec.sources.values():
-        print(json.dumps(asdict(ingest_source(spark, pipeline, source, run_id, interval.first))), flush=True)
+    for run in ingest_pipeline(spark, pipeline, run_id, interval.first).values():
+        print(json.dumps(asdict(run)), flush=True)
     return 0
 
 

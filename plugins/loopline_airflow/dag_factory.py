@@ -28,8 +28,18 @@ def _pipeline_choice() -> Param:
     return Param(type="string", enum=pipeline_names(), description="pipeline (one with a spec in include/pipelines)")
 
 
-def _default_args() -> dict:
-    return {"owner": "loopline", "retries": 2, "retry_delay": timedelta(seconds=20)}
+def _default_args(spec: PipelineSpec | None = None) -> dict:
+    """Owner and retries; a time limit per attempt (the spec's `timeouts`, or an hour for the
+    manual DAGs), so that no task waits forever on a service that stopped answering."""
+    minutes = spec.timeouts.default_minutes if spec else 60
+    return {"owner": "loopline", "retries": 2, "retry_delay": timedelta(seconds=20),
+            "execution_timeout": timedelta(minutes=minutes)}
+
+
+def _timed(spec: PipelineSpec, task_id: str) -> dict:
+    """The task's own time limit from the spec (`validate_<dataset>` takes `validate`'s)."""
+    name = "validate" if task_id.startswith("validate_") else task_id
+    return {"task_id": task_id, "execution_timeout": timedelta(minutes=spec.timeouts.minutes(name))}
 
 
 def _utc(day) -> pendulum.DateTime:
@@ -54,7 +64,7 @@ def nightly_dag(pipeline: str, doc_md: str | None = None, scheduled: bool = True
         dag_id=f"{pipeline}_nightly", schedule=schedule_of(spec) if scheduled else None,
         start_date=_utc(spec.start_date), catchup=False,
         max_active_runs=1, is_paused_upon_creation=True, doc_md=doc_md, tags=["loopline", pipeline, "nightly"],
-        default_args=_default_args(),
+        default_args=_default_args(spec),
         params={
             "first_date": Param(None, **DATE_FORM, description="first event date to process (empty: the run's "
                                 "data interval)"),
@@ -63,20 +73,21 @@ def nightly_dag(pipeline: str, doc_md: str | None = None, scheduled: bool = True
                              "score with the champion only"),
         },
     ) as dag:
-        waited = NewDataSensor(task_id="wait_for_data", pipeline=pipeline)
-        ingested = task(stages.ingest, task_id="ingest", outlets=[bronze_ingested(pipeline)])(pipeline)
-        validated = [ContractOperator(task_id=f"validate_{dataset}", pipeline=pipeline, dataset=dataset)
+        # The sensor has its own limit (ingest.wait_timeout_minutes), enforced by its trigger.
+        waited = NewDataSensor(task_id="wait_for_data", pipeline=pipeline, execution_timeout=None)
+        ingested = task(stages.ingest, **_timed(spec, "ingest"), outlets=[bronze_ingested(pipeline)])(pipeline)
+        validated = [ContractOperator(**_timed(spec, f"validate_{dataset}"), pipeline=pipeline, dataset=dataset)
                      for dataset in sorted(spec.contracts)]
         # Before training: a champion that lost on returned labels is rolled back, so the gate
         # and today's scoring see the restored one.
-        feedback = task(stages.check_feedback, task_id="check_feedback")(pipeline)
-        trained = task(stages.train, task_id="train")(pipeline)
-        registered = task(stages.register, task_id="register")(pipeline, trained)
+        feedback = task(stages.check_feedback, **_timed(spec, "check_feedback"))(pipeline)
+        trained = task(stages.train, **_timed(spec, "train"))(pipeline)
+        registered = task(stages.register, **_timed(spec, "register"))(pipeline, trained)
         # Scoring runs when training was skipped (cold start, or no new labels) but never
         # after a failure upstream: a broken contract stops the whole line.
-        scored = task(stages.score, task_id="score", trigger_rule="none_failed")(pipeline)
-        drift = task(stages.monitor, task_id="monitor")(pipeline, scored)
-        requested = task(stages.request_retraining, task_id="request_retraining",
+        scored = task(stages.score, **_timed(spec, "score"), trigger_rule="none_failed")(pipeline)
+        drift = task(stages.monitor, **_timed(spec, "monitor"))(pipeline, scored)
+        requested = task(stages.request_retraining, **_timed(spec, "request_retraining"),
                          outlets=[retrain_request(pipeline)])(pipeline, drift)
         waited >> ingested >> validated >> feedback >> trained
         registered >> scored
@@ -87,10 +98,11 @@ def nightly_dag(pipeline: str, doc_md: str | None = None, scheduled: bool = True
 def retrain_dag(pipeline: str, doc_md: str | None = None) -> DAG:
     """train (recent window) → register through the same gate; scheduled on the retrain-request
     asset, or triggered by hand with the form (labels known on which date, window, reason)."""
+    spec = load_spec(pipeline)
     with DAG(
         dag_id=f"{pipeline}_retrain", schedule=[retrain_request(pipeline)], start_date=START, catchup=False,
         max_active_runs=1, is_paused_upon_creation=False, doc_md=doc_md,
-        tags=["loopline", pipeline, "retraining"], default_args=_default_args(),
+        tags=["loopline", pipeline, "retraining"], default_args=_default_args(spec),
         params={
             "last_date": Param(None, **DATE_FORM, description="train on labels known on this date (empty: the "
                                "asset event's date, or today)"),
@@ -99,8 +111,8 @@ def retrain_dag(pipeline: str, doc_md: str | None = None) -> DAG:
             "reason": Param(None, type=["null", "string"], description="why (logged with the run)"),
         },
     ) as dag:
-        trained = task(stages.train, task_id="train")(pipeline, recent_only=True)
-        task(stages.register, task_id="register")(pipeline, trained)
+        trained = task(stages.train, **_timed(spec, "train"))(pipeline, recent_only=True)
+        task(stages.register, **_timed(spec, "register"))(pipeline, trained)
     return dag
 
 

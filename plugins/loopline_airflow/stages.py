@@ -5,6 +5,8 @@ Each function is wrapped with `task(...)` in a DAG file. Heavy libraries are imp
 outcomes here (and in operators.ContractOperator, which stops the line on a bad batch):
   NotEnoughLabels    -> AirflowSkipException (cold start: downstream training is skipped)
   TamperedModelError -> an alert, then AirflowFailException (a retry would meet the same files)
+  TooManyRejects     -> an alert, then AirflowFailException (a retry would count the same run)
+  NonFinitePredictions -> an alert, then AirflowFailException (a retry would score the same)
 
 A run processes every event date of its interval (run_interval): the dates of its data
 interval, or those its trigger form names. Training and the feedback check look at what is
@@ -83,30 +85,38 @@ def refusing_changed_models(stage: Callable) -> Callable:
 
     @functools.wraps(stage)
     def guarded(pipeline: str, *args, **kwargs):
-        from loopline.core.alerts import Alert, notify
         from loopline.models.store import TamperedModelError
 
         try:
             return stage(pipeline, *args, **kwargs)
         except TamperedModelError as refused:
-            alert = Alert(pipeline, "model refused, its files changed since registration", str(run_interval()),
-                          get_current_context()["run_id"], str(refused), None)
-            for line in notify(task_pipeline(pipeline).spec.alerts, alert):
-                print(f"alert {line}")
-            raise AirflowFailException(str(refused)) from refused
+            stop_the_line(pipeline, "model refused, its files changed since registration", refused)
 
     return guarded
 
 
+def stop_the_line(pipeline: str, title: str, error: Exception) -> None:
+    """Alert the pipeline's channels, then fail the task without retries (a retry would meet
+    the same cause)."""
+    from loopline.core.alerts import Alert, notify
+
+    alert = Alert(pipeline, title, str(run_interval()), get_current_context()["run_id"], str(error), None)
+    for line in notify(task_pipeline(pipeline).spec.alerts, alert):
+        print(f"alert {line}")
+    raise AirflowFailException(str(error)) from error
+
+
 def ingest(pipeline: str) -> dict:
     """Drain every source into bronze + quarantine; the ingest asset event carries the counts."""
-    from loopline.ingest.streaming import ingest_source
+    from loopline.ingest.streaming import TooManyRejects, ingest_pipeline
     from loopline_airflow.assets import bronze_ingested
 
     p, context, interval = task_pipeline(pipeline), get_current_context(), run_interval()
-    spark = p.spark()
-    results = {name: asdict(ingest_source(spark, p, source, context["run_id"], interval.first))
-               for name, source in p.spec.sources.items()}
+    try:
+        runs = ingest_pipeline(p.spark(), p, context["run_id"], interval.first)
+    except TooManyRejects as stopped:
+        stop_the_line(pipeline, "ingest rejected too many records", stopped)
+    results = {name: asdict(run) for name, run in runs.items()}
     for name, run in results.items():
         print(f"{name}: {run['batches']} batches, consumed {run['consumed']} = accepted {run['accepted']} "
               f"+ quarantined {run['quarantined']} (late, before {interval.first}: {run['late']})")
@@ -170,8 +180,8 @@ def score(pipeline: str) -> dict:
 
     The first run of an interval uses the champion of that moment; reruns reuse that version.
     """
+    from loopline.scoring.score import NonFinitePredictions, scoring_version
     from loopline.scoring.score import score as score_interval
-    from loopline.scoring.score import scoring_version
 
     p, interval = task_pipeline(pipeline), run_interval()
     version = scoring_version(p, interval.first)
@@ -179,7 +189,10 @@ def score(pipeline: str) -> dict:
         raise AirflowSkipException(f"{pipeline}: no champion model yet, nothing to score with")
     if not any(p.lake.location(p.spec.entity_dataset, day).exists() for day in interval.dates):
         raise AirflowSkipException(f"{pipeline} {interval}: no valid entities, nothing to score")
-    result = score_interval(p, interval, version)
+    try:
+        result = score_interval(p, interval, version)
+    except NonFinitePredictions as refused:
+        stop_the_line(pipeline, "the model gave NaN or infinite predictions", refused)
     print(f"{interval}: {result.rows} predictions by version {version} -> {result.predictions_uri}, "
           f"loopline.predictions and {p.spec.predictions_topic} ({result.published} published now)")
     return outcome(result)

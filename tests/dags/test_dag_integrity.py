@@ -61,6 +61,21 @@ def test_every_dag_has_tags_owner_retries_and_docs(dagbag):
         for task in dag.tasks:
             assert task.owner == "loopline", f"{dag_id}.{task.task_id}"
             assert task.retries >= 1, f"{dag_id}.{task.task_id}"
+            # a time limit per attempt: the sensor's is its trigger's (ingest.wait_timeout_minutes)
+            assert task.execution_timeout is not None or task.task_id == "wait_for_data", f"{dag_id}.{task.task_id}"
+
+
+def test_time_limits_come_from_the_spec(dagbag):
+    from datetime import timedelta
+
+    from loopline.core.spec import load_spec
+
+    for pipeline in ("card_fraud", "bike_demand"):
+        timeouts = load_spec(pipeline).timeouts
+        for task in dagbag.dags[f"{pipeline}_nightly"].tasks:
+            if task.task_id != "wait_for_data":
+                name = "validate" if task.task_id.startswith("validate_") else task.task_id
+                assert task.execution_timeout == timedelta(minutes=timeouts.minutes(name)), task.task_id
 
 
 def test_nightly_loop_runs_every_stage_in_order(dagbag):

@@ -84,6 +84,10 @@ WRONG_SPECS = {
     "webhook without its variable": (_set("alerts", [{"channel": "webhook"}]),
                                      r"alerts.0: a webhook channel needs url_env"),
     "negative threshold": (_set("monitoring.psi_threshold", -1), r"monitoring.psi_threshold: Input should be greater"),
+    "time limit of no task": (_set("timeouts.tasks", {"trian": 60}),
+                              r"timeouts.tasks: .*\['trian'\] are not tasks; allowed: \['ingest'"),
+    "reject share above one": (_set("ingest.max_rejected_share", 1.5),
+                               r"ingest.max_rejected_share: Input should be less than or equal to 1"),
 }
 
 

@@ -62,6 +62,18 @@ def test_gate_follows_the_metric_direction_lower_rmse_is_better():
     assert not promoted and "gain -5.0000" in reason and "lower is better" in reason
 
 
+def test_a_refusal_shows_figures_precise_enough_to_explain_it():
+    promoted, reason = decide(AUC, 0.70199, 0.70, 0.002)
+    assert not promoted
+    assert "0.70199 vs 0.70000, gain +0.00199 < 0.00200" in reason
+
+
+def test_a_champion_score_that_cannot_be_computed_never_lets_a_candidate_through():
+    for champion in (float("nan"), float("inf")):
+        promoted, reason = decide(AUC, 0.9, champion, 0.002)
+        assert not promoted and "cannot be compared" in reason
+
+
 def test_a_metric_that_cannot_be_computed_is_never_promoted():
     promoted, reason = decide(AUC, float("nan"), None, 0.002)
     assert not promoted and "cannot be judged" in reason

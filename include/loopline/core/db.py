@@ -330,9 +330,14 @@ CREATE TABLE loopline.model_digests (
 );
 """
 
+SKIPPED_OFFSETS = """
+-- Kafka offsets of a batch that hold no record to read (transaction markers, aborted records).
+ALTER TABLE loopline.ingest_batches ADD COLUMN skipped bigint NOT NULL DEFAULT 0;
+"""
+
 MIGRATIONS = [INITIAL_SCHEMA, STREAMING_INGEST, CONTRACT_EVIDENCE, ALIAS_HISTORY, GATE_REPORT, PUBLISHED_PREDICTIONS,
               FEEDBACK_CHECKS, GENERIC_PREDICTIONS, REPLAYS, CONTRACT_INTERVALS, DRIFT_INTERVALS,
-              STAGING_SCHEMA, MODEL_DIGESTS]  # append only: version = position + 1
+              STAGING_SCHEMA, MODEL_DIGESTS, SKIPPED_OFFSETS]  # append only: version = position + 1
 
 
 @contextmanager
@@ -357,6 +362,18 @@ REVOKE UPDATE, DELETE, TRUNCATE ON loopline.alias_history, loopline.model_digest
 REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON loopline.schema_migrations FROM {role};
 GRANT USAGE, CREATE ON SCHEMA loopline_staging TO {role};
 """
+
+
+def lock_until_commit(conn, name: str) -> None:
+    """Wait for, then hold, the advisory lock `name` until the connection's transaction ends
+    (a killed holder's connection drops, and the lock with it)."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (name,))
+
+
+def ingest_lock(pipeline: str, dataset: str) -> str:
+    """The lock that serializes ingests of one dataset, whatever the source kind."""
+    return f"ingest:{pipeline}:{dataset}"
 
 
 def ensure_schema(admin_url: str, application_role: str | None = None) -> list[int]:

@@ -228,6 +228,33 @@ class IngestLimits(Strict):
     max_records_per_batch: int = Field(1_000_000, gt=0, description="upper bound of one Kafka micro-batch")
     min_new_records: int = Field(1, ge=0, description="the ingest sensor waits for at least this many unread records")
     wait_timeout_minutes: int = Field(360, gt=0, description="... for at most this long, then fails naming the lag")
+    max_rejected_share: Fraction = Field(0.1, description="a run that quarantines a larger share of what it read "
+                                                          "stops the line with an alert")
+    stall_minutes: float = Field(30, gt=0, description="a streaming query that completes no micro-batch for this "
+                                                        "long is stopped, and the task fails naming it")
+
+
+# The tasks of a pipeline's DAGs that `timeouts.tasks` may name (`validate` covers every contract).
+TIMED_TASKS = ("ingest", "validate", "check_feedback", "train", "register", "score", "monitor", "request_retraining")
+
+
+class Timeouts(Strict):
+    """How long one attempt of a task may run before Airflow stops it (its retries follow)."""
+
+    default_minutes: float = Field(120, gt=0)
+    tasks: dict[str, Annotated[float, Field(gt=0)]] = Field(
+        {}, description=f"minutes per task, overriding the default: {', '.join(TIMED_TASKS)}")
+
+    @field_validator("tasks")
+    @classmethod
+    def _known_tasks(cls, tasks: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(tasks) - set(TIMED_TASKS))
+        if unknown:
+            raise ValueError(f"{unknown} are not tasks; allowed: {list(TIMED_TASKS)}")
+        return tasks
+
+    def minutes(self, task: str) -> float:
+        return self.tasks.get(task, self.default_minutes)
 
 
 class Placement(Strict):
@@ -370,6 +397,7 @@ class PipelineSpec(Strict):
     schemas: dict[str, Schema]
     task: Task
     ingest: IngestLimits = IngestLimits()
+    timeouts: Timeouts = Timeouts()
     storage: dict[str, Placement]
     contracts: dict[str, Contract]
     alerts: list[AlertChannel] = [AlertChannel(channel="log")]

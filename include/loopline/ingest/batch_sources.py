@@ -29,8 +29,7 @@ FILE_COLUMNS = "key binary, value binary"
 def _plan(conn, pipeline: str, source: Source, logical_date: date) -> tuple[int, dict | None]:
     """Lock the dataset against concurrent ingests (until the transaction ends) and return the
     date's batch id and, when the date ran before, the range it recorded (None: plan anew)."""
-    with conn.cursor() as cur:
-        cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"ingest:{pipeline}:{source.dataset}",))
+    db.lock_until_commit(conn, db.ingest_lock(pipeline, source.dataset))
     rows = db.fetch_all(conn, "SELECT batch_id, offsets FROM loopline.ingest_batches WHERE pipeline=%s AND dataset=%s "
                               "AND logical_date=%s", (pipeline, source.dataset, logical_date))
     if rows:

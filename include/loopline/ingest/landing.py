@@ -4,11 +4,15 @@ Every source (Kafka micro-batch, PostgreSQL increment, landed files) ends here, 
 and quarantine have one layout and one contract:
 
     <pipeline>/<dataset>/date=<event date>/ingest_batch=<n>/part-*.parquet
-    <pipeline>/quarantine/<dataset>/date=<record date>/ingest_batch=<n>/part-*.parquet
+    <pipeline>/quarantine/<dataset>/date=<event date, or the run's date>/ingest_batch=<n>/part-*.parquet
 
+A rejected record is filed under its event date when that can be read, otherwise under the
+run's logical date: never under the producer's clock (Kafka's CreateTime may be anything).
 A batch overwrites exactly its own `ingest_batch=<n>` directories, so re-executing a batch
-after a crash replaces its output instead of adding to it. Before the batch is recorded, what was written is read back and must account
-for every record read; otherwise ReconciliationError names the numbers.
+after a crash replaces its output instead of adding to it. Before the batch is recorded, what
+was written is read back and must account for every record read; otherwise ReconciliationError
+names the numbers. A Kafka range may hold offsets without a record to read (transaction
+markers, aborted records, compacted gaps): they are counted as `skipped`, never as landed.
 """
 from __future__ import annotations
 
@@ -22,6 +26,10 @@ from loopline.core.storage import DatasetLocation
 
 LINEAGE_COLUMNS = ["source", "source_partition", "source_offset"]
 BATCH_KEY = "ingest_batch"
+# A dead letter larger than this is republished as a pointer to its quarantined copy: Kafka's
+# default limits (a producer request of 1 MiB, a broker batch of 1 MiB + 12 bytes) less room
+# for the headers and the record framing.
+DEAD_LETTER_MAX_BYTES = 1_000_000
 
 
 class ReconciliationError(RuntimeError):
@@ -42,14 +50,22 @@ class LandingTarget:
     max_record_bytes: int
     dead_letter_topic: str | None = None
     kafka: KafkaLogin | None = None  # the ingest principal: it may write the dead-letter topic
+    gaps_allowed: bool = False  # Kafka: offsets may hold no record (transaction markers, compaction)
 
 
-def _bronze_rows(classified, source: Source, batch_id: int):
+def _partition_date(target: LandingTarget):
+    """A row's partition date: its event date when it can be read, else the run's logical date."""
+    from pyspark.sql import functions as F
+
+    event_time = F.col("record")[target.source.time_field]
+    return F.when(F.year(event_time).between(1, 9999), F.to_date(event_time)).otherwise(F.lit(target.logical_date))
+
+
+def _bronze_rows(classified, batch_id: int):
     from pyspark.sql import functions as F
 
     return (classified.where("reject_reason IS NULL")
-            .select("record.*", *LINEAGE_COLUMNS)
-            .withColumn("date", F.to_date(F.col(source.time_field)))
+            .select("record.*", *LINEAGE_COLUMNS, F.col("_date").alias("date"))
             .withColumn(BATCH_KEY, F.lit(batch_id)))
 
 
@@ -59,12 +75,14 @@ def _quarantine_rows(classified, target: LandingTarget, batch_id: int):
     return (classified.where("reject_reason IS NOT NULL")
             .select("reject_reason", F.col("key").alias("raw_key"), F.col("value").alias("raw_value"),
                     *LINEAGE_COLUMNS, F.col("timestamp").alias("record_time"), F.lit(target.run_id).alias("run_id"),
-                    F.to_date("timestamp").alias("date"), F.lit(batch_id).alias(BATCH_KEY)))
+                    F.col("_date").alias("date"), F.lit(batch_id).alias(BATCH_KEY)))
 
 
 def publish_dead_letters(quarantined, target: LandingTarget) -> None:
     """Send rejected records, byte for byte, to `<topic>.dlq` with the reason in headers.
 
+    A record too large to republish (DEAD_LETTER_MAX_BYTES) goes without key and value, with
+    `loopline.quarantine.location` and `loopline.value_bytes` headers pointing to its copy.
     At least once: a re-executed batch may publish a record twice; consumers dedupe by the
     `loopline.source.*` headers (its original coordinates)."""
     from pyspark.sql import functions as F
@@ -72,13 +90,18 @@ def publish_dead_letters(quarantined, target: LandingTarget) -> None:
     def header(name: str, column):
         return F.struct(F.lit(name).alias("key"), column.cast("string").cast("binary").alias("value"))
 
+    size = F.coalesce(F.length("raw_key"), F.lit(0)) + F.coalesce(F.length("raw_value"), F.lit(0))
+    fits = size <= DEAD_LETTER_MAX_BYTES
+    context = [header("loopline.reason", F.col("reject_reason")), header("loopline.source.topic", F.col("source")),
+               header("loopline.source.partition", F.col("source_partition")),
+               header("loopline.source.offset", F.col("source_offset")),
+               header("loopline.run_id", F.col("run_id")), header("loopline.ingest_batch", F.col(BATCH_KEY))]
+    copy = F.concat(F.lit(f"{target.quarantine.spark_uri}/date="), F.col("date").cast("string"),
+                    F.lit(f"/{BATCH_KEY}="), F.col(BATCH_KEY).cast("string"))
+    pointer = [header("loopline.quarantine.location", copy), header("loopline.value_bytes", F.length("raw_value"))]
     (quarantined.select(
-        F.col("raw_key").alias("key"), F.col("raw_value").alias("value"),
-        F.array(header("loopline.reason", F.col("reject_reason")), header("loopline.source.topic", F.col("source")),
-                header("loopline.source.partition", F.col("source_partition")),
-                header("loopline.source.offset", F.col("source_offset")),
-                header("loopline.run_id", F.col("run_id")), header("loopline.ingest_batch", F.col(BATCH_KEY)),
-                ).alias("headers"))
+        F.when(fits, F.col("raw_key")).alias("key"), F.when(fits, F.col("raw_value")).alias("value"),
+        F.when(fits, F.array(*context)).otherwise(F.array(*context, *pointer)).alias("headers"))
      .write.format("kafka").options(**target.kafka.spark())
      .option("topic", target.dead_letter_topic).save())
 
@@ -91,14 +114,13 @@ def _written(spark, location: DatasetLocation, dates: list[str], batch_id: int) 
     return spark.read.parquet(*paths).count()
 
 
-def _counts_by_date(classified, source: Source) -> tuple[dict[str, int], dict[str, int]]:
+def _counts_by_date(classified) -> tuple[dict[str, int], dict[str, int]]:
     """Rows per partition date, accepted and quarantined, in one pass over the batch."""
     from pyspark.sql import functions as F
 
     accepted = F.col("reject_reason").isNull()
-    day = F.when(accepted, F.to_date(F.col("record")[source.time_field])).otherwise(F.to_date("timestamp"))
     counts: tuple[dict[str, int], dict[str, int]] = ({}, {})
-    for row in classified.groupBy(accepted.alias("accepted"), day.alias("date")).count().collect():
+    for row in classified.groupBy(accepted.alias("accepted"), F.col("_date").alias("date")).count().collect():
         counts[0 if row["accepted"] else 1][str(row["date"])] = row["count"]
     return counts
 
@@ -112,13 +134,15 @@ def _write_by_date(frame, location: DatasetLocation, dates: list[str]) -> None:
 
 
 def land(classified, batch_id: int, target: LandingTarget, expected: int, offsets: dict) -> None:
-    """Write one classified batch, check in = accepted + quarantined on storage, record it."""
-    classified = classified.persist()
+    """Write one classified batch, check in = accepted + quarantined on storage, record it.
+
+    `expected`: the records (or, for Kafka, the offsets) the source range holds."""
+    classified = classified.withColumn("_date", _partition_date(target)).persist()
     try:
-        accepted_by_date, quarantined_by_date = _counts_by_date(classified, target.source)
+        accepted_by_date, quarantined_by_date = _counts_by_date(classified)
         consumed = sum(accepted_by_date.values()) + sum(quarantined_by_date.values())
         quarantine = _quarantine_rows(classified, target, batch_id)
-        _write_by_date(_bronze_rows(classified, target.source, batch_id), target.bronze, sorted(accepted_by_date))
+        _write_by_date(_bronze_rows(classified, batch_id), target.bronze, sorted(accepted_by_date))
         _write_by_date(quarantine, target.quarantine, sorted(quarantined_by_date))
         if target.dead_letter_topic and quarantined_by_date:
             publish_dead_letters(quarantine, target)
@@ -127,12 +151,13 @@ def land(classified, batch_id: int, target: LandingTarget, expected: int, offset
     spark = classified.sparkSession
     accepted = _written(spark, target.bronze, sorted(accepted_by_date), batch_id)
     quarantined = _written(spark, target.quarantine, sorted(quarantined_by_date), batch_id)
-    if not expected == consumed == accepted + quarantined:
+    skipped = expected - consumed
+    if consumed != accepted + quarantined or skipped < 0 or (skipped and not target.gaps_allowed):
         raise ReconciliationError(
             f"{target.pipeline}/{target.source.dataset} batch {batch_id} ({offsets}): the source range holds "
-            f"{expected} records, {consumed} were read, {accepted} landed in bronze + {quarantined} in quarantine. "
-            "The batch is not recorded, so the next run re-executes it; if this repeats, check the source "
-            "for compaction, transactions or deleted files."
+            f"{expected} {'offsets' if target.gaps_allowed else 'records'}, {consumed} were read, {accepted} "
+            f"landed in bronze + {quarantined} in quarantine. The batch is not recorded, so the next run "
+            "re-executes it; if this repeats, check the source for deleted records or files."
         )
     with db.connect(target.db_url) as conn:
         db.upsert(conn, "loopline.ingest_batches", {
@@ -140,5 +165,6 @@ def land(classified, batch_id: int, target: LandingTarget, expected: int, offset
             "run_id": target.run_id, "logical_date": target.logical_date,
             "source": target.source.topic or target.source.table or target.source.landing_prefix,
             "offsets": offsets, "consumed": consumed, "accepted": accepted, "quarantined": quarantined,
+            "skipped": skipped,
             "accepted_by_date": accepted_by_date, "quarantined_by_date": quarantined_by_date,
         }, key=["pipeline", "dataset", "batch_id"])

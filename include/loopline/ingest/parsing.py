@@ -6,9 +6,23 @@ rows, landed files): `key`, `value` (binary), `timestamp`, and the record's coor
 records that fail are parsed again as a Variant and checked field by field, in this order,
 and the first failing check is the record's `reject_reason`:
 
-    null_value  empty_value  oversize  bad_encoding  null_key  not_json  not_an_object
-    unknown_schema_version  missing_field:<f>  null_field:<f>  wrong_type:<f>  key_mismatch
+    null_value  empty_value  oversize  bad_encoding  null_key  byte_order_mark  parser_limit
+    duplicate_key  not_json  not_an_object  unknown_schema_version  missing_field:<f>
+    null_field:<f>  wrong_type:<f>  out_of_range:<f>  not_finite:<f>  nul_character:<f>  key_mismatch
     unparseable (Spark's JSON reader refused it, yet no field check names why)
+
+Beyond what JSON itself forbids, a record is refused when a later stage could not hold it, or
+when two readers could see different data in it:
+- `bad_encoding`: not UTF-8, or a `\\u` escape of half a surrogate pair (Spark would silently
+  turn it into "?");
+- `byte_order_mark`: a UTF-8 byte-order mark before the document (JSON on the wire has none);
+- `parser_limit`: valid JSON beyond the parser's limits (nesting deeper than 1000 levels, a
+  number longer than 1000 digits);
+- `duplicate_key`: a top-level key given twice (Spark keeps the last, other readers the first);
+- `out_of_range`: a timestamp outside the years 1 to 9999 (neither Python nor PostgreSQL holds it);
+- `not_finite`: a double that is NaN or infinite (`1e309` overflows to infinity, and Spark's
+  reader also takes "NaN" and a bare NaN, which JSON does not have);
+- `nul_character`: a string with a NUL character (PostgreSQL's text cannot hold it).
 
 A field the schema declares `nullable` may be null or absent; every other field is required.
 Numbers, booleans and timestamps are strict: "12.5" (a JSON string) is not a double, 12.5
@@ -41,6 +55,42 @@ def _json_type_is(value, field_type: str):
     return ok
 
 
+# A `\u` escape of a high surrogate not followed by a low one, or a low one without a high one
+# before it (an escaped backslash before the `\u` makes it text, not an escape).
+LONE_SURROGATE = (r"(?<!\\)\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+                  r"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})(?<!\\)\\u[dD][c-fC-F][0-9a-fA-F]{2}")
+# Past the JSON parser's limits (Jackson's defaults, which Spark keeps): 1001 brackets opened
+# one inside the other, or a number of more than 1000 digits.
+BEYOND_PARSER_LIMITS = r"(?:[\[{][^\[\]{}]*){1001}|[0-9]{1001}"
+OUT_OF_BOUNDS_REASON = {"timestamp": "out_of_range", "double": "not_finite", "string": "nul_character"}
+
+
+def _out_of_bounds(value, field_type: str):
+    """True where a typed value is one no later stage can hold, per OUT_OF_BOUNDS_REASON."""
+    from pyspark.sql import functions as F
+
+    if field_type == "timestamp":
+        return ~F.year(value).between(1, 9999)
+    if field_type == "double":
+        return F.isnan(value) | (F.abs(value) == F.lit(float("inf")))
+    return F.instr(value, chr(0)) > 0
+
+
+def _bad_encoding(text):
+    """Not UTF-8, or an escaped lone surrogate (the regex runs only on text with an escape)."""
+    from pyspark.sql import functions as F
+
+    escaped = F.when(F.instr(text, "\\u") > 0, text.rlike(LONE_SURROGATE)).otherwise(F.lit(False))
+    return ~F.is_valid_utf8(text) | escaped
+
+
+def _duplicate_key(text):
+    from pyspark.sql import functions as F
+
+    keys = F.json_object_keys(text)
+    return F.coalesce(F.size(keys) != F.size(F.array_distinct(keys)), F.lit(False))
+
+
 def _reasons(text, schema: Schema, max_record_bytes: int, keyed: bool) -> list:
     """(condition, reason) pairs in the order they are checked; the first true one is the reason."""
     from pyspark.sql import functions as F
@@ -51,8 +101,11 @@ def _reasons(text, schema: Schema, max_record_bytes: int, keyed: bool) -> list:
         (F.col("value").isNull(), F.lit("null_value")),
         (F.length("value") == 0, F.lit("empty_value")),
         (F.length("value") > max_record_bytes, F.lit("oversize")),
-        (~F.is_valid_utf8(text), F.lit("bad_encoding")),
+        (_bad_encoding(text), F.lit("bad_encoding")),
         *([(F.col("key").isNull(), F.lit("null_key"))] if keyed else []),
+        (F.hex(F.substring("value", 1, 3)) == "EFBBBF", F.lit("byte_order_mark")),
+        (variant.isNull() & text.rlike(BEYOND_PARSER_LIMITS), F.lit("parser_limit")),
+        (_duplicate_key(text), F.lit("duplicate_key")),
         (variant.isNull(), F.lit("not_json")),
         (~F.schema_of_variant(variant).startswith("OBJECT"), F.lit("not_an_object")),
     ]
@@ -61,6 +114,7 @@ def _reasons(text, schema: Schema, max_record_bytes: int, keyed: bool) -> list:
         value = F.variant_get(variant, path, "variant")
         typed[name] = F.try_variant_get(variant, path, field_type)
         wrong_type = ~_json_type_is(value, field_type) | typed[name].isNull()
+        present = value.isNotNull() & ~F.is_variant_null(value)
         if schema.required(name):
             fields += [
                 (value.isNull(), F.lit(f"missing_field:{name}")),
@@ -68,7 +122,10 @@ def _reasons(text, schema: Schema, max_record_bytes: int, keyed: bool) -> list:
                 (wrong_type, F.lit(f"wrong_type:{name}")),
             ]
         else:  # absent or null is fine; a value must still have the declared type
-            fields.append((value.isNotNull() & ~F.is_variant_null(value) & wrong_type, F.lit(f"wrong_type:{name}")))
+            fields.append((present & wrong_type, F.lit(f"wrong_type:{name}")))
+        if field_type in OUT_OF_BOUNDS_REASON:
+            fields.append((present & _out_of_bounds(typed[name], field_type),
+                           F.lit(f"{OUT_OF_BOUNDS_REASON[field_type]}:{name}")))
     if schema.version:  # a newer producer's shape: say so instead of naming its fields
         checks.append((typed[schema.version.field] != schema.version.value, F.lit("unknown_schema_version")))
     checks += fields
@@ -93,11 +150,13 @@ def classify(raw, schema: Schema, max_record_bytes: int, keyed: bool = True):
     parsed = (raw.withColumn("_text", F.col("value").cast("string"))
               .withColumn("record", F.from_json("_text", ddl)))
     record, text = F.col("record"), F.col("_text")
-    passes = (F.col("value").isNotNull() & (F.length("value") <= max_record_bytes) & F.is_valid_utf8(text)
-              & F.ltrim(text).startswith("{"))
-    for name in schema.fields:
+    passes = (F.col("value").isNotNull() & (F.length("value") <= max_record_bytes) & ~_bad_encoding(text)
+              & F.ltrim(text).startswith("{") & ~_duplicate_key(text))
+    for name, field_type in schema.fields.items():
         if schema.required(name):
             passes = passes & record[name].isNotNull()
+        if field_type in OUT_OF_BOUNDS_REASON:
+            passes = passes & ~F.coalesce(_out_of_bounds(record[name], field_type), F.lit(False))
     if schema.version:
         passes = passes & (record[schema.version.field] == schema.version.value)
     if keyed:

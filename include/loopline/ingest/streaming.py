@@ -10,10 +10,14 @@ and restart, every (topic, partition, offset) is in bronze or quarantine exactly
 Bronze is partitioned by event date. A run for date D takes whatever has arrived; events
 of D that arrive later (late data) are written into partition D by a later run, and counted
 as `late` in that run's record. Nothing is dropped for being late.
+
+Topics are read `read_committed`: records of an aborted transaction never land, and the
+offsets that hold no record (transaction markers) are counted as `skipped`.
 """
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from datetime import date
 
@@ -30,6 +34,14 @@ class CheckpointLost(RuntimeError):
     """Batches were recorded but the streaming checkpoint is gone: resuming would re-ingest."""
 
 
+class QueryStalled(RuntimeError):
+    """A streaming query made no progress for longer than the spec's `ingest.stall_minutes`."""
+
+
+class TooManyRejects(RuntimeError):
+    """A run quarantined a larger share of its records than the spec tolerates: the line stops."""
+
+
 @dataclass(frozen=True)
 class IngestRun:
     dataset: str
@@ -40,6 +52,11 @@ class IngestRun:
     accepted: int
     quarantined: int
     late: int
+    skipped: int = 0  # Kafka offsets without a record to read (transaction markers, aborted records)
+
+    @property
+    def rejected_share(self) -> float:
+        return self.quarantined / self.consumed if self.consumed else 0.0
 
 
 def landing_target(p: Pipeline, source: Source, run_id: str, logical_date: date) -> LandingTarget:
@@ -49,7 +66,7 @@ def landing_target(p: Pipeline, source: Source, run_id: str, logical_date: date)
         bronze=p.lake.location(source.dataset), quarantine=p.lake.location("quarantine", subdir=source.dataset),
         run_id=run_id, logical_date=logical_date, max_record_bytes=p.spec.ingest.max_record_bytes,
         dead_letter_topic=p.spec.dead_letter_topic(source) if kafka else None,
-        kafka=p.settings.kafka("ingest"),
+        kafka=p.settings.kafka("ingest"), gaps_allowed=kafka,
     )
 
 
@@ -112,7 +129,7 @@ def run_summary(conn, pipeline: str, dataset: str, run_id: str, logical_date: da
     """The run's totals, from the batches it recorded."""
     row = db.fetch_all(conn, """
         SELECT count(*) AS batches, coalesce(sum(consumed), 0) AS consumed, coalesce(sum(accepted), 0) AS accepted,
-               coalesce(sum(quarantined), 0) AS quarantined,
+               coalesce(sum(quarantined), 0) AS quarantined, coalesce(sum(skipped), 0) AS skipped,
                coalesce(sum((SELECT coalesce(sum(value::bigint), 0) FROM jsonb_each_text(accepted_by_date)
                              WHERE key::date < %(day)s)), 0) AS late
           FROM loopline.ingest_batches WHERE pipeline = %(p)s AND dataset = %(d)s AND run_id = %(r)s""",
@@ -127,19 +144,28 @@ def run_summary(conn, pipeline: str, dataset: str, run_id: str, logical_date: da
 
 
 def ingest_kafka(spark, p: Pipeline, source: Source, run_id: str, logical_date: date) -> IngestRun:
-    """Drain the source topic into bronze/quarantine (availableNow) and record the run."""
+    """Drain the source topic into bronze/quarantine (availableNow) and record the run; runs
+    of one source wait for each other (two queries must never share a checkpoint)."""
+    checkpoint = p.lake.location("checkpoints", subdir=source.dataset)
+    with db.connect(p.settings.db_url) as lock:
+        db.lock_until_commit(lock, db.ingest_lock(p.spec.name, source.dataset))  # one query per checkpoint
+        _guard_checkpoint(lock, p, source, checkpoint)
+        _drain(spark, p, source, checkpoint, landing_target(p, source, run_id, logical_date))
+    with db.connect(p.settings.db_url) as conn:
+        return run_summary(conn, p.spec.name, source.dataset, run_id, logical_date)
+
+
+def _drain(spark, p: Pipeline, source: Source, checkpoint: DatasetLocation, target: LandingTarget) -> None:
+    """Run the source's streaming query until it has read everything that has arrived."""
     from pyspark.sql import functions as F
 
-    checkpoint = p.lake.location("checkpoints", subdir=source.dataset)
-    with db.connect(p.settings.db_url) as conn:
-        _guard_checkpoint(conn, p, source, checkpoint)
-    target = landing_target(p, source, run_id, logical_date)
     raw = (
         spark.readStream.format("kafka")
         .options(**p.settings.kafka("ingest").spark())
         .option("subscribe", source.topic)
         .option("startingOffsets", "earliest")
         .option("failOnDataLoss", "true")
+        .option("kafka.isolation.level", "read_committed")
         .option("maxOffsetsPerTrigger", p.spec.ingest.max_records_per_batch)
         .load()
         .select("key", "value", "timestamp", F.col("topic").alias("source"),
@@ -153,9 +179,26 @@ def ingest_kafka(spark, p: Pipeline, source: Source, run_id: str, logical_date: 
         .trigger(availableNow=True)
         .start()
     )
-    query.awaitTermination()
-    with db.connect(p.settings.db_url) as conn:
-        return run_summary(conn, p.spec.name, source.dataset, run_id, logical_date)
+    try:
+        await_progress(query, p.spec.ingest.stall_minutes * 60)
+    finally:  # a failed, stalled or timed-out task must not leave its query running on the server
+        if query.isActive:
+            query.stop()
+
+
+def await_progress(query, stall_seconds: float, poll_seconds: float = 10) -> None:
+    """Wait for the query to finish; raise QueryStalled if no micro-batch completes within
+    `stall_seconds` (a service that stopped answering, a wedged batch)."""
+    last_batch, since = None, time.monotonic()
+    while not query.awaitTermination(poll_seconds):
+        batch = (query.lastProgress or {}).get("batchId")
+        if batch != last_batch:
+            last_batch, since = batch, time.monotonic()
+        elif time.monotonic() - since > stall_seconds:
+            raise QueryStalled(
+                f"streaming query {query.name} finished no micro-batch in {stall_seconds:.0f} s (ingest.stall_minutes;"
+                f" last finished: {last_batch}; status: {query.status}); it was stopped. Check the Spark Connect "
+                "server's log and the broker, then rerun: the checkpoint resumes where it left off.")
 
 
 def ingest_source(spark, p: Pipeline, source: Source, run_id: str, logical_date: date) -> IngestRun:
@@ -165,3 +208,21 @@ def ingest_source(spark, p: Pipeline, source: Source, run_id: str, logical_date:
     from loopline.ingest.batch_sources import ingest_batch_source
 
     return ingest_batch_source(spark, p, source, run_id, logical_date)
+
+
+def ingest_pipeline(spark, p: Pipeline, run_id: str, logical_date: date) -> dict[str, IngestRun]:
+    """Ingest every source; then stop the line (TooManyRejects) if a source's run quarantined
+    more than the spec's `ingest.max_rejected_share`. What was read stays landed and recorded, so
+    a retry of the same run fails the same way, and a new run (after the producer is fixed, or
+    the limit raised) goes on with what arrives next."""
+    runs = {name: ingest_source(spark, p, source, run_id, logical_date) for name, source in p.spec.sources.items()}
+    limit = p.spec.ingest.max_rejected_share
+    over = [f"{p.spec.sources[name].dataset}: {run.quarantined} of {run.consumed} records ({run.rejected_share:.1%})"
+            for name, run in runs.items() if run.rejected_share > limit]
+    if over:
+        raise TooManyRejects(
+            f"{p.spec.name}: run {run_id} quarantined more than ingest.max_rejected_share ({limit:.1%}) of what it "
+            f"read: {'; '.join(over)}. The records are in quarantine with their reasons (and in the dead-letter "
+            f"topics); later stages are stopped for {logical_date}. Fix the producer and trigger a new run, or "
+            "raise the limit in the spec.")
+    return runs

@@ -28,6 +28,8 @@ def topic_grants(spec: PipelineSpec) -> dict[str, dict[str, tuple[str, ...]]]:
 
 # Spark's Kafka source names its consumer groups `spark-kafka-source-...`
 GROUP_GRANTS = {"ingest": "spark-kafka-source", "reader": "loopline-reader"}
+# Producers may write in transactions under these transactional ids (ingest reads read_committed).
+TRANSACTIONAL_ID_GRANTS = {"producer": "loopline-producer"}
 
 
 def ensure_topics(settings: Settings, specs: list[PipelineSpec]) -> list[str]:
@@ -55,6 +57,9 @@ def ensure_topics(settings: Settings, specs: list[PipelineSpec]) -> list[str]:
                 for topic, operations in grants.items() for operation in operations]
         acls += [allow(role, "READ", ResourcePattern(ResourceType.GROUP, prefix, ACLResourcePatternType.PREFIXED))
                  for role, prefix in GROUP_GRANTS.items()]
+        acls += [allow(role, operation,
+                       ResourcePattern(ResourceType.TRANSACTIONAL_ID, prefix, ACLResourcePatternType.PREFIXED))
+                 for role, prefix in TRANSACTIONAL_ID_GRANTS.items() for operation in ("WRITE", "DESCRIBE")]
         refused = admin.create_acls(acls)["failed"]
         if refused:
             raise RuntimeError(f"Kafka refused {len(refused)} ACLs, e.g. {refused[0]}")

@@ -92,13 +92,17 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from datetime import datetime, timezone
 
     from loopline.core.pipeline import Pipeline
-    from loopline.ingest.streaming import ingest_source
+    from loopline.ingest.streaming import TooManyRejects, ingest_pipeline
 
     p = Pipeline.load(args.pipeline)
     now = datetime.now(timezone.utc)
-    for source in p.spec.sources.values():
-        run = ingest_source(p.spark(), p, source, f"cli__{now.isoformat()}", now.date())
-        print(f"{source.name}: {run.batches} batches, consumed {run.consumed} = accepted {run.accepted} + "
+    try:
+        runs = ingest_pipeline(p.spark(), p, f"cli__{now.isoformat()}", now.date())
+    except TooManyRejects as error:
+        print(f"ERROR: {error}", file=sys.stderr)
+        return 1
+    for name, run in runs.items():
+        print(f"{name}: {run.batches} batches, consumed {run.consumed} = accepted {run.accepted} + "
               f"quarantined {run.quarantined}")
     return 0
 

@@ -81,6 +81,15 @@ def slice_checks(holdout: pd.DataFrame, labels: np.ndarray, candidate: np.ndarra
     return checks
 
 
+def decimals_to_tell_apart(value: float, other: float) -> int:
+    """The fewest decimals (4 to 12) at which two numbers read differently, so a refusal never
+    reads like `gain +0.0020 < 0.002`."""
+    for decimals in range(4, 12):
+        if round(value, decimals) != round(other, decimals):
+            return decimals
+    return 12
+
+
 def decide(metric: Metric, candidate: float, champion: float | None, min_improvement: float,
            slices: list[SliceCheck] = (), smoke: SmokeResult | None = None) -> tuple[bool, str]:
     """(promote?, why) from the scores on the same holdout, the slice checks and the smoke test."""
@@ -90,11 +99,14 @@ def decide(metric: Metric, candidate: float, champion: float | None, min_improve
         return False, f"{metric.name} of the candidate is {candidate}: it cannot be judged"
     if champion is None:
         return True, "no champion yet"
+    if not np.isfinite(champion):
+        return False, f"{metric.name} of the champion is {champion} on this holdout: the two cannot be compared"
     gain = metric.gain(candidate, champion)
     better = "higher" if metrics.direction(metric.task, metric.name) == metrics.HIGHER else "lower"
     if not gain >= min_improvement:
-        return False, (f"does not beat champion by the margin ({metric.name} {candidate:.4f} vs {champion:.4f}, "
-                       f"gain {gain:+.4f} < {min_improvement}; {better} is better)")
+        d = decimals_to_tell_apart(gain, min_improvement)
+        return False, (f"does not beat champion by the margin ({metric.name} {candidate:.{d}f} vs {champion:.{d}f}, "
+                       f"gain {gain:+.{d}f} < {min_improvement:.{d}f}; {better} is better)")
     degraded = [s for s in slices if not s.passed]
     if degraded:
         return False, "critical slice degrades: " + "; ".join(s.describe() for s in degraded)

@@ -7,13 +7,16 @@ Predictions go to Parquet on the predictions tier (replacing the dates' partitio
 upserted into PostgreSQL's `loopline.predictions` (one table for every pipeline, keyed by
 prediction id `<pipeline>:<entity key>`), so a rerun replaces its rows and leaves exactly
 one row per valid entity, and are published to the spec's predictions topic, keyed by
-prediction id. A date is published once: a rerun that produces the same predictions
-publishes nothing; one whose predictions changed (late events validated since) publishes
-the date again, and consumers keep the latest message per key. A run killed while
-publishing republishes the date on its rerun (at-least-once).
+prediction id. Every prediction is checked first: one NaN or infinity fails the run with the
+count per date, before anything is written where readers look. A date is published once: a
+rerun that produces the same predictions publishes nothing; one whose predictions changed
+(late events validated since) publishes the date again, and consumers keep the latest
+message per key. A run killed while publishing republishes the date on its rerun
+(at-least-once).
 """
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
@@ -26,6 +29,10 @@ if TYPE_CHECKING:
     from loopline.core.pipeline import Pipeline
 
 PREDICTION_SCHEMA = "entity_key string, event_time timestamp, score_date date, prediction double"
+
+
+class NonFinitePredictions(RuntimeError):
+    """The model gave NaN or infinite predictions: nothing of the run was written or published."""
 
 
 @dataclass(frozen=True)
@@ -134,6 +141,25 @@ def predictions_frame(p: "Pipeline", interval: Interval, model_version: int):
     )
 
 
+def require_finite(model_name: str, model_version: int):
+    """A check for partitions.replace: every prediction of the run is a finite number."""
+
+    def check(staged) -> None:
+        from pyspark.sql import functions as F
+
+        bad = F.isnan("prediction") | F.col("prediction").isNull() | (F.abs("prediction") == F.lit(float("inf")))
+        counts = staged.groupBy("date").agg(F.count("*").alias("rows"), F.sum(bad.cast("int")).alias("bad")).collect()
+        failing = {str(r["date"]): (r["bad"], r["rows"]) for r in counts if r["bad"]}
+        if failing:
+            raise NonFinitePredictions(
+                f"model {model_name} v{model_version} gave NaN or infinite predictions: "
+                + ", ".join(f"{day}: {bad} of {rows}" for day, (bad, rows) in sorted(failing.items()))
+                + ". Nothing of this run was written or published; the dates keep their previous predictions. "
+                "Roll the model back (`loopline rollback`) or fix its features, then rerun the dates.")
+
+    return check
+
+
 def score(p: "Pipeline", interval: Interval, model_version: int) -> ScoreResult:
     """Score the interval's valid entities with one model version, in one Spark job per step."""
     from psycopg2 import sql
@@ -141,9 +167,9 @@ def score(p: "Pipeline", interval: Interval, model_version: int) -> ScoreResult:
 
     db_url, spec = p.settings.db_url, p.spec
     written = partitions.replace(p, predictions_frame(p, interval, model_version), "predictions", interval,
-                                 F.col("score_date"))
-    stage_table = f"predictions_{spec.name}_{interval.first:%Y%m%d}_{interval.last:%Y%m%d}"
-    stage = f"{db.STAGING}.{stage_table}"  # a validated pipeline name and dates only
+                                 F.col("score_date"), check=require_finite(spec.model_name, model_version))
+    stage_table = f"predictions_{uuid.uuid4().hex}"  # this call's own: runs of one date may overlap
+    stage = f"{db.STAGING}.{stage_table}"
     # event times travel as UTC text: a JDBC timestamp would be shifted by the JVM's zone
     (written.withColumn("event_time", F.concat(F.date_format("event_time", "yyyy-MM-dd HH:mm:ss.SSSSSS"), F.lit("+00")))
      .write.format("jdbc").options(**db.jdbc_options(db_url), dbtable=stage).mode("overwrite").save())
