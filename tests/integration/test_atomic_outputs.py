@@ -67,9 +67,11 @@ def test_a_refused_replacement_leaves_the_previous_output_whole(p):
 
 
 def _staging_entries(p: Pipeline) -> list[str]:
+    """Files left under `_staging/` (an object store may keep listing an emptied prefix)."""
     from pyarrow import fs
 
     staging = p.lake.location(DATASET).child("_staging")
     if not staging.exists():
         return []
-    return [info.path for info in staging.filesystem().get_file_info(fs.FileSelector(staging.arrow_path))]
+    return [info.path for info in staging.filesystem().get_file_info(fs.FileSelector(staging.arrow_path, recursive=True))
+            if info.type == fs.FileType.File]
