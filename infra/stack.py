@@ -383,6 +383,9 @@ class Service:
             print(f"  {self.name:<22} already running")
             return
         for var in self.owned_ports():
+            deadline = time.monotonic() + 15  # a process that is exiting (a `stop` just now) lets go
+            while port_open(int(env[var])) and time.monotonic() < deadline:
+                time.sleep(0.5)
             if port_open(int(env[var])):
                 raise StackError(
                     f"{self.name}: port {env[var]} on 127.0.0.1 is already taken by another process. "

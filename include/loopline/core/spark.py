@@ -30,6 +30,9 @@ def session_conf(settings: Settings) -> dict[str, str]:
         # Hadoop sets file modes itself (umask 022 by default), not from the process umask:
         # on-prem lake files are their owner's alone.
         "spark.hadoop.fs.permissions.umask-mode": "077",
+        # A stopped streaming query (a stall, a failed or timed-out task) waits at most this long
+        # for its thread, which may be blocked on a service that stopped answering.
+        "spark.sql.streaming.stopTimeout": "60s",
         "spark.hadoop.fs.s3a.endpoint": settings.s3_endpoint,
         "spark.hadoop.fs.s3a.endpoint.region": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
         "spark.hadoop.fs.s3a.path.style.access": "true",

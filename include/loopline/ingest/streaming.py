@@ -17,6 +17,7 @@ offsets that hold no record (transaction markers) are counted as `skipped`.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass
 from datetime import date
@@ -182,8 +183,18 @@ def _drain(spark, p: Pipeline, source: Source, checkpoint: DatasetLocation, targ
     try:
         await_progress(query, p.spec.ingest.stall_minutes * 60)
     finally:  # a failed, stalled or timed-out task must not leave its query running on the server
+        _stop(query)
+
+
+def _stop(query) -> None:
+    """Stop the query if it still runs, within spark.sql.streaming.stopTimeout; a stop that times
+    out is logged, not raised, so the error that ended the run is the one reported (a restart of
+    the query stops a run left behind: spark.sql.streaming.stopActiveRunOnRestart)."""
+    try:
         if query.isActive:
             query.stop()
+    except Exception as error:  # noqa: BLE001 (any failure to stop is reported the same way)
+        logging.getLogger(__name__).warning("streaming query %s did not stop: %s", query.name, error)
 
 
 def await_progress(query, stall_seconds: float, poll_seconds: float = 10) -> None:
