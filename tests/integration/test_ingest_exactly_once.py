@@ -90,14 +90,20 @@ def _stack(command: str, service: str) -> None:
                    timeout=180)
 
 
-def test_broker_outage_mid_run_then_rerun_lands_every_record_exactly_once(make_pipeline):
-    p = Pipeline.load(make_pipeline(ingest={"max_records_per_batch": 800}))
-    _simulate(p, [date(2026, 7, 1), date(2026, 7, 2)], seed=33)
+def _job_in_mid_run(p: Pipeline) -> subprocess.Popen:
+    """The ingest job, started and waited for until it has landed its first batch (of several)."""
     job = _start_ingest_job(p.spec.name)
     deadline = time.monotonic() + 120
     while _batches(p) == 0 and job.poll() is None and time.monotonic() < deadline:
         time.sleep(0.5)
     assert job.poll() is None, "the job finished before the outage could start; lower max_records_per_batch"
+    return job
+
+
+def test_broker_outage_mid_run_then_rerun_lands_every_record_exactly_once(make_pipeline):
+    p = Pipeline.load(make_pipeline(ingest={"max_records_per_batch": 800}))
+    _simulate(p, [date(2026, 7, 1), date(2026, 7, 2)], seed=33)
+    job = _job_in_mid_run(p)
     _stack("stop", "kafka")
     try:
         time.sleep(10)
@@ -116,11 +122,7 @@ def test_broker_outage_mid_run_then_rerun_lands_every_record_exactly_once(make_p
 def test_a_query_that_stops_making_progress_is_stopped_then_the_rerun_lands_every_record_once(make_pipeline):
     p = Pipeline.load(make_pipeline(ingest={"max_records_per_batch": 800, "stall_minutes": 0.5}))
     _simulate(p, [date(2026, 7, 3)], seed=35)
-    job = _start_ingest_job(p.spec.name)
-    deadline = time.monotonic() + 120
-    while _batches(p) == 0 and job.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert job.poll() is None, "the job finished before the outage could start; lower max_records_per_batch"
+    job = _job_in_mid_run(p)
     _stack("stop", "kafka")
     try:  # no batch can finish without the broker: the watchdog stops the query after 30 s (the stop
         _, err = job.communicate(timeout=300)  # itself may wait up to spark.sql.streaming.stopTimeout)
