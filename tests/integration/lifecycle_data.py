@@ -3,14 +3,19 @@ pipeline's lake as the contract stage writes them (valid events by event date, v
 the day after)."""
 from __future__ import annotations
 
+import tempfile
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
 import pandas as pd
 
 from card_fraud_simulator import SimulationConfig, transactions_for_day
 from contract_data import write_bronze
+from loopline.core.pipeline import Pipeline
+from loopline.core.run_artifacts import HOLDOUT_ARTIFACT
 from loopline.core.spec import pipelines_dir
 from loopline.models.features import FeatureBuilder
+from loopline.release.registry import register_and_gate
 
 LABELS_DDL = ("transaction_id string, is_fraud int, label_time timestamp, label_source string, "
               "schema_version int, source string, source_partition int, source_offset bigint")
@@ -60,3 +65,27 @@ def log_booster(spec, model) -> str:
     from loopline.models.types import model_type
 
     return log_model(model_type("lightgbm"), model, spec.task.type, builder(spec)).model_uri
+
+
+def candidate_run(p: Pipeline, holdout: pd.DataFrame, log_model) -> tuple[str, str]:
+    """An MLflow run shaped like training's: a model and the holdout artifact."""
+    import mlflow
+
+    mlflow.set_experiment(p.spec.name)
+    with mlflow.start_run() as run, tempfile.TemporaryDirectory() as tmp:
+        model_uri = log_model()
+        path = Path(tmp) / Path(HOLDOUT_ARTIFACT).name
+        holdout.to_parquet(path, index=False)
+        mlflow.log_artifact(str(path), artifact_path=str(Path(HOLDOUT_ARTIFACT).parent))
+    return run.info.run_id, model_uri
+
+
+def gate(p: Pipeline, holdout: pd.DataFrame, log_model, day: date, dag_id: str = "test_gate"):
+    """Log a candidate run and gate it for `day` as `dag_id` would."""
+    run_id, model_uri = candidate_run(p, holdout, log_model)
+    return run_id, register_and_gate(p.settings.db_url, p.spec, run_id, model_uri, day, dag_id, f"manual__{dag_id}")
+
+
+def lightgbm_model(spec, model):
+    """What `gate` logs: `model` as training logs it."""
+    return lambda: log_booster(spec, model)

@@ -1,20 +1,16 @@
 """The promotion gate on the real MLflow server: only a sound, better model becomes champion."""
 from __future__ import annotations
 
-import tempfile
 from datetime import date
-from pathlib import Path
 
 import mlflow.pyfunc
 import pandas as pd
 import pytest
 
-from lifecycle_data import booster, labelled, log_booster
+from lifecycle_data import booster, gate, labelled, lightgbm_model
 from loopline.core import db
 from loopline.core.pipeline import Pipeline
-from loopline.core.run_artifacts import HOLDOUT_ARTIFACT
 from loopline.models.aliases import CHALLENGER, CHAMPION, alias_version
-from loopline.release.registry import register_and_gate
 
 DAY = date(2026, 5, 20)
 
@@ -22,28 +18,6 @@ DAY = date(2026, 5, 20)
 @pytest.fixture(scope="module")
 def data():
     return labelled([date(2026, 5, d) for d in range(1, 8)]), labelled([DAY])
-
-
-def candidate_run(p: Pipeline, holdout: pd.DataFrame, log_model) -> tuple[str, str]:
-    """An MLflow run shaped like training's: a model and the holdout artifact."""
-    import mlflow
-
-    mlflow.set_experiment(p.spec.name)
-    with mlflow.start_run() as run, tempfile.TemporaryDirectory() as tmp:
-        model_uri = log_model()
-        path = Path(tmp) / Path(HOLDOUT_ARTIFACT).name
-        holdout.to_parquet(path, index=False)
-        mlflow.log_artifact(str(path), artifact_path=str(Path(HOLDOUT_ARTIFACT).parent))
-    return run.info.run_id, model_uri
-
-
-def gate(p: Pipeline, holdout: pd.DataFrame, log_model, day: date):
-    run_id, model_uri = candidate_run(p, holdout, log_model)
-    return run_id, register_and_gate(p.settings.db_url, p.spec, run_id, model_uri, day, "test_gate", "manual__gate")
-
-
-def lightgbm_model(spec, model):
-    return lambda: log_booster(spec, model)
 
 
 @pytest.fixture(scope="module")

@@ -3,14 +3,23 @@
 Every alias move (`champion`, `challenger`, `previous_champion`) goes through `move_alias`,
 which writes a row to the append-only `loopline.alias_history` (version from/to, when, why,
 which DAG run) in the same transaction that moves the alias; moves of one alias are
-serialized by an advisory lock, so `from_version` is always the version that held it. That
-answers "which version was champion at time T" (`version_at`) and makes rollback a
-recorded, reversible step.
+serialized by an advisory lock, so `from_version` is always the version that held it. If the
+registry moved but the audit row cannot commit, the alias is put back (compensation), so the
+registry and the audit never disagree. That answers "which version was champion at time T"
+(`version_at`) and makes rollback a recorded, reversible step.
+
+Decisions that read the champion and then move it (the gate, rollback) run one at a time per
+model, under `champion_decisions`, so a nightly and a retraining gate racing end with one
+consistent champion and audit trail.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+
+import psycopg2
 
 from loopline.core import db
 
@@ -19,6 +28,10 @@ CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous_champion"
 
 class RollbackError(RuntimeError):
     """There is nothing to roll back to, or the requested version cannot serve."""
+
+
+class AliasAuditError(RuntimeError):
+    """An alias move could not be recorded; the registry was put back (or says how to)."""
 
 
 @dataclass(frozen=True)
@@ -47,21 +60,71 @@ def alias_version(client, name: str, alias: str) -> int | None:
         return None
 
 
+@contextmanager
+def champion_decisions(db_url: str, name: str) -> Iterator[None]:
+    """Hold model `name`'s decision lock: one gate or rollback at a time reads and moves its
+    champion. The lock is a session lock on a connection of its own, so it is released when the
+    block ends or the holder dies."""
+    conn = psycopg2.connect(db_url)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_lock(hashtext(%s))", (f"loopline.champion:{name}",))
+        yield
+    finally:
+        conn.close()
+
+
 def move_alias(client, db_url: str, pipeline: str, name: str, alias: str, version: int, why: AliasMove) -> bool:
-    """Point `alias` at `version` and record it; False (and no row) if it already points there."""
-    with db.connect(db_url) as conn:
+    """Point `alias` at `version` and record it; False (and no row) if it already points there.
+
+    The audit row is written first and commits only after the registry call succeeds; if the
+    commit then fails, the registry is put back, so neither changes without the other."""
+    conn = psycopg2.connect(db_url)
+    try:
         with conn.cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"loopline.alias:{name}:{alias}",))
-        current = alias_version(client, name, alias)
-        if current == version:
-            return False
-        with conn.cursor() as cur:
+            current = alias_version(client, name, alias)
+            if current == version:
+                return False
             cur.execute("""INSERT INTO loopline.alias_history
                              (pipeline, model_name, alias, from_version, to_version, reason, dag_id, run_id)
                            VALUES (%s, %s, %s, %s, %s, %s, %s, %s)""",
                         (pipeline, name, alias, current, version, why.reason, why.dag_id, why.run_id))
-        client.set_registered_model_alias(name, alias, str(version))  # the row commits only if this succeeds
+        client.set_registered_model_alias(name, alias, str(version))
+        try:
+            conn.commit()
+        except psycopg2.Error as error:
+            _put_back(client, name, alias, current, error)
+    finally:
+        conn.close()
     return True
+
+
+def _put_back(client, name: str, alias: str, version: int | None, error: Exception) -> None:
+    """Compensate a registry move whose audit row did not commit, then raise."""
+    where = f"model {name}: alias {alias}"
+    try:
+        if version is None:
+            client.delete_registered_model_alias(name, alias)
+        else:
+            client.set_registered_model_alias(name, alias, str(version))
+    except Exception as undo_error:  # noqa: BLE001 (reported with both causes)
+        raise AliasAuditError(
+            f"{where} moved in the registry, its audit row did not commit ({error}), and putting it back to "
+            f"{version} failed too ({undo_error}); set it back by hand with the MLflow client before the next "
+            f"run") from error
+    raise AliasAuditError(f"{where} was put back to {version}: its audit row did not commit ({error}); "
+                          f"the task can be retried") from error
+
+
+def promoted_over(db_url: str, name: str, version: int) -> int | None:
+    """The champion `version` replaced at its latest promotion (None if it was the first)."""
+    with db.connect(db_url) as conn:
+        rows = db.fetch_all(conn, """SELECT from_version FROM loopline.alias_history
+                                      WHERE model_name = %s AND alias = %s AND to_version = %s
+                                      ORDER BY id DESC LIMIT 1""", (name, CHAMPION, version))
+    return rows[0]["from_version"] if rows else None
 
 
 def version_at(db_url: str, name: str, alias: str, moment: datetime) -> int | None:
@@ -84,6 +147,11 @@ def rollback(client, db_url: str, pipeline: str, name: str, why: AliasMove, to_v
     The demoted champion becomes `previous_champion`, so a rollback can itself be undone. The
     target must load from the registry before any alias moves.
     """
+    with champion_decisions(db_url, name):
+        return _rollback(client, db_url, pipeline, name, why, to_version)
+
+
+def _rollback(client, db_url: str, pipeline: str, name: str, why: AliasMove, to_version: int | None) -> Rollback:
     from loopline.models.store import load_version
 
     champion = alias_version(client, name, CHAMPION)

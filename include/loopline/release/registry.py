@@ -5,6 +5,9 @@ champion yet or it beats the champion by the spec's margin on the candidate's ow
 (the same rows for both). The champion it replaces keeps alias `previous_champion`. Every
 alias move is recorded (loopline.models.aliases), and every version gets a model card
 (loopline.release.model_card). Models are only ever loaded from the registry (loopline.models.store).
+
+Gates of one model run one at a time (the nightly and the retraining gate may race), and a
+retried gate ends in a record that agrees with the registry, however far its first attempt got.
 """
 from __future__ import annotations
 
@@ -17,7 +20,8 @@ from loopline.core import db
 
 from loopline.core.run_artifacts import GATE_REPORT_ARTIFACT, HOLDOUT_ARTIFACT
 from loopline.core.spec import PipelineSpec
-from loopline.models.aliases import CHALLENGER, CHAMPION, PREVIOUS, AliasMove, alias_version, move_alias
+from loopline.models.aliases import (CHALLENGER, CHAMPION, PREVIOUS, AliasMove, alias_version, champion_decisions,
+                                     move_alias, promoted_over)
 from loopline.models.store import REGISTRY_SCHEME, load_version, recorded_digests, register_version
 from loopline.release import model_card
 from loopline.release.gate import Metric, decide, slice_checks
@@ -58,16 +62,24 @@ def register_and_gate(db_url: str, spec: PipelineSpec, run_id: str, model_uri: s
                       dag_id: str, dag_run_id: str | None = None) -> GateDecision:
     """Register the run's model and gate it, once per (date, DAG, run): a rerun of the date
     returns the recorded decision and moves no alias, even if newer champions exist by then."""
+    with champion_decisions(db_url, spec.model_name):
+        recorded = recorded_decision(db_url, spec.name, logical_date, dag_id, run_id)
+        if recorded is not None:
+            return recorded
+        return _register_and_gate(db_url, spec, run_id, model_uri, logical_date, dag_id, dag_run_id)
+
+
+def _register_and_gate(db_url: str, spec: PipelineSpec, run_id: str, model_uri: str, logical_date: date,
+                       dag_id: str, dag_run_id: str | None) -> GateDecision:
     import mlflow
     from mlflow import MlflowClient
 
-    recorded = recorded_decision(db_url, spec.name, logical_date, dag_id, run_id)
-    if recorded is not None:
-        return recorded
     client = MlflowClient()
     name = spec.model_name
     version = _version_for_run(client, db_url, spec.name, name, run_id, model_uri)
     champion = alias_version(client, name, CHAMPION)
+    if champion == version:  # an earlier attempt promoted it, then failed before recording its decision
+        champion = promoted_over(db_url, name, version)
     gate = spec.gate
     metric = Metric(spec.task.type, gate.primary_metric)
     holdout = pd.read_parquet(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=HOLDOUT_ARTIFACT))
