@@ -1,4 +1,4 @@
-"""spark-submit entry point: score a run's dates of a pipeline (champion, or the version that first scored them).
+"""spark-submit entry point: score a run's dates of a pipeline (the point-in-time champion, or the version that first scored them).
 
     spark-submit --jars "$(tr ':' ',' < .loopline/classpath/spark.cp)" spark_jobs/score.py \
         --pipeline card_fraud --date 2026-11-20 [--to 2026-11-26]
@@ -12,12 +12,16 @@ import sys
 from dataclasses import asdict
 
 from loopline.ops.cli import job_arguments
-from loopline.scoring.score import score, scoring_version
+from loopline.scoring.score import NoPointInTimeModel, score, scoring_version
 
 
 def main(argv: list[str] | None = None) -> int:
     pipeline, interval = job_arguments(__doc__.splitlines()[0], argv)
-    version = scoring_version(pipeline, interval.first)
+    try:
+        version = scoring_version(pipeline, interval.first)
+    except NoPointInTimeModel as unscorable:
+        print(f"error: {unscorable}", file=sys.stderr)
+        return 2
     if version is None:
         print(f"error: pipeline {pipeline.spec.name} has no champion model yet; run training first", file=sys.stderr)
         return 2

@@ -178,13 +178,18 @@ def register(pipeline: str, trained: dict) -> dict:
 def score(pipeline: str) -> dict:
     """Score the interval's valid entities with the champion (skipped if there is none yet).
 
-    The first run of an interval uses the champion of that moment; reruns reuse that version.
+    The first run of an interval uses the newest champion that did not train on it (usually
+    today's; for a backfill, the one of that time) and reruns reuse that version. A date that
+    every champion so far trained on is skipped with the reason.
     """
-    from loopline.scoring.score import NonFinitePredictions, scoring_version
+    from loopline.scoring.score import NonFinitePredictions, NoPointInTimeModel, scoring_version
     from loopline.scoring.score import score as score_interval
 
     p, interval = task_pipeline(pipeline), run_interval()
-    version = scoring_version(p, interval.first)
+    try:
+        version = scoring_version(p, interval.first)
+    except NoPointInTimeModel as unscorable:
+        raise AirflowSkipException(str(unscorable)) from unscorable
     if version is None:
         raise AirflowSkipException(f"{pipeline}: no champion model yet, nothing to score with")
     if not any(p.lake.location(p.spec.entity_dataset, day).exists() for day in interval.dates):

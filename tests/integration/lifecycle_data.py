@@ -67,12 +67,13 @@ def log_booster(spec, model) -> str:
     return log_model(model_type("lightgbm"), model, spec.task.type, builder(spec)).model_uri
 
 
-def candidate_run(p: Pipeline, holdout: pd.DataFrame, log_model) -> tuple[str, str]:
-    """An MLflow run shaped like training's: a model and the holdout artifact."""
+def candidate_run(p: Pipeline, holdout: pd.DataFrame, log_model, tags: dict[str, str] | None = None
+                  ) -> tuple[str, str]:
+    """An MLflow run shaped like training's: a model and the holdout artifact (and `tags`)."""
     import mlflow
 
     mlflow.set_experiment(p.spec.name)
-    with mlflow.start_run() as run, tempfile.TemporaryDirectory() as tmp:
+    with mlflow.start_run(tags=tags) as run, tempfile.TemporaryDirectory() as tmp:
         model_uri = log_model()
         path = Path(tmp) / Path(HOLDOUT_ARTIFACT).name
         holdout.to_parquet(path, index=False)
@@ -80,9 +81,10 @@ def candidate_run(p: Pipeline, holdout: pd.DataFrame, log_model) -> tuple[str, s
     return run.info.run_id, model_uri
 
 
-def gate(p: Pipeline, holdout: pd.DataFrame, log_model, day: date, dag_id: str = "test_gate"):
+def gate(p: Pipeline, holdout: pd.DataFrame, log_model, day: date, dag_id: str = "test_gate",
+         tags: dict[str, str] | None = None):
     """Log a candidate run and gate it for `day` as `dag_id` would."""
-    run_id, model_uri = candidate_run(p, holdout, log_model)
+    run_id, model_uri = candidate_run(p, holdout, log_model, tags)
     return run_id, register_and_gate(p.settings.db_url, p.spec, run_id, model_uri, day, dag_id, f"manual__{dag_id}")
 
 

@@ -5,3 +5,4 @@ PROFILE_ARTIFACT = "reference/profile.json"  # the drift reference of the traini
 INPUTS_ARTIFACT = "inputs/training_inputs.json"  # lineage: recipe, splits, partitions, offsets, contracts
 ROW_IDS_ARTIFACT = "inputs/row_ids.parquet"  # entity key and split of every training row
 GATE_REPORT_ARTIFACT = "gate/gate_report.json"
+LAST_EVENT_DATE_TAG = "loopline.last_event_date"  # the newest event date a run trained on (point-in-time scoring)

@@ -8,7 +8,8 @@ upserted into PostgreSQL's `loopline.predictions` (one table for every pipeline,
 prediction id `<pipeline>:<entity key>`), so a rerun replaces its rows and leaves exactly
 one row per valid entity, and are published to the spec's predictions topic, keyed by
 prediction id. Every prediction is checked first: one NaN or infinity fails the run with the
-count per date, before anything is written where readers look. A date is published once: a
+count per date, before anything is written where readers look. Scoring is point-in-time: a
+date is never scored by a model that trained on it (`scoring_version`). A date is published once: a
 rerun that produces the same predictions publishes nothing; one whose predictions changed
 (late events validated since) publishes the date again, and consumers keep the latest
 message per key. A run killed while publishing republishes the date on its rerun
@@ -29,6 +30,10 @@ if TYPE_CHECKING:
     from loopline.core.pipeline import Pipeline
 
 PREDICTION_SCHEMA = "entity_key string, event_time timestamp, score_date date, prediction double"
+
+
+class NoPointInTimeModel(RuntimeError):
+    """Every champion so far trained on the date to be scored (or later)."""
 
 
 class NonFinitePredictions(RuntimeError):
@@ -86,15 +91,42 @@ def recorded_version(db_url: str, pipeline: str, logical_date: date) -> int | No
     return rows[0]["model_version"] if rows else None
 
 
-def scoring_version(p: "Pipeline", day: date) -> int | None:
-    """The model that scores `day`: the version that first scored it (so reruns reproduce the
-    date), else the current champion; None before the first champion exists."""
+def scoring_version(p: "Pipeline", first_day: date) -> int | None:
+    """The model that scores a run starting on `first_day`, point-in-time: the version that first
+    scored it (so reruns reproduce it), else the newest champion in the alias history that
+    trained only on events before it (usually today's champion; for a backfill, an earlier one).
+    None before the first champion; NoPointInTimeModel if every champion so far saw the date."""
     from mlflow import MlflowClient
 
-    from loopline.models.aliases import CHAMPION, alias_version
+    from loopline.models.aliases import CHAMPION, history
 
-    recorded = recorded_version(p.settings.db_url, p.spec.name, day)
-    return recorded or alias_version(MlflowClient(), p.spec.model_name, CHAMPION)
+    recorded = recorded_version(p.settings.db_url, p.spec.name, first_day)
+    if recorded:
+        return recorded
+    client, name = MlflowClient(), p.spec.model_name
+    champions = list(dict.fromkeys(row["to_version"] for row in reversed(history(p.settings.db_url, name))
+                                   if row["alias"] == CHAMPION))
+    seen = {version: trained_through(client, name, version) for version in champions}
+    for version in champions:
+        if seen[version] is None or seen[version] < first_day:
+            return version
+    if champions:
+        raise NoPointInTimeModel(
+            f"{p.spec.name} {first_day}: no champion so far trained only on earlier events ("
+            + ", ".join(f"v{v} through {seen[v]}" for v in champions) + "), and scoring with a model that "
+            f"learned from {first_day} would overstate its quality. The date stays unscored; score it only with a "
+            "model trained before it.")
+    return None
+
+
+def trained_through(client, name: str, version: int) -> date | None:
+    """The newest event date `version` trained on (None: its run does not say, e.g. a model
+    registered by hand, and it is then trusted as point-in-time)."""
+    from loopline.core.run_artifacts import LAST_EVENT_DATE_TAG
+
+    run_id = client.get_model_version(name, str(version)).run_id
+    tag = client.get_run(run_id).data.tags.get(LAST_EVENT_DATE_TAG) if run_id else None
+    return date.fromisoformat(tag) if tag else None
 
 
 def _published_rows(db_url: str, pipeline: str, interval: Interval) -> dict[str, int | None]:

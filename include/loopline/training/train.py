@@ -28,7 +28,8 @@ import pandas as pd
 from loopline.core import metrics
 from loopline.core.drift import profile
 from loopline.core.interval import date_span
-from loopline.core.run_artifacts import HOLDOUT_ARTIFACT, INPUTS_ARTIFACT, PROFILE_ARTIFACT, ROW_IDS_ARTIFACT
+from loopline.core.run_artifacts import (HOLDOUT_ARTIFACT, INPUTS_ARTIFACT, LAST_EVENT_DATE_TAG, PROFILE_ARTIFACT,
+                                        ROW_IDS_ARTIFACT)
 from loopline.core.spec import Features, PipelineSpec, pipelines_dir
 from loopline.core.storage import Lake
 from loopline.models.features import FeatureBuilder
@@ -169,6 +170,11 @@ def _log_dataset(spec: PipelineSpec, recipe: Recipe, name: str, frame: pd.DataFr
             "data_hash": record["data_hash"], **{k: ",".join(v) for k, v in offsets.items()}})
 
 
+def last_event_date(inputs: dict) -> str:
+    """The newest event date in any split: scoring never uses the model on that date or before."""
+    return max(str(day) for split in inputs["splits"].values() for day in split["event_dates"])
+
+
 def _log_files(writers: dict[str, Callable[[Path], object]]) -> None:
     """Write each artifact into a temporary folder with its writer and log it at its path."""
     import mlflow
@@ -200,7 +206,8 @@ def fit_and_log(spec: PipelineSpec, recipe: Recipe, splits: dict[str, pd.DataFra
     with mlflow.start_run(run_name=run_name, tags={**tags, "mlflow.source.git.commit": commit,
                                                    "loopline.git_dirty": str(dirty).lower(),
                                                    "loopline.runtime": runtime(),
-                                                   "loopline.data_hash": inputs["data_hash"]}) as run:
+                                                   "loopline.data_hash": inputs["data_hash"],
+                                                   LAST_EVENT_DATE_TAG: last_event_date(inputs)}) as run:
         model = kind.fit(x["train"], y["train"], x["validation"], y["validation"], recipe.params, recipe.seed,
                          recipe.task)
         holdout_predictions = kind.predict(model, x["holdout"])
