@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import date
 
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import requests
 
 from contract_data import payments, write_bronze
-from loopline.contracts.validate import SHARE_RULE, ContractViolation, validate_dataset
+from loopline.contracts.validate import DUPLICATE_RULE, SHARE_RULE, ContractViolation, validate_dataset
 from loopline.core import db
 from loopline.core.interval import Interval
 from loopline.core.pipeline import Pipeline
@@ -79,6 +80,40 @@ def test_each_kind_of_bad_row_is_quarantined_naming_the_rules_it_breaks(p):
     counts = {rule: r["unexpected_count"] for rule, r in results.items() if r["severity"] == "row"}
     assert counts["amount:values_to_be_between"] == 2 and counts["transaction_id:values_to_be_unique"] == 2
     assert sorted(results["channel:values_to_be_in_set"]["sample"]) == ["fax", "telex"]  # evidence: the bad values
+
+
+UNIQUE_ID = "transaction_id:values_to_be_unique"
+DUPLICATE_POLICIES = {  # spec exact_duplicates -> (kept copy of payment 10, quarantined copies with their reason)
+    "default: first ingested": ({}, (0, 10), {(1, 5): DUPLICATE_RULE, (2, 6): DUPLICATE_RULE, (1, 7): DUPLICATE_RULE}),
+    "first by offset": ({"first_by": ["source_offset"]}, (1, 5),
+                        {(0, 10): DUPLICATE_RULE, (2, 6): DUPLICATE_RULE, (1, 7): DUPLICATE_RULE}),
+    "keep none": ({"keep": "none"}, None, {(0, 10): UNIQUE_ID, (1, 5): UNIQUE_ID, (2, 6): UNIQUE_ID,
+                                          (0, 20): UNIQUE_ID, (1, 7): UNIQUE_ID}),
+}
+
+
+@pytest.mark.parametrize("policy", DUPLICATE_POLICIES)
+def test_exact_duplicates_keep_the_copy_the_spec_names_and_quarantine_the_rest(make_pipeline, policy):
+    setting, kept, quarantined = DUPLICATE_POLICIES[policy]
+    p = Pipeline.load(make_pipeline(contracts={"bronze_events": {
+        "suite": "card_payments_bronze", "valid_dataset": "valid_events", "exact_duplicates": setting}}))
+    day = date(2026, 4, 5)
+    frame = payments(day, ROWS)
+    retries = frame.iloc[[10, 10, 20]].assign(source_partition=[1, 2, 1], source_offset=[5, 6, 7])  # a producer's
+    write_bronze(p, "bronze_events", day, pd.concat([frame, retries], ignore_index=True))
+
+    outcome = validate_dataset(p, "bronze_events", Interval.of_day(day), "run-duplicates")
+
+    rejected = table(p.lake.location("quarantine", day, subdir="valid_events")).to_pandas()
+    assert dict(zip(zip(rejected["source_partition"], rejected["source_offset"]), rejected["reason"])) == quarantined
+    valid = table(p.lake.location("valid_events", day)).to_pandas().set_index("transaction_id")
+    assert len(valid) + len(rejected) == ROWS + len(retries) == outcome.rows_in
+    if kept:
+        row = valid.loc[frame.loc[10, "transaction_id"]]
+        assert (row["source_partition"], row["source_offset"]) == kept
+        assert stored(p, day, "run-duplicates")[DUPLICATE_RULE]["unexpected_count"] == len(quarantined)
+    else:
+        assert DUPLICATE_RULE not in stored(p, day, "run-duplicates")
 
 
 def test_rerunning_a_date_replaces_its_outputs(p):

@@ -4,6 +4,9 @@ A run's batch is the bronze rows of its interval's event dates (one date for a d
 pipeline, a month for a monthly one). For one bronze dataset and interval (spec
 `contracts:`, suite in expectations/):
 
+0. Exact duplicates (rows equal in every field of the schema) keep their first copy, by the
+   contract's tie-break; later copies are quarantined as `row:exact_duplicate` (spec
+   `exact_duplicates`; `keep: none` leaves every copy to the suite).
 1. GX evaluates every rule of the suite on the Spark DataFrame (loopline.contracts.gx_validation).
 2. Rows breaking row-level rules are written to `quarantine/<valid_dataset>/date=D` with
    the names of the rules they break in `reason`; the interval's quarantine is replaced.
@@ -28,7 +31,7 @@ from loopline.contracts.reports import ReportLink, publish
 from loopline.contracts.rules import Suite, failed_rules, load_suite
 from loopline.core import db, partitions
 from loopline.core.interval import Interval
-from loopline.core.spec import Contract
+from loopline.core.spec import Contract, ExactDuplicates
 
 if TYPE_CHECKING:
     from loopline.core.pipeline import Pipeline
@@ -36,6 +39,7 @@ if TYPE_CHECKING:
 REASON_SEPARATOR = "; "
 SAMPLE_SIZE = 5  # values that broke a row rule, kept as evidence (read from the quarantine)
 SHARE_RULE = "table:quarantined_share"
+DUPLICATE_RULE = "row:exact_duplicate"
 
 
 class ContractViolation(RuntimeError):
@@ -101,6 +105,24 @@ def _bronze_frame(p: "Pipeline", dataset: str, interval: Interval):
     return p.spark().createDataFrame([], ", ".join(columns))
 
 
+def _split_exact_duplicates(frame, fields: list[str], rule: ExactDuplicates):
+    """(the rows that go on to the suite, the later copies of exact duplicates)."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    if rule.keep == "none":
+        return frame, None
+    equal_in = [F.col(f"`{name}`") for name in fields if name in frame.columns]  # a missing one is the suite's to name
+    copies = Window.partitionBy(*equal_in).orderBy(*[F.col(f"`{c}`") for c in rule.first_by])
+    numbered = frame.withColumn("_copy", F.row_number().over(copies))
+    return numbered.where("_copy = 1").drop("_copy"), numbered.where("_copy > 1").drop("_copy")
+
+
+def _duplicate_result(repeats: int, rows_in: int) -> RuleResult:
+    return RuleResult(DUPLICATE_RULE, "row", "loopline_exact_duplicates_keep_first", None, repeats == 0, repeats,
+                      repeats, rows_in, [])
+
+
 def _share_result(contract: Contract, rows_in: int, quarantined: int) -> RuleResult:
     share = quarantined / rows_in if rows_in else 0.0
     return RuleResult(SHARE_RULE, "batch", "loopline_max_quarantined_share", None,
@@ -124,7 +146,7 @@ def _with_samples(results: list[RuleResult], quarantine, suite: Suite) -> list[R
 
     sampled = []
     for r in results:
-        if r.severity == "row" and r.unexpected_count:
+        if r.severity == "row" and r.unexpected_count and r.name != DUPLICATE_RULE:
             broke = quarantine.where(F.array_contains(F.split("reason", REASON_SEPARATOR), r.name))
             values = [row[0] for row in broke.select(f"`{suite.rule(r.name).column}`").limit(SAMPLE_SIZE).collect()]
             r = replace(r, sample=json_safe(values))
@@ -132,17 +154,20 @@ def _with_samples(results: list[RuleResult], quarantine, suite: Suite) -> list[R
     return sampled
 
 
-def _route(frame, suite: Suite, results: list[RuleResult], p: "Pipeline", contract: Contract, interval: Interval,
-           time_field: str, run_id: str):
-    """Write the interval's quarantine; return (rows checked, quarantined rows per rule, quarantine).
-    Row rules GX could not evaluate (e.g. on a missing column) route nothing: they stop the line."""
+def _route(frame, repeats, suite: Suite, results: list[RuleResult], p: "Pipeline", contract: Contract,
+           interval: Interval, time_field: str, run_id: str):
+    """Write the interval's quarantine (rows breaking row rules, and `repeats`, the later copies of
+    exact duplicates); return (rows checked, quarantined rows per rule, quarantine). Row rules GX
+    could not evaluate (e.g. on a missing column) route nothing: they stop the line."""
     from pyspark.sql import functions as F
 
     unevaluated = {r.name for r in results if r.error}
     checked = frame.withColumn("_failed", failed_rules([r for r in suite.row_rules if r.name not in unevaluated]))
-    rejected = (checked.where(F.size("_failed") > 0)
-                .select(*frame.columns, F.array_join("_failed", REASON_SEPARATOR).alias("reason"),
-                        F.lit(suite.name).alias("suite"), F.lit(run_id).alias("run_id")))
+    rejected = checked.where(F.size("_failed") > 0).select(*frame.columns, F.array_join("_failed", REASON_SEPARATOR)
+                                                           .alias("reason"))
+    if repeats is not None:
+        rejected = rejected.unionByName(repeats.withColumn("reason", F.lit(DUPLICATE_RULE)))
+    rejected = rejected.select("*", F.lit(suite.name).alias("suite"), F.lit(run_id).alias("run_id"))
     written = partitions.replace(p, rejected, "quarantine", interval, F.to_date(time_field), contract.valid_dataset)
     if written is None:
         return checked, {}, p.spark().createDataFrame([], rejected.schema)
@@ -191,17 +216,22 @@ def _store(db_url: str, outcome: ContractOutcome) -> None:
 def validate_dataset(p: "Pipeline", dataset: str, interval: Interval, run_id: str) -> ContractOutcome:
     """Validate `dataset`'s rows of the interval; route rows; raise ContractViolation on a bad batch."""
     contract = p.spec.contracts[dataset]
-    time_field = next(s for s in p.spec.sources.values() if s.dataset == dataset).time_field
+    source = next(s for s in p.spec.sources.values() if s.dataset == dataset)
+    time_field = source.time_field
     suite = load_suite(contract.suite)
-    frame = _bronze_frame(p, dataset, interval)  # not cached: each query reads only the Parquet columns it needs
+    bronze = _bronze_frame(p, dataset, interval)  # not cached: each query reads only the Parquet columns it needs
+    frame, repeats = _split_exact_duplicates(bronze, list(source.schema.fields), contract.exact_duplicates)
     with tempfile.TemporaryDirectory(prefix="loopline-docs-") as site:
         results = validate_frame(suite, frame, suite_parameters(interval, contract.freshness_hours), run_id,
                                  Path(site))
         report = publish(Path(site), p.lake.location("contract_reports", interval.first, subdir=dataset))
-    checked, per_rule, quarantine = _route(frame, suite, results, p, contract, interval, time_field, run_id)
+    rows_in = bronze.count()
+    if repeats is not None:
+        results.append(_duplicate_result(repeats.count(), rows_in))
+    checked, per_rule, quarantine = _route(frame, repeats, suite, results, p, contract, interval, time_field, run_id)
     _check_routing(results, per_rule)
     results = _with_samples(results, quarantine, suite)
-    rows_in, quarantined = frame.count(), quarantine.count()
+    quarantined = quarantine.count()
     results.append(_share_result(contract, rows_in, quarantined))
     failed = bool(stopping(results))  # a failed batch publishes nothing: its valid rows = input - quarantined
     valid = _publish_valid(checked, p, contract, interval, time_field, rows_in - quarantined if failed else None)

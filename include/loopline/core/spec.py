@@ -262,6 +262,17 @@ class Placement(Strict):
     onprem_only: bool = False
 
 
+class ExactDuplicates(Strict):
+    """Rows equal in every field of the source's schema (a producer's retry, a file sent twice).
+    They differ only in lineage, so the tie-break orders them by lineage columns (or fields)."""
+
+    keep: Literal["first", "none"] = Field(
+        "first", description="first: the first copy goes on to the suite and the later ones are quarantined as "
+        "`row:exact_duplicate`; none: every copy goes on to the suite (a uniqueness rule then quarantines all)")
+    first_by: list[str] = Field(["ingest_batch", "source_partition", "source_offset"], min_length=1,
+                                description="the columns that order the copies; the smallest is the first")
+
+
 class Contract(Strict):
     """The data contract of one bronze dataset: its GX suite (expectations/<suite>.json) and
     where the rows that pass its row-level rules go. Downstream stages read only `valid_dataset`."""
@@ -270,6 +281,7 @@ class Contract(Strict):
     valid_dataset: str
     max_quarantined_share: Fraction = 0.02  # more rows than this failing row-level rules stops the line
     freshness_hours: float = 2.0  # the `freshness_cutoff` suite parameter: end of the date minus this
+    exact_duplicates: ExactDuplicates = ExactDuplicates()
     _dataset: str = PrivateAttr("")
 
     @property

@@ -28,6 +28,10 @@ def check(name: str) -> list[str]:
             continue
         source = next(s for s in spec.sources.values() if s.dataset == dataset)
         columns = {*source.schema.fields, *LINEAGE_COLUMNS, BATCH_KEY}  # ingest adds these
+        unordered = [c for c in contract.exact_duplicates.first_by if c not in columns]
+        if unordered:
+            problems.append(f"contracts.{dataset}.exact_duplicates.first_by: {unordered} are not columns of {dataset} "
+                            f"({sorted(columns)})")
         unknown = sorted({r.column for r in suite.rules if r.column and r.column not in columns})
         if unknown:
             problems.append(f"contracts.{dataset}.suite: {contract.suite} has rules on {unknown}, which are not "
