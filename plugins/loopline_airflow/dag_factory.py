@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import DAG, Param, task
 
 from loopline.core.spec import PipelineSpec, load_spec, pipeline_names
@@ -58,7 +59,8 @@ def schedule_of(spec: PipelineSpec) -> IntervalTimetable:
 
 def nightly_dag(pipeline: str, doc_md: str | None = None, scheduled: bool = True) -> DAG:
     """wait_for_data → ingest → validate_<dataset> (one per contract) → check_feedback → train →
-    register → score → monitor → request_retraining, for every date of the run's interval."""
+    register → score → monitor → request_retraining → late_reruns → rerun_late_intervals, for
+    every date of the run's interval."""
     spec = load_spec(pipeline)
     with DAG(
         dag_id=f"{pipeline}_nightly", schedule=schedule_of(spec) if scheduled else None,
@@ -89,9 +91,14 @@ def nightly_dag(pipeline: str, doc_md: str | None = None, scheduled: bool = True
         drift = task(stages.monitor, **_timed(spec, "monitor"))(pipeline, scored)
         requested = task(stages.request_retraining, **_timed(spec, "request_retraining"),
                          outlets=[retrain_request(pipeline)])(pipeline, drift)
+        # Late events for intervals validated before they came: rerun those intervals (after
+        # this run: runs of the DAG take turns), unless the spec leaves that to a person.
+        late = task(stages.late_reruns, **_timed(spec, "late_reruns"), trigger_rule="none_failed")(pipeline)
+        rerun = TriggerDagRunOperator.partial(**_timed(spec, "rerun_late_intervals"), trigger_dag_id=f"{pipeline}_nightly",
+                                              skip_when_already_exists=True).expand_kwargs(late)
         waited >> ingested >> validated >> feedback >> trained
         registered >> scored
-        drift >> requested
+        drift >> requested >> late >> rerun
     return dag
 
 

@@ -15,6 +15,7 @@ known on the interval's last date.
 from __future__ import annotations
 
 import functools
+import logging
 import math
 from collections.abc import Callable
 from dataclasses import asdict
@@ -116,10 +117,12 @@ def ingest(pipeline: str) -> dict:
         runs = ingest_pipeline(p.spark(), p, context["run_id"], interval.first)
     except TooManyRejects as stopped:
         stop_the_line(pipeline, "ingest rejected too many records", stopped)
+    for name, run in runs.items():
+        print(f"{name}: {run.batches} batches, consumed {run.consumed} = accepted {run.accepted} "
+              f"+ quarantined {run.quarantined} (late, before {interval.first}: {run.late})")
+        if run.unknown_fields_warning():
+            logging.getLogger(__name__).warning(run.unknown_fields_warning())
     results = {name: asdict(run) for name, run in runs.items()}
-    for name, run in results.items():
-        print(f"{name}: {run['batches']} batches, consumed {run['consumed']} = accepted {run['accepted']} "
-              f"+ quarantined {run['quarantined']} (late, before {interval.first}: {run['late']})")
     context["outlet_events"][bronze_ingested(pipeline)].extra = {"logical_date": interval.last.isoformat(),
                                                                  "interval": str(interval), "sources": results}
     return results
@@ -230,6 +233,27 @@ def request_retraining(pipeline: str, drift: dict) -> None:
         "drifted_intervals": drift["drifted_intervals"], "max_psi": drift["max_psi"],
     }
     print(f"retraining requested: {drift['drifted_features']} on {drift['drifted_intervals']}")
+
+
+def late_reruns(pipeline: str) -> list[dict]:
+    """The reruns of earlier intervals this run landed late events for (spec `ingest.late_events`),
+    as arguments of the trigger task; with `manual`, none, and the log says what to rerun."""
+    from loopline.ingest.late import intervals_to_rerun
+
+    p, context, interval = task_pipeline(pipeline), get_current_context(), run_interval()
+    late = intervals_to_rerun(p.settings.db_url, pipeline, context["run_id"], interval)
+    if not late:
+        raise AirflowSkipException("no late events for an interval that was already validated")
+    if p.spec.ingest.late_events == "manual":
+        logging.getLogger(__name__).warning(
+            "late events landed for %s, which were validated before they came: they are neither validated nor "
+            "scored until those intervals run again. Trigger %s with first_date and last_date set to each, and "
+            "retrain off (ingest.late_events is manual).", ", ".join(map(str, late)), context["dag"].dag_id)
+        return []
+    print(f"late events landed for {', '.join(map(str, late))}: triggering a rerun of each")
+    return [{"trigger_run_id": f"late__{i}__{context['run_id']}",
+             "conf": {"first_date": i.first.isoformat(), "last_date": i.last.isoformat(), "retrain": False}}
+            for i in late]
 
 
 def copy_to_tier(pipeline: str, dataset: str, day: str, to_tier: str) -> dict:

@@ -81,7 +81,8 @@ def test_time_limits_come_from_the_spec(dagbag):
 def test_nightly_loop_runs_every_stage_in_order(dagbag):
     dag = dagbag.dags["card_fraud_nightly"]
     for contract in ("validate_bronze_events", "validate_bronze_labels"):
-        order = ["wait_for_data", "ingest", contract, "check_feedback", "train", "register", "score", "monitor", "request_retraining"]
+        order = ["wait_for_data", "ingest", contract, "check_feedback", "train", "register", "score", "monitor",
+                 "request_retraining", "late_reruns", "rerun_late_intervals"]
         for upstream, downstream in pairwise(order):
             assert downstream in dag.get_task(upstream).downstream_task_ids
     assert dag.max_active_runs == 1

@@ -88,6 +88,15 @@ WRONG_SPECS = {
                               r"timeouts.tasks: .*\['trian'\] are not tasks; allowed: \['ingest'"),
     "reject share above one": (_set("ingest.max_rejected_share", 1.5),
                                r"ingest.max_rejected_share: Input should be less than or equal to 1"),
+    "unknown-field policy": (_set("schemas.transaction_v1.unknown_fields", "drop"),
+                             r"schemas.transaction_v1.unknown_fields: 'drop' is not allowed"),
+    "late-event policy": (_set("ingest.late_events", "ignore"), r"ingest.late_events: 'ignore' is not allowed"),
+    "retention of no dataset": (_set("retention.datasets", {"bronze_event": 30}),
+                                r"retention.datasets: \['bronze_event'\] are not datasets of this pipeline"),
+    "retention of no kind of topic": (_set("retention.topics", {"raw": {"days": 3}}),
+                                      r"retention.topics.raw.\[key\]: 'raw' is not allowed; input should be 'sources'"),
+    "duplicate policy": (_set("contracts.bronze_events.exact_duplicates", {"keep": "last"}),
+                         r"contracts.bronze_events.exact_duplicates.keep: 'last' is not allowed"),
 }
 
 
@@ -155,6 +164,11 @@ def test_spec_check_validates_spec_feature_code_and_suites_without_services(tmp_
                              text=True, env={**env_free, "LOOPLINE_PIPELINES_DIR": str(directory)}, timeout=120)
     assert refused.returncode == 2
     assert "contracts.bronze_events.suite: card_labels_bronze has rules on ['is_fraud', 'label_source']" in \
+        refused.stderr
+    directory = _write(tmp_path, _set("contracts.bronze_events.exact_duplicates", {"first_by": ["arrival"]}))
+    refused = subprocess.run([sys.executable, "-m", "loopline.ops.cli", "spec", "check", "broken"], capture_output=True,
+                             text=True, env={**env_free, "LOOPLINE_PIPELINES_DIR": str(directory)}, timeout=120)
+    assert "contracts.bronze_events.exact_duplicates.first_by: ['arrival'] are not columns of bronze_events" in \
         refused.stderr
 
 

@@ -335,9 +335,16 @@ SKIPPED_OFFSETS = """
 ALTER TABLE loopline.ingest_batches ADD COLUMN skipped bigint NOT NULL DEFAULT 0;
 """
 
+UNKNOWN_FIELDS = """
+-- Accepted records that carried fields their schema does not declare, per field (the schema's
+-- unknown_fields policy `report`): {"<field>": records}.
+ALTER TABLE loopline.ingest_batches ADD COLUMN unknown_fields jsonb NOT NULL DEFAULT '{}';
+ALTER TABLE loopline.ingest_runs ADD COLUMN unknown_fields jsonb NOT NULL DEFAULT '{}';
+"""
+
 MIGRATIONS = [INITIAL_SCHEMA, STREAMING_INGEST, CONTRACT_EVIDENCE, ALIAS_HISTORY, GATE_REPORT, PUBLISHED_PREDICTIONS,
               FEEDBACK_CHECKS, GENERIC_PREDICTIONS, REPLAYS, CONTRACT_INTERVALS, DRIFT_INTERVALS,
-              STAGING_SCHEMA, MODEL_DIGESTS, SKIPPED_OFFSETS]  # append only: version = position + 1
+              STAGING_SCHEMA, MODEL_DIGESTS, SKIPPED_OFFSETS, UNKNOWN_FIELDS]  # append only: version = position + 1
 
 
 @contextmanager

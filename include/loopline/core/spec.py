@@ -59,6 +59,9 @@ class Schema(Strict):
     fields: dict[str, FieldType]
     nullable: list[str] = []
     version: SchemaVersion | None = None
+    unknown_fields: Literal["report", "quarantine"] = Field(
+        "report", description="a field the schema does not declare: report (land the record without it, and count "
+        "each such field in the ingest record and task log) or quarantine (`unknown_field:<names>`)")
     _name: str = PrivateAttr("")
 
     @property
@@ -232,10 +235,15 @@ class IngestLimits(Strict):
                                                           "stops the line with an alert")
     stall_minutes: float = Field(30, gt=0, description="a streaming query that completes no micro-batch for this "
                                                         "long is stopped, and the task fails naming it")
+    late_events: Literal["rerun", "manual"] = Field(
+        "rerun", description="events landed after their date was validated: rerun (the run that lands them "
+        "triggers a rerun of that date's interval: validate and score, no training) or manual (the run says which "
+        "dates to rerun by hand)")
 
 
 # The tasks of a pipeline's DAGs that `timeouts.tasks` may name (`validate` covers every contract).
-TIMED_TASKS = ("ingest", "validate", "check_feedback", "train", "register", "score", "monitor", "request_retraining")
+TIMED_TASKS = ("ingest", "validate", "check_feedback", "train", "register", "score", "monitor", "request_retraining",
+               "late_reruns", "rerun_late_intervals")
 
 
 class Timeouts(Strict):
@@ -394,6 +402,28 @@ class Replay(Strict):
                               description="how long after its event a row's outcome arrives (30s, 90m, 2h, 3d)")
 
 
+class TopicRetention(Strict):
+    """How long a kind of topic keeps its records on the broker (Kafka's retention.ms and
+    retention.bytes, per partition); unset: the broker's default."""
+
+    days: float | None = Field(None, gt=0)
+    bytes: int | None = Field(None, gt=0, description="per partition")
+
+    def configs(self) -> dict[str, str]:
+        return {**({"retention.ms": str(int(self.days * 86_400_000))} if self.days else {}),
+                **({"retention.bytes": str(self.bytes)} if self.bytes else {})}
+
+
+class Retention(Strict):
+    """What `loopline gc` deletes: lake partitions older than their dataset's days (never one a
+    registered model's lineage names), and the topics' retention it sets on the broker."""
+
+    datasets: dict[str, Annotated[int, Field(gt=0)]] = Field(
+        {}, description="dataset -> days its date partitions are kept (quarantine and contract_reports included); "
+        "a dataset not listed is kept for ever")
+    topics: dict[Literal["sources", "dead_letters", "predictions"], TopicRetention] = {}
+
+
 SCHEDULES = {"daily": "0 0 * * *", "weekly": "0 0 * * 1", "monthly": "0 0 1 * *"}
 
 
@@ -415,6 +445,7 @@ class PipelineSpec(Strict):
     alerts: list[AlertChannel] = [AlertChannel(channel="log")]
     model_card: ModelCard = ModelCard()
     replay: Replay | None = None
+    retention: Retention = Retention()
     features: Features
     training: Training
     gate: Gate
@@ -476,6 +507,9 @@ class PipelineSpec(Strict):
         missing = sorted(datasets - set(self.storage))
         if missing:
             raise ValueError(f"storage: placement missing for {missing}")
+        unplaced = sorted(set(self.retention.datasets) - set(self.storage))
+        if unplaced:
+            raise ValueError(f"retention.datasets: {unplaced} are not datasets of this pipeline ({sorted(self.storage)})")
 
     def _check_task(self) -> None:
         for role in ("entities", "labels"):
@@ -543,12 +577,18 @@ class PipelineSpec(Strict):
 
     @property
     def topics(self) -> list[str]:
-        kafka = [s for s in self.sources.values() if s.kind == "kafka"]
-        return [self.predictions_topic, *(s.topic for s in kafka), *(self.dead_letter_topic(s) for s in kafka)]
+        kinds = self.topics_of_kind()
+        return [*kinds["predictions"], *kinds["sources"], *kinds["dead_letters"]]
 
     @property
     def cron(self) -> str:
         return SCHEDULES.get(self.schedule, self.schedule)
+
+    def topics_of_kind(self) -> dict[str, list[str]]:
+        """The pipeline's topics by the kinds `retention.topics` names."""
+        kafka = [s for s in self.sources.values() if s.kind == "kafka"]
+        return {"sources": [s.topic for s in kafka], "dead_letters": [self.dead_letter_topic(s) for s in kafka],
+                "predictions": [self.predictions_topic]}
 
     def dead_letter_topic(self, source: Source) -> str:
         return source.topic + self.sinks.dead_letter_suffix

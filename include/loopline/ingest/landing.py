@@ -13,6 +13,8 @@ after a crash replaces its output instead of adding to it. Before the batch is r
 was written is read back and must account for every record read; otherwise ReconciliationError
 names the numbers. A Kafka range may hold offsets without a record to read (transaction
 markers, aborted records, compacted gaps): they are counted as `skipped`, never as landed.
+Accepted records that carried fields the schema does not declare are counted per field
+(`unknown_fields`), so a producer's new field is reported, not dropped silently.
 """
 from __future__ import annotations
 
@@ -114,15 +116,29 @@ def _written(spark, location: DatasetLocation, dates: list[str], batch_id: int) 
     return spark.read.parquet(*paths).count()
 
 
-def _counts_by_date(classified) -> tuple[dict[str, int], dict[str, int]]:
-    """Rows per partition date, accepted and quarantined, in one pass over the batch."""
+def _counts_by_date(classified) -> tuple[dict[str, int], dict[str, int], int]:
+    """Rows per partition date, accepted and quarantined, and the accepted rows carrying fields
+    the schema does not declare, in one pass over the batch."""
     from pyspark.sql import functions as F
 
     accepted = F.col("reject_reason").isNull()
     counts: tuple[dict[str, int], dict[str, int]] = ({}, {})
-    for row in classified.groupBy(accepted.alias("accepted"), F.col("_date").alias("date")).count().collect():
-        counts[0 if row["accepted"] else 1][str(row["date"])] = row["count"]
-    return counts
+    with_unknown = 0
+    for row in (classified.groupBy(accepted.alias("accepted"), F.col("_date").alias("date"))
+                .agg(F.count(F.lit(1)).alias("rows"), F.sum((F.size("unknown_fields") > 0).cast("int")).alias("unknown"))
+                .collect()):
+        counts[0 if row["accepted"] else 1][str(row["date"])] = row["rows"]
+        with_unknown += row["unknown"] if row["accepted"] else 0
+    return (*counts, with_unknown)
+
+
+def _unknown_field_counts(classified) -> dict[str, int]:
+    """Accepted records per field the schema does not declare (landed without it)."""
+    from pyspark.sql import functions as F
+
+    rows = (classified.where("reject_reason IS NULL").select(F.explode("unknown_fields").alias("field"))
+            .groupBy("field").count().collect())
+    return {row["field"]: row["count"] for row in rows}
 
 
 def _write_by_date(frame, location: DatasetLocation, dates: list[str]) -> None:
@@ -139,7 +155,8 @@ def land(classified, batch_id: int, target: LandingTarget, expected: int, offset
     `expected`: the records (or, for Kafka, the offsets) the source range holds."""
     classified = classified.withColumn("_date", _partition_date(target)).persist()
     try:
-        accepted_by_date, quarantined_by_date = _counts_by_date(classified)
+        accepted_by_date, quarantined_by_date, with_unknown = _counts_by_date(classified)
+        unknown_fields = _unknown_field_counts(classified) if with_unknown else {}
         consumed = sum(accepted_by_date.values()) + sum(quarantined_by_date.values())
         quarantine = _quarantine_rows(classified, target, batch_id)
         _write_by_date(_bronze_rows(classified, batch_id), target.bronze, sorted(accepted_by_date))
@@ -167,4 +184,5 @@ def land(classified, batch_id: int, target: LandingTarget, expected: int, offset
             "offsets": offsets, "consumed": consumed, "accepted": accepted, "quarantined": quarantined,
             "skipped": skipped,
             "accepted_by_date": accepted_by_date, "quarantined_by_date": quarantined_by_date,
+            "unknown_fields": unknown_fields,
         }, key=["pipeline", "dataset", "batch_id"])

@@ -8,7 +8,8 @@ and the first failing check is the record's `reject_reason`:
 
     null_value  empty_value  oversize  bad_encoding  null_key  byte_order_mark  parser_limit
     duplicate_key  not_json  not_an_object  unknown_schema_version  missing_field:<f>
-    null_field:<f>  wrong_type:<f>  out_of_range:<f>  not_finite:<f>  nul_character:<f>  key_mismatch
+    null_field:<f>  wrong_type:<f>  out_of_range:<f>  not_finite:<f>  nul_character:<f>
+    unknown_field:<f,...>  key_mismatch
     unparseable (Spark's JSON reader refused it, yet no field check names why)
 
 Beyond what JSON itself forbids, a record is refused when a later stage could not hold it, or
@@ -30,6 +31,11 @@ is not an int. Like Spark's JSON reader, a number is accepted where a string is 
 Sources without a message key (table rows, file lines) skip the two key checks. A schema
 that declares a `version` (field and value) refuses records of another version as
 `unknown_schema_version` before naming any field.
+
+A top-level field the schema does not declare is never dropped silently: every record keeps
+the names of its `unknown_fields`. The schema's policy decides what follows: `report` lands
+the record without them (ingest counts each such field), `quarantine` rejects the record as
+`unknown_field:<names>`.
 """
 from __future__ import annotations
 
@@ -91,6 +97,14 @@ def _duplicate_key(text):
     return F.coalesce(F.size(keys) != F.size(F.array_distinct(keys)), F.lit(False))
 
 
+def _unknown_fields(text, schema: Schema):
+    """The top-level keys of a JSON object that the schema does not declare (empty otherwise)."""
+    from pyspark.sql import functions as F
+
+    declared = F.array(*[F.lit(name) for name in schema.fields])
+    return F.array_except(F.coalesce(F.json_object_keys(text), F.array().cast("array<string>")), declared)
+
+
 def _reasons(text, schema: Schema, max_record_bytes: int, keyed: bool) -> list:
     """(condition, reason) pairs in the order they are checked; the first true one is the reason."""
     from pyspark.sql import functions as F
@@ -129,13 +143,17 @@ def _reasons(text, schema: Schema, max_record_bytes: int, keyed: bool) -> list:
     if schema.version:  # a newer producer's shape: say so instead of naming its fields
         checks.append((typed[schema.version.field] != schema.version.value, F.lit("unknown_schema_version")))
     checks += fields
+    if schema.unknown_fields == "quarantine":
+        unknown = F.col("unknown_fields")
+        checks.append((F.size(unknown) > 0, F.concat(F.lit("unknown_field:"), F.array_join(unknown, ","))))
     if keyed:
         checks.append((F.col("key").cast("string") != typed[schema.key].cast("string"), F.lit("key_mismatch")))
     return checks
 
 
 def classify(raw, schema: Schema, max_record_bytes: int, keyed: bool = True):
-    """`raw` plus `record` (struct of the typed fields) and `reject_reason` (null = accepted).
+    """`raw` plus `record` (struct of the typed fields), `unknown_fields` (names the schema does
+    not declare) and `reject_reason` (null = accepted).
 
     Fast path: Spark's JSON reader parses every payload once into the typed record; a record
     passes when nothing is null and the cheap checks hold. Only the records that do not pass
@@ -148,10 +166,13 @@ def classify(raw, schema: Schema, max_record_bytes: int, keyed: bool = True):
 
     ddl = ", ".join(f"`{name}` {kind}" for name, kind in schema.fields.items())  # spec types are Spark SQL types
     parsed = (raw.withColumn("_text", F.col("value").cast("string"))
-              .withColumn("record", F.from_json("_text", ddl)))
+              .withColumn("record", F.from_json("_text", ddl))
+              .withColumn("unknown_fields", _unknown_fields(F.col("_text"), schema)))
     record, text = F.col("record"), F.col("_text")
     passes = (F.col("value").isNotNull() & (F.length("value") <= max_record_bytes) & ~_bad_encoding(text)
               & F.ltrim(text).startswith("{") & ~_duplicate_key(text))
+    if schema.unknown_fields == "quarantine":
+        passes = passes & (F.size("unknown_fields") == 0)
     for name, field_type in schema.fields.items():
         if schema.required(name):
             passes = passes & record[name].isNotNull()

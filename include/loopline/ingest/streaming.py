@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 from loopline.core import db
@@ -54,6 +54,15 @@ class IngestRun:
     quarantined: int
     late: int
     skipped: int = 0  # Kafka offsets without a record to read (transaction markers, aborted records)
+    unknown_fields: dict[str, int] = field(default_factory=dict)  # accepted records per undeclared field
+
+    def unknown_fields_warning(self) -> str | None:
+        """What to tell the operator when records carried fields the schema does not declare."""
+        if not self.unknown_fields:
+            return None
+        return (f"{self.dataset}: records carried fields its schema does not declare, and were landed without them "
+                f"(records per field: {self.unknown_fields}). Declare the fields in the spec's schema to keep "
+                "them, or set the schema's unknown_fields: quarantine to refuse such records.")
 
     @property
     def rejected_share(self) -> float:
@@ -135,11 +144,18 @@ def run_summary(conn, pipeline: str, dataset: str, run_id: str, logical_date: da
                              WHERE key::date < %(day)s)), 0) AS late
           FROM loopline.ingest_batches WHERE pipeline = %(p)s AND dataset = %(d)s AND run_id = %(r)s""",
         {"p": pipeline, "d": dataset, "r": run_id, "day": logical_date})[0]
-    run = IngestRun(dataset, run_id, logical_date.isoformat(), **{k: int(v) for k, v in row.items()})
+    unknown = db.fetch_all(conn, """
+        SELECT field, sum(records::bigint) AS records
+          FROM loopline.ingest_batches, jsonb_each_text(unknown_fields) AS counted(field, records)
+         WHERE pipeline = %s AND dataset = %s AND run_id = %s GROUP BY field ORDER BY field""",
+        (pipeline, dataset, run_id))
+    run = IngestRun(dataset, run_id, logical_date.isoformat(), **{k: int(v) for k, v in row.items()},
+                    unknown_fields={r["field"]: int(r["records"]) for r in unknown})
     db.upsert(conn, "loopline.ingest_runs", {
         "pipeline": pipeline, "dataset": dataset, "run_id": run_id, "logical_date": logical_date,
         "batches": run.batches, "consumed": run.consumed, "accepted": run.accepted, "quarantined": run.quarantined,
         "late": run.late, "reconciled": run.consumed == run.accepted + run.quarantined,
+        "unknown_fields": run.unknown_fields,
     }, key=["pipeline", "dataset", "run_id"])
     return run
 

@@ -5,7 +5,7 @@ import argparse
 import json
 import os
 import sys
-from datetime import date
+from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING
 
 from loopline.core.config import ConfigError, Settings
@@ -146,6 +146,18 @@ def cmd_ingest_reset(args: argparse.Namespace) -> int:
         return 2
     for item in reset_source(pipeline, pipeline.spec.sources[args.source]):
         print(f"  deleted {item}")
+    return 0
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    from loopline.core.pipeline import Pipeline
+    from loopline.ops import retention
+
+    pipeline = Pipeline.load(args.pipeline)
+    planned = retention.plan(pipeline, args.as_of or datetime.now(timezone.utc).date())
+    if args.apply:
+        retention.apply(pipeline, planned)
+    print(planned.describe(applied=args.apply))
     return 0
 
 
@@ -291,6 +303,13 @@ def build_parser() -> argparse.ArgumentParser:
     summary = sub.add_parser("summary", help="per-day report of the nightly loop")
     summary.add_argument("--pipeline", required=True)
     summary.set_defaults(func=cmd_summary)
+
+    gc = sub.add_parser("gc", help="apply the spec's retention: delete expired partitions (never one a registered "
+                        "model's lineage names) and set the topics' retention; a dry run unless --apply")
+    gc.add_argument("--pipeline", required=True)
+    gc.add_argument("--as-of", type=_date, help="the date retention counts back from (default: today, UTC)")
+    gc.add_argument("--apply", action="store_true", help="do it (default: show the plan and change nothing)")
+    gc.set_defaults(func=cmd_gc)
 
     reset = sub.add_parser("ingest-reset", help="forget a source's ingested data so it is read again from the start")
     reset.add_argument("--pipeline", required=True)

@@ -1,0 +1,67 @@
+"""Schema evolution on the real broker, Spark, PostgreSQL and lake: a producer's new field is
+reported or quarantined as the spec declares, never dropped silently."""
+from __future__ import annotations
+
+import uuid
+
+from kafka_records import DAY, event, read_dataset, send
+from loopline.core import db
+from loopline.core.pipeline import Pipeline
+from loopline.core.spec import derived_spec
+from loopline.ingest.streaming import ingest_source
+
+NEW_FIELDS = [event(1, loyalty_tier="gold"), event(2, loyalty_tier="silver"),
+              event(3, loyalty_tier="gold", device={"os": "ios", "version": 17})]
+AS_DECLARED = [event(10), event(11)]
+
+
+def pipeline_with(make_pipeline, unknown_fields: str) -> Pipeline:
+    raw = derived_spec("card_fraud", f"it_{uuid.uuid4().hex[:8]}")
+    raw["schemas"][raw["sources"]["events"]["schema"]]["unknown_fields"] = unknown_fields
+    return Pipeline.load(make_pipeline.from_document(raw))
+
+
+def test_a_new_field_is_reported_per_field_and_its_records_land(make_pipeline):
+    p = pipeline_with(make_pipeline, "report")
+    events = p.spec.sources["events"]
+    send(p.settings.kafka("producer"), events.topic, AS_DECLARED + NEW_FIELDS)
+
+    run = ingest_source(p.spark(), p, events, "report-run", DAY)
+
+    assert (run.consumed, run.accepted, run.quarantined) == (5, 5, 0)
+    assert run.unknown_fields == {"device": 1, "loyalty_tier": 3}
+    assert "Declare the fields in the spec's schema" in run.unknown_fields_warning()
+    bronze = read_dataset(p.lake.location(events.dataset, DAY))
+    assert "loyalty_tier" not in bronze.column_names and bronze.num_rows == 5
+    with db.connect(p.settings.db_url) as conn:
+        [recorded] = db.fetch_all(conn, "SELECT unknown_fields FROM loopline.ingest_runs WHERE pipeline = %s "
+                                        "AND run_id = 'report-run'", (p.spec.name,))
+    assert recorded["unknown_fields"] == {"device": 1, "loyalty_tier": 3}
+
+
+def test_a_new_field_is_quarantined_with_its_name_when_the_schema_says_so(make_pipeline):
+    p = pipeline_with(make_pipeline, "quarantine")
+    events = p.spec.sources["events"]
+    offsets = send(p.settings.kafka("producer"), events.topic, AS_DECLARED + NEW_FIELDS)
+
+    run = ingest_source(p.spark(), p, events, "quarantine-run", DAY)
+
+    assert (run.consumed, run.accepted, run.quarantined, run.unknown_fields) == (5, 2, 3, {})
+    quarantine = read_dataset(p.lake.location("quarantine", subdir=events.dataset)).to_pylist()
+    assert {q["source_offset"]: q["reject_reason"] for q in quarantine} == {
+        offsets[2]: "unknown_field:loyalty_tier", offsets[3]: "unknown_field:loyalty_tier",
+        offsets[4]: "unknown_field:loyalty_tier,device"}
+    assert {q["raw_value"] for q in quarantine} == {value for _, value in NEW_FIELDS}  # kept byte for byte
+
+
+def test_a_changed_type_is_quarantined_with_its_reason(make_pipeline):
+    p = pipeline_with(make_pipeline, "report")
+    events = p.spec.sources["events"]
+    changed = [{"amount": "12.50"}, {"is_new_device": "yes"}, {"customer_tx_count_30d": 2.5}]
+    offsets = send(p.settings.kafka("producer"), events.topic, [event(20 + i, **c) for i, c in enumerate(changed)])
+
+    run = ingest_source(p.spark(), p, events, "type-run", DAY)
+
+    quarantine = read_dataset(p.lake.location("quarantine", subdir=events.dataset)).to_pylist()
+    assert run.quarantined == 3 and {q["source_offset"]: q["reject_reason"] for q in quarantine} == {
+        offset: f"wrong_type:{next(iter(c))}" for offset, c in zip(offsets, changed)}
