@@ -30,7 +30,7 @@ def main(rows: int) -> int:
     from pyspark.sql import functions as F
 
     p = Pipeline.load("card_fraud")
-    spark, schema = p.spark(), p.spec.entity_source.schema
+    spark, versions = p.spark(), p.spec.entity_source.versions
     topic = f"bench_stages_{uuid.uuid4().hex[:8]}"
     kafka = p.settings.kafka("admin")  # a scratch topic of its own: the admin principal reads and writes it
     admin = KafkaAdminClient(**kafka.python())
@@ -50,8 +50,8 @@ def main(rows: int) -> int:
         print(f"{rows} events, Spark Connect server {p.settings.spark_remote or '(local session)'}")
         timed("warm-up read (not a result)", noop(raw()))
         timed("read from Kafka", noop(raw()))
-        timed("read + parse + checks", noop(classify(raw(), schema, p.spec.ingest.max_record_bytes)))
-        batch = classify(raw(), schema, p.spec.ingest.max_record_bytes).persist()
+        timed("read + parse + checks", noop(classify(raw(), versions, p.spec.ingest.max_record_bytes)))
+        batch = classify(raw(), versions, p.spec.ingest.max_record_bytes).persist()
         timed("read + parse + checks + cache", batch.count)
         with tempfile.TemporaryDirectory() as target:
             timed("bronze Parquet write from the cache", lambda: batch.where("reject_reason IS NULL")

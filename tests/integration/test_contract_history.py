@@ -42,7 +42,7 @@ def history():
                             for offset, m in enumerate(x for x in messages if x.topic_kind == kind)])
         frame = p.spark().createDataFrame(raw, "key binary, value binary, timestamp timestamp, source string, "
                                                "source_partition int, source_offset bigint")
-        accepted = (classify(frame, source.schema, p.spec.ingest.max_record_bytes).where("reject_reason IS NULL")
+        accepted = (classify(frame, source.versions, p.spec.ingest.max_record_bytes).where("reject_reason IS NULL")
                     .selectExpr("record.*", *LINEAGE_COLUMNS, "0 AS ingest_batch").persist())
         frames[source.dataset] = (source, accepted)
     yield p, frames

@@ -65,3 +65,29 @@ def test_a_changed_type_is_quarantined_with_its_reason(make_pipeline):
     quarantine = read_dataset(p.lake.location("quarantine", subdir=events.dataset)).to_pylist()
     assert run.quarantined == 3 and {q["source_offset"]: q["reject_reason"] for q in quarantine} == {
         offset: f"wrong_type:{next(iter(c))}" for offset, c in zip(offsets, changed)}
+
+
+def test_two_schema_versions_of_one_source_land_side_by_side(make_pipeline):
+    """v2 adds a required `wallet` and drops `is_new_device`; producers of both run at once."""
+    raw = derived_spec("card_fraud", f"it_{uuid.uuid4().hex[:8]}")
+    v1 = raw["schemas"]["transaction_v1"]
+    fields = {**{f: t for f, t in v1["fields"].items() if f != "is_new_device"}, "wallet": "string"}
+    raw["schemas"]["transaction_v2"] = {**v1, "fields": fields, "version": {"field": "schema_version", "value": 2}}
+    raw["sources"]["events"].update(schema="transaction_v2", older_schemas=["transaction_v1"])
+    p = Pipeline.load(make_pipeline.from_document(raw))
+    events = p.spec.sources["events"]
+    v2 = {"schema_version": 2, "is_new_device": ...}
+    good = [event(30), event(31, **v2, wallet="apple_pay")]
+    bad = {"missing_field:wallet": event(32, **v2), "missing_field:is_new_device": event(33, is_new_device=...),
+           "wrong_type:wallet": event(34, **v2, wallet=True), "unknown_schema_version": event(35, schema_version=3),
+           "missing_field:schema_version": event(36, schema_version=...)}
+    offsets = send(p.settings.kafka("producer"), events.topic, good + list(bad.values()))
+
+    run = ingest_source(p.spark(), p, events, "versions-run", DAY)
+
+    assert (run.accepted, run.quarantined) == (2, len(bad))
+    bronze = {row["transaction_id"]: row for row in read_dataset(p.lake.location(events.dataset, DAY)).to_pylist()}
+    assert (bronze["tx-corpus-30"]["wallet"], bronze["tx-corpus-30"]["is_new_device"]) == (None, False)
+    assert (bronze["tx-corpus-31"]["wallet"], bronze["tx-corpus-31"]["is_new_device"]) == ("apple_pay", None)
+    quarantine = read_dataset(p.lake.location("quarantine", subdir=events.dataset)).to_pylist()
+    assert {q["source_offset"]: q["reject_reason"] for q in quarantine} == dict(zip(offsets[len(good):], bad))

@@ -95,6 +95,10 @@ WRONG_SPECS = {
                                 r"retention.datasets: \['bronze_event'\] are not datasets of this pipeline"),
     "retention of no kind of topic": (_set("retention.topics", {"raw": {"days": 3}}),
                                       r"retention.topics.raw.\[key\]: 'raw' is not allowed; input should be 'sources'"),
+    "older schema of the same version": (_set("sources.events.older_schemas", ["label_v1"]),
+                                         r"sources.events.older_schemas: the schemas' versions repeat a value"),
+    "older schema unknown": (_set("sources.events.older_schemas", ["transaction_v0"]),
+                             r"sources.events: schemas \['transaction_v0'\] are not among the schemas"),
     "duplicate policy": (_set("contracts.bronze_events.exact_duplicates", {"keep": "last"}),
                          r"contracts.bronze_events.exact_duplicates.keep: 'last' is not allowed"),
 }

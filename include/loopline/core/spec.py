@@ -85,6 +85,37 @@ class Schema(Strict):
         return field not in self.nullable
 
 
+def check_versions(versions: list[Schema]) -> None:
+    """Schemas side by side in one source: each names its version in the same int field, with
+    values of their own; they share the key, and a field has one type in all of them."""
+    fields = {v.version.field if v.version else None for v in versions}
+    if None in fields or len(fields) != 1:
+        raise ValueError("every schema of the source must declare a version in the same field, to tell records "
+                         f"apart: {[f'{v.name}: {v.version}' for v in versions]}")
+    values = [v.version.value for v in versions]
+    if len(set(values)) != len(values):
+        raise ValueError(f"the schemas' versions repeat a value: {values}")
+    if len({v.key for v in versions}) != 1:
+        raise ValueError(f"the schemas have different keys: {sorted({v.key for v in versions})}")
+    for name in {f for v in versions for f in v.fields}:
+        types = {v.fields[name] for v in versions if name in v.fields}
+        if len(types) > 1:
+            raise ValueError(f"field {name!r} has types {sorted(types)} in different versions; a bronze column has "
+                             "one type (give the new type a new field name)")
+
+
+def merged_schema(versions: list[Schema]) -> Schema:
+    """One schema with the fields of every version (the newest's order first); a field some
+    version lacks or allows null is nullable."""
+    fields = {name: kind for version in versions for name, kind in version.fields.items()}
+    fields = {**versions[0].fields, **fields}
+    required = [f for f in fields if all(f in v.fields and v.required(f) for v in versions)]
+    merged = Schema(key=versions[0].key, fields=fields, nullable=[f for f in fields if f not in required],
+                    unknown_fields=versions[0].unknown_fields)
+    merged._name = "+".join(v.name for v in versions)
+    return merged
+
+
 class Source(Strict):
     """Where one bronze dataset comes from: a Kafka topic, a PostgreSQL table read by a
     watermark column, or JSON-lines files landing under a prefix of a storage tier."""
@@ -99,8 +130,12 @@ class Source(Strict):
     connection_env: str = "LOOPLINE_DB_URL"  # postgres: environment variable holding the database URL
     landing_tier: str = ""  # files: tier holding the landing prefix
     landing_prefix: str = ""  # files: prefix (relative to the tier root) new files land under
+    older_schemas: list[str] = Field(
+        [], description="schemas of earlier versions still accepted, side by side with `schema` (each declares its "
+        "`version`); bronze holds the fields of every version, null where a version has none")
     _name: str = PrivateAttr("")
     _schema: Schema | None = PrivateAttr(None)
+    _versions: list[Schema] = PrivateAttr(default_factory=list)
 
     @model_validator(mode="after")
     def _kind_settings(self) -> "Source":
@@ -120,8 +155,20 @@ class Source(Strict):
 
     @property
     def schema(self) -> Schema:  # noqa: D401 (the resolved schema, not pydantic's deprecated classmethod)
+        """The shape of the bronze dataset: `schema`, or with older versions, the fields of all."""
         assert self._schema is not None, "a Source is resolved by the PipelineSpec that holds it"
         return self._schema
+
+    @property
+    def versions(self) -> list[Schema]:
+        """The schemas a record may follow: `schema`, then `older_schemas`."""
+        return self._versions
+
+    def resolve(self, name: str, schemas: dict[str, "Schema"]) -> None:
+        """Bind the source to its schemas (called by the PipelineSpec that holds it)."""
+        self._name = name
+        self._versions = [schemas[n] for n in (self.schema_, *self.older_schemas)]
+        self._schema = merged_schema(self._versions) if self.older_schemas else self._versions[0]
 
     @property
     def key(self) -> str:
@@ -475,10 +522,15 @@ class PipelineSpec(Strict):
         for name, schema in self.schemas.items():
             schema._name = name
         for name, source in self.sources.items():
-            if source.schema_ not in self.schemas:
-                raise ValueError(f"sources.{name}.schema: {source.schema_!r} is not one of the schemas "
-                                 f"{sorted(self.schemas)}")
-            source._name, source._schema = name, self.schemas[source.schema_]
+            unknown = [n for n in (source.schema_, *source.older_schemas) if n not in self.schemas]
+            if unknown:
+                raise ValueError(f"sources.{name}: schemas {unknown} are not among the schemas {sorted(self.schemas)}")
+            source.resolve(name, self.schemas)
+            if source.older_schemas:
+                try:
+                    check_versions(source.versions)
+                except ValueError as error:
+                    raise ValueError(f"sources.{name}.older_schemas: {error}") from error
             if source.time_field not in source.schema.fields:
                 raise ValueError(f"sources.{name}.time_field: {source.time_field!r} is not a field of schema "
                                  f"{source.schema_} {sorted(source.schema.fields)}")

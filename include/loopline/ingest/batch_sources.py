@@ -111,7 +111,7 @@ def ingest_postgres(spark, p: Pipeline, source: Source, run_id: str, logical_dat
             expected = cur.fetchone()[0] if query else 0
         if expected:
             raw = spark.read.format("jdbc").options(**db.jdbc_options(_source_db_url(source)), query=query).load()
-            classified = classify(raw, source.schema, p.spec.ingest.max_record_bytes, keyed=False)
+            classified = classify(raw, source.versions, p.spec.ingest.max_record_bytes, keyed=False)
             land(classified, batch_id, landing_target(p, source, run_id, logical_date), expected,
                  {"watermark": [low, high]})
         return run_summary(conn, p.spec.name, source.dataset, run_id, logical_date)
@@ -176,7 +176,7 @@ def ingest_files(spark, p: Pipeline, source: Source, run_id: str, logical_date: 
         files = recorded["files"] if recorded else _new_files(conn, p, source)
         if files:
             uris = sorted(files)
-            classified = classify(_file_lines(spark, uris), source.schema, p.spec.ingest.max_record_bytes, keyed=False)
+            classified = classify(_file_lines(spark, uris), source.versions, p.spec.ingest.max_record_bytes, keyed=False)
             land(classified, batch_id, landing_target(p, source, run_id, logical_date), _line_count(p, source, uris),
                  {"files": files})
             for uri, size in files.items():

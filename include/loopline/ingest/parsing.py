@@ -30,7 +30,8 @@ Numbers, booleans and timestamps are strict: "12.5" (a JSON string) is not a dou
 is not an int. Like Spark's JSON reader, a number is accepted where a string is declared.
 Sources without a message key (table rows, file lines) skip the two key checks. A schema
 that declares a `version` (field and value) refuses records of another version as
-`unknown_schema_version` before naming any field.
+`unknown_schema_version` before naming any field. A source may accept several versions side
+by side (`older_schemas`): each record is checked against the schema its version names.
 
 A top-level field the schema does not declare is never dropped silently: every record keeps
 the names of its `unknown_fields`. The schema's policy decides what follows: `report` lands
@@ -39,7 +40,7 @@ the record without them (ingest counts each such field), `quarantine` rejects th
 """
 from __future__ import annotations
 
-from loopline.core.spec import Schema
+from loopline.core.spec import Schema, merged_schema
 
 # Variant types (schema_of_variant) a JSON value may have for each declared field type.
 ACCEPTED_JSON_TYPES = {
@@ -105,12 +106,61 @@ def _unknown_fields(text, schema: Schema):
     return F.array_except(F.coalesce(F.json_object_keys(text), F.array().cast("array<string>")), declared)
 
 
-def _reasons(text, schema: Schema, max_record_bytes: int, keyed: bool) -> list:
+def _field_checks(variant, schema: Schema) -> list:
+    """(condition, reason) per declared field of `schema`: missing, null, wrong type, out of bounds."""
+    from pyspark.sql import functions as F
+
+    checks = []
+    for name, field_type in schema.fields.items():
+        path = f"$.`{name}`" if "." in name else f"$.{name}"
+        value = F.variant_get(variant, path, "variant")
+        typed = F.try_variant_get(variant, path, field_type)
+        wrong_type = ~_json_type_is(value, field_type) | typed.isNull()
+        present = value.isNotNull() & ~F.is_variant_null(value)
+        if schema.required(name):
+            checks += [
+                (value.isNull(), F.lit(f"missing_field:{name}")),
+                (F.is_variant_null(value), F.lit(f"null_field:{name}")),
+                (wrong_type, F.lit(f"wrong_type:{name}")),
+            ]
+        else:  # absent or null is fine; a value must still have the declared type
+            checks.append((present & wrong_type, F.lit(f"wrong_type:{name}")))
+        if field_type in OUT_OF_BOUNDS_REASON:
+            checks.append((present & _out_of_bounds(typed, field_type), F.lit(f"{OUT_OF_BOUNDS_REASON[field_type]}:{name}")))
+    return checks
+
+
+def _first(checks: list):
+    """The reason of the first true condition (null if none)."""
+    from pyspark.sql import functions as F
+
+    return F.coalesce(*[F.when(condition, label) for condition, label in checks]) if checks else F.lit(None)
+
+
+def _version_checks(variant, versions: list[Schema]) -> list:
+    """The record's version picks the schema its fields are checked against: a version no
+    schema declares is `unknown_schema_version`, a record without one is checked against the
+    newest (which names the missing field)."""
+    from pyspark.sql import functions as F
+
+    newest = versions[0]
+    if newest.version is None:
+        return _field_checks(variant, newest)
+    version = F.try_variant_get(variant, f"$.{newest.version.field}", "int")
+    if len(versions) == 1:  # a newer producer's shape: say so instead of naming its fields
+        return [(version != newest.version.value, F.lit("unknown_schema_version")), *_field_checks(variant, newest)]
+    reason = F.when(version.isNull(), _first(_field_checks(variant, newest)))
+    for schema in versions:
+        reason = reason.when(version == schema.version.value, _first(_field_checks(variant, schema)))
+    reason = reason.otherwise(F.lit("unknown_schema_version"))
+    return [(reason.isNotNull(), reason)]
+
+
+def _reasons(text, versions: list[Schema], merged: Schema, max_record_bytes: int, keyed: bool) -> list:
     """(condition, reason) pairs in the order they are checked; the first true one is the reason."""
     from pyspark.sql import functions as F
 
     variant = F.try_parse_json(text)
-    typed, fields = {}, []
     checks = [
         (F.col("value").isNull(), F.lit("null_value")),
         (F.length("value") == 0, F.lit("empty_value")),
@@ -122,38 +172,35 @@ def _reasons(text, schema: Schema, max_record_bytes: int, keyed: bool) -> list:
         (_duplicate_key(text), F.lit("duplicate_key")),
         (variant.isNull(), F.lit("not_json")),
         (~F.schema_of_variant(variant).startswith("OBJECT"), F.lit("not_an_object")),
+        *_version_checks(variant, versions),
     ]
-    for name, field_type in schema.fields.items():
-        path = f"$.`{name}`" if "." in name else f"$.{name}"
-        value = F.variant_get(variant, path, "variant")
-        typed[name] = F.try_variant_get(variant, path, field_type)
-        wrong_type = ~_json_type_is(value, field_type) | typed[name].isNull()
-        present = value.isNotNull() & ~F.is_variant_null(value)
-        if schema.required(name):
-            fields += [
-                (value.isNull(), F.lit(f"missing_field:{name}")),
-                (F.is_variant_null(value), F.lit(f"null_field:{name}")),
-                (wrong_type, F.lit(f"wrong_type:{name}")),
-            ]
-        else:  # absent or null is fine; a value must still have the declared type
-            fields.append((present & wrong_type, F.lit(f"wrong_type:{name}")))
-        if field_type in OUT_OF_BOUNDS_REASON:
-            fields.append((present & _out_of_bounds(typed[name], field_type),
-                           F.lit(f"{OUT_OF_BOUNDS_REASON[field_type]}:{name}")))
-    if schema.version:  # a newer producer's shape: say so instead of naming its fields
-        checks.append((typed[schema.version.field] != schema.version.value, F.lit("unknown_schema_version")))
-    checks += fields
-    if schema.unknown_fields == "quarantine":
+    if merged.unknown_fields == "quarantine":
         unknown = F.col("unknown_fields")
         checks.append((F.size(unknown) > 0, F.concat(F.lit("unknown_field:"), F.array_join(unknown, ","))))
     if keyed:
-        checks.append((F.col("key").cast("string") != typed[schema.key].cast("string"), F.lit("key_mismatch")))
+        typed_key = F.try_variant_get(variant, f"$.{merged.key}", merged.fields[merged.key])
+        checks.append((F.col("key").cast("string") != typed_key.cast("string"), F.lit("key_mismatch")))
     return checks
 
 
-def classify(raw, schema: Schema, max_record_bytes: int, keyed: bool = True):
-    """`raw` plus `record` (struct of the typed fields), `unknown_fields` (names the schema does
-    not declare) and `reject_reason` (null = accepted).
+def _follows(record, schema: Schema):
+    """Spark Column: the parsed record has `schema`'s version and all its required fields."""
+    from pyspark.sql import functions as F
+
+    follows = F.lit(True)
+    for name in schema.fields:
+        if schema.required(name):
+            follows = follows & record[name].isNotNull()
+    if schema.version:
+        follows = follows & (record[schema.version.field] == schema.version.value)
+    return follows
+
+
+def classify(raw, versions: list[Schema], max_record_bytes: int, keyed: bool = True):
+    """`raw` plus `record` (struct of the typed fields), `unknown_fields` (names no schema
+    declares) and `reject_reason` (null = accepted). `versions`: the source's schemas, newest
+    first; with more than one, a record is checked against the one its version names, and
+    `record` has the fields of all (null where its version has none).
 
     Fast path: Spark's JSON reader parses every payload once into the typed record; a record
     passes when nothing is null and the cheap checks hold. Only the records that do not pass
@@ -164,6 +211,7 @@ def classify(raw, schema: Schema, max_record_bytes: int, keyed: bool = True):
     """
     from pyspark.sql import functions as F
 
+    schema = versions[0] if len(versions) == 1 else merged_schema(versions)
     ddl = ", ".join(f"`{name}` {kind}" for name, kind in schema.fields.items())  # spec types are Spark SQL types
     parsed = (raw.withColumn("_text", F.col("value").cast("string"))
               .withColumn("record", F.from_json("_text", ddl))
@@ -173,13 +221,13 @@ def classify(raw, schema: Schema, max_record_bytes: int, keyed: bool = True):
               & F.ltrim(text).startswith("{") & ~_duplicate_key(text))
     if schema.unknown_fields == "quarantine":
         passes = passes & (F.size("unknown_fields") == 0)
+    follows_one = F.lit(False)
+    for version in versions:
+        follows_one = follows_one | _follows(record, version)
+    passes = passes & follows_one
     for name, field_type in schema.fields.items():
-        if schema.required(name):
-            passes = passes & record[name].isNotNull()
         if field_type in OUT_OF_BOUNDS_REASON:
             passes = passes & ~F.coalesce(_out_of_bounds(record[name], field_type), F.lit(False))
-    if schema.version:
-        passes = passes & (record[schema.version.field] == schema.version.value)
     if keyed:
         passes = passes & F.col("key").isNotNull() & (F.col("key").cast("string") == record[schema.key].cast("string"))
     fast = passes
@@ -187,8 +235,7 @@ def classify(raw, schema: Schema, max_record_bytes: int, keyed: bool = True):
         fast = fast & record[name].isNotNull()
     # Spark's reader refused it (or left a required field null), yet no field check names why
     unexplained = F.when(~F.col("_passes"), F.lit("unparseable"))
-    detailed = F.coalesce(*[F.when(condition, label) for condition, label in _reasons(text, schema, max_record_bytes, keyed)],
-                          unexplained)
+    detailed = F.coalesce(_first(_reasons(text, versions, schema, max_record_bytes, keyed)), unexplained)
     return (parsed.withColumn("_passes", passes).withColumn("_fast", fast)
             .withColumn("reject_reason", F.when(F.col("_fast"), F.lit(None).cast("string")).otherwise(detailed))
             .drop("_text", "_passes", "_fast"))

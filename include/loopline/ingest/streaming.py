@@ -189,7 +189,7 @@ def _drain(spark, p: Pipeline, source: Source, checkpoint: DatasetLocation, targ
                 F.col("partition").alias("source_partition"), F.col("offset").alias("source_offset"))
     )
     query = (
-        classify(raw, source.schema, p.spec.ingest.max_record_bytes)
+        classify(raw, source.versions, p.spec.ingest.max_record_bytes)
         .writeStream.queryName(f"ingest_{p.spec.name}_{source.name}")
         .foreachBatch(KafkaBatchHandler(target, checkpoint))
         .option("checkpointLocation", checkpoint.spark_uri)

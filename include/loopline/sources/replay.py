@@ -147,10 +147,10 @@ def records(p: "Pipeline", rows: "pd.DataFrame", labels_after: timedelta) -> Ite
         overrides = {entities.time_field: moment}
         if same_source:  # the outcome is not known yet when the entity first arrives
             overrides[spec.target] = None
-        planned.append((moment, key, 0, entities.topic, _payload(row, entities.schema, overrides)))
+        planned.append((moment, key, 0, entities.topic, _payload(row, entities.versions[0], overrides)))
         labelled_at = moment + labels_after
         label_row = {**row, labels.key: key, labels.time_field: labelled_at}
-        planned.append((labelled_at, key, 1, labels.topic, _payload(label_row, labels.schema, {})))
+        planned.append((labelled_at, key, 1, labels.topic, _payload(label_row, labels.versions[0], {})))
     planned.sort(key=lambda r: r[:3])
     for moment, key, kind, topic, value in planned:
         yield Record(topic, key, value, int(moment.timestamp() * 1000), (moment.isoformat(), key, kind))
