@@ -85,8 +85,8 @@ def test_each_kind_of_bad_row_is_quarantined_naming_the_rules_it_breaks(p):
 UNIQUE_ID = "transaction_id:values_to_be_unique"
 DUPLICATE_POLICIES = {  # spec exact_duplicates -> (kept copy of payment 10, quarantined copies with their reason)
     "default: first ingested": ({}, (0, 10), {(1, 5): DUPLICATE_RULE, (2, 6): DUPLICATE_RULE, (1, 7): DUPLICATE_RULE}),
-    "first by offset": ({"first_by": ["source_offset"]}, (1, 5),
-                        {(0, 10): DUPLICATE_RULE, (2, 6): DUPLICATE_RULE, (1, 7): DUPLICATE_RULE}),
+    "first by offset": ({"first_by": ["source_offset"]}, (1, 5),  # payment 20's copy (offset 7) comes first too
+                        {(0, 10): DUPLICATE_RULE, (2, 6): DUPLICATE_RULE, (0, 20): DUPLICATE_RULE}),
     "keep none": ({"keep": "none"}, None, {(0, 10): UNIQUE_ID, (1, 5): UNIQUE_ID, (2, 6): UNIQUE_ID,
                                           (0, 20): UNIQUE_ID, (1, 7): UNIQUE_ID}),
 }

@@ -8,9 +8,11 @@ from datetime import date, datetime, timezone
 
 from card_fraud_simulator import Message, SimulationConfig, messages_for_day
 from lake_audit import topic_messages
-from lifecycle_data import booster, gate, labelled, lightgbm_model
+from lifecycle_data import booster, builder, gate, labelled, lightgbm_model
 from loopline.core import db
+from loopline.core.drift import profile
 from loopline.core.pipeline import Pipeline
+from loopline.core.run_artifacts import PROFILE_ARTIFACT
 
 DAY, NEXT = date(2026, 7, 1), date(2026, 7, 2)
 SIM = SimulationConfig(seed=23, transactions_per_day=800, world_start=DAY)
@@ -64,9 +66,14 @@ def triggered_run(dag_id: str, run_id: str):
 
 
 def test_late_events_are_validated_and_scored_once_by_a_rerun_of_their_date(make_pipeline, dag_for):
+    from mlflow import MlflowClient
+
     p = Pipeline.load(make_pipeline())
-    _, champion = gate(p, labelled([date(2026, 6, 28)]), lightgbm_model(
-        p.spec, booster(p.spec, labelled([date(2026, 6, d) for d in range(20, 27)]))), date(2026, 6, 30))
+    history = labelled([date(2026, 6, d) for d in range(20, 27)])
+    run_id, champion = gate(p, labelled([date(2026, 6, 28)]), lightgbm_model(p.spec, booster(p.spec, history)),
+                            date(2026, 6, 30))
+    reference = profile(builder(p.spec).build(history), p.spec.monitoring.drift_features)  # as training logs it
+    MlflowClient().log_dict(run_id, reference, PROFILE_ARTIFACT)
     today = messages_for_day(SIM, DAY)
     late = [m for m in today if payment_id(m)][-HELD_BACK:]
     late_ids = [payment_id(m) for m in late]
