@@ -37,11 +37,13 @@ def assert_exactly_once(p: Pipeline, source: Source) -> int:
     return len(landed)
 
 
-def topic_messages(kafka: KafkaLogin, topic: str) -> list[tuple[bytes, bytes]]:
-    """Every (key, value) in the topic, read from the beginning to the current end."""
+def topic_messages(kafka: KafkaLogin, topic: str, isolation_level: str = "read_uncommitted"
+                   ) -> list[tuple[bytes, bytes]]:
+    """Every (key, value) in the topic, read from the beginning to the current end (with
+    read_committed: what committed transactions and plain producers wrote)."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(**kafka.python(), enable_auto_commit=False)
+    consumer = KafkaConsumer(**kafka.python(), enable_auto_commit=False, isolation_level=isolation_level)
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
         consumer.assign(partitions)

@@ -342,9 +342,17 @@ ALTER TABLE loopline.ingest_batches ADD COLUMN unknown_fields jsonb NOT NULL DEF
 ALTER TABLE loopline.ingest_runs ADD COLUMN unknown_fields jsonb NOT NULL DEFAULT '{}';
 """
 
+PUBLISH_INTENTS = """
+-- A predictions publish in flight (loopline.scoring.publish): its batch id, the topic's end
+-- offsets before it, and the rows per date it sends; cleared once the outcome is recorded.
+ALTER TABLE loopline.score_runs ADD COLUMN publish_batch text, ADD COLUMN publish_from jsonb,
+                                ADD COLUMN publish_rows bigint;
+"""
+
 MIGRATIONS = [INITIAL_SCHEMA, STREAMING_INGEST, CONTRACT_EVIDENCE, ALIAS_HISTORY, GATE_REPORT, PUBLISHED_PREDICTIONS,
               FEEDBACK_CHECKS, GENERIC_PREDICTIONS, REPLAYS, CONTRACT_INTERVALS, DRIFT_INTERVALS,
-              STAGING_SCHEMA, MODEL_DIGESTS, SKIPPED_OFFSETS, UNKNOWN_FIELDS]  # append only: version = position + 1
+              STAGING_SCHEMA, MODEL_DIGESTS, SKIPPED_OFFSETS, UNKNOWN_FIELDS,
+              PUBLISH_INTENTS]  # append only: version = position + 1
 
 
 @contextmanager

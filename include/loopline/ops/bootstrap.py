@@ -21,15 +21,16 @@ def topic_grants(spec: PipelineSpec) -> dict[str, dict[str, tuple[str, ...]]]:
     return {
         "ingest": {**{t: ("READ", "DESCRIBE") for t in sources}, **{t: ("WRITE", "DESCRIBE") for t in dead_letters}},
         "producer": {t: ("WRITE", "READ", "DESCRIBE") for t in sources},
-        "scoring": {spec.predictions_topic: ("WRITE", "DESCRIBE")},
+        "scoring": {spec.predictions_topic: ("WRITE", "READ", "DESCRIBE")},  # READ: checks an interrupted publish
         "reader": {t: ("READ", "DESCRIBE") for t in [spec.predictions_topic, *dead_letters]},
     }
 
 
 # Spark's Kafka source names its consumer groups `spark-kafka-source-...`
 GROUP_GRANTS = {"ingest": "spark-kafka-source", "reader": "loopline-reader"}
-# Producers may write in transactions under these transactional ids (ingest reads read_committed).
-TRANSACTIONAL_ID_GRANTS = {"producer": "loopline-producer"}
+# Producers may write in transactions under these transactional ids (ingest reads read_committed;
+# scoring publishes each batch of predictions in one transaction).
+TRANSACTIONAL_ID_GRANTS = {"producer": "loopline-producer", "scoring": "loopline-scoring"}
 
 
 def ensure_topics(settings: Settings, specs: list[PipelineSpec]) -> list[str]:

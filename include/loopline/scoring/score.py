@@ -12,8 +12,9 @@ count per date, before anything is written where readers look. Scoring is point-
 date is never scored by a model that trained on it (`scoring_version`). A date is published once: a
 rerun that produces the same predictions publishes nothing; one whose predictions changed
 (late events validated since) publishes the date again, and consumers keep the latest
-message per key. A run killed while publishing republishes the date on its rerun
-(at-least-once).
+message per key. Publishing is exactly once for consumers reading `read_committed`: one
+Kafka transaction per publish, and a rerun checks what an interrupted one left
+(loopline.scoring.publish).
 """
 from __future__ import annotations
 
@@ -24,9 +25,9 @@ from typing import TYPE_CHECKING
 
 from loopline.core import db, partitions
 from loopline.core.interval import Interval
+from loopline.scoring.publish import publisher
 
 if TYPE_CHECKING:
-    from loopline.core.kafka_auth import KafkaLogin
     from loopline.core.pipeline import Pipeline
 
 PREDICTION_SCHEMA = "entity_key string, event_time timestamp, score_date date, prediction double"
@@ -137,15 +138,12 @@ def _published_rows(db_url: str, pipeline: str, interval: Interval) -> dict[str,
     return {r["day"]: r["published_rows"] for r in rows}
 
 
-def publish(predictions, kafka: "KafkaLogin", topic: str) -> None:
-    """Send each prediction as JSON, keyed by prediction id, with the model version in a header."""
+def _messages(predictions):
+    """Each prediction as a message: key = prediction id, value = the row as JSON."""
     from pyspark.sql import functions as F
 
-    (predictions.select(
-        F.col("prediction_id").alias("key"), F.to_json(F.struct(*predictions.columns)).alias("value"),
-        F.array(F.struct(F.lit("loopline.model_version").alias("key"),
-                         F.col("model_version").cast("string").cast("binary").alias("value"))).alias("headers"))
-     .write.format("kafka").options(**kafka.spark()).option("topic", topic).save())
+    return predictions.select("prediction_id", F.to_json(F.struct(*predictions.columns)).alias("value"),
+                              "model_version")
 
 
 def predictions_frame(p: "Pipeline", interval: Interval, model_version: int):
@@ -194,7 +192,6 @@ def require_finite(model_name: str, model_version: int):
 
 def score(p: "Pipeline", interval: Interval, model_version: int) -> ScoreResult:
     """Score the interval's valid entities with one model version, in one Spark job per step."""
-    from psycopg2 import sql
     from pyspark.sql import functions as F
 
     db_url, spec = p.settings.db_url, p.spec
@@ -206,7 +203,23 @@ def score(p: "Pipeline", interval: Interval, model_version: int) -> ScoreResult:
     (written.withColumn("event_time", F.concat(F.date_format("event_time", "yyyy-MM-dd HH:mm:ss.SSSSSS"), F.lit("+00")))
      .write.format("jdbc").options(**db.jdbc_options(db_url), dbtable=stage).mode("overwrite").save())
     by_date = {str(r["score_date"]): r["count"] for r in written.groupBy("score_date").count().collect()}
-    already = _published_rows(db_url, spec.name, interval)
+    with publisher(p) as kafka:  # fences an interrupted earlier publish; reruns must not publish twice
+        kafka.settle(interval)
+        already = _published_rows(db_url, spec.name, interval)
+        _record_scores(p, interval, model_version, stage_table, by_date, already)
+        changed = sorted(day for day, rows in by_date.items() if already.get(day) != rows)  # new, or changed
+        published = kafka.publish(_messages(written.where(F.col("score_date").cast("string").isin(changed))),
+                                  {day: by_date[day] for day in changed}) if changed else 0
+    return ScoreResult(str(interval), model_version, sum(by_date.values()), by_date,
+                       p.lake.location("predictions").spark_uri, published)
+
+
+def _record_scores(p: "Pipeline", interval: Interval, model_version: int, stage_table: str, by_date: dict[str, int],
+                   already: dict[str, int | None]) -> None:
+    """Upsert the staged predictions and record each date's scoring, in one transaction."""
+    from psycopg2 import sql
+
+    db_url, spec = p.settings.db_url, p.spec
     with db.connect(db_url) as conn:
         with conn.cursor() as cur:
             upsert = sql.SQL(UPSERT_SQL).format(stage=sql.Identifier(db.STAGING, stage_table))
@@ -216,15 +229,3 @@ def score(p: "Pipeline", interval: Interval, model_version: int) -> ScoreResult:
                 "pipeline": spec.name, "logical_date": date.fromisoformat(day), "model_version": model_version,
                 "rows_scored": rows, "predictions_uri": p.lake.location("predictions", date.fromisoformat(day)).spark_uri,
                 "published_rows": already.get(day)}, key=["pipeline", "logical_date"])
-    changed = sorted(day for day, rows in by_date.items() if already.get(day) != rows)  # never published, or changed
-    published = 0
-    if changed:
-        publish(written.where(F.col("score_date").cast("string").isin(changed)), p.settings.kafka("scoring"),
-                spec.predictions_topic)
-        with db.connect(db_url) as conn, conn.cursor() as cur:
-            for day in changed:
-                cur.execute("UPDATE loopline.score_runs SET published_rows = %s WHERE pipeline = %s AND "
-                            "logical_date = %s", (by_date[day], spec.name, day))
-        published = sum(by_date[day] for day in changed)
-    return ScoreResult(str(interval), model_version, sum(by_date.values()), by_date,
-                       p.lake.location("predictions").spark_uri, published)

@@ -1,0 +1,100 @@
+"""Exactly-once publishing of predictions on the real broker, Spark, PostgreSQL and registry: a
+publish killed half-way is never seen by read_committed consumers, and neither a rerun after
+it nor one after a crash between the commit and its record sends anything twice."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from lake_audit import topic_messages
+from lifecycle_data import booster, gate, labelled, lightgbm_model, write_labelled_days
+from loopline.core import db
+from loopline.core.interval import Interval
+from loopline.core.pipeline import Pipeline
+from loopline.scoring.publish import Publisher
+from loopline.scoring.score import score
+
+REPO = Path(__file__).resolve().parents[2]
+DAY = date(2026, 8, 3)
+
+
+def with_champion(make_pipeline, rows: int) -> tuple[Pipeline, int]:
+    """A pipeline with a champion and `rows` valid events on DAY."""
+    p = Pipeline.load(make_pipeline())
+    _, champion = gate(p, labelled([date(2026, 7, 28)]), lightgbm_model(
+        p.spec, booster(p.spec, labelled([date(2026, 7, d) for d in range(20, 27)]))), date(2026, 7, 30))
+    write_labelled_days(p, labelled([DAY], per_day=rows))
+    return p, champion.model_version
+
+
+def committed(p: Pipeline) -> Counter:
+    """Messages per key that a read_committed consumer of the predictions topic sees."""
+    return Counter(key for key, _ in topic_messages(p.settings.kafka("reader"), p.spec.predictions_topic,
+                                                    isolation_level="read_committed"))
+
+
+def record_of(p: Pipeline) -> dict:
+    with db.connect(p.settings.db_url) as conn:
+        [row] = db.fetch_all(conn, "SELECT published_rows, publish_batch FROM loopline.score_runs WHERE pipeline = %s "
+                                   "AND logical_date = %s", (p.spec.name, DAY))
+        row["upserted"] = db.fetch_all(conn, "SELECT count(*) AS n FROM loopline.predictions WHERE pipeline = %s",
+                                       (p.spec.name,))[0]["n"]
+    return row
+
+
+def sent_uncommitted(p: Pipeline) -> int:
+    return len(topic_messages(p.settings.kafka("reader"), p.spec.predictions_topic))
+
+
+def test_a_publish_killed_half_way_is_never_seen_and_the_rerun_publishes_each_prediction_once(make_pipeline):
+    rows = 20_000
+    p, version = with_champion(make_pipeline, rows)
+    job = subprocess.Popen([sys.executable, str(REPO / "spark_jobs" / "score.py"), "--pipeline", p.spec.name,
+                            "--date", DAY.isoformat()], cwd=REPO, start_new_session=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 600
+    while sent_uncommitted(p) == 0:  # the transaction is open and its first messages are on the broker
+        assert job.poll() is None, f"scoring ended before it was killed: {job.stderr.read()[-2000:]}"
+        assert time.monotonic() < deadline, "scoring never started publishing"
+        time.sleep(0.2)
+    os.killpg(job.pid, signal.SIGKILL)
+    job.wait()
+    assert record_of(p)["publish_batch"] is not None and record_of(p)["published_rows"] is None
+
+    result = score(p, Interval.of_day(DAY), version)  # Airflow's retry
+
+    assert result.published == rows and result.rows == rows
+    seen = committed(p)
+    assert len(seen) == rows and set(seen.values()) == {1}, "a prediction seen twice, or one missing"
+    assert sent_uncommitted(p) > rows  # the killed attempt's messages are on the log, aborted
+    assert record_of(p) == {"published_rows": rows, "publish_batch": None, "upserted": rows}
+
+
+def test_a_publish_committed_just_before_a_crash_is_recorded_by_the_rerun_and_not_sent_again(make_pipeline,
+                                                                                            monkeypatch):
+    rows = 2_000
+    p, version = with_champion(make_pipeline, rows)
+
+    def crash(self, rows_by_date):
+        raise RuntimeError("the worker died after the commit, before recording it")
+
+    monkeypatch.setattr(Publisher, "_mark_published", crash)
+    with pytest.raises(RuntimeError, match="after the commit"):
+        score(p, Interval.of_day(DAY), version)
+    assert sum(committed(p).values()) == rows and record_of(p)["published_rows"] is None
+    monkeypatch.undo()
+
+    result = score(p, Interval.of_day(DAY), version)  # Airflow's retry
+
+    assert result.published == 0
+    seen = committed(p)
+    assert len(seen) == rows and set(seen.values()) == {1}
+    assert record_of(p) == {"published_rows": rows, "publish_batch": None, "upserted": rows}
