@@ -41,6 +41,11 @@ def topic_messages(kafka: KafkaLogin, topic: str, isolation_level: str = "read_u
                    ) -> list[tuple[bytes, bytes]]:
     """Every (key, value) in the topic, read from the beginning to the current end (with
     read_committed: what committed transactions and plain producers wrote)."""
+    return [(r.key, r.value) for r in topic_records(kafka, topic, isolation_level)]
+
+
+def topic_records(kafka: KafkaLogin, topic: str, isolation_level: str = "read_uncommitted") -> list:
+    """Every record (kafka-python's ConsumerRecord: key, value, headers, ...) in the topic."""
     from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(**kafka.python(), enable_auto_commit=False, isolation_level=isolation_level)
@@ -49,10 +54,10 @@ def topic_messages(kafka: KafkaLogin, topic: str, isolation_level: str = "read_u
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
         end = consumer.end_offsets(partitions)
-        messages = []
+        records = []
         while any(consumer.position(tp) < end[tp] for tp in partitions):
-            for records in consumer.poll(timeout_ms=2000).values():
-                messages += [(r.key, r.value) for r in records]
-        return messages
+            for polled in consumer.poll(timeout_ms=2000).values():
+                records += polled
+        return records
     finally:
         consumer.close()

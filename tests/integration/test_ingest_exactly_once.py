@@ -2,7 +2,9 @@
 
 (Broken messages: test_poison_input.py.)
 - the ingest job killed with SIGKILL at random points, then rerun: exactly once;
-- the broker stopped in the middle of a run and started again: exactly once after a rerun.
+- the broker stopped in the middle of a run and started again: exactly once after a rerun;
+- the job killed while it publishes dead letters: exactly once in the lake, every dead letter
+  at least once on its topic (deduplicated by its source coordinates).
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from kafka_records import DAY, event, read_dataset, send
-from lake_audit import assert_exactly_once
+from lake_audit import assert_exactly_once, topic_records
 from loopline.core import db
 from loopline.core.pipeline import Pipeline
 from loopline.ingest.streaming import ingest_source
@@ -83,6 +85,37 @@ def test_kill_9_at_random_points_then_rerun_lands_every_record_exactly_once(make
     assert kills_mid_run >= 2, "the job finished before it could be killed: the test proved nothing"
     for source in p.spec.sources.values():
         assert assert_exactly_once(p, source) > 0
+
+
+def test_kill_9_while_publishing_dead_letters_then_rerun_loses_and_doubles_nothing(make_pipeline):
+    p = Pipeline.load(make_pipeline(ingest={"max_rejected_share": 0.5}))
+    events = p.spec.sources["events"]
+    sim = SimulationConfig(seed=41, transactions_per_day=2500, malformed_rate=0.3, world_start=date(2026, 6, 10))
+    produce(sim, [date(2026, 6, 10)], p.settings.kafka("producer"), {k: s.topic for k, s in p.spec.sources.items()})
+    dead_letter_topic = p.spec.dead_letter_topic(events)
+    job = _start_ingest_job(p.spec.name)
+    deadline = time.monotonic() + 300
+    while not topic_records(p.settings.kafka("reader"), dead_letter_topic):  # the first dead letters are out
+        assert job.poll() is None and time.monotonic() < deadline, "the job ended before publishing dead letters"
+        time.sleep(0.1)
+    os.killpg(job.pid, signal.SIGKILL)
+    job.communicate()
+    with db.connect(p.settings.db_url) as conn:
+        recorded = db.fetch_all(conn, "SELECT count(*) AS n FROM loopline.ingest_batches WHERE pipeline = %s AND "
+                                      "dataset = %s", (p.spec.name, events.dataset))[0]["n"]
+    assert recorded == 0, "the batch was recorded before the kill: the test proved nothing"
+
+    _finish(_start_ingest_job(p.spec.name))
+
+    assert assert_exactly_once(p, events) > 0
+    rejected = read_dataset(p.lake.location("quarantine", subdir=events.dataset),
+                            columns=["source", "source_partition", "source_offset"]).to_pylist()
+    quarantined = {(r["source"], r["source_partition"], r["source_offset"]) for r in rejected}
+    dead_letters = [{k: v.decode() for k, v in r.headers} for r in topic_records(p.settings.kafka("reader"),
+                                                                                   dead_letter_topic)]
+    republished = {(h["loopline.source.topic"], int(h["loopline.source.partition"]), int(h["loopline.source.offset"]))
+                   for h in dead_letters}
+    assert republished == quarantined and len(dead_letters) >= len(quarantined) > 500
 
 
 def _stack(command: str, service: str) -> None:
