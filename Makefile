@@ -3,7 +3,7 @@ SHELL := /bin/bash
 ENV := source .loopline/env &&
 PIPELINE ?= card_fraud
 
-.PHONY: setup up down status demo test test-unit bench lock clean
+.PHONY: setup up down status demo test test-unit test-outages bench lock clean
 
 setup:            ## install system packages, the pinned venv, jars; generate local settings
 	bash infra/setup.sh
@@ -20,8 +20,11 @@ status:
 demo: up          ## a demo pipeline's loop through the real scheduler (PIPELINE=card_fraud | bike_demand)
 	$(ENV) PIPELINE=$(PIPELINE) .venv/bin/python infra/demo.py
 
-test: up          ## set up what the tests need and run the whole suite
-	$(ENV) .venv/bin/python -m pytest -q -p no:cacheprovider
+test: up          ## set up what the tests need and run the whole suite (but the outage drills)
+	$(ENV) .venv/bin/python -m pytest -q -p no:cacheprovider -m "not outage"
+
+test-outages: up  ## stop each service in the middle of scoring, retry, compare with an undisturbed run (~10 min)
+	$(ENV) .venv/bin/python -m pytest -q -p no:cacheprovider -m outage tests/integration
 
 test-unit: setup  ## the tests that need no service
 	$(ENV) .venv/bin/python -m pytest -q -p no:cacheprovider tests/unit tests/dags
