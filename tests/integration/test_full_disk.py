@@ -19,7 +19,7 @@ from loopline.core.interval import Interval
 from loopline.core.pipeline import Pipeline
 
 DAY = date(2026, 10, 5)
-BEFORE, AFTER = 2_000, 150_000
+BEFORE, AFTER = 2_000, 30_000
 
 
 @pytest.fixture
