@@ -3,6 +3,7 @@ publish killed half-way is never seen by read_committed consumers, and neither a
 it nor one after a crash between the commit and its record sends anything twice."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -95,6 +96,20 @@ def test_a_publish_committed_just_before_a_crash_is_recorded_by_the_rerun_and_no
     result = score(p, Interval.of_day(DAY), version)  # Airflow's retry
 
     assert result.published == 0
+    seen = committed(p)
+    assert len(seen) == rows and set(seen.values()) == {1}
+    assert record_of(p) == {"published_rows": rows, "publish_batch": None, "upserted": rows}
+
+
+def test_two_scoring_runs_of_one_date_at_once_take_turns_and_publish_each_prediction_once(make_pipeline):
+    rows = 3_000
+    p, _ = with_champion(make_pipeline, rows)
+    jobs = [subprocess.Popen([sys.executable, str(REPO / "spark_jobs" / "score.py"), "--pipeline", p.spec.name,
+                              "--date", DAY.isoformat()], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True) for _ in range(2)]
+    ended = [job.communicate(timeout=900) for job in jobs]
+    assert [job.returncode for job in jobs] == [0, 0], [err[-2000:] for _, err in ended]
+    assert sorted(json.loads(out.strip().splitlines()[-1])["published"] for out, _ in ended) == [0, rows]
     seen = committed(p)
     assert len(seen) == rows and set(seen.values()) == {1}
     assert record_of(p) == {"published_rows": rows, "publish_batch": None, "upserted": rows}

@@ -379,6 +379,21 @@ GRANT USAGE, CREATE ON SCHEMA loopline_staging TO {role};
 """
 
 
+@contextmanager
+def session_lock(db_url: str, name: str) -> Iterator[None]:
+    """Wait for, then hold, the advisory lock `name` for the block, on a connection of its own
+    (so the block's own transactions commit as they go; a killed holder's lock goes with its
+    connection)."""
+    conn = psycopg2.connect(db_url)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_lock(hashtext(%s))", (name,))
+        yield
+    finally:
+        conn.close()
+
+
 def lock_until_commit(conn, name: str) -> None:
     """Wait for, then hold, the advisory lock `name` until the connection's transaction ends
     (a killed holder's connection drops, and the lock with it)."""

@@ -14,8 +14,6 @@ consistent champion and audit trail.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -60,19 +58,10 @@ def alias_version(client, name: str, alias: str) -> int | None:
         return None
 
 
-@contextmanager
-def champion_decisions(db_url: str, name: str) -> Iterator[None]:
+def champion_decisions(db_url: str, name: str):
     """Hold model `name`'s decision lock: one gate or rollback at a time reads and moves its
-    champion. The lock is a session lock on a connection of its own, so it is released when the
-    block ends or the holder dies."""
-    conn = psycopg2.connect(db_url)
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute("SELECT pg_advisory_lock(hashtext(%s))", (f"loopline.champion:{name}",))
-        yield
-    finally:
-        conn.close()
+    champion (released when the block ends or the holder dies)."""
+    return db.session_lock(db_url, f"loopline.champion:{name}")
 
 
 def move_alias(client, db_url: str, pipeline: str, name: str, alias: str, version: int, why: AliasMove) -> bool:

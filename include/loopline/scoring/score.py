@@ -203,7 +203,9 @@ def score(p: "Pipeline", interval: Interval, model_version: int) -> ScoreResult:
     (written.withColumn("event_time", F.concat(F.date_format("event_time", "yyyy-MM-dd HH:mm:ss.SSSSSS"), F.lit("+00")))
      .write.format("jdbc").options(**db.jdbc_options(db_url), dbtable=stage).mode("overwrite").save())
     by_date = {str(r["score_date"]): r["count"] for r in written.groupBy("score_date").count().collect()}
-    with publisher(p) as kafka:  # fences an interrupted earlier publish; reruns must not publish twice
+    # Runs scoring the same pipeline take turns from here: each sees what the other recorded and
+    # published, and a publisher fences an interrupted earlier publish.
+    with db.session_lock(db_url, f"loopline.scoring:{spec.name}"), publisher(p) as kafka:
         kafka.settle(interval)
         already = _published_rows(db_url, spec.name, interval)
         _record_scores(p, interval, model_version, stage_table, by_date, already)
