@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from contextlib import suppress
 from datetime import date
 from pathlib import Path
 
@@ -92,6 +93,15 @@ class Outage(threading.Thread):
             stack("start", self.service)
 
 
+def forget_spark_session() -> None:
+    from pyspark.sql import SparkSession
+
+    session = SparkSession.getActiveSession()
+    if session is not None:
+        with suppress(Exception):  # the server it talked to is gone; only the client side is closed
+            session.stop()
+
+
 @pytest.fixture(scope="module")
 def undisturbed(make_pipeline) -> dict:
     p = scored_pipeline(make_pipeline)
@@ -116,5 +126,7 @@ def test_a_service_stopped_mid_scoring_then_retried_gives_the_undisturbed_output
     got = outputs(p)
     assert got["parquet"] == undisturbed["parquet"] and got["postgres"] == undisturbed["postgres"]
     assert got["published"] == undisturbed["published"] and set(got["published"].values()) == {1}
+    if service == "spark-connect":  # this process's session died with the server: the next one starts afresh
+        forget_spark_session()
     print(f"{service}: {len(tries)} attempts; the first ended with {tries[0].returncode} "
           f"{tries[0].stderr.strip().splitlines()[-1][:300] if tries[0].returncode else ''}")
