@@ -42,9 +42,9 @@ class Publisher:
                                       transaction_timeout_ms=TRANSACTION_TIMEOUT_MS, linger_ms=20)
         self.producer.init_transactions()
 
-    def settle(self, interval: Interval) -> list[str]:
+    def settle(self, interval: Interval) -> None:
         """Resolve the interval's recorded intents: dates whose batch is on the topic are marked
-        published (returned); the others' intents are dropped, to be published again."""
+        published; the others' intents are dropped, to be published again."""
         with db.connect(self.p.settings.db_url) as conn:
             pending = db.fetch_all(conn, """SELECT logical_date::text AS day, publish_batch, publish_from, publish_rows
                                               FROM loopline.score_runs
@@ -59,7 +59,6 @@ class Publisher:
                             "published_rows END, publish_batch = NULL, publish_from = NULL, publish_rows = NULL "
                             "WHERE pipeline = %s AND logical_date = %s",
                             (row["publish_batch"] in landed, self.p.spec.name, row["day"]))
-        return sorted(row["day"] for row in pending if row["publish_batch"] in landed)
 
     def publish(self, rows, rows_by_date: dict[str, int]) -> int:
         """Send `rows` (prediction_id, value, model_version) in one transaction and mark their
