@@ -191,21 +191,27 @@ def require_finite(model_name: str, model_version: int):
 
 
 def score(p: "Pipeline", interval: Interval, model_version: int) -> ScoreResult:
-    """Score the interval's valid entities with one model version, in one Spark job per step."""
+    """Score the interval's valid entities with one model version, in one Spark job per step.
+
+    Runs scoring one pipeline take turns (a PostgreSQL session lock): each replaces the dates'
+    Parquet, upserts, records and publishes after the other, and sees what it published."""
+    with db.session_lock(p.settings.db_url, f"loopline.scoring:{p.spec.name}"):
+        return _score(p, interval, model_version)
+
+
+def _score(p: "Pipeline", interval: Interval, model_version: int) -> ScoreResult:
     from pyspark.sql import functions as F
 
     db_url, spec = p.settings.db_url, p.spec
     written = partitions.replace(p, predictions_frame(p, interval, model_version), "predictions", interval,
                                  F.col("score_date"), check=require_finite(spec.model_name, model_version))
-    stage_table = f"predictions_{uuid.uuid4().hex}"  # this call's own: runs of one date may overlap
+    stage_table = f"predictions_{uuid.uuid4().hex}"  # this call's own: never shared with another run
     stage = f"{db.STAGING}.{stage_table}"
     # event times travel as UTC text: a JDBC timestamp would be shifted by the JVM's zone
     (written.withColumn("event_time", F.concat(F.date_format("event_time", "yyyy-MM-dd HH:mm:ss.SSSSSS"), F.lit("+00")))
      .write.format("jdbc").options(**db.jdbc_options(db_url), dbtable=stage).mode("overwrite").save())
     by_date = {str(r["score_date"]): r["count"] for r in written.groupBy("score_date").count().collect()}
-    # Runs scoring the same pipeline take turns from here: each sees what the other recorded and
-    # published, and a publisher fences an interrupted earlier publish.
-    with db.session_lock(db_url, f"loopline.scoring:{spec.name}"), publisher(p) as kafka:
+    with publisher(p) as kafka:  # fences an interrupted earlier publish; reruns must not publish twice
         kafka.settle(interval)
         already = _published_rows(db_url, spec.name, interval)
         _record_scores(p, interval, model_version, stage_table, by_date, already)
