@@ -85,8 +85,8 @@ class Outage(threading.Thread):
         deadline = time.monotonic() + 600
         while not staging_started(self.p) and time.monotonic() < deadline:
             time.sleep(0.1)
+        self.stopped_at = time.monotonic()  # from here on the service is going down
         stack("stop", self.service)
-        self.stopped_at = time.monotonic()
         try:
             time.sleep(self.seconds)
         finally:
@@ -116,17 +116,20 @@ def test_a_service_stopped_mid_scoring_then_retried_gives_the_undisturbed_output
     p = scored_pipeline(make_pipeline)
     outage = Outage(p, service)
     outage.start()
-    tries = [attempt(p)]
-    first_ended = time.monotonic()
-    outage.join()
-    while tries[-1].returncode != 0 and len(tries) < ATTEMPTS:
-        tries.append(attempt(p))
+    try:
+        tries = [attempt(p)]
+        first_ended = time.monotonic()
+        outage.join()
+        while tries[-1].returncode != 0 and len(tries) < ATTEMPTS:
+            tries.append(attempt(p))
+    finally:
+        if service == "spark-connect":  # this process's session died with the server: start a new one
+            forget_spark_session()
+            p.spark()
     assert outage.stopped_at is not None and outage.stopped_at < first_ended, "the outage missed the attempt"
     assert tries[-1].returncode == 0, tries[-1].stderr[-3000:]
     got = outputs(p)
     assert got["parquet"] == undisturbed["parquet"] and got["postgres"] == undisturbed["postgres"]
     assert got["published"] == undisturbed["published"] and set(got["published"].values()) == {1}
-    if service == "spark-connect":  # this process's session died with the server: the next one starts afresh
-        forget_spark_session()
     print(f"{service}: {len(tries)} attempts; the first ended with {tries[0].returncode} "
           f"{tries[0].stderr.strip().splitlines()[-1][:300] if tries[0].returncode else ''}")
