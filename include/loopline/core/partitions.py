@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from contextlib import suppress
 from typing import TYPE_CHECKING
 
 from loopline.core.interval import Interval
@@ -62,9 +63,10 @@ def replace(p: "Pipeline", frame, dataset: str, interval: Interval, date_column,
         remove(p, dataset, interval, subdir)
         for folder in staged_dates:
             _move(staging.child(folder), root.child(folder))
-    finally:
-        if staging.exists():
-            staging.filesystem().delete_dir(staging.arrow_path)
+    finally:  # an object store may list a prefix it no longer holds: that must not hide the real error
+        with suppress(FileNotFoundError):
+            if staging.exists():
+                staging.filesystem().delete_dir(staging.arrow_path)
     written = read(p, dataset, interval, subdir)
     return written.drop("date") if written is not None else None
 
