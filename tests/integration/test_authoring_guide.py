@@ -78,25 +78,33 @@ def test_the_guide_writes_the_committed_bike_demand_pipeline(followed):
     assert not (root / "include" / "pipelines" / f"{name}_features.py").exists()
 
 
-def test_the_first_month_triggered_by_hand_promotes_a_model(followed, dag_for):
+def test_the_first_month_promotes_a_model_that_scores_the_next_month(followed, dag_for):
+    """Scoring is point-in-time: January's model learned from January, so it scores February."""
     from loopline.core import db
     from loopline.core.pipeline import Pipeline
 
     name, _ = followed
-    dag_run = dag_for(name).test(logical_date=datetime.now(timezone.utc),
-                                 run_conf={"first_date": "2011-01-01", "last_date": "2011-01-31"})
-    tasks = {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
-    assert dag_run.state == "success", tasks
+    dag = dag_for(name)
+    january = dag.test(logical_date=datetime.now(timezone.utc),
+                       run_conf={"first_date": "2011-01-01", "last_date": "2011-01-31"})
+    tasks = {ti.task_id: ti.state for ti in january.get_task_instances()}
+    assert january.state == "success" and tasks["score"] == "skipped", tasks
+    february = dag.test(logical_date=datetime.now(timezone.utc),
+                        run_conf={"first_date": "2011-02-01", "last_date": "2011-02-28", "retrain": False})
+    tasks = {ti.task_id: ti.state for ti in february.get_task_instances()}
+    assert february.state == "success" and tasks["score"] == "success", tasks
     p = Pipeline.load(name)
     with db.connect(p.settings.db_url) as conn:
         [trained] = db.fetch_all(conn, "SELECT * FROM loopline.training_runs WHERE pipeline = %s", (name,))
-        predictions = db.fetch_all(conn, "SELECT count(*) AS n, min(prediction) AS low FROM loopline.predictions "
+        predictions = db.fetch_all(conn, "SELECT count(*) AS n, array_agg(DISTINCT model_version) AS versions, "
+                                         "min(score_date) AS first, max(score_date) AS last FROM loopline.predictions "
                                          "WHERE pipeline = %s", (name,))[0]
         monitored = db.fetch_all(conn, "SELECT logical_date, last_date, rows_scored FROM loopline.monitor_runs "
                                        "WHERE pipeline = %s", (name,))
     assert trained["promoted"] and trained["decision"] == "no champion yet" and trained["primary_metric"] == "rmse"
     assert trained["candidate_score"] < 150  # rentals per hour; predicting the mean would be about 180
-    assert predictions["n"] > 600  # January's valid hours, scored as values
+    assert predictions["n"] > 600 and predictions["versions"] == [trained["model_version"]]  # February's hours
+    assert (predictions["first"], predictions["last"]) == (date(2011, 2, 1), date(2011, 2, 28))
     # drift is judged once for the month, on all its hours, not on each day's 24
     assert [(m["logical_date"], m["last_date"], m["rows_scored"]) for m in monitored] == [
-        (date(2011, 1, 1), date(2011, 1, 31), predictions["n"])]
+        (date(2011, 2, 1), date(2011, 2, 28), predictions["n"])]
