@@ -115,3 +115,25 @@ def test_a_champion_as_good_as_its_predecessor_is_kept(served):
     check = check_realised_performance(p, FEEDBACK + timedelta(days=2))
     assert not check.rolled_back and check.decision.endswith("kept"), check.decision
     assert check.previous_version == good and abs(check.champion_score - check.previous_score) <= check.tolerance
+
+
+def test_a_champion_replaced_by_a_gate_while_it_was_judged_is_not_rolled_back(served, monkeypatch):
+    import loopline.monitoring.feedback as feedback
+    from mlflow import MlflowClient
+
+    p, *_ = served
+    judge_for_real = feedback._judged
+    replacement = register(p, booster(p.spec, labelled([date(2026, 7, d) for d in range(1, 6)]), seed=9))
+
+    def a_gate_promotes_meanwhile(*args):
+        labelled_rows, champion_score, previous_score, _, _ = judge_for_real(*args)
+        promote(p, replacement)
+        return labelled_rows, champion_score, previous_score, True, "test: judged worse than the previous champion"
+
+    monkeypatch.setattr(feedback, "_judged", a_gate_promotes_meanwhile)
+    moves = len(history(p.settings.db_url, p.spec.model_name))
+    check = check_realised_performance(p, FEEDBACK + timedelta(days=3))
+
+    assert not check.rolled_back and "has become the champion since" in check.decision, check.decision
+    assert alias_version(MlflowClient(), p.spec.model_name, CHAMPION) == replacement
+    assert len(history(p.settings.db_url, p.spec.model_name)) == moves + 2  # the gate's two moves, no rollback

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 import requests
 
-from contract_data import payments, write_bronze
+from contract_data import EVENTS_DDL, payments, record_batch, write_bronze
 from loopline.contracts.validate import DUPLICATE_RULE, SHARE_RULE, ContractViolation, validate_dataset
 from loopline.core import db
 from loopline.core.interval import Interval
@@ -126,6 +126,22 @@ def test_rerunning_a_date_replaces_its_outputs(p):
     assert (first.rows_valid, first.rows_quarantined) == (second.rows_valid, second.rows_quarantined) == (ROWS - 1, 1)
     assert table(p.lake.location("valid_events", day)).num_rows == ROWS - 1
     assert table(p.lake.location("quarantine", day, subdir="valid_events")).num_rows == 1
+
+
+def test_rows_of_an_ingest_batch_that_was_never_recorded_are_not_read(p):
+    day = date(2026, 4, 5)
+    write_bronze(p, "bronze_events", day, payments(day, ROWS))
+    crashed = payments(day, 40, seed=9)  # ingest wrote this batch's folder, then died before recording it
+    crashed["transaction_id"] += "-b1"
+    p.spark().createDataFrame(crashed, EVENTS_DDL).write.parquet(
+        p.lake.location("bronze_events", day).child("ingest_batch=1").spark_uri)
+    before = validate_dataset(p, "bronze_events", Interval.of_day(day), "run-before-record")
+    assert (before.rows_in, before.rows_valid) == (ROWS, ROWS)
+
+    record_batch(p, "bronze_events", 1, {day.isoformat(): len(crashed)})  # the rerun of the batch recorded it
+    after = validate_dataset(p, "bronze_events", Interval.of_day(day), "run-after-record")
+    assert (after.rows_in, after.rows_valid) == (ROWS + 40, ROWS + 40)
+    assert table(p.lake.location("valid_events", day)).num_rows == ROWS + 40
 
 
 def _too_few(frame):

@@ -21,7 +21,7 @@ from loopline.core import db
 from loopline.core.interval import Interval
 from loopline.core.pipeline import Pipeline
 from loopline.scoring.publish import Publisher
-from loopline.scoring.score import score
+from loopline.scoring.score import score, staging_prefix
 
 REPO = Path(__file__).resolve().parents[2]
 DAY = date(2026, 8, 3)
@@ -113,3 +113,41 @@ def test_two_scoring_runs_of_one_date_at_once_take_turns_and_publish_each_predic
     seen = committed(p)
     assert len(seen) == rows and set(seen.values()) == {1}
     assert record_of(p) == {"published_rows": rows, "publish_batch": None, "upserted": rows}
+
+
+
+def staging_tables(p: Pipeline) -> list[str]:
+    with db.connect(p.settings.db_url) as conn:
+        rows = db.fetch_all(conn, "SELECT tablename FROM pg_tables WHERE schemaname = %s", (db.STAGING,))
+    return sorted(row["tablename"] for row in rows)
+
+
+def create_staging_table(p: Pipeline, name: str) -> None:
+    with db.connect(p.settings.db_url) as conn, conn.cursor() as cur:
+        cur.execute(f'CREATE TABLE {db.STAGING}."{name}" (prediction_id text)')
+
+
+def test_staging_tables_of_failed_and_killed_runs_are_dropped_and_no_other_pipelines(make_pipeline, monkeypatch):
+    import loopline.scoring.score as scoring
+
+    p, version = with_champion(make_pipeline, 500)
+    killed = staging_prefix(p.spec.name) + "0" * 32  # what a run killed during its JDBC write leaves
+    running_elsewhere = staging_prefix("another_pipeline") + "1" * 32
+    for name in (killed, running_elsewhere):
+        create_staging_table(p, name)
+
+    def lost(*args):
+        raise RuntimeError("connection lost before the upsert")
+
+    monkeypatch.setattr(scoring, "_record_scores", lost)
+    with pytest.raises(RuntimeError, match="before the upsert"):
+        score(p, Interval.of_day(DAY), version)
+    mine = [t for t in staging_tables(p) if t.startswith(staging_prefix(p.spec.name))]
+    assert mine == [] and running_elsewhere in staging_tables(p)
+    monkeypatch.undo()
+
+    assert score(p, Interval.of_day(DAY), version).rows == 500
+    assert record_of(p)["upserted"] == 500
+    assert [t for t in staging_tables(p) if t.startswith(staging_prefix(p.spec.name))] == []
+    with db.connect(p.settings.db_url) as conn, conn.cursor() as cur:
+        cur.execute(f'DROP TABLE {db.STAGING}."{running_elsewhere}"')

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from loopline.contracts.rules import expectations_dir, parse_suite
-from loopline.core import partitions
+from loopline.ingest import bronze
 from loopline.core.interval import Interval, schedule_intervals
 
 MAX_CATEGORIES = 20
@@ -225,7 +225,7 @@ def draft(p, dataset: str, first: date, last: date | None = None, output: Path |
 
     reference = Interval(first, last or first)
     dates = reference.dates
-    frame = partitions.read(p, dataset, reference)
+    frame = bronze.read(p, dataset, reference)
     if frame is None:
         raise FileNotFoundError(f"{p.spec.name}: no {dataset} partition from {first} to {last} under "
                                 f"{p.lake.location(dataset).spark_uri}; ingest those dates first (`loopline ingest "

@@ -32,6 +32,7 @@ from loopline.contracts.rules import Suite, failed_rules, load_suite
 from loopline.core import db, partitions
 from loopline.core.interval import Interval
 from loopline.core.spec import Contract, ExactDuplicates
+from loopline.ingest import bronze
 
 if TYPE_CHECKING:
     from loopline.core.pipeline import Pipeline
@@ -94,9 +95,9 @@ class ContractOutcome:
 
 
 def _bronze_frame(p: "Pipeline", dataset: str, interval: Interval):
-    """The interval's bronze rows (as ingested: fields, lineage, ingest batch); an empty frame
-    of the right shape when it has none."""
-    rows = partitions.read(p, dataset, interval)
+    """The interval's bronze rows of recorded batches (as ingested: fields, lineage, ingest
+    batch); an empty frame of the right shape when it has none."""
+    rows = bronze.read(p, dataset, interval)
     if rows is not None:
         return rows.drop("date")
     source = next(s for s in p.spec.sources.values() if s.dataset == dataset)

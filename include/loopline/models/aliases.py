@@ -130,23 +130,29 @@ def history(db_url: str, name: str) -> list[dict]:
         return db.fetch_all(conn, "SELECT * FROM loopline.alias_history WHERE model_name = %s ORDER BY id", (name,))
 
 
-def rollback(client, db_url: str, pipeline: str, name: str, why: AliasMove, to_version: int | None = None) -> Rollback:
+def rollback(client, db_url: str, pipeline: str, name: str, why: AliasMove, to_version: int | None = None,
+             judged: int | None = None) -> Rollback:
     """Make `to_version` (default: `previous_champion`) the champion again, in one step.
 
     The demoted champion becomes `previous_champion`, so a rollback can itself be undone. The
-    target must load from the registry before any alias moves.
+    target must load from the registry before any alias moves. `judged`: the champion the
+    caller judged outside the lock; if a gate replaced it meanwhile, nothing moves.
     """
     with champion_decisions(db_url, name):
-        return _rollback(client, db_url, pipeline, name, why, to_version)
+        return _rollback(client, db_url, pipeline, name, why, to_version, judged)
 
 
-def _rollback(client, db_url: str, pipeline: str, name: str, why: AliasMove, to_version: int | None) -> Rollback:
+def _rollback(client, db_url: str, pipeline: str, name: str, why: AliasMove, to_version: int | None,
+              judged: int | None) -> Rollback:
     from loopline.models.store import load_version
 
     champion = alias_version(client, name, CHAMPION)
     target = to_version if to_version is not None else alias_version(client, name, PREVIOUS)
     if champion is None:
         raise RollbackError(f"model {name} has no champion: nothing to roll back")
+    if judged is not None and champion != judged:
+        raise RollbackError(f"model {name}: v{judged} was judged, but v{champion} has become the champion since; "
+                            "the new champion is judged on its own labels")
     if target is None:
         raise RollbackError(f"model {name} has no {PREVIOUS}: name the version to restore (--to-version N)")
     if target == champion:

@@ -130,7 +130,7 @@ def _roll_back(p: "Pipeline", client, champion: int, previous: int, decision: st
     spec = p.spec
     try:
         rollback(client, p.settings.db_url, spec.name, spec.model_name, AliasMove(f"automatic: {decision}", dag_id,
-                                                                                  run_id))
+                                                                                  run_id), previous, champion)
         done, decision, subject = True, f"rolled back v{champion} -> v{previous}: {decision}", \
             f"automatic rollback of {spec.model_name} v{champion}"
     except RollbackError as refused:

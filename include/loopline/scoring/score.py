@@ -18,10 +18,15 @@ Kafka transaction per publish, and a rerun checks what an interrupted one left
 """
 from __future__ import annotations
 
+import hashlib
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
+
+import psycopg2
 
 from loopline.core import db, partitions
 from loopline.core.interval import Interval
@@ -80,7 +85,6 @@ SELECT prediction_id, pipeline, score_date, entity_key, event_time::timestamptz,
 ON CONFLICT (prediction_id) DO UPDATE SET
     score_date = EXCLUDED.score_date, event_time = EXCLUDED.event_time, task = EXCLUDED.task,
     prediction = EXCLUDED.prediction, model_version = EXCLUDED.model_version, scored_at = now();
-DROP TABLE {stage};
 """
 
 
@@ -205,21 +209,51 @@ def _score(p: "Pipeline", interval: Interval, model_version: int) -> ScoreResult
     db_url, spec = p.settings.db_url, p.spec
     written = partitions.replace(p, predictions_frame(p, interval, model_version), "predictions", interval,
                                  F.col("score_date"), check=require_finite(spec.model_name, model_version))
-    stage_table = f"predictions_{uuid.uuid4().hex}"  # this call's own: never shared with another run
-    stage = f"{db.STAGING}.{stage_table}"
-    # event times travel as UTC text: a JDBC timestamp would be shifted by the JVM's zone
-    (written.withColumn("event_time", F.concat(F.date_format("event_time", "yyyy-MM-dd HH:mm:ss.SSSSSS"), F.lit("+00")))
-     .write.format("jdbc").options(**db.jdbc_options(db_url), dbtable=stage).mode("overwrite").save())
-    by_date = {str(r["score_date"]): r["count"] for r in written.groupBy("score_date").count().collect()}
-    with publisher(p) as kafka:  # fences an interrupted earlier publish; reruns must not publish twice
-        kafka.settle(interval)
-        already = _published_rows(db_url, spec.name, interval)
-        _record_scores(p, interval, model_version, stage_table, by_date, already)
-        changed = sorted(day for day, rows in by_date.items() if already.get(day) != rows)  # new, or changed
-        published = kafka.publish(_messages(written.where(F.col("score_date").cast("string").isin(changed))),
-                                  {day: by_date[day] for day in changed}) if changed else 0
+    with staging_table(db_url, spec.name) as stage_table:
+        # event times travel as UTC text: a JDBC timestamp would be shifted by the JVM's zone
+        (written.withColumn("event_time",
+                            F.concat(F.date_format("event_time", "yyyy-MM-dd HH:mm:ss.SSSSSS"), F.lit("+00")))
+         .write.format("jdbc").options(**db.jdbc_options(db_url), dbtable=f"{db.STAGING}.{stage_table}")
+         .mode("overwrite").save())
+        by_date = {str(r["score_date"]): r["count"] for r in written.groupBy("score_date").count().collect()}
+        with publisher(p) as kafka:  # fences an interrupted earlier publish; reruns must not publish twice
+            kafka.settle(interval)
+            already = _published_rows(db_url, spec.name, interval)
+            _record_scores(p, interval, model_version, stage_table, by_date, already)
+            changed = sorted(day for day, rows in by_date.items() if already.get(day) != rows)  # new, or changed
+            published = kafka.publish(_messages(written.where(F.col("score_date").cast("string").isin(changed))),
+                                      {day: by_date[day] for day in changed}) if changed else 0
     return ScoreResult(str(interval), model_version, sum(by_date.values()), by_date,
                        p.lake.location("predictions").spark_uri, published)
+
+
+@contextmanager
+def staging_table(db_url: str, pipeline: str) -> Iterator[str]:
+    """A new JDBC staging table name for one scoring run, and the pipeline's staging tables
+    dropped before and after it. Runs of a pipeline hold its scoring lock, so any table left
+    under the pipeline's prefix belongs to a run that died (killed, or its connection lost)."""
+    prefix = staging_prefix(pipeline)
+    _drop_tables(db_url, prefix)
+    try:
+        yield prefix + uuid.uuid4().hex
+    finally:
+        with suppress(psycopg2.Error):  # PostgreSQL gone: the run's own error says so; the next run drops it
+            _drop_tables(db_url, prefix)
+
+
+def staging_prefix(pipeline: str) -> str:
+    """The name prefix of one pipeline's staging tables (a digest: PostgreSQL names are at most 63 bytes)."""
+    return f"predictions_{hashlib.sha256(pipeline.encode()).hexdigest()[:10]}_"
+
+
+def _drop_tables(db_url: str, prefix: str) -> None:
+    from psycopg2 import sql
+
+    with db.connect(db_url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s AND starts_with(tablename, %s)",
+                    (db.STAGING, prefix))
+        for (table,) in cur.fetchall():
+            cur.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(db.STAGING, table)))
 
 
 def _record_scores(p: "Pipeline", interval: Interval, model_version: int, stage_table: str, by_date: dict[str, int],
