@@ -11,10 +11,11 @@ from datetime import timedelta
 
 import pendulum
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
-from airflow.sdk import DAG, Param, task
+from airflow.sdk import DAG, AsyncCallback, DeadlineAlert, DeadlineReference, Param, task
 
 from loopline.core.spec import PipelineSpec, load_spec, pipeline_names
 from loopline_airflow import stages
+from loopline_airflow.alerting import deadline_missed, on_task_failure
 from loopline_airflow.assets import bronze_ingested, retrain_request
 from loopline_airflow.operators import ContractOperator
 from loopline_airflow.sensors import NewDataSensor
@@ -31,10 +32,21 @@ def _pipeline_choice() -> Param:
 
 def _default_args(spec: PipelineSpec | None = None) -> dict:
     """Owner and retries; a time limit per attempt (the spec's `timeouts`, or an hour for the
-    manual DAGs), so that no task waits forever on a service that stopped answering."""
+    manual DAGs), so that no task waits forever on a service that stopped answering; and an
+    alert to the pipeline's channels when a task fails for good."""
     minutes = spec.timeouts.default_minutes if spec else 60
     return {"owner": "loopline", "retries": 2, "retry_delay": timedelta(seconds=20),
-            "execution_timeout": timedelta(minutes=minutes)}
+            "execution_timeout": timedelta(minutes=minutes),
+            "on_failure_callback": on_task_failure(spec.name if spec else None)}
+
+
+def _deadline(spec: PipelineSpec) -> DeadlineAlert | None:
+    """The spec's `deadline_hours`: a run not successful that long after it was queued alerts."""
+    if spec.deadline_hours is None:
+        return None
+    return DeadlineAlert(reference=DeadlineReference.DAGRUN_QUEUED_AT, interval=timedelta(hours=spec.deadline_hours),
+                         callback=AsyncCallback(deadline_missed, kwargs={"pipeline": spec.name,
+                                                                         "deadline_hours": spec.deadline_hours}))
 
 
 def _timed(spec: PipelineSpec, task_id: str) -> dict:
@@ -66,7 +78,7 @@ def nightly_dag(pipeline: str, doc_md: str | None = None, scheduled: bool = True
         dag_id=f"{pipeline}_nightly", schedule=schedule_of(spec) if scheduled else None,
         start_date=_utc(spec.start_date), catchup=False,
         max_active_runs=1, is_paused_upon_creation=True, doc_md=doc_md, tags=["loopline", pipeline, "nightly"],
-        default_args=_default_args(spec),
+        default_args=_default_args(spec), deadline=_deadline(spec),
         params={
             "first_date": Param(None, **DATE_FORM, description="first event date to process (empty: the run's "
                                 "data interval)"),

@@ -12,8 +12,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator, BaseOperatorLink
 from airflow.sdk.bases.xcom import BaseXCom
-from airflow.sdk.exceptions import AirflowFailException
-
+from loopline_airflow.alerting import LineStopped
 from loopline_airflow.stages import run_interval
 
 REPORT_URL_KEY = "contract_report_url"
@@ -62,7 +61,7 @@ class ContractOperator(BaseOperator):
                           failed.run_id, failed.describe(), failed.report.url if failed.report else None)
             for line in notify(p.spec.alerts, alert):
                 self.log.info("alert %s", line)
-            raise AirflowFailException(str(violation)) from violation
+            raise LineStopped(str(violation)) from violation
         context["ti"].xcom_push(key=REPORT_URL_KEY, value=outcome.report.url)
         self.log.info("%s", outcome.describe())
         return {k: v for k, v in asdict(outcome).items() if k != "results"}

@@ -4,9 +4,10 @@ Each function is wrapped with `task(...)` in a DAG file. Heavy libraries are imp
 `loopline` inside the calls, never when a DAG file is parsed. Domain errors become Airflow
 outcomes here (and in operators.ContractOperator, which stops the line on a bad batch):
   NotEnoughLabels    -> AirflowSkipException (cold start: downstream training is skipped)
-  TamperedModelError -> an alert, then AirflowFailException (a retry would meet the same files)
-  TooManyRejects     -> an alert, then AirflowFailException (a retry would count the same run)
-  NonFinitePredictions -> an alert, then AirflowFailException (a retry would score the same)
+  TamperedModelError -> an alert, then LineStopped (a retry would meet the same files)
+  TooManyRejects     -> an alert, then LineStopped (a retry would count the same run)
+  NonFinitePredictions -> an alert, then LineStopped (a retry would score the same)
+Any other failure alerts once the task's retries are spent (alerting.on_task_failure).
 
 A run processes every event date of its interval (run_interval): the dates of its data
 interval, or those its trigger form names. Training and the feedback check look at what is
@@ -25,15 +26,16 @@ from airflow.sdk import get_current_context
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from loopline.core.interval import Interval
+from loopline_airflow.alerting import LineStopped
 
 
-def run_interval() -> Interval:
-    """The event dates this run processes.
+def run_interval(context=None) -> Interval:
+    """The event dates this run processes (`context`: the task's, else the current one).
 
     The trigger form's `first_date`/`last_date` when given (one of them: that day); else, for a
     run an asset event triggered (retraining), the date the event carries; else the run's
     data interval."""
-    context = get_current_context()
+    context = context or get_current_context()
     params = context.get("params") or {}
     if params.get("first_date") or params.get("last_date"):
         first, last = (date.fromisoformat(str(params.get(k) or params.get(other)))
@@ -104,7 +106,7 @@ def stop_the_line(pipeline: str, title: str, error: Exception) -> None:
     alert = Alert(pipeline, title, str(run_interval()), get_current_context()["run_id"], str(error), None)
     for line in notify(task_pipeline(pipeline).spec.alerts, alert):
         print(f"alert {line}")
-    raise AirflowFailException(str(error)) from error
+    raise LineStopped(str(error)) from error
 
 
 def ingest(pipeline: str) -> dict:

@@ -78,6 +78,24 @@ def test_time_limits_come_from_the_spec(dagbag):
                 assert task.execution_timeout == timedelta(minutes=timeouts.minutes(name)), task.task_id
 
 
+def test_every_task_alerts_when_it_fails_for_good(dagbag):
+    for dag_id, dag in dagbag.dags.items():
+        for task in dag.tasks:
+            callbacks = task.on_failure_callback if isinstance(task.on_failure_callback, list) else [
+                task.on_failure_callback]
+            assert [c.__name__ for c in callbacks] == ["alert_failure"], f"{dag_id}.{task.task_id}"
+
+
+def test_the_nightly_deadline_comes_from_the_spec(dagbag):
+    from datetime import timedelta
+
+    [deadline] = dagbag.dags["card_fraud_nightly"].deadline  # card_fraud sets deadline_hours: 8
+    assert deadline.interval == timedelta(hours=8)
+    assert deadline.callback.path == "loopline_airflow.alerting.deadline_missed"
+    assert deadline.callback.kwargs == {"pipeline": "card_fraud", "deadline_hours": 8}
+    assert not dagbag.dags["bike_demand_nightly"].deadline  # bike_demand sets none
+
+
 def test_nightly_loop_runs_every_stage_in_order(dagbag):
     dag = dagbag.dags["card_fraud_nightly"]
     for contract in ("validate_bronze_events", "validate_bronze_labels"):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 import sys
 
 from loopline.core.config import REPOSITORY
@@ -25,3 +26,9 @@ def generated_secrets() -> dict[str, str]:
     are what must never leak."""
     values = stack.read_env_file()
     return {key: values[key] for key in stack.SECRETS if not key.endswith("ACCESS_KEY_ID")}
+
+
+def run_stack(command: str, service: str) -> None:
+    """`infra/stack.py <command> <service>` (stop, start), as an operator would run it."""
+    subprocess.run([sys.executable, str(REPOSITORY / "infra" / "stack.py"), command, service], check=True,
+                   cwd=REPOSITORY, timeout=300, capture_output=True)

@@ -24,6 +24,7 @@ from lake_audit import topic_messages
 from lifecycle_data import booster, gate, labelled, lightgbm_model, write_labelled_days
 from loopline.core import db
 from loopline.core.pipeline import Pipeline
+from stack_access import run_stack
 
 pytestmark = pytest.mark.outage
 REPO = Path(__file__).resolve().parents[2]
@@ -68,11 +69,6 @@ def staging_started(p: Pipeline) -> bool:
     return staging.exists()
 
 
-def stack(command: str, service: str) -> None:
-    subprocess.run([sys.executable, str(REPO / "infra" / "stack.py"), command, service], check=True, cwd=REPO,
-                   timeout=300, capture_output=True)
-
-
 class Outage(threading.Thread):
     """Stops `service` once scoring is writing, keeps it down `seconds` (longer than the rest
     of the attempt takes undisturbed, so it meets the outage), starts it again."""
@@ -86,11 +82,11 @@ class Outage(threading.Thread):
         while not staging_started(self.p) and time.monotonic() < deadline:
             time.sleep(0.1)
         self.stopped_at = time.monotonic()  # from here on the service is going down
-        stack("stop", self.service)
+        run_stack("stop", self.service)
         try:
             time.sleep(self.seconds)
         finally:
-            stack("start", self.service)
+            run_stack("start", self.service)
 
 
 def forget_spark_session() -> None:

@@ -1,5 +1,5 @@
-"""Tell people something needs them (a stopped line, an automatic rollback): pluggable
-alert channels named in the pipeline spec.
+"""Tell people something needs them (a stopped line, an automatic rollback, a failed task, a
+missed deadline): pluggable alert channels named in the pipeline spec.
 
     log      an ERROR line in the task log (always available)
     webhook  POST the alert as JSON to the URL in the channel's `url_env` variable
@@ -63,6 +63,7 @@ class Alert:
     run_id: str
     summary: str  # what failed, with the numbers
     report_url: str | None
+    log_url: str | None = None  # the failed task's log (or the run) in the Airflow UI
 
     @property
     def title(self) -> str:
@@ -70,7 +71,8 @@ class Alert:
 
     @property
     def text(self) -> str:
-        return f"{self.title}\n{self.summary}\nrun: {self.run_id}\nreport: {self.report_url or 'not available'}"
+        log = f"\nlog: {self.log_url}" if self.log_url else ""
+        return f"{self.title}\n{self.summary}\nrun: {self.run_id}\nreport: {self.report_url or 'not available'}{log}"
 
     def redacted(self) -> "Alert":
         """The alert with any credential this process holds blanked out: a summary quotes an

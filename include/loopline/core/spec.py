@@ -481,6 +481,9 @@ class PipelineSpec(Strict):
     start_date: date = Field(date(2024, 1, 1), description="the first data interval a backfill can reach")
     end_date: date | None = Field(None, description="the last date the schedule covers (a replayed history); "
                                                     "none: the schedule runs on")
+    deadline_hours: float | None = Field(None, gt=0, description="a nightly run must have succeeded this many hours "
+                                         "after it was queued (a scheduled run: after its interval ended); "
+                                         "missing it alerts the spec's channels. None: no deadline")
     sources: dict[str, Source]
     sinks: Sinks
     schemas: dict[str, Schema]

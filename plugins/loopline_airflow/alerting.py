@@ -1,0 +1,82 @@
+"""Every failure reaches the pipeline's alert channels, whatever its cause.
+
+- A task that fails for good (its retries spent) alerts with the pipeline, the dates, the
+  task, the error and a link to its log: an object store that stopped answering counts as
+  much as a broken contract.
+- A nightly run that has not succeeded within the spec's `deadline_hours` of being queued
+  (for a scheduled run: of its interval's end) alerts from Airflow's triggerer.
+
+Stops that alert with their own evidence (a broken contract with its report, a tampered
+model, too many rejects, non-finite predictions) raise LineStopped, so they alert once.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowFailException
+
+log = logging.getLogger(__name__)
+MAX_ERROR_CHARS = 2000  # an alert quotes the error, not a whole stack of them
+
+
+class LineStopped(AirflowFailException):
+    """The task stopped the line and has alerted the pipeline's channels itself."""
+
+
+def on_task_failure(pipeline: str | None = None) -> Callable[[Any], None]:
+    """A task's `on_failure_callback`: alert the channels of `pipeline` (or of the run's
+    `pipeline` parameter, for the DAGs that take one) when the task fails for good."""
+
+    def alert_failure(context) -> None:
+        from loopline_airflow.stages import run_interval
+
+        error = context.get("exception")
+        if isinstance(error, LineStopped):
+            return
+        ti = context["ti"]
+        name = pipeline or (context.get("params") or {}).get("pipeline")
+        try:
+            dates = str(run_interval(context))
+        except AirflowFailException:  # a run without dates: its logical date, if any, says enough
+            dates = str(context.get("logical_date") or "")
+        attempts = f"attempt {ti.try_number} of {(ti.task.retries if ti.task else 0) + 1}"
+        summary = f"{type(error).__name__ if error else 'failed'}: {error} ({attempts})"[:MAX_ERROR_CHARS]
+        _send(name, f"task {ti.task_id} of {ti.dag_id} failed", dates, ti.run_id, summary, ti.log_url)
+
+    return alert_failure
+
+
+async def deadline_missed(context: dict, pipeline: str, deadline_hours: float) -> None:
+    """Airflow's deadline callback (run by the triggerer): the run has not succeeded in time."""
+    run, deadline = context["dag_run"], context["deadline"]
+    dates = str(run.get("data_interval_start") or run.get("logical_date") or "")[:10]
+    summary = (f"run {run['run_id']} of {run['dag_id']} had not succeeded {deadline_hours:g} h after it was queued "
+               f"(deadline {deadline['deadline_time']}); its state then: {run.get('state')}")
+    await asyncio.to_thread(_send, pipeline, "nightly run missed its deadline", dates, run["run_id"], summary,
+                            _run_url(run["dag_id"], run["run_id"]))
+
+
+def _run_url(dag_id: str, run_id: str) -> str:
+    from urllib.parse import quote
+
+    from airflow.configuration import conf
+
+    return f"{conf.get('api', 'base_url', fallback='http://localhost:8080/').rstrip('/')}/dags/{dag_id}/runs/{quote(run_id)}"
+
+
+def _send(pipeline: str | None, subject: str, dates: str, run_id: str, summary: str, log_url: str) -> None:
+    """Notify the pipeline's channels (only the log, when the pipeline or its spec is unknown)."""
+    from loopline.core.alerts import Alert, notify
+    from loopline.core.spec import AlertChannel, load_spec
+
+    channels = [AlertChannel(channel="log")]
+    if pipeline:
+        try:
+            channels = load_spec(pipeline).alerts
+        except Exception as error:  # noqa: BLE001 (a spec that cannot load must not swallow the alert)
+            summary += f"\n(alerted on the log only: the spec of {pipeline} did not load: {error})"
+    for line in notify(channels, Alert(pipeline or "loopline", subject, dates, run_id, summary, None, log_url)):
+        log.info("alert %s", line)
