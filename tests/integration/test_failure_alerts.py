@@ -50,6 +50,7 @@ def test_a_task_failing_for_good_on_a_stopped_object_store_alerts_once_with_its_
     assert run.state == "failed"
     [alert] = webhook  # after the last of three attempts, not one per attempt
     assert alert["pipeline"] == p.spec.name and alert["subject"] == "task copy_to_tier of loopline_tier_copy failed"
+    assert alert["summary"].startswith("OSError: ") and "Could not connect" in alert["summary"], alert["summary"]
     assert alert["summary"].endswith("(attempt 3 of 3)"), alert["summary"]
     assert alert["run_id"] == run.run_id and alert["report_url"] is None
     log_url = f"{airflow_base_url()}/dags/loopline_tier_copy/runs/{quote(run.run_id)}/tasks/copy_to_tier?try_number=3"

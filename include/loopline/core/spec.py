@@ -743,10 +743,11 @@ def json_schema() -> dict:
     return schema
 
 
-def derived_spec(base: str, name: str, overrides: dict[str, dict] | None = None) -> dict:
+def derived_spec(base: str, name: str, overrides: dict[str, Any] | None = None) -> dict:
     """A copy of pipeline `base`'s raw spec renamed to `name`, with its own topics
-    (`<name>.<topic>`) and `overrides` merged into its top-level blocks. For throw-away
-    pipelines (tests, benchmarks) that must not touch `base`'s data."""
+    (`<name>.<topic>`) and `overrides` merged into its top-level blocks (a value that is not
+    a block replaces the setting). For throw-away pipelines (tests, benchmarks) that must not
+    touch `base`'s data."""
     raw = yaml.safe_load((pipelines_dir() / f"{base}.yaml").read_text())
     raw["name"] = name
     for source in raw["sources"].values():
@@ -754,5 +755,5 @@ def derived_spec(base: str, name: str, overrides: dict[str, dict] | None = None)
             source["topic"] = f"{name}.{source['topic']}"
     raw["sinks"]["predictions_topic"] = f"{name}.{raw['sinks']['predictions_topic']}"
     for block, values in (overrides or {}).items():
-        raw[block] = {**raw.get(block, {}), **values}
+        raw[block] = {**raw.get(block, {}), **values} if isinstance(values, dict) else values
     return raw
