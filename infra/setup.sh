@@ -8,13 +8,16 @@ STATE=.loopline
 step() { printf '\n== %s\n' "$*"; }
 fail() { printf '\nERROR: %s\n' "$*" >&2; exit 1; }
 
-step "system packages (Java 17, Maven, PostgreSQL, OpenSSL, acl)"
+step "system packages (Java 17, Maven, PostgreSQL, OpenSSL, acl, Node.js, Chromium)"
 missing=()
 command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
 command -v openssl >/dev/null || missing+=(openssl)  # the object store's private CA
 command -v setfacl >/dev/null || missing+=(acl)  # the lake shared with Spark's own account
 command -v mvn >/dev/null || missing+=(maven)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+command -v npm >/dev/null || missing+=(npm)  # the loop view's charting library, from npm
+command -v chromium >/dev/null || missing+=(chromium)  # the browser the view's tests drive
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
 if [ ${#missing[@]} -gt 0 ]; then
   [ "$(id -u)" = 0 ] || fail "need root to install: ${missing[*]} (or install them yourself)"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null \
@@ -45,6 +48,12 @@ fi
 .venv/bin/uv pip sync -q --require-hashes -p .venv/bin/python requirements.txt
 .venv/bin/uv pip install -q -p .venv/bin/python --no-deps -e .
 echo "ok ($(.venv/bin/python --version), $(.venv/bin/uv pip list -p .venv/bin/python 2>/dev/null | wc -l) packages)"
+
+step "the loop view's charting library (npm, pinned with its integrity hashes)"
+# The Airflow API server reads it from the plugin folder: readable by every account (umask 022).
+(umask 022; cd plugins/loopline_airflow/loop_view/static && npm ci --ignore-scripts --no-audit --no-fund --silent) \
+  || fail "npm could not install the loop view's charting library (needs the npm registry)"
+echo "ok (echarts $(node -p 'require("./plugins/loopline_airflow/loop_view/static/node_modules/echarts/package.json").version'))"
 
 umask 077  # what follows lives under $STATE: its owner's alone (infra/stack.py keeps it so)
 step "jars from Maven Central (Kafka broker; Spark's Kafka source, S3A, JDBC)"

@@ -1,7 +1,9 @@
-"""Registers Loopline's operator extra links and timetable with Airflow (the API server and
-the scheduler need to know them)."""
+"""Registers Loopline with Airflow: the operator extra links and timetable (the API server and
+the scheduler need to know them), and the loop view, a FastAPI app on the API server with its
+entry in the UI's navigation."""
 from airflow.plugins_manager import AirflowPlugin
 
+from loopline_airflow.loop_view.app import app as loop_view
 from loopline_airflow.operators import ContractReportLink
 from loopline_airflow.timetables import IntervalTimetable
 
@@ -10,3 +12,6 @@ class LooplinePlugin(AirflowPlugin):
     name = "loopline"
     operator_extra_links = [ContractReportLink()]
     timetables = [IntervalTimetable]
+    fastapi_apps = [{"app": loop_view, "url_prefix": "/loopline", "name": "Loopline loop view"}]
+    external_views = [{"name": "Loopline", "href": "loopline/", "url_route": "loopline", "destination": "nav",
+                       "category": "browse"}]

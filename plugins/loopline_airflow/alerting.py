@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -78,5 +79,6 @@ def _send(pipeline: str | None, subject: str, dates: str, run_id: str, summary: 
             channels = load_spec(pipeline).alerts
         except Exception as error:  # noqa: BLE001 (a spec that cannot load must not swallow the alert)
             summary += f"\n(alerted on the log only: the spec of {pipeline} did not load: {error})"
-    for line in notify(channels, Alert(pipeline or "loopline", subject, dates, run_id, summary, None, log_url)):
+    alert = Alert(pipeline or "loopline", subject, dates, run_id, summary, None, log_url)
+    for line in notify(channels, alert, os.environ.get("LOOPLINE_DB_URL")):
         log.info("alert %s", line)

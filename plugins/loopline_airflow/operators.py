@@ -59,7 +59,7 @@ class ContractOperator(BaseOperator):
                 context["ti"].xcom_push(key=REPORT_URL_KEY, value=failed.report.url)
             alert = Alert(p.spec.name, f"line stopped, contract failed on {self.dataset}", failed.logical_date,
                           failed.run_id, failed.describe(), failed.report.url if failed.report else None)
-            for line in notify(p.spec.alerts, alert):
+            for line in notify(p.spec.alerts, alert, p.settings.db_url):
                 self.log.info("alert %s", line)
             raise LineStopped(str(violation)) from violation
         context["ti"].xcom_push(key=REPORT_URL_KEY, value=outcome.report.url)

@@ -103,8 +103,9 @@ def stop_the_line(pipeline: str, title: str, error: Exception) -> None:
     the same cause)."""
     from loopline.core.alerts import Alert, notify
 
+    p = task_pipeline(pipeline)
     alert = Alert(pipeline, title, str(run_interval()), get_current_context()["run_id"], str(error), None)
-    for line in notify(task_pipeline(pipeline).spec.alerts, alert):
+    for line in notify(p.spec.alerts, alert, p.settings.db_url):
         print(f"alert {line}")
     raise LineStopped(str(error)) from error
 

@@ -105,8 +105,10 @@ def _email(recipients: list[str], alert: Alert) -> None:
         smtp.send_message(message)
 
 
-def notify(channels: list[AlertChannel], alert: Alert) -> list[str]:
-    """Send `alert` on every active channel; return one line per channel saying what happened."""
+def notify(channels: list[AlertChannel], alert: Alert, db_url: str | None = None) -> list[str]:
+    """Send `alert` on every active channel; return one line per channel saying what happened.
+    With `db_url`, the alert and those lines are also kept in loopline.alerts (the loop view
+    shows each pipeline's last alert)."""
     outcomes, alert = [], alert.redacted()
     for channel in channels:
         if channel.channel == "log":
@@ -128,4 +130,23 @@ def notify(channels: list[AlertChannel], alert: Alert) -> list[str]:
             outcomes.append(f"{channel.channel}: FAILED, {error}")
         except (OSError, smtplib.SMTPException) as error:
             outcomes.append(f"{channel.channel}: FAILED to deliver ({error})")
+    if db_url:
+        outcomes.append(_record(db_url, alert, outcomes))
     return outcomes
+
+
+def _record(db_url: str, alert: Alert, outcomes: list[str]) -> str:
+    """Keep the alert in PostgreSQL; a database that is down is reported, never raised (the
+    alert may be announcing exactly that)."""
+    import psycopg2
+
+    from loopline.core import db
+
+    try:
+        with db.connect(db_url) as conn, conn.cursor() as cur:
+            cur.execute("INSERT INTO loopline.alerts (pipeline, subject, logical_date, run_id, summary, channels) "
+                        "VALUES (%s, %s, %s, %s, %s, %s)", (alert.pipeline, alert.subject, alert.logical_date,
+                                                            alert.run_id, alert.summary, db.as_json(outcomes)))
+        return "record: kept in loopline.alerts"
+    except psycopg2.Error as error:
+        return f"record: FAILED ({str(error).strip()})"

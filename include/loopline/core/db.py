@@ -349,10 +349,29 @@ ALTER TABLE loopline.score_runs ADD COLUMN publish_batch text, ADD COLUMN publis
                                 ADD COLUMN publish_rows bigint;
 """
 
+LOOP_VIEW = """
+-- What the loop view (loopline.monitoring.history) draws without rescanning predictions: the
+-- threshold each drift verdict was made against, the predictions' distribution per interval,
+-- and every alert sent.
+ALTER TABLE loopline.monitor_runs ADD COLUMN psi_threshold double precision,
+                                  ADD COLUMN predictions jsonb;  -- {"rows", "mean", "quantiles": {"0.05": ...}}
+CREATE TABLE loopline.alerts (
+    id            bigserial   PRIMARY KEY,
+    pipeline      text        NOT NULL,
+    subject       text        NOT NULL,
+    logical_date  text        NOT NULL,   -- the run's dates as the alert states them
+    run_id        text        NOT NULL,
+    summary       text        NOT NULL,
+    channels      jsonb       NOT NULL,   -- one line per channel: sent, inactive, FAILED ...
+    sent_at       timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE INDEX alerts_by_pipeline ON loopline.alerts (pipeline, sent_at);
+"""
+
 MIGRATIONS = [INITIAL_SCHEMA, STREAMING_INGEST, CONTRACT_EVIDENCE, ALIAS_HISTORY, GATE_REPORT, PUBLISHED_PREDICTIONS,
               FEEDBACK_CHECKS, GENERIC_PREDICTIONS, REPLAYS, CONTRACT_INTERVALS, DRIFT_INTERVALS,
               STAGING_SCHEMA, MODEL_DIGESTS, SKIPPED_OFFSETS, UNKNOWN_FIELDS,
-              PUBLISH_INTENTS]  # append only: version = position + 1
+              PUBLISH_INTENTS, LOOP_VIEW]  # append only: version = position + 1
 
 
 @contextmanager

@@ -136,7 +136,8 @@ def _roll_back(p: "Pipeline", client, champion: int, previous: int, decision: st
     except RollbackError as refused:
         done, decision, subject = False, f"should roll back, but cannot: {refused}; {decision}", \
             f"{spec.model_name} v{champion} underperforms, rollback refused"
-    notify(spec.alerts, Alert(spec.name, subject, logical_date.isoformat(), run_id or "", decision, None))
+    notify(spec.alerts, Alert(spec.name, subject, logical_date.isoformat(), run_id or "", decision, None),
+           p.settings.db_url)
     return done, decision
 
 

@@ -3,7 +3,8 @@
 The unit is the spec's schedule interval (a date of a daily pipeline, a month of a monthly
 one), so each PSI compares a sample the size the schedule produces. Stores per-feature PSI
 and a per-interval verdict in PostgreSQL; the verdict says whether retraining should be
-requested (any monitored feature above the spec's PSI threshold).
+requested (any monitored feature above the spec's PSI threshold), and the distribution of the
+interval's predictions, so the loop view draws it without rescanning them.
 """
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ class DriftResult:
     rows: int
     scores: dict[str, float]
     drifted_features: list[str]
+    psi_threshold: float
+    predictions: dict | None  # {"rows", "mean", "quantiles": {"0.05": ...}} of the stored predictions
 
     @property
     def max_psi(self) -> float:
@@ -62,10 +65,27 @@ def check_drift(db_url: str, spec: PipelineSpec, lake: Lake, interval: Interval,
             continue
         scores = drift_scores(reference, builder.build(rows))
         result = DriftResult(unit, model_version, len(rows), scores,
-                             sorted(f for f, v in scores.items() if v > threshold))
+                             sorted(f for f, v in scores.items() if v > threshold), threshold,
+                             prediction_summary(db_url, spec.name, unit))
         _store(db_url, spec.name, result)
         results.append(result)
     return results
+
+
+PREDICTION_QUANTILES = (0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0)
+
+
+def prediction_summary(db_url: str, pipeline: str, interval: Interval) -> dict | None:
+    """Count, mean and quantiles of the interval's stored predictions (None: none stored)."""
+    with db.connect(db_url) as conn:
+        [row] = db.fetch_all(conn, "SELECT count(*) AS rows, avg(prediction) AS mean, percentile_cont(%s::float8[]) "
+                                   "WITHIN GROUP (ORDER BY prediction) AS quantiles FROM loopline.predictions "
+                                   "WHERE pipeline = %s AND score_date BETWEEN %s AND %s",
+                             (list(PREDICTION_QUANTILES), pipeline, interval.first, interval.last))
+    if not row["rows"]:
+        return None
+    return {"rows": row["rows"], "mean": row["mean"],
+            "quantiles": {str(q): v for q, v in zip(PREDICTION_QUANTILES, row["quantiles"])}}
 
 
 def _entities(spec: PipelineSpec, lake: Lake, interval: Interval) -> pd.DataFrame | None:
@@ -88,4 +108,5 @@ def _store(db_url: str, pipeline: str, result: DriftResult) -> None:
         db.upsert(conn, "loopline.monitor_runs", {
             "pipeline": pipeline, "logical_date": first, "last_date": last, "model_version": result.model_version,
             "rows_scored": result.rows, "max_psi": result.max_psi, "drifted_features": result.drifted_features,
-            "retrain_requested": result.retrain_requested}, key=["pipeline", "logical_date"])
+            "retrain_requested": result.retrain_requested, "psi_threshold": result.psi_threshold,
+            "predictions": result.predictions}, key=["pipeline", "logical_date"])

@@ -1,0 +1,139 @@
+"""The loop over time, read from what the stages record in PostgreSQL: what the loop view draws.
+
+Spec-free on purpose: everything here comes from the tables the stages write (ingest,
+contracts, training and the gate, the alias audit, scoring, drift, feedback, alerts), keyed
+by the pipeline's name, so any pipeline's page works without its spec and a page for a year
+of daily runs is a handful of indexed queries.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from loopline.core import db
+
+RECENT_VALIDATIONS = 30  # the overview's contract pass rate is over this many latest dates
+
+OVERVIEW = {
+    "champion": """
+        SELECT to_version AS version, changed_at AS since, reason, model_name FROM loopline.alias_history
+         WHERE pipeline = %(p)s AND alias = 'champion' ORDER BY changed_at DESC, id DESC LIMIT 1""",
+    "training": """
+        SELECT DISTINCT ON (model_version) model_version AS version, primary_metric AS metric,
+               candidate_score AS score, mlflow_run_id FROM loopline.training_runs
+         WHERE pipeline = %(p)s AND model_version IS NOT NULL ORDER BY model_version, updated_at DESC""",
+    "contracts": """
+        SELECT count(*) AS validations, count(*) FILTER (WHERE success) AS passed FROM (
+            SELECT success FROM loopline.contract_latest WHERE pipeline = %(p)s
+             ORDER BY logical_date DESC LIMIT %(recent)s) AS recent""",
+    "drift": """
+        SELECT logical_date, last_date, max_psi, psi_threshold, drifted_features, model_version
+          FROM loopline.monitor_runs WHERE pipeline = %(p)s ORDER BY logical_date DESC LIMIT 1""",
+    "realised": """
+        SELECT logical_date, champion_version, metric, champion_score, previous_score, decision
+          FROM loopline.feedback_checks WHERE pipeline = %(p)s AND champion_score IS NOT NULL
+         ORDER BY logical_date DESC LIMIT 1""",
+    "alert": """
+        SELECT subject, logical_date, run_id, summary, sent_at FROM loopline.alerts
+         WHERE pipeline = %(p)s ORDER BY sent_at DESC LIMIT 1""",
+}
+
+HISTORY = {
+    # Rows per run date: accepted and quarantined at ingest (the last run of each date and
+    # dataset), and rejected by contract (its latest validation).
+    "ingest": """
+        SELECT logical_date, sum(accepted) AS accepted, sum(quarantined) AS quarantined FROM (
+            SELECT DISTINCT ON (dataset, logical_date) logical_date, accepted, quarantined
+              FROM loopline.ingest_runs WHERE pipeline = %(p)s
+             ORDER BY dataset, logical_date, updated_at DESC) AS latest
+         GROUP BY logical_date ORDER BY logical_date""",
+    "validations": """
+        SELECT logical_date, dataset, success, rows_in, rows_valid, rows_quarantined, report_uri, run_id
+          FROM loopline.contract_latest WHERE pipeline = %(p)s ORDER BY logical_date, dataset""",
+    "rules": """
+        SELECT r.logical_date, r.dataset, r.rule, r.severity, r.success, r.unexpected_count
+          FROM loopline.contract_results r JOIN loopline.contract_latest v
+            ON (r.pipeline, r.dataset, r.logical_date, r.run_id) = (v.pipeline, v.dataset, v.logical_date, v.run_id)
+         WHERE r.pipeline = %(p)s ORDER BY r.dataset, r.rule, r.logical_date""",
+    "drift": """
+        SELECT logical_date, feature, psi FROM loopline.drift_metrics WHERE pipeline = %(p)s
+         ORDER BY feature, logical_date""",
+    "monitor": """
+        SELECT logical_date, last_date, model_version, rows_scored, max_psi, psi_threshold, drifted_features,
+               retrain_requested, predictions, updated_at FROM loopline.monitor_runs
+         WHERE pipeline = %(p)s ORDER BY logical_date""",
+    "realised": """
+        SELECT logical_date, champion_version, previous_version, labelled_rows, metric, champion_score,
+               previous_score, tolerance, rolled_back, decision FROM loopline.feedback_checks
+         WHERE pipeline = %(p)s ORDER BY logical_date""",
+    "training": """
+        SELECT logical_date, dag_id, mlflow_run_id, model_version, primary_metric, candidate_score,
+               champion_version, champion_score, promoted, decision, updated_at FROM loopline.training_runs
+         WHERE pipeline = %(p)s ORDER BY updated_at""",
+    "aliases": """
+        SELECT model_name, alias, from_version, to_version, reason, dag_id, run_id, changed_at
+          FROM loopline.alias_history WHERE pipeline = %(p)s ORDER BY changed_at, id""",
+}
+
+
+def overview(db_url: str, pipeline: str) -> dict[str, Any]:
+    """One pipeline's line on the overview: champion, its training metric, recent contract pass
+    rate, the last drift verdict, the last realised check and the last alert (None: not yet)."""
+    found = _query_all(db_url, OVERVIEW, {"p": pipeline, "recent": RECENT_VALIDATIONS})
+    champion = _first(found["champion"])
+    trained = {row["version"]: row for row in found["training"]}
+    if champion:
+        champion["training"] = trained.get(champion["version"])
+    contracts = found["contracts"][0]
+    return {"pipeline": pipeline, "champion": champion,
+            "contracts": {**contracts, "recent": RECENT_VALIDATIONS,
+                          "pass_rate": contracts["passed"] / contracts["validations"] if contracts["validations"]
+                          else None},
+            "drift": _first(found["drift"]), "realised": _first(found["realised"]), "alert": _first(found["alert"])}
+
+
+def pipeline_history(db_url: str, pipeline: str) -> dict[str, Any]:
+    """Everything the pipeline page draws, each series ordered by date, plus the model timeline."""
+    found = _query_all(db_url, HISTORY, {"p": pipeline})
+    return {**{name: rows for name, rows in found.items() if name != "aliases"}, "pipeline": pipeline,
+            "model_name": found["aliases"][-1]["model_name"] if found["aliases"] else None,
+            "timeline": timeline(found["training"], found["aliases"], found["monitor"])}
+
+
+def timeline(training: list[dict], aliases: list[dict], monitor: list[dict]) -> list[dict[str, Any]]:
+    """Each version's registration and gate decision, every move of the champion alias
+    (promotion, rollback by hand or automatic, with its reason) and every retraining request,
+    oldest first."""
+    events = [{"at": run["updated_at"], "kind": "gate", "version": run["model_version"],
+               "logical_date": run["logical_date"], "promoted": run["promoted"], "text": run["decision"],
+               "mlflow_run_id": run["mlflow_run_id"], "dag_id": run["dag_id"]} for run in training]
+    events += [{"at": move["changed_at"], "kind": _alias_kind(move), "version": move["to_version"],
+                "alias": move["alias"], "from_version": move["from_version"], "text": move["reason"],
+                "dag_id": move["dag_id"], "run_id": move["run_id"], "model_name": move["model_name"]}
+               for move in aliases if move["alias"] == "champion"]
+    events += [{"at": run["updated_at"], "kind": "retrain request", "version": run["model_version"],
+                "logical_date": run["logical_date"],
+                "text": f"drift above PSI {run['psi_threshold']}: {', '.join(run['drifted_features'])}"}
+               for run in monitor if run["retrain_requested"]]
+    return sorted(events, key=lambda event: event["at"])
+
+
+def _alias_kind(move: dict) -> str:
+    """What moved the champion alias (loopline.models.aliases writes these reasons)."""
+    if move["reason"].startswith("rollback: automatic"):
+        return "automatic rollback"
+    return "rollback by hand" if move["reason"].startswith("rollback:") else "promotion"
+
+
+def _query_all(db_url: str, queries: dict[str, str], params: dict[str, Any]) -> dict[str, list[dict]]:
+    with db.connect(db_url) as conn:
+        return {name: [_plain(row) for row in db.fetch_all(conn, sql, params)] for name, sql in queries.items()}
+
+
+def _plain(row: dict[str, Any]) -> dict[str, Any]:
+    """Dates as ISO strings, so a row goes to JSON as it is."""
+    return {k: v.isoformat() if isinstance(v, (date, datetime)) else v for k, v in row.items()}
+
+
+def _first(rows: list[dict]) -> dict | None:
+    return rows[0] if rows else None

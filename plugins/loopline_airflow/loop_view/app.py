@@ -1,0 +1,165 @@
+"""The loop view: Loopline's pages inside the Airflow UI, served by the Airflow API server.
+
+Mounted by the plugin at /loopline (see loopline_plugin.py), so there is no second server
+and no second login: every route asks Airflow's auth manager who is calling (the UI's
+session cookie or a bearer token), and shows only the pipelines whose nightly DAG the caller
+may read. An anonymous page request is sent to Airflow's login page; the JSON API answers 401.
+
+The data comes from loopline.monitoring.history (PostgreSQL); the charts are drawn in the
+browser by Apache ECharts, served from this plugin (no CDN).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials
+from fastapi.templating import Jinja2Templates
+
+from airflow.api_fastapi.app import get_auth_manager
+from airflow.api_fastapi.core_api.security import bearer_scheme, get_user
+
+HERE = Path(__file__).parent
+NIGHTLY_SUFFIX = "_nightly"
+ASSETS = {  # what /static serves: the charting library and the page's own script, nothing else
+    "echarts.min.js": HERE / "static" / "node_modules" / "echarts" / "dist" / "echarts.min.js",
+    "pipeline.js": HERE / "static" / "pipeline.js",
+    "loop.css": HERE / "static" / "loop.css",
+}
+
+app = FastAPI(title="Loopline loop view", docs_url=None, redoc_url=None, openapi_url=None)
+templates = Jinja2Templates(directory=HERE / "templates")
+Caller = Annotated[Any, Depends(get_user)]
+
+
+class LoginRequired(Exception):
+    """An anonymous request for a page: answered with a redirect to Airflow's login."""
+
+
+async def page_caller(request: Request,
+                      bearer: HTTPAuthorizationCredentials | None = Depends(bearer_scheme)) -> Any:
+    """The caller of a page; without a valid session, off to the login page and back."""
+    try:
+        return await get_user(request, None, bearer)
+    except HTTPException as refused:
+        if refused.status_code in (401, 403):
+            raise LoginRequired from refused
+        raise
+
+
+PageCaller = Annotated[Any, Depends(page_caller)]
+
+
+@app.exception_handler(LoginRequired)
+async def _to_login(request: Request, _: LoginRequired) -> Response:
+    return RedirectResponse(get_auth_manager().get_url_login(next_url=str(request.url)), status_code=302)
+
+
+def readable_pipelines(user: Any) -> list[str]:
+    """The pipelines whose nightly DAG exists (not stale) and `user` may read, by name."""
+    from sqlalchemy import select
+
+    from airflow.models.dag import DagModel, DagTag
+    from airflow.utils.session import create_session
+
+    allowed = get_auth_manager().get_authorized_dag_ids(user=user, method="GET")
+    with create_session() as session:
+        dag_ids = session.scalars(
+            select(DagModel.dag_id).join(DagTag, DagTag.dag_id == DagModel.dag_id)
+            .where(DagTag.name == "nightly", ~DagModel.is_stale, DagModel.dag_id.in_(allowed))).all()
+    return sorted({dag_id.removesuffix(NIGHTLY_SUFFIX) for dag_id in dag_ids if dag_id.endswith(NIGHTLY_SUFFIX)})
+
+
+def _readable(user: Any, pipeline: str) -> None:
+    if pipeline not in readable_pipelines(user):
+        raise HTTPException(404, f"no pipeline {pipeline!r} that you may read")
+
+
+def last_run(dag_id: str) -> dict | None:
+    """The DAG's latest run: its dates, state and run id."""
+    from sqlalchemy import select
+
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        run = session.scalars(select(DagRun).where(DagRun.dag_id == dag_id)
+                              .order_by(DagRun.run_after.desc()).limit(1)).first()
+        if run is None:
+            return None
+        start, end = run.data_interval_start, run.data_interval_end
+        return {"run_id": run.run_id, "state": str(run.state), "dates": f"{start:%Y-%m-%d} .. {end:%Y-%m-%d}"
+                if start and end else "", "url": Links().airflow_run(dag_id, run.run_id)}
+
+
+class Links:
+    """Where the view links to: the Airflow UI and the MLflow UI, as this machine serves them."""
+
+    def __init__(self) -> None:
+        from airflow.configuration import conf
+
+        self.airflow = conf.get("api", "base_url", fallback="").rstrip("/")
+        self.mlflow = os.environ.get("MLFLOW_TRACKING_URI", "").rstrip("/")
+
+    def airflow_dag(self, dag_id: str) -> str:
+        return f"{self.airflow}/dags/{dag_id}"
+
+    def airflow_run(self, dag_id: str, run_id: str) -> str:
+        return f"{self.airflow}/dags/{dag_id}/runs/{quote(run_id, safe='')}"
+
+    def mlflow_model(self, model_name: str) -> str:
+        return f"{self.mlflow}/#/models/{quote(model_name, safe='')}"
+
+
+def _db_url() -> str:
+    from loopline.core.config import require_env
+
+    return require_env("LOOPLINE_DB_URL")
+
+
+def overview_rows(user: Any) -> list[dict]:
+    """One line per readable pipeline: its history summary plus its last Airflow run."""
+    from loopline.monitoring.history import overview
+
+    return [{**overview(_db_url(), pipeline), "last_run": last_run(f"{pipeline}{NIGHTLY_SUFFIX}")}
+            for pipeline in readable_pipelines(user)]
+
+
+@app.get("/", include_in_schema=False)
+def overview_page(request: Request, user: PageCaller) -> Response:
+    return templates.TemplateResponse(request, "overview.html", {"rows": overview_rows(user), "links": Links(),
+                                                                     "root": ""})
+
+
+@app.get("/api/overview")
+def overview_api(user: Caller) -> JSONResponse:
+    return JSONResponse(overview_rows(user))
+
+
+@app.get("/pipelines/{pipeline}", include_in_schema=False)
+def pipeline_page(request: Request, pipeline: str, user: PageCaller) -> Response:
+    from loopline.monitoring.history import pipeline_history
+
+    _readable(user, pipeline)
+    return templates.TemplateResponse(request, "pipeline.html", {
+        "pipeline": pipeline, "history": pipeline_history(_db_url(), pipeline), "links": Links(),
+        "root": "../"})
+
+
+@app.get("/api/pipelines/{pipeline}")
+def pipeline_api(pipeline: str, user: Caller) -> JSONResponse:
+    from loopline.monitoring.history import pipeline_history
+
+    _readable(user, pipeline)
+    return JSONResponse(pipeline_history(_db_url(), pipeline))
+
+
+@app.get("/static/{name}", include_in_schema=False)
+def asset(name: str, user: PageCaller) -> FileResponse:
+    if name not in ASSETS:
+        raise HTTPException(404, f"no asset {name!r}")
+    return FileResponse(ASSETS[name], headers={"Cache-Control": "private, max-age=3600"})
