@@ -6,7 +6,8 @@
     viewer    Viewer  reads DAGs, runs and logs, changes nothing
 
 Run by infra/stack.py after `airflow db migrate` (which creates FAB's tables), with the
-settings of .loopline/env. Each password is read from AIRFLOW_<NAME>_PASSWORD in the
+settings of .loopline/env. Viewer and User may also read the plugin list (FAB gives it to Op and
+Admin only), which the UI needs to show the Loopline view in its navigation. Each password is read from AIRFLOW_<NAME>_PASSWORD in the
 environment, never from argv; a user that exists gets its password reset to that value.
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 import sys
 
 USERS = {"admin": "Admin", "operator": "Op", "engineer": "User", "viewer": "Viewer"}
+PLUGIN_READERS = ("Viewer", "User")  # and Op and Admin, by FAB's own defaults
 
 
 def main() -> int:
@@ -38,6 +40,10 @@ def main() -> int:
                 security.reset_password(user.id, password)
                 user.roles = [role]
                 security.update_user(user)
+        for role_name in PLUGIN_READERS:
+            role = security.find_role(role_name)
+            for action in ("can_read", "menu_access"):
+                security.add_permission_to_role(role, security.create_permission(action, "Plugins"))
     print(f"airflow: users {', '.join(f'{u} ({r})' for u, r in USERS.items())} in place")
     return 0
 

@@ -431,3 +431,99 @@ def test_no_generated_secret_is_in_a_task_log_or_an_mlflow_run(loop):
     for key, value in generated_secrets().items():
         assert not [f for f, text in zip(logs, texts) if value in text], f"{key} is in a task log"
         assert value not in recorded, f"{key} is in an MLflow param or tag"
+
+
+# --- the loop, seen in the loop view (a real headless Chromium, logged in as a viewer) ----
+
+@pytest.fixture(scope="module")
+def browser():
+    from browser import Browser
+    from stack_access import stack
+
+    opened = Browser()
+    opened.log_in("viewer", stack.read_env_file()["AIRFLOW_VIEWER_PASSWORD"], then="/loopline/")
+    yield opened
+    opened.close()
+
+
+def recorded(p: Pipeline, sql: str) -> list[dict]:
+    from loopline.core import db
+
+    with db.connect(p.settings.db_url) as conn:
+        return db.fetch_all(conn, sql, {"p": p.spec.name})
+
+
+def chart_series(browser, chart: str) -> dict:
+    """What an ECharts chart of the page draws: its axes' categories, each series' data, and
+    how many SVG elements it put on the page."""
+    return browser.script("""
+        const element = document.getElementById(arguments[0]);
+        const option = echarts.getInstanceByDom(element).getOption();
+        return {x: option.xAxis[0].data, y: option.yAxis[0].data || null,
+                series: Object.fromEntries(option.series.map((s) => [s.name, s.data])),
+                drawn: element.querySelectorAll("svg path, svg rect").length};""", chart)
+
+
+def test_the_overview_shows_each_pipeline_as_postgresql_records_it(loop, browser, request):
+    p, _, _ = loop
+    row = f'tr[data-pipeline="{p.spec.name}"]'
+    browser.open("/loopline/")
+    browser.wait_for(row)
+    [champion] = recorded(p, "SELECT to_version FROM loopline.alias_history WHERE pipeline = %(p)s "
+                             "AND alias = 'champion' ORDER BY id DESC LIMIT 1")
+    [contracts] = recorded(p, "SELECT count(*) FILTER (WHERE success) AS passed FROM (SELECT success FROM "
+                              "loopline.contract_latest WHERE pipeline = %(p)s ORDER BY logical_date DESC LIMIT 30) r")
+    [drift] = recorded(p, "SELECT max_psi FROM loopline.monitor_runs WHERE pipeline = %(p)s "
+                          "ORDER BY logical_date DESC LIMIT 1")
+    [alert] = recorded(p, "SELECT subject FROM loopline.alerts WHERE pipeline = %(p)s ORDER BY id DESC LIMIT 1")
+    shown = lambda field: browser.texts(f'{row} [data-field="{field}"]')  # noqa: E731
+    assert shown("champion-version") == [f"v{champion['to_version']}"]
+    assert shown("contract-passed") == [str(contracts["passed"])]
+    assert shown("max-psi") == [f"{drift['max_psi']:.3f}"]
+    assert shown("last-alert") == [alert["subject"]]
+    assert browser.console_errors() == []
+    browser.screenshot(f"loop-view-overview-{request.node.callspec.id}")
+
+
+def test_the_pipeline_page_draws_the_whole_loop_from_postgresql(loop, browser, request):
+    p, _, _ = loop
+    browser.open(f"/loopline/pipelines/{p.spec.name}")
+    browser.wait_for("#chart-realised svg")
+    assert browser.console_errors() == []
+    charts = {name: chart_series(browser, f"chart-{name}")
+              for name in ("rows", "contracts", "drift", "predictions", "realised")}
+    assert all(chart["drawn"] > 0 for chart in charts.values()), {n: c["drawn"] for n, c in charts.items()}
+
+    psi = {(r["logical_date"].isoformat(), r["feature"]): r["psi"]
+           for r in recorded(p, "SELECT logical_date, feature, psi FROM loopline.drift_metrics WHERE pipeline = %(p)s")}
+    drift = charts["drift"]
+    assert {(drift["x"][x], drift["y"][y]): value for x, y, value in drift["series"]["PSI"]} == psi
+    requested = [r["logical_date"].isoformat() for r in recorded(
+        p, "SELECT logical_date FROM loopline.monitor_runs WHERE pipeline = %(p)s AND retrain_requested")]
+    assert sorted(drift["x"][x] for x, _ in drift["series"]["retraining requested"]) == sorted(requested)
+
+    medians = recorded(p, "SELECT score_date, percentile_cont(0.5) WITHIN GROUP (ORDER BY prediction) AS median "
+                          "FROM loopline.predictions WHERE pipeline = %(p)s GROUP BY score_date ORDER BY score_date")
+    predictions = charts["predictions"]
+    boxes = dict(zip(predictions["x"], predictions["series"]["5–95% (box: 25–75%)"]))
+    assert {d: pytest.approx(box[2]) for d, box in boxes.items()} == {
+        m["score_date"].isoformat(): m["median"] for m in medians if m["score_date"].isoformat() in boxes}
+    assert len(boxes) >= 2
+
+    rules = recorded(p, "SELECT r.success FROM loopline.contract_results r JOIN loopline.contract_latest v USING "
+                        "(pipeline, dataset, logical_date, run_id) WHERE r.pipeline = %(p)s")
+    cells = charts["contracts"]["series"]["rule"]
+    assert len(cells) == len(rules) and sum(cell[2] == 0 for cell in cells) == sum(not r["success"] for r in rules)
+    assert sum(cell[2] == 0 for cell in cells) >= 1  # the broken day's volume rule
+
+    judged = recorded(p, "SELECT logical_date, champion_score FROM loopline.feedback_checks WHERE pipeline = %(p)s "
+                         "AND champion_score IS NOT NULL ORDER BY logical_date")
+    realised = charts["realised"]
+    assert dict(zip(realised["x"], realised["series"]["champion (realised)"])) == {
+        r["logical_date"].isoformat(): r["champion_score"] for r in judged}
+
+    [counts] = recorded(p, """SELECT (SELECT count(*) FROM loopline.training_runs WHERE pipeline = %(p)s)
+        + (SELECT count(*) FROM loopline.alias_history WHERE pipeline = %(p)s AND alias = 'champion')
+        + (SELECT count(*) FROM loopline.monitor_runs WHERE pipeline = %(p)s AND retrain_requested) AS events""")
+    assert len(browser.texts("#timeline tbody tr")) == counts["events"]
+    browser.screenshot(f"loop-view-pipeline-{request.node.callspec.id}")

@@ -337,6 +337,24 @@ def test_airflow_refuses_anonymous_callers_and_wrong_passwords():
         assert _airflow_token(username, "a-guess").status_code == 401
 
 
+def test_the_loop_view_refuses_anonymous_callers():
+    """The plugin's pages send an anonymous browser to Airflow's login; its API and assets
+    answer a caller without a valid token with 401, a forged one with 403."""
+    import requests
+
+    base = f"{os.environ['AIRFLOW__API__BASE_URL']}/loopline"
+    for page in ("/", "/pipelines/card_fraud", "/static/echarts.min.js"):
+        answer = requests.get(f"{base}{page}", allow_redirects=False, timeout=30)
+        assert answer.status_code == 302 and "/auth/login/?next=" in answer.headers["location"], page
+    for api in ("/api/overview", "/api/pipelines/card_fraud"):
+        assert requests.get(f"{base}{api}", timeout=30).status_code == 401, api
+        forged = requests.get(f"{base}{api}", headers={"Authorization": "Bearer forged.token.value"}, timeout=30)
+        assert forged.status_code == 403 and "pipeline" not in forged.text, api
+    token = _airflow_token("viewer", stack.read_env_file()["AIRFLOW_VIEWER_PASSWORD"]).json()["access_token"]
+    overview = requests.get(f"{base}/api/overview", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    assert overview.status_code == 200 and "card_fraud" in {row["pipeline"] for row in overview.json()}
+
+
 def test_each_airflow_role_may_do_only_its_own_part():
     """Viewer reads; engineer (User) also pauses and triggers, but sees no connections;
     operator (Op) manages connections; only admin manages users."""

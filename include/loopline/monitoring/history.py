@@ -8,6 +8,7 @@ of daily runs is a handful of indexed queries.
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 from loopline.core import db
@@ -131,8 +132,16 @@ def _query_all(db_url: str, queries: dict[str, str], params: dict[str, Any]) -> 
 
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:
-    """Dates as ISO strings, so a row goes to JSON as it is."""
-    return {k: v.isoformat() if isinstance(v, (date, datetime)) else v for k, v in row.items()}
+    """Dates as ISO strings and sums as numbers, so a row goes to JSON as it is."""
+    return {k: _json_value(v) for k, v in row.items()}
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    if isinstance(value, Decimal):  # PostgreSQL's sum() of bigints
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
 
 
 def _first(rows: list[dict]) -> dict | None:

@@ -16,7 +16,12 @@
   }
 
   const byDate = (rows, key) => Object.fromEntries(rows.map((r) => [r.logical_date, r[key]]));
-  const zoom = [{ type: "inside" }, { type: "slider", height: 18, bottom: 8 }];
+  // Every chart opens on the last WINDOW dates; the slider below it scrolls the whole history.
+  const WINDOW = 90;
+  const zoom = (dates) => {
+    const start = dates.length > WINDOW ? dates[dates.length - WINDOW] : undefined;
+    return [{ type: "inside", startValue: start }, { type: "slider", height: 18, bottom: 8, startValue: start }];
+  };
 
   // Rows per date: accepted and quarantined at ingest, rejected by contract.
   const rejected = {};
@@ -24,7 +29,7 @@
   const ingestDates = [...new Set([...history.ingest.map((r) => r.logical_date), ...Object.keys(rejected)])].sort();
   const accepted = byDate(history.ingest, "accepted"), quarantined = byDate(history.ingest, "quarantined");
   chart("chart-rows", {
-    legend: { top: 0 }, dataZoom: zoom, xAxis: { type: "category", data: ingestDates }, yAxis: { type: "value" },
+    legend: { top: 0 }, dataZoom: zoom(ingestDates), xAxis: { type: "category", data: ingestDates }, yAxis: { type: "value" },
     series: [
       { name: "accepted at ingest", type: "bar", data: ingestDates.map((d) => accepted[d] ?? null) },
       { name: "quarantined at ingest", type: "bar", data: ingestDates.map((d) => quarantined[d] ?? null), itemStyle: { color: WARN } },
@@ -38,7 +43,7 @@
   chart("chart-contracts", {
     tooltip: { formatter: (p) => `${ruleNames[p.value[1]]}<br>${ruleDates[p.value[0]]}: ${p.value[2] ? "passed" : "failed"}` +
                               (p.value[3] ? ` (${p.value[3]} rows)` : "") },
-    grid: { left: 260, right: 40, top: 10, bottom: 60 }, dataZoom: zoom,
+    grid: { left: 260, right: 40, top: 10, bottom: 60 }, dataZoom: zoom(ruleDates),
     xAxis: { type: "category", data: ruleDates }, yAxis: { type: "category", data: ruleNames },
     visualMap: { type: "piecewise", show: false, dimension: 2, pieces: [{ value: 1, color: PASS }, { value: 0, color: FAIL }] },
     series: [{ name: "rule", type: "heatmap", data: history.rules.map((r) => [
@@ -53,7 +58,7 @@
   chart("chart-drift", {
     tooltip: { formatter: (p) => p.seriesType === "heatmap" ? `${features[p.value[1]]}<br>${driftDates[p.value[0]]}: PSI ${p.value[2].toFixed(3)}`
                                                           : `${driftDates[p.value[0]]}: retraining requested` },
-    grid: { left: 150, right: 40, top: 10, bottom: 90 }, dataZoom: zoom,
+    grid: { left: 150, right: 40, top: 10, bottom: 90 }, dataZoom: zoom(driftDates),
     xAxis: { type: "category", data: driftDates }, yAxis: { type: "category", data: [...features, "retraining"] },
     visualMap: { type: "piecewise", orient: "horizontal", left: "center", bottom: 34, dimension: 2, seriesIndex: 0,
                  pieces: [{ lte: threshold / 2, color: "#e3f1e6", label: `PSI ≤ ${(threshold / 2).toFixed(2)}` },
@@ -70,7 +75,7 @@
   const summarised = history.monitor.filter((m) => m.predictions);
   const q = (m, k) => m.predictions.quantiles[k];
   chart("chart-predictions", {
-    legend: { top: 0 }, dataZoom: zoom, xAxis: { type: "category", data: summarised.map((m) => m.logical_date) }, yAxis: { type: "value", scale: true },
+    legend: { top: 0 }, dataZoom: zoom(summarised.map((m) => m.logical_date)), xAxis: { type: "category", data: summarised.map((m) => m.logical_date) }, yAxis: { type: "value", scale: true },
     series: [
       { name: "5–95% (box: 25–75%)", type: "boxplot", data: summarised.map((m) => [q(m, "0.05"), q(m, "0.25"), q(m, "0.5"), q(m, "0.75"), q(m, "0.95")]) },
       { name: "mean", type: "line", data: summarised.map((m) => m.predictions.mean) },
@@ -82,7 +87,7 @@
   const holdout = Object.fromEntries(history.training.filter((t) => t.model_version).map((t) => [t.model_version, t.candidate_score]));
   const judged = history.realised.filter((r) => r.champion_score !== null);
   chart("chart-realised", {
-    legend: { top: 0 }, dataZoom: zoom, xAxis: { type: "category", data: judged.map((r) => r.logical_date) }, yAxis: { type: "value", scale: true },
+    legend: { top: 0 }, dataZoom: zoom(judged.map((r) => r.logical_date)), xAxis: { type: "category", data: judged.map((r) => r.logical_date) }, yAxis: { type: "value", scale: true },
     series: [
       { name: "champion (realised)", type: "line", data: judged.map((r) => r.champion_score) },
       { name: "previous champion (same labels)", type: "line", data: judged.map((r) => r.previous_score) },
