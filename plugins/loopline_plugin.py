@@ -1,8 +1,9 @@
-"""Registers Loopline with Airflow: the operator extra links and timetable (the API server and
+"""Registers Loopline with Airflow: the operator extra links (every task's evidence) and timetable (the API server and
 the scheduler need to know them), and the loop view, a FastAPI app on the API server with its
 entry in the UI's navigation."""
 from airflow.plugins_manager import AirflowPlugin
 
+from loopline_airflow.evidence import EvidenceLink, PipelineLoopLink
 from loopline_airflow.loop_view.app import app as loop_view
 from loopline_airflow.operators import ContractReportLink
 from loopline_airflow.timetables import IntervalTimetable
@@ -11,6 +12,7 @@ from loopline_airflow.timetables import IntervalTimetable
 class LooplinePlugin(AirflowPlugin):
     name = "loopline"
     operator_extra_links = [ContractReportLink()]
+    global_operator_extra_links = [EvidenceLink(), PipelineLoopLink()]
     timetables = [IntervalTimetable]
     fastapi_apps = [{"app": loop_view, "url_prefix": "/loopline", "name": "Loopline loop view"}]
     external_views = [{"name": "Loopline", "href": "loopline/", "url_route": "loopline", "destination": "nav",

@@ -3,8 +3,9 @@
 - A task that fails for good (its retries spent) alerts with the pipeline, the dates, the
   task, the error and a link to its log: an object store that stopped answering counts as
   much as a broken contract.
-- A nightly run that has not succeeded within the spec's `deadline_hours` of being queued
-  (for a scheduled run: of its interval's end) alerts from Airflow's triggerer.
+- A scheduled nightly run that has not succeeded within the spec's `deadline_hours` of its
+  logical date (the end of its interval) alerts from Airflow's triggerer. Backfills and runs
+  by hand process past dates: they are not held to the night's deadline.
 
 Stops that alert with their own evidence (a broken contract with its report, a tampered
 model, too many rejects, non-finite predictions) raise LineStopped, so they alert once.
@@ -20,6 +21,7 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowFailException
 
 log = logging.getLogger(__name__)
+SCHEDULED = "scheduled"  # the run type the nightly deadline applies to
 MAX_ERROR_CHARS = 2000  # an alert quotes the error, not a whole stack of them
 
 
@@ -53,9 +55,13 @@ def on_task_failure(pipeline: str | None = None) -> Callable[[Any], None]:
 async def deadline_missed(context: dict, pipeline: str, deadline_hours: float) -> None:
     """Airflow's deadline callback (run by the triggerer): the run has not succeeded in time."""
     run, deadline = context["dag_run"], context["deadline"]
+    if run.get("run_type") != SCHEDULED:
+        log.info("deadline of %s passed; not alerted: a %s run is not held to the nightly deadline", run["run_id"],
+                 run.get("run_type"))
+        return
     dates = str(run.get("data_interval_start") or run.get("logical_date") or "")[:10]
-    summary = (f"run {run['run_id']} of {run['dag_id']} had not succeeded {deadline_hours:g} h after it was queued "
-               f"(deadline {deadline['deadline_time']}); its state then: {run.get('state')}")
+    summary = (f"run {run['run_id']} of {run['dag_id']} had not succeeded {deadline_hours:g} h after its logical "
+               f"date (deadline {deadline['deadline_time']}); its state then: {run.get('state')}")
     await asyncio.to_thread(_send, pipeline, "nightly run missed its deadline", dates, run["run_id"], summary,
                             _run_url(run["dag_id"], run["run_id"]))
 

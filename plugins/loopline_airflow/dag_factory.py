@@ -41,10 +41,13 @@ def _default_args(spec: PipelineSpec | None = None) -> dict:
 
 
 def _deadline(spec: PipelineSpec) -> DeadlineAlert | None:
-    """The spec's `deadline_hours`: a run not successful that long after it was queued alerts."""
+    """The spec's `deadline_hours`: a run not successful that long after its logical date (a
+    scheduled run's: the end of its interval) alerts. Anchored on the logical date, not on
+    queued_at: Airflow 3.3 cannot clear a run whose deadline references queued_at
+    (apache/airflow#70368, an HTTP 500 in the UI)."""
     if spec.deadline_hours is None:
         return None
-    return DeadlineAlert(reference=DeadlineReference.DAGRUN_QUEUED_AT, interval=timedelta(hours=spec.deadline_hours),
+    return DeadlineAlert(reference=DeadlineReference.DAGRUN_LOGICAL_DATE, interval=timedelta(hours=spec.deadline_hours),
                          callback=AsyncCallback(deadline_missed, kwargs={"pipeline": spec.name,
                                                                          "deadline_hours": spec.deadline_hours}))
 

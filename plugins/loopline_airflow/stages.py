@@ -26,6 +26,7 @@ from airflow.sdk import get_current_context
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from loopline.core.interval import Interval
+from loopline_airflow import evidence
 from loopline_airflow.alerting import LineStopped
 
 
@@ -164,6 +165,7 @@ def train(pipeline: str, recent_only: bool = False) -> dict:
     except NotEnoughLabels as reason:
         raise AirflowSkipException(str(reason)) from reason
     print(f"run {result.run_id} ({'reused' if result.reused else 'new'}): {result.metrics}")
+    evidence.push(evidence.mlflow_run_url(result.run_id))
     return outcome(result)
 
 
@@ -177,6 +179,7 @@ def register(pipeline: str, trained: dict) -> dict:
                                  run_date(), context["dag"].dag_id, context["run_id"])
     print(f"version {decision.model_version}: {'PROMOTED' if decision.promoted else 'kept as challenger'} "
           f"({decision.decision})")
+    evidence.push(evidence.mlflow_version_url(p.spec.model_name, decision.model_version))
     return outcome(decision)
 
 
@@ -215,9 +218,12 @@ def monitor(pipeline: str, scored: dict) -> dict:
     from loopline.monitoring.monitor import check_drift
 
     p, interval = task_pipeline(pipeline), run_interval()
-    checked = check_drift(p.settings.db_url, p.spec, p.lake, interval, scored["model_version"])
+    checked = check_drift(p, interval, scored["model_version"])
     for drift in checked:
-        print(f"{drift.interval} ({drift.rows} rows): PSI per feature {drift.scores}; drifted: {drift.drifted_features or 'none'}")
+        print(f"{drift.interval} ({drift.rows} rows): PSI per feature {drift.scores}; drifted: {drift.drifted_features or 'none'}; "
+              f"drift report: {evidence.drift_report_url(pipeline, drift.interval.first)}")
+    if checked:
+        evidence.push(evidence.drift_report_url(pipeline, checked[-1].interval.first))
     drifted = sorted({f for d in checked for f in d.drifted_features})
     return {"interval": str(interval), "logical_date": interval.last.isoformat(),
             "max_psi": max((d.max_psi for d in checked), default=0.0), "drifted_features": drifted,

@@ -91,6 +91,8 @@ def test_the_nightly_deadline_comes_from_the_spec(dagbag):
 
     [deadline] = dagbag.dags["card_fraud_nightly"].deadline  # card_fraud sets deadline_hours: 8
     assert deadline.interval == timedelta(hours=8)
+    # not queued_at: Airflow 3.3 cannot clear a run whose deadline references it (apache/airflow#70368)
+    assert type(deadline.reference).__name__ == "DagRunLogicalDateDeadline"
     assert deadline.callback.path == "loopline_airflow.alerting.deadline_missed"
     assert deadline.callback.kwargs == {"pipeline": "card_fraud", "deadline_hours": 8}
     assert not dagbag.dags["bike_demand_nightly"].deadline  # bike_demand sets none

@@ -63,11 +63,14 @@ def test_a_missed_deadline_alerts_the_pipelines_channels_with_the_run(make_pipel
 
     p = Pipeline.load(make_pipeline())
     run = {"dag_id": f"{p.spec.name}_nightly", "run_id": "scheduled__2026-09-01", "state": "running",
-           "logical_date": "2026-09-01T00:00:00Z", "data_interval_start": "2026-09-01T00:00:00Z"}
-    context = {"dag_run": run, "deadline": {"id": "1", "deadline_time": "2026-09-02T06:00:00Z"}}
-    asyncio.run(deadline_missed(context, p.spec.name, 6))
+           "run_type": "scheduled", "logical_date": "2026-09-01T00:00:00Z", "data_interval_start": "2026-09-01T00:00:00Z"}
+    deadline = {"id": "1", "deadline_time": "2026-09-01T06:00:00Z"}
+    for run_type in ("backfill", "manual"):  # past dates processed now: not held to the night's deadline
+        asyncio.run(deadline_missed({"dag_run": {**run, "run_type": run_type}, "deadline": deadline}, p.spec.name, 6))
+    assert webhook == []
+    asyncio.run(deadline_missed({"dag_run": run, "deadline": deadline}, p.spec.name, 6))
 
     [alert] = webhook
     assert alert["subject"] == "nightly run missed its deadline" and alert["logical_date"] == "2026-09-01"
-    assert "had not succeeded 6 h after it was queued" in alert["summary"] and "running" in alert["summary"]
+    assert "had not succeeded 6 h after its logical date" in alert["summary"] and "running" in alert["summary"]
     assert alert["log_url"] == f"{airflow_base_url()}/dags/{p.spec.name}_nightly/runs/scheduled__2026-09-01"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from loopline.core.spec import PIPELINES_DIR, REQUIRED_DATASETS, PipelineSpec, Transform, load_spec
+from loopline.core.spec import DEFAULTED_DATASETS, PIPELINES_DIR, REQUIRED_DATASETS, PipelineSpec, Transform, load_spec
 from loopline.ops.onboarding import LABEL_TIME_FIELD, TIME_FEATURES
 from loopline.scoring.score import PREDICTION_SCHEMA
 
@@ -38,7 +38,7 @@ def spec_keys(model: type[BaseModel] = PipelineSpec, seen: set | None = None) ->
     return keys
 
 
-VOCABULARY = (spec_keys() | set(REQUIRED_DATASETS) | set(Transform.model_fields)  # the spec's own words
+VOCABULARY = (spec_keys() | set(REQUIRED_DATASETS) | set(DEFAULTED_DATASETS) | set(Transform.model_fields)  # the spec's own words
               | {column.split()[0] for column in PREDICTION_SCHEMA.split(",")}  # a prediction's columns
               | {LABEL_TIME_FIELD, *TIME_FEATURES})  # what `loopline new-pipeline` names what it adds
 

@@ -352,9 +352,11 @@ ALTER TABLE loopline.score_runs ADD COLUMN publish_batch text, ADD COLUMN publis
 LOOP_VIEW = """
 -- What the loop view (loopline.monitoring.history) draws without rescanning predictions: the
 -- threshold each drift verdict was made against, the predictions' distribution per interval,
--- and every alert sent.
+-- prediction and label drift, the interval's drift report, and every alert sent.
 ALTER TABLE loopline.monitor_runs ADD COLUMN psi_threshold double precision,
-                                  ADD COLUMN predictions jsonb;  -- {"rows", "mean", "quantiles": {"0.05": ...}}
+                                  ADD COLUMN predictions jsonb,  -- {"rows", "mean", "quantiles": {"0.05": ...}}
+                                  ADD COLUMN outcomes jsonb,     -- prediction_psi, labelled_rows, target_mean ...
+                                  ADD COLUMN report_uri text;    -- the drift report on the drift_reports tier
 CREATE TABLE loopline.alerts (
     id            bigserial   PRIMARY KEY,
     pipeline      text        NOT NULL,

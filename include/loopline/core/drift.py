@@ -6,6 +6,8 @@ how far today's batch moved. Pure functions: no I/O here.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -40,17 +42,39 @@ def psi(expected: list[float], actual: list[float]) -> float:
     return float(np.sum((a - e) * np.log(a / e)))
 
 
-def drift_scores(reference: dict[str, dict], frame: pd.DataFrame) -> dict[str, float]:
-    """PSI of every profiled column of `frame` against the reference profile."""
-    scores = {}
+@dataclass(frozen=True)
+class Comparison:
+    """One column's reference and current distributions over the same bins, and their PSI."""
+    kind: str  # numeric | categorical
+    bins: list[str]  # a label per bin: "< 3.2", "3.2 – 7.5", "≥ 7.5"; or the category
+    reference: list[float]  # shares, summing to 1
+    current: list[float]
+    psi: float
+
+
+def compare(reference: dict[str, dict], frame: pd.DataFrame) -> dict[str, Comparison]:
+    """Every profiled column of `frame` against the reference profile, bin by bin."""
+    comparisons = {}
     for column, ref in reference.items():
         values = frame[column]
         if ref["kind"] == "numeric":
-            current = _bin_shares(values, np.asarray(ref["edges"]))
-            scores[column] = psi(ref["shares"], current)
+            edges = np.asarray(ref["edges"])
+            bins, expected, actual = _numeric_labels(edges), ref["shares"], _bin_shares(values, edges)
         else:
             shares = values.astype("string").fillna("<missing>").value_counts(normalize=True)
-            categories = sorted(set(ref["shares"]) | set(shares.index))
-            scores[column] = psi([ref["shares"].get(c, 0.0) for c in categories],
-                                 [float(shares.get(c, 0.0)) for c in categories])
-    return scores
+            bins = sorted(set(ref["shares"]) | set(shares.index))
+            expected, actual = [ref["shares"].get(c, 0.0) for c in bins], [float(shares.get(c, 0.0)) for c in bins]
+        comparisons[column] = Comparison(ref["kind"], bins, list(expected), list(actual), psi(expected, actual))
+    return comparisons
+
+
+def drift_scores(reference: dict[str, dict], frame: pd.DataFrame) -> dict[str, float]:
+    """PSI of every profiled column of `frame` against the reference profile."""
+    return {column: comparison.psi for column, comparison in compare(reference, frame).items()}
+
+
+def _numeric_labels(inner_edges: np.ndarray) -> list[str]:
+    edges = [f"{edge:.4g}" for edge in inner_edges]
+    if not edges:
+        return ["all values"]
+    return [f"< {edges[0]}", *(f"{low} – {high}" for low, high in zip(edges, edges[1:])), f"≥ {edges[-1]}"]

@@ -177,6 +177,8 @@ class Source(Strict):
 
 TIME_PARTS = ("hour_of_day", "day_of_week", "month")  # transforms of one timestamp column
 REQUIRED_DATASETS = ("quarantine", "predictions", "reference", "checkpoints", "contract_reports")  # besides the sources'
+DRIFT_REPORTS = "drift_reports"
+DEFAULTED_DATASETS = {DRIFT_REPORTS: "contract_reports"}  # placed like the other, unless the spec places them
 
 
 class Transform(Strict):
@@ -415,6 +417,8 @@ class Monitoring(Strict):
     drift_features: list[str]
     psi_threshold: float = Field(gt=0)
     feedback: Feedback
+    label_window_days: int = Field(7, ge=1, description="label drift and calibration count the labels returned for "
+                                   "predictions scored in this many days up to the monitored date")
 
 
 class ModelCard(Strict):
@@ -481,9 +485,10 @@ class PipelineSpec(Strict):
     start_date: date = Field(date(2024, 1, 1), description="the first data interval a backfill can reach")
     end_date: date | None = Field(None, description="the last date the schedule covers (a replayed history); "
                                                     "none: the schedule runs on")
-    deadline_hours: float | None = Field(None, gt=0, description="a nightly run must have succeeded this many hours "
-                                         "after it was queued (a scheduled run: after its interval ended); "
-                                         "missing it alerts the spec's channels. None: no deadline")
+    deadline_hours: float | None = Field(None, gt=0, description="a scheduled nightly run must have succeeded this "
+                                         "many hours after its logical date (the end of its interval); missing it "
+                                         "alerts the spec's channels (backfills and runs by hand are not held to it). "
+                                         "None: no deadline")
     sources: dict[str, Source]
     sinks: Sinks
     schemas: dict[str, Schema]
@@ -557,6 +562,9 @@ class PipelineSpec(Strict):
         if uncontracted:
             raise ValueError(f"contracts: no contract for {uncontracted}; downstream stages read only data that "
                              "passed a contract, so every source needs one (see `loopline contract draft`)")
+        for dataset, like in DEFAULTED_DATASETS.items():
+            if like in self.storage:
+                self.storage.setdefault(dataset, self.storage[like])
         datasets = (bronze | {c.valid_dataset for c in self.contracts.values()}
                     | set(REQUIRED_DATASETS))
         missing = sorted(datasets - set(self.storage))

@@ -141,6 +141,17 @@ def load_tiers(path: Path | None = None) -> dict[str, Tier]:
     return tiers
 
 
+def read_stored(uri: str, tiers: dict[str, Tier] | None = None) -> bytes:
+    """The bytes of a file a stage stored and recorded by URI (a report), from the tier whose
+    root holds it."""
+    for tier in (tiers or load_tiers()).values():
+        root = tier.uri.rstrip("/") + "/"
+        if uri.startswith(root):
+            with tier.arrow_filesystem().open_input_stream(tier.arrow_path(uri.removeprefix(root))) as stream:
+                return stream.read()
+    raise StorageError(f"{uri} is on no configured storage tier")
+
+
 class Lake:
     """Resolves (pipeline, dataset, partition) to a location, enforcing placement policy."""
 

@@ -7,6 +7,7 @@ of daily runs is a handful of indexed queries.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -28,7 +29,7 @@ OVERVIEW = {
             SELECT success FROM loopline.contract_latest WHERE pipeline = %(p)s
              ORDER BY logical_date DESC LIMIT %(recent)s) AS recent""",
     "drift": """
-        SELECT logical_date, last_date, max_psi, psi_threshold, drifted_features, model_version
+        SELECT logical_date, last_date, max_psi, psi_threshold, drifted_features, model_version, report_uri
           FROM loopline.monitor_runs WHERE pipeline = %(p)s ORDER BY logical_date DESC LIMIT 1""",
     "realised": """
         SELECT logical_date, champion_version, metric, champion_score, previous_score, decision
@@ -51,17 +52,16 @@ HISTORY = {
     "validations": """
         SELECT logical_date, dataset, success, rows_in, rows_valid, rows_quarantined, report_uri, run_id
           FROM loopline.contract_latest WHERE pipeline = %(p)s ORDER BY logical_date, dataset""",
+    # Every validation's rule results; pipeline_history keeps those of each date's latest one.
     "rules": """
-        SELECT r.logical_date, r.dataset, r.rule, r.severity, r.success, r.unexpected_count
-          FROM loopline.contract_results r JOIN loopline.contract_latest v
-            ON (r.pipeline, r.dataset, r.logical_date, r.run_id) = (v.pipeline, v.dataset, v.logical_date, v.run_id)
-         WHERE r.pipeline = %(p)s ORDER BY r.dataset, r.rule, r.logical_date""",
+        SELECT logical_date, dataset, run_id, rule, success, unexpected_count FROM loopline.contract_results
+         WHERE pipeline = %(p)s ORDER BY dataset, rule, logical_date""",
     "drift": """
         SELECT logical_date, feature, psi FROM loopline.drift_metrics WHERE pipeline = %(p)s
          ORDER BY feature, logical_date""",
     "monitor": """
         SELECT logical_date, last_date, model_version, rows_scored, max_psi, psi_threshold, drifted_features,
-               retrain_requested, predictions, updated_at FROM loopline.monitor_runs
+               retrain_requested, predictions, outcomes, report_uri, updated_at FROM loopline.monitor_runs
          WHERE pipeline = %(p)s ORDER BY logical_date""",
     "realised": """
         SELECT logical_date, champion_version, previous_version, labelled_rows, metric, champion_score,
@@ -80,7 +80,8 @@ HISTORY = {
 def overview(db_url: str, pipeline: str) -> dict[str, Any]:
     """One pipeline's line on the overview: champion, its training metric, recent contract pass
     rate, the last drift verdict, the last realised check and the last alert (None: not yet)."""
-    found = _query_all(db_url, OVERVIEW, {"p": pipeline, "recent": RECENT_VALIDATIONS})
+    found = {name: table.records() for name, table in
+             _query_all(db_url, OVERVIEW, {"p": pipeline, "recent": RECENT_VALIDATIONS}).items()}
     champion = _first(found["champion"])
     trained = {row["version"]: row for row in found["training"]}
     if champion:
@@ -94,11 +95,25 @@ def overview(db_url: str, pipeline: str) -> dict[str, Any]:
 
 
 def pipeline_history(db_url: str, pipeline: str) -> dict[str, Any]:
-    """Everything the pipeline page draws, each series ordered by date, plus the model timeline."""
+    """Everything the pipeline page draws, each series a table ({"columns", "rows"}, compact
+    for a year of dates) ordered by date, plus the model timeline."""
     found = _query_all(db_url, HISTORY, {"p": pipeline})
-    return {**{name: rows for name, rows in found.items() if name != "aliases"}, "pipeline": pipeline,
-            "model_name": found["aliases"][-1]["model_name"] if found["aliases"] else None,
-            "timeline": timeline(found["training"], found["aliases"], found["monitor"])}
+    latest = {(v["dataset"], v["logical_date"], v["run_id"]) for v in found["validations"].records()}
+    kept = [rule for rule in found["rules"].records() if (rule["dataset"], rule["logical_date"], rule.pop("run_id")) in latest]
+    found["rules"] = Table([c for c in found["rules"].columns if c != "run_id"], [list(rule.values()) for rule in kept])
+    aliases = found.pop("aliases").records()
+    return {**{name: table.as_json() for name, table in found.items()}, "pipeline": pipeline,
+            "model_name": aliases[-1]["model_name"] if aliases else None,
+            "timeline": timeline(found["training"].records(), aliases, found["monitor"].records())}
+
+
+def drift_report_uri(db_url: str, pipeline: str, interval_first: date) -> str | None:
+    """Where the drift report of the interval starting on `interval_first` is stored."""
+    with db.connect(db_url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT report_uri FROM loopline.monitor_runs WHERE pipeline = %s AND logical_date = %s",
+                    (pipeline, interval_first))
+        found = cur.fetchone()
+    return found[0] if found else None
 
 
 def timeline(training: list[dict], aliases: list[dict], monitor: list[dict]) -> list[dict[str, Any]]:
@@ -126,17 +141,31 @@ def _alias_kind(move: dict) -> str:
     return "rollback by hand" if move["reason"].startswith("rollback:") else "promotion"
 
 
-def _query_all(db_url: str, queries: dict[str, str], params: dict[str, Any]) -> dict[str, list[dict]]:
-    with db.connect(db_url) as conn:
-        return {name: [_plain(row) for row in db.fetch_all(conn, sql, params)] for name, sql in queries.items()}
+@dataclass(frozen=True)
+class Table:
+    """A query's result as a result set: column names once, then rows of values."""
+    columns: list[str]
+    rows: list[list[Any]]
+
+    def records(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.columns, row)) for row in self.rows]
+
+    def as_json(self) -> dict[str, list]:
+        return {"columns": self.columns, "rows": self.rows}
 
 
-def _plain(row: dict[str, Any]) -> dict[str, Any]:
-    """Dates as ISO strings and sums as numbers, so a row goes to JSON as it is."""
-    return {k: _json_value(v) for k, v in row.items()}
+def _query_all(db_url: str, queries: dict[str, str], params: dict[str, Any]) -> dict[str, Table]:
+    tables = {}
+    with db.connect(db_url) as conn, conn.cursor() as cur:
+        for name, sql in queries.items():
+            cur.execute(sql, params)
+            tables[name] = Table([column.name for column in cur.description],
+                                 [[_json_value(value) for value in row] for row in cur.fetchall()])
+    return tables
 
 
 def _json_value(value: Any) -> Any:
+    """Dates as ISO strings and sums as numbers, so a value goes to JSON as it is."""
     if isinstance(value, (date, datetime)):
         return value.isoformat()
     if isinstance(value, Decimal):  # PostgreSQL's sum() of bigints

@@ -1,24 +1,57 @@
-"""Monitoring: drift of each scored schedule interval against the serving model's training reference.
+"""Monitoring: each scored schedule interval against the serving model's training reference.
 
 The unit is the spec's schedule interval (a date of a daily pipeline, a month of a monthly
-one), so each PSI compares a sample the size the schedule produces. Stores per-feature PSI
-and a per-interval verdict in PostgreSQL; the verdict says whether retraining should be
-requested (any monitored feature above the spec's PSI threshold), and the distribution of the
-interval's predictions, so the loop view draws it without rescanning them.
+one), so each PSI compares a sample the size the schedule produces. Per interval it measures
+
+  - feature drift: PSI per monitored feature against the training features' profile; any
+    feature above the spec's threshold asks for retraining;
+  - prediction drift: the interval's stored predictions against the champion's holdout
+    predictions (PSI over the holdout's bins);
+  - label drift and calibration, once labels are back: of the predictions scored in the last
+    `monitoring.label_window_days`, the realised target mean (a binary target's positive rate)
+    against the training data's, and the mean prediction on the same rows against it.
+
+It stores the verdict, the predictions' distribution and these measures in PostgreSQL (the
+loop view draws them without rescanning predictions) and writes the interval's drift report
+(loopline.monitoring.drift_report) to the tier the spec places `drift_reports` on.
 """
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 from loopline.core import db
+from loopline.core.drift import Comparison, compare
 from loopline.core.interval import Interval
-from loopline.core.run_artifacts import PROFILE_ARTIFACT
-from loopline.core.spec import PipelineSpec
-from loopline.core.storage import Lake
-from loopline.core.drift import drift_scores
+from loopline.core.run_artifacts import OUTCOMES_ARTIFACT, PROFILE_ARTIFACT
+
+if TYPE_CHECKING:
+    from loopline.core.pipeline import Pipeline
+
+PREDICTION_QUANTILES = (0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0)
+
+
+@dataclass(frozen=True)
+class LabelDrift:
+    """Labels returned for recently scored predictions, against the training data."""
+    window: Interval  # the score dates whose labelled predictions count
+    labelled_rows: int
+    target_mean: float  # realised
+    reference_mean: float  # of the training data's target
+    mean_prediction: float  # on the same labelled rows
+
+    @property
+    def change(self) -> float:
+        return self.target_mean - self.reference_mean
+
+    @property
+    def calibration_gap(self) -> float:
+        return self.mean_prediction - self.target_mean
 
 
 @dataclass(frozen=True)
@@ -26,10 +59,19 @@ class DriftResult:
     interval: Interval
     model_version: int
     rows: int
-    scores: dict[str, float]
-    drifted_features: list[str]
+    features: dict[str, Comparison]
     psi_threshold: float
     predictions: dict | None  # {"rows", "mean", "quantiles": {"0.05": ...}} of the stored predictions
+    prediction_drift: Comparison | None  # None: no predictions, or no holdout reference for the version
+    labels: LabelDrift | None  # None: no labels back yet, or no reference for the version
+
+    @property
+    def scores(self) -> dict[str, float]:
+        return {feature: comparison.psi for feature, comparison in self.features.items()}
+
+    @property
+    def drifted_features(self) -> list[str]:
+        return sorted(f for f, psi in self.scores.items() if psi > self.psi_threshold)
 
     @property
     def max_psi(self) -> float:
@@ -39,66 +81,99 @@ class DriftResult:
     def retrain_requested(self) -> bool:
         return bool(self.drifted_features)
 
+    def outcomes(self) -> dict:
+        """What monitor_runs.outcomes keeps: prediction drift, label drift and calibration."""
+        labels = self.labels
+        return {"prediction_psi": self.prediction_drift.psi if self.prediction_drift else None,
+                **({"labelled_rows": labels.labelled_rows, "target_mean": labels.target_mean,
+                    "reference_mean": labels.reference_mean, "mean_prediction": labels.mean_prediction,
+                    "label_window": str(labels.window)} if labels else {})}
 
-def reference_profile(model_name: str, version: int) -> dict:
-    """The drift reference stored with the training run behind a registered version."""
+
+def training_reference(model_name: str, version: int) -> tuple[dict, dict | None]:
+    """The version's feature profile and outcome reference, stored with its training run (a
+    version trained before outcome references existed has none)."""
     import mlflow
     from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
 
     run_id = MlflowClient().get_model_version(model_name, str(version)).run_id
-    return json.loads(mlflow.artifacts.load_text(f"runs:/{run_id}/{PROFILE_ARTIFACT}"))
+    features = json.loads(mlflow.artifacts.load_text(f"runs:/{run_id}/{PROFILE_ARTIFACT}"))
+    try:
+        outcomes = json.loads(mlflow.artifacts.load_text(f"runs:/{run_id}/{OUTCOMES_ARTIFACT}"))
+    except (MlflowException, OSError):
+        outcomes = None
+    return features, outcomes
 
 
-def check_drift(db_url: str, spec: PipelineSpec, lake: Lake, interval: Interval,
-                model_version: int) -> list[DriftResult]:
-    """PSI per monitored feature for each schedule interval within the run's interval that
-    has valid entities (a run over a range of a daily pipeline still gets one verdict a date)."""
+def check_drift(p: "Pipeline", interval: Interval, model_version: int) -> list[DriftResult]:
+    """Measure each schedule interval within the run's interval that has valid entities (a run
+    over a range of a daily pipeline still gets one verdict a date), store it, write its report."""
     from loopline.core.interval import schedule_intervals
     from loopline.models.store import load_version
+    from loopline.monitoring.drift_report import publish_report
 
+    spec, db_url = p.spec, p.settings.db_url
     builder = load_version(db_url, spec.model_name, model_version).builder  # the version's own feature code
-    reference, threshold = reference_profile(spec.model_name, model_version), spec.monitoring.psi_threshold
+    reference, outcomes = training_reference(spec.model_name, model_version)
     results = []
     for unit in schedule_intervals(spec.cron, interval.first, interval.last):
-        rows = _entities(spec, lake, unit)
+        rows = _entities(p, unit)
         if rows is None:
             continue
-        scores = drift_scores(reference, builder.build(rows))
-        result = DriftResult(unit, model_version, len(rows), scores,
-                             sorted(f for f, v in scores.items() if v > threshold), threshold,
-                             prediction_summary(db_url, spec.name, unit))
-        _store(db_url, spec.name, result)
+        predictions = _stored_predictions(db_url, spec.name, unit)
+        result = DriftResult(
+            unit, model_version, len(rows), compare(reference, builder.build(rows)), spec.monitoring.psi_threshold,
+            _summary(predictions),
+            compare({"prediction": outcomes["prediction"]}, pd.DataFrame({"prediction": predictions}))["prediction"]
+            if outcomes and len(predictions) else None,
+            label_drift(p, model_version, unit, outcomes["target_mean"]) if outcomes else None)
+        _store(db_url, spec.name, result, publish_report(p, result))
         results.append(result)
     return results
 
 
-PREDICTION_QUANTILES = (0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0)
+def label_drift(p: "Pipeline", version: int, interval: Interval, reference_mean: float) -> LabelDrift | None:
+    """The labels known at the interval's end for `version`'s predictions scored within the
+    label window before it (None: no label back yet)."""
+    from loopline.monitoring.feedback import labelled_predictions
 
-
-def prediction_summary(db_url: str, pipeline: str, interval: Interval) -> dict | None:
-    """Count, mean and quantiles of the interval's stored predictions (None: none stored)."""
-    with db.connect(db_url) as conn:
-        [row] = db.fetch_all(conn, "SELECT count(*) AS rows, avg(prediction) AS mean, percentile_cont(%s::float8[]) "
-                                   "WITHIN GROUP (ORDER BY prediction) AS quantiles FROM loopline.predictions "
-                                   "WHERE pipeline = %s AND score_date BETWEEN %s AND %s",
-                             (list(PREDICTION_QUANTILES), pipeline, interval.first, interval.last))
-    if not row["rows"]:
+    window = Interval(interval.last - timedelta(days=p.spec.monitoring.label_window_days - 1), interval.last)
+    rows = labelled_predictions(p, version, interval.last)
+    rows = rows[rows["score_date"] >= window.first.isoformat()]
+    if rows.empty:
         return None
-    return {"rows": row["rows"], "mean": row["mean"],
-            "quantiles": {str(q): v for q, v in zip(PREDICTION_QUANTILES, row["quantiles"])}}
+    target = rows[p.spec.target].astype(float)
+    return LabelDrift(window, len(rows), float(target.mean()), reference_mean, float(rows["prediction"].mean()))
 
 
-def _entities(spec: PipelineSpec, lake: Lake, interval: Interval) -> pd.DataFrame | None:
+def _stored_predictions(db_url: str, pipeline: str, interval: Interval) -> np.ndarray:
+    with db.connect(db_url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT prediction FROM loopline.predictions WHERE pipeline = %s AND score_date BETWEEN %s AND %s",
+                    (pipeline, interval.first, interval.last))
+        return np.fromiter((value for (value,) in cur.fetchall()), dtype=float)
+
+
+def _summary(predictions: np.ndarray) -> dict | None:
+    """Count, mean and quantiles (linear, as PostgreSQL's percentile_cont) of the predictions."""
+    if not len(predictions):
+        return None
+    return {"rows": len(predictions), "mean": float(predictions.mean()),
+            "quantiles": {str(q): float(v) for q, v in zip(PREDICTION_QUANTILES,
+                                                            np.quantile(predictions, PREDICTION_QUANTILES))}}
+
+
+def _entities(p: "Pipeline", interval: Interval) -> pd.DataFrame | None:
     """The valid entity rows of the interval's dates, or None when no date has any."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    locations = [lake.location(spec.entity_dataset, day) for day in interval.dates]
+    locations = [p.lake.location(p.spec.entity_dataset, day) for day in interval.dates]
     tables = [pq.read_table(loc.arrow_path, filesystem=loc.filesystem()) for loc in locations if loc.exists()]
     return pa.concat_tables(tables, promote_options="permissive").to_pandas() if tables else None
 
 
-def _store(db_url: str, pipeline: str, result: DriftResult) -> None:
+def _store(db_url: str, pipeline: str, result: DriftResult, report_uri: str) -> None:
     first, last = result.interval.first, result.interval.last
     with db.connect(db_url) as conn:
         for feature, value in result.scores.items():
@@ -109,4 +184,5 @@ def _store(db_url: str, pipeline: str, result: DriftResult) -> None:
             "pipeline": pipeline, "logical_date": first, "last_date": last, "model_version": result.model_version,
             "rows_scored": result.rows, "max_psi": result.max_psi, "drifted_features": result.drifted_features,
             "retrain_requested": result.retrain_requested, "psi_threshold": result.psi_threshold,
-            "predictions": result.predictions}, key=["pipeline", "logical_date"])
+            "predictions": result.predictions, "outcomes": result.outcomes(), "report_uri": report_uri},
+            key=["pipeline", "logical_date"])

@@ -28,8 +28,8 @@ import pandas as pd
 from loopline.core import metrics
 from loopline.core.drift import profile
 from loopline.core.interval import date_span
-from loopline.core.run_artifacts import (HOLDOUT_ARTIFACT, INPUTS_ARTIFACT, LAST_EVENT_DATE_TAG, PROFILE_ARTIFACT,
-                                        ROW_IDS_ARTIFACT)
+from loopline.core.run_artifacts import (HOLDOUT_ARTIFACT, INPUTS_ARTIFACT, LAST_EVENT_DATE_TAG, OUTCOMES_ARTIFACT,
+                                        PROFILE_ARTIFACT, ROW_IDS_ARTIFACT)
 from loopline.core.spec import Features, PipelineSpec, pipelines_dir
 from loopline.core.storage import Lake
 from loopline.models.features import FeatureBuilder
@@ -224,11 +224,14 @@ def fit_and_log(spec: PipelineSpec, recipe: Recipe, splits: dict[str, pd.DataFra
                          pip_requirements=pinned(("mlflow", *kind.packages)))
         holdout = data.model_rows(splits["holdout"], recipe.stored_columns)
         reference = profile(x["train"], spec.monitoring.drift_features)
+        outcomes = {"prediction": profile(pd.DataFrame({"prediction": holdout_predictions}), ["prediction"])["prediction"],
+                    "target_mean": float(y["train"].mean()), "holdout": scores}
         key = spec.entity_source.key
         row_ids = pd.concat([pd.DataFrame({"entity_key": frame[key].astype(str), "split": name})
                              for name, frame in splits.items()])
         _log_files({HOLDOUT_ARTIFACT: lambda f: holdout.to_parquet(f, index=False),
                     PROFILE_ARTIFACT: lambda f: f.write_text(json.dumps(reference)),
+                    OUTCOMES_ARTIFACT: lambda f: f.write_text(json.dumps(outcomes)),
                     INPUTS_ARTIFACT: lambda f: f.write_text(json.dumps(inputs, indent=1, default=str)),
                     ROW_IDS_ARTIFACT: lambda f: row_ids.to_parquet(f, index=False)})
         mlflow.set_tag("model_uri", info.model_uri)

@@ -11,12 +11,13 @@ browser by Apache ECharts, served from this plugin (no CDN).
 from __future__ import annotations
 
 import os
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials
 from fastapi.templating import Jinja2Templates
 
@@ -157,6 +158,22 @@ def pipeline_api(pipeline: str, user: Caller) -> JSONResponse:
 
     _readable(user, pipeline)
     return JSONResponse(pipeline_history(_db_url(), pipeline))
+
+
+# A stored report is shown as it is, but may run nothing and fetch nothing.
+REPORT_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+
+
+@app.get("/pipelines/{pipeline}/reports/drift/{interval_first}", include_in_schema=False)
+def drift_report(pipeline: str, interval_first: date, user: PageCaller) -> Response:
+    from loopline.core.storage import read_stored
+    from loopline.monitoring.history import drift_report_uri
+
+    _readable(user, pipeline)
+    uri = drift_report_uri(_db_url(), pipeline, interval_first)
+    if not uri:
+        raise HTTPException(404, f"{pipeline} has no drift report for the interval starting {interval_first}")
+    return HTMLResponse(read_stored(uri), headers={"Content-Security-Policy": REPORT_POLICY})
 
 
 @app.get("/static/{name}", include_in_schema=False)

@@ -3,6 +3,11 @@
 "use strict";
 (function () {
   const history = JSON.parse(document.getElementById("history").textContent);
+  // Each series comes as a result set ({columns, rows}); the charts read records.
+  const records = (table) => table.rows.map((row) => Object.fromEntries(table.columns.map((c, i) => [c, row[i]])));
+  for (const name of ["ingest", "validations", "rules", "drift", "monitor", "realised", "training"]) {
+    history[name] = records(history[name]);
+  }
   const PASS = "#1b7f3b", FAIL = "#b3261e", WARN = "#e8a33d";
 
   function chart(id, option) {
@@ -55,7 +60,7 @@
   const driftDates = [...new Set(history.drift.map((r) => r.logical_date))].sort();
   const threshold = Math.max(0, ...history.monitor.map((m) => m.psi_threshold || 0)) || 0.2;
   const requests = history.monitor.filter((m) => m.retrain_requested);
-  chart("chart-drift", {
+  const drift = chart("chart-drift", {
     tooltip: { formatter: (p) => p.seriesType === "heatmap" ? `${features[p.value[1]]}<br>${driftDates[p.value[0]]}: PSI ${p.value[2].toFixed(3)}`
                                                           : `${driftDates[p.value[0]]}: retraining requested` },
     grid: { left: 150, right: 40, top: 10, bottom: 90 }, dataZoom: zoom(driftDates),
@@ -70,6 +75,12 @@
         data: requests.map((m) => [driftDates.indexOf(m.logical_date), features.length]) },
     ],
   });
+  // A click on an interval opens its drift report (served by this view, behind the same login).
+  const reported = new Set(history.monitor.filter((m) => m.report_uri).map((m) => m.logical_date));
+  drift.on("click", (p) => {
+    const day = driftDates[p.value[0]];
+    if (reported.has(day)) window.location.href = `${encodeURIComponent(history.pipeline)}/reports/drift/${day}`;
+  });
 
   // Predictions: box plot of each interval's stored predictions (5%, 25%, median, 75%, 95%) and the mean.
   const summarised = history.monitor.filter((m) => m.predictions);
@@ -79,6 +90,21 @@
     series: [
       { name: "5–95% (box: 25–75%)", type: "boxplot", data: summarised.map((m) => [q(m, "0.05"), q(m, "0.25"), q(m, "0.5"), q(m, "0.75"), q(m, "0.95")]) },
       { name: "mean", type: "line", data: summarised.map((m) => m.predictions.mean) },
+    ],
+  });
+
+  // Prediction drift, label drift and calibration: the monitor's outcome measures per interval.
+  const measured = history.monitor.filter((m) => m.outcomes);
+  const outcome = (key) => measured.map((m) => m.outcomes[key] ?? null);
+  chart("chart-outcomes", {
+    legend: { top: 0 }, dataZoom: zoom(measured.map((m) => m.logical_date)),
+    xAxis: { type: "category", data: measured.map((m) => m.logical_date) },
+    yAxis: [{ type: "value", scale: true, name: "mean" }, { type: "value", name: "PSI", splitLine: { show: false } }],
+    series: [
+      { name: "realised target mean", type: "line", data: outcome("target_mean") },
+      { name: "training target mean", type: "line", lineStyle: { type: "dashed" }, data: outcome("reference_mean") },
+      { name: "mean prediction (same rows)", type: "line", data: outcome("mean_prediction") },
+      { name: "prediction PSI vs holdout", type: "bar", yAxisIndex: 1, data: outcome("prediction_psi"), itemStyle: { color: "#c5cdd6" } },
     ],
   });
 
