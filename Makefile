@@ -33,6 +33,7 @@ bench: up         ## benchmarks against in-run baselines; results in benchmarks/
 	$(ENV) .venv/bin/python benchmarks/ingest.py
 	$(ENV) .venv/bin/python benchmarks/validate.py
 	$(ENV) .venv/bin/python benchmarks/score.py
+	$(ENV) .venv/bin/python benchmarks/loop_view.py
 
 lock:             ## re-pin requirements.txt from requirements.in
 	.venv/bin/uv pip compile requirements.in -o requirements.txt --python-version 3.11 --no-header --generate-hashes

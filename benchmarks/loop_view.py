@@ -3,7 +3,8 @@
 One run: a throw-away pipeline gets a nightly DAG in Airflow's metadata DB (so the view lists
 it) and a generated year of history in PostgreSQL, written the way the stages write it:
 
-  - ingest and contract results of two datasets a day, with RULES rules each (a few failing);
+  - ingest batches and contract results of two datasets a day, with RULES rules each (a few
+    failing);
   - PSI of FEATURES features a day, the drift verdict and the predictions' distribution;
   - a realised-performance check a day, a retraining a week, promotions and rollbacks.
 
@@ -11,8 +12,11 @@ Timed, through the real Airflow API server (its auth included) and a real headle
 logged in as a viewer:
 
   server    GET of the page's HTML with a bearer token (the history is embedded in it);
-  browser   navigation start to the load event in Chromium (the page, the ECharts bundle
-            from the plugin, and every chart drawn: the drawing script runs before `load`);
+  browser   navigation start to the load event in Chromium, in a 1440×1100 window: the page,
+            the ECharts bundle from the plugin, and the charts of the first screen drawn (the
+            drawing script runs before `load`; charts further down are drawn as they scroll
+            into view);
+  all drawn the same in a window tall enough for every chart: all of them drawn before `load`;
 
 each for the year and for the same page with no history at all (the floor: auth, the DAG
 lookup, the template, the charting library). One unmeasured warm-up, then the median of
@@ -41,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integrat
 from bench_common import median_after_warm_up, report, scratch_pipelines  # noqa: E402
 
 TARGET_S = 1.0
+TALL_WINDOW = 4000  # pixels: every chart of the pipeline page on the first screen
 REPEATS = 5
 DAYS, FEATURES, RULES, DATASETS = 365, 15, 12, ("events", "labels")
 FIRST = date(2025, 1, 1)
@@ -67,18 +72,21 @@ def write_year(db_url: str, pipeline: str) -> dict[str, int]:
     import psycopg2.extras
 
     from loopline.core import db
+    from loopline.ops.bootstrap import admin_db_url
 
     rng, at = random.Random(7), lambda day: datetime.combine(day, datetime.min.time(), timezone.utc)
     days = [FIRST + timedelta(days=i) for i in range(DAYS)]
     rows: dict[str, list[tuple]] = {name: [] for name in (
-        "ingest_runs", "contract_validations", "contract_results", "drift_metrics", "monitor_runs",
+        "ingest_batches", "contract_validations", "contract_results", "drift_metrics", "monitor_runs",
         "feedback_checks", "training_runs", "alias_history")}
     champion = 1
     for n, day in enumerate(days):
         run_id = f"scheduled__{day}"
         for dataset in DATASETS:
             consumed = rng.randint(2500, 3500)
-            rows["ingest_runs"].append((pipeline, dataset, run_id, day, 1, consumed, consumed - 10, 10, 0, True))
+            rows["ingest_batches"].append((pipeline, dataset, 2 * n + DATASETS.index(dataset), run_id, day, dataset, "{}",
+                                           consumed, consumed - 10, 10, json.dumps({day.isoformat(): consumed - 10}),
+                                           json.dumps({day.isoformat(): 10})))
             failing = {rng.randrange(RULES)} if rng.random() < 0.1 else set()
             rows["contract_validations"].append((pipeline, dataset, day, run_id, f"{pipeline}_{dataset}", True, consumed - 10,
                                                  consumed - 16, 6, None, day))
@@ -107,11 +115,18 @@ def write_year(db_url: str, pipeline: str) -> dict[str, int]:
         for table, values in rows.items():
             columns = COLUMNS[table]
             psycopg2.extras.execute_values(cur, f"INSERT INTO loopline.{table} ({columns}) VALUES %s", values)
+    # The planner statistics a year-old table has (autovacuum keeps them): a table filled a
+    # second ago has none, and its plans would be those of an empty table.
+    with db.connect(admin_db_url()) as conn:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(f"ANALYZE {', '.join(f'loopline.{table}' for table in rows)}")
     return {table: len(values) for table, values in rows.items()}
 
 
 COLUMNS = {
-    "ingest_runs": "pipeline, dataset, run_id, logical_date, batches, consumed, accepted, quarantined, late, reconciled",
+    "ingest_batches": "pipeline, dataset, batch_id, run_id, logical_date, source, offsets, consumed, accepted, quarantined, "
+                      "accepted_by_date, quarantined_by_date",
     "contract_validations": "pipeline, dataset, logical_date, run_id, suite, success, rows_in, rows_valid, "
                             "rows_quarantined, report_uri, last_date",
     "contract_results": "pipeline, dataset, logical_date, run_id, rule, severity, expectation, column_name, success, "
@@ -159,6 +174,7 @@ def main() -> int:
                         f"{base}{page}", headers={"Authorization": f"Bearer {token}"}, timeout=60).raise_for_status(),
                         REPEATS)[0],
                     "browser_s": median_load_s(browser, page),
+                    "all_drawn_s": median_load_s(browser, page, height=TALL_WINDOW),
                 }
                 assert browser.console_errors() == [], f"the {label} page logged console errors"
             size = len(requests.get(f"{base}/loopline/pipelines/{year}", headers={"Authorization": f"Bearer {token}"},
@@ -172,21 +188,24 @@ def main() -> int:
               **{f"{label}_{what}": round(value, 3) for label, t in timings.items() for what, value in t.items()},
               "meets_target": timings["year"]["browser_s"] < TARGET_S}
     report("loop_view", result, [{"page": label, "server s": round(t["server_s"], 3), "browser s": round(t["browser_s"], 3),
+                                  "all drawn s": round(t["all_drawn_s"], 3),
                                   "x empty (browser)": round(t["browser_s"] / timings["empty"]["browser_s"], 2)}
                                  for label, t in timings.items()])
     print(f"\na year of daily runs ({DAYS} dates, {size / 1e6:.2f} MB of HTML) loads in {timings['year']['browser_s']:.3f} s "
-          f"in Chromium (target < {TARGET_S} s): {'met' if result['meets_target'] else 'NOT met'}")
+          f"in Chromium (target < {TARGET_S} s): {'met' if result['meets_target'] else 'NOT met'}; with every chart "
+          f"drawn: {timings['year']['all_drawn_s']:.3f} s")
     return 0
 
 
-def median_load_s(browser, page: str) -> float:
+def median_load_s(browser, page: str, height: int = 1100) -> float:
     """Median seconds from navigation start to the end of the load event, as Chromium measured
-    them, after one unmeasured load."""
+    them in a 1440 × `height` window, after one unmeasured load."""
     def load() -> float:
         browser.open(page)
-        browser.wait_for("#chart-realised svg")
+        browser.wait_for("#chart-rows[data-drawn]")
         return browser.script("return performance.getEntriesByType('navigation')[0].loadEventEnd / 1000;")
 
+    browser.driver.set_window_size(1440, height)
     load()
     return statistics.median(load() for _ in range(REPEATS))
 

@@ -57,15 +57,26 @@ class Browser:
     def wait_for(self, css: str) -> None:
         WebDriverWait(self.driver, WAIT_S).until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, css)))
 
+    def draw_every_chart(self) -> None:
+        """Scroll each chart of the page into view and wait until it is drawn (charts below the
+        first screen are drawn as they come into view)."""
+        for element in self.driver.find_elements(By.CSS_SELECTOR, ".chart"):
+            self.driver.execute_script("arguments[0].scrollIntoView()", element)
+            WebDriverWait(self.driver, WAIT_S).until(lambda _: element.get_attribute("data-drawn") == "true")
+
     def console_errors(self) -> list[dict]:
         """What the page wrote to the console at level SEVERE since the last call."""
         return [entry for entry in self.driver.get_log("browser") if entry["level"] == "SEVERE"]
 
     def screenshot(self, name: str) -> Path:
+        """The whole page (the window made as tall as the page), every chart drawn."""
         path = screenshots_dir() / f"{name}.png"
+        self.draw_every_chart()
         height = self.driver.execute_script("return document.body.scrollHeight")
         self.driver.set_window_size(1440, max(1100, min(height + 40, 8000)))
+        self.driver.execute_script("window.scrollTo(0, 0)")
         self.driver.save_screenshot(str(path))
+        self.driver.set_window_size(1440, 1100)
         return path
 
     def texts(self, css: str) -> list[str]:

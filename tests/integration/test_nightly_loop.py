@@ -488,11 +488,18 @@ def test_the_overview_shows_each_pipeline_as_postgresql_records_it(loop, browser
 def test_the_pipeline_page_draws_the_whole_loop_from_postgresql(loop, browser, request):
     p, _, _ = loop
     browser.open(f"/loopline/pipelines/{p.spec.name}")
-    browser.wait_for("#chart-realised svg")
+    browser.draw_every_chart()
     assert browser.console_errors() == []
     charts = {name: chart_series(browser, f"chart-{name}")
               for name in ("rows", "contracts", "drift", "predictions", "realised")}
     assert all(chart["drawn"] > 0 for chart in charts.values()), {n: c["drawn"] for n, c in charts.items()}
+
+    accepted: dict[str, int] = {}  # rows per event date, summed here from every recorded batch
+    for batch in recorded(p, "SELECT accepted_by_date FROM loopline.ingest_batches WHERE pipeline = %(p)s"):
+        for day, rows in batch["accepted_by_date"].items():
+            accepted[day] = accepted.get(day, 0) + rows
+    ingested = charts["rows"]
+    assert {d: n for d, n in zip(ingested["x"], ingested["series"]["accepted at ingest"]) if n is not None} == accepted
 
     psi = {(r["logical_date"].isoformat(), r["feature"]): r["psi"]
            for r in recorded(p, "SELECT logical_date, feature, psi FROM loopline.drift_metrics WHERE pipeline = %(p)s")}
@@ -510,11 +517,12 @@ def test_the_pipeline_page_draws_the_whole_loop_from_postgresql(loop, browser, r
         m["score_date"].isoformat(): m["median"] for m in medians if m["score_date"].isoformat() in boxes}
     assert len(boxes) >= 2
 
-    rules = recorded(p, "SELECT r.success FROM loopline.contract_results r JOIN loopline.contract_latest v USING "
-                        "(pipeline, dataset, logical_date, run_id) WHERE r.pipeline = %(p)s")
-    cells = charts["contracts"]["series"]["rule"]
-    assert len(cells) == len(rules) and sum(cell[2] == 0 for cell in cells) == sum(not r["success"] for r in rules)
-    assert sum(cell[2] == 0 for cell in cells) >= 1  # the broken day's volume rule
+    rules = recorded(p, "SELECT r.success, r.severity FROM loopline.contract_results r JOIN loopline.contract_latest v "
+                        "USING (pipeline, dataset, logical_date, run_id) WHERE r.pipeline = %(p)s")
+    cells = charts["contracts"]["series"]["rule"]  # [date, rule, outcome, rows]: 0 passed, 1 rows quarantined, 3 stopped
+    assert len(cells) == len(rules)
+    assert sum(cell[2] == 1 for cell in cells) == sum(not r["success"] and r["severity"] == "row" for r in rules)
+    assert sum(cell[2] == 3 for cell in cells) == sum(not r["success"] and r["severity"] == "batch" for r in rules) >= 1
 
     judged = recorded(p, "SELECT logical_date, champion_score FROM loopline.feedback_checks WHERE pipeline = %(p)s "
                          "AND champion_score IS NOT NULL ORDER BY logical_date")

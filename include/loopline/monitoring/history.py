@@ -41,21 +41,30 @@ OVERVIEW = {
 }
 
 HISTORY = {
-    # Rows per run date: accepted and quarantined at ingest (the last run of each date and
-    # dataset), and rejected by contract (its latest validation).
+    # Rows per event date, of every recorded ingest batch: accepted and quarantined at ingest.
     "ingest": """
-        SELECT logical_date, sum(accepted) AS accepted, sum(quarantined) AS quarantined FROM (
-            SELECT DISTINCT ON (dataset, logical_date) logical_date, accepted, quarantined
-              FROM loopline.ingest_runs WHERE pipeline = %(p)s
-             ORDER BY dataset, logical_date, updated_at DESC) AS latest
-         GROUP BY logical_date ORDER BY logical_date""",
+        SELECT day::date AS logical_date, sum(accepted) AS accepted, sum(quarantined) AS quarantined FROM (
+            SELECT a.key AS day, a.value::bigint AS accepted, 0 AS quarantined
+              FROM loopline.ingest_batches, jsonb_each_text(accepted_by_date) a WHERE pipeline = %(p)s
+            UNION ALL
+            SELECT q.key, 0, q.value::bigint
+              FROM loopline.ingest_batches, jsonb_each_text(quarantined_by_date) q WHERE pipeline = %(p)s) AS rows
+         GROUP BY day ORDER BY day""",
     "validations": """
         SELECT logical_date, dataset, success, rows_in, rows_valid, rows_quarantined, report_uri, run_id
           FROM loopline.contract_latest WHERE pipeline = %(p)s ORDER BY logical_date, dataset""",
-    # Every validation's rule results; pipeline_history keeps those of each date's latest one.
+    # Each rule's results over the dates, of each date's latest validation, in one string per
+    # rule ("<date>=<passed|row|warn|batch>[:<unexpected rows>],..."): a year of rules × dates
+    # is thousands of cells, and a row each would cost more to fetch than to draw.
     "rules": """
-        SELECT logical_date, dataset, run_id, rule, success, unexpected_count FROM loopline.contract_results
-         WHERE pipeline = %(p)s ORDER BY dataset, rule, logical_date""",
+        SELECT dataset, rule, string_agg(logical_date::text || '=' || CASE WHEN success THEN 'passed' ELSE severity END
+                                         || coalesce(':' || unexpected_count, ''), ',' ORDER BY logical_date) AS cells
+          FROM loopline.contract_results
+         WHERE pipeline = %(p)s AND (dataset, logical_date, run_id) IN (
+               SELECT DISTINCT ON (dataset, logical_date) dataset, logical_date, run_id
+                 FROM loopline.contract_validations WHERE pipeline = %(p)s
+                ORDER BY dataset, logical_date, updated_at DESC)
+         GROUP BY dataset, rule ORDER BY dataset, rule""",
     "drift": """
         SELECT logical_date, feature, psi FROM loopline.drift_metrics WHERE pipeline = %(p)s
          ORDER BY feature, logical_date""",
@@ -98,9 +107,6 @@ def pipeline_history(db_url: str, pipeline: str) -> dict[str, Any]:
     """Everything the pipeline page draws, each series a table ({"columns", "rows"}, compact
     for a year of dates) ordered by date, plus the model timeline."""
     found = _query_all(db_url, HISTORY, {"p": pipeline})
-    latest = {(v["dataset"], v["logical_date"], v["run_id"]) for v in found["validations"].records()}
-    kept = [rule for rule in found["rules"].records() if (rule["dataset"], rule["logical_date"], rule.pop("run_id")) in latest]
-    found["rules"] = Table([c for c in found["rules"].columns if c != "run_id"], [list(rule.values()) for rule in kept])
     aliases = found.pop("aliases").records()
     return {**{name: table.as_json() for name, table in found.items()}, "pipeline": pipeline,
             "model_name": aliases[-1]["model_name"] if aliases else None,
@@ -154,21 +160,29 @@ class Table:
         return {"columns": self.columns, "rows": self.rows}
 
 
+# PostgreSQL types whose Python values JSON cannot hold as they are: date, timestamp,
+# timestamptz (to ISO strings) and numeric (sums of bigints: to numbers).
+CONVERTED_TYPES = {1082, 1114, 1184, 1700}
+
+
 def _query_all(db_url: str, queries: dict[str, str], params: dict[str, Any]) -> dict[str, Table]:
     tables = {}
     with db.connect(db_url) as conn, conn.cursor() as cur:
         for name, sql in queries.items():
             cur.execute(sql, params)
-            tables[name] = Table([column.name for column in cur.description],
-                                 [[_json_value(value) for value in row] for row in cur.fetchall()])
+            convert = [i for i, column in enumerate(cur.description) if column.type_code in CONVERTED_TYPES]
+            rows = [list(row) for row in cur.fetchall()]
+            for row in rows:  # only the columns that need it: a year of rule results is many rows
+                for i in convert:
+                    row[i] = _json_value(row[i])
+            tables[name] = Table([column.name for column in cur.description], rows)
     return tables
 
 
 def _json_value(value: Any) -> Any:
-    """Dates as ISO strings and sums as numbers, so a value goes to JSON as it is."""
     if isinstance(value, (date, datetime)):
         return value.isoformat()
-    if isinstance(value, Decimal):  # PostgreSQL's sum() of bigints
+    if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     return value
 

@@ -1,5 +1,5 @@
 // Draws the pipeline page's charts from the history embedded in the page (one request, no
-// API round trip), with Apache ECharts' SVG renderer: every point is a DOM element.
+// API round trip), with Apache ECharts' SVG renderer: every drawn point is a DOM element.
 "use strict";
 (function () {
   const history = JSON.parse(document.getElementById("history").textContent);
@@ -10,14 +10,27 @@
   }
   const PASS = "#1b7f3b", FAIL = "#b3261e", WARN = "#e8a33d";
 
-  function chart(id, option) {
+  // Charts on the first screen are drawn at once; the others when they come near the screen,
+  // so the page is ready sooner and a chart nobody scrolls to costs nothing. `then(instance)`
+  // runs once the chart is drawn; `data-drawn` marks a drawn chart.
+  const later = new Map();
+  const observer = new IntersectionObserver((entries) => entries.filter((e) => e.isIntersecting).forEach((e) => {
+    observer.unobserve(e.target);
+    later.get(e.target)();
+  }), { rootMargin: "300px" });
+
+  function chart(id, option, then) {
     const element = document.getElementById(id);
-    const instance = echarts.init(element, null, { renderer: "svg" });
-    instance.setOption(Object.assign({ animation: false, tooltip: { trigger: "axis" },
-                                        grid: { left: 150, right: 40, top: 40, bottom: 60 } }, option));
-    window.addEventListener("resize", () => instance.resize());
-    element.dataset.points = String(option.series.reduce((n, s) => n + (s.data ? s.data.length : 0), 0));
-    return instance;
+    const draw = () => {
+      const instance = echarts.init(element, null, { renderer: "svg" });
+      instance.setOption(Object.assign({ animation: false, tooltip: { trigger: "axis" },
+                                          grid: { left: 150, right: 40, top: 40, bottom: 60 } }, option));
+      window.addEventListener("resize", () => instance.resize());
+      element.dataset.drawn = "true";
+      if (then) then(instance);
+    };
+    if (element.getBoundingClientRect().top < window.innerHeight) draw();
+    else { later.set(element, draw); observer.observe(element); }
   }
 
   const byDate = (rows, key) => Object.fromEntries(rows.map((r) => [r.logical_date, r[key]]));
@@ -25,8 +38,24 @@
   const WINDOW = 90;
   const zoom = (dates) => {
     const start = dates.length > WINDOW ? dates[dates.length - WINDOW] : undefined;
-    return [{ type: "inside", startValue: start }, { type: "slider", height: 18, bottom: 8, startValue: start }];
+    return [{ type: "inside", startValue: start }, { type: "slider", height: 18, bottom: 8, startValue: start, showDataShadow: false }];
   };
+
+  // A heat map is given only the cells of the dates in view, and again as the slider moves:
+  // ECharts' cost grows with the items it holds, and a year of rules × dates is thousands of
+  // cells. `cells[i]` are series i's cells, [date index, row index, value, ...].
+  function heatmap(id, dates, cells, option, then) {
+    const position = (value) => (typeof value === "number" ? value : dates.indexOf(value));
+    const inView = (from, to) => cells.map((series) => series.filter((c) => c[0] >= from && c[0] <= to));
+    inView(Math.max(0, dates.length - WINDOW), dates.length - 1).forEach((data, i) => { option.series[i].data = data; });
+    chart(id, option, (instance) => {
+      instance.on("datazoom", () => {
+        const { startValue, endValue } = instance.getOption().dataZoom[0];
+        instance.setOption({ series: inView(position(startValue), position(endValue)).map((data) => ({ data })) });
+      });
+      if (then) then(instance);
+    });
+  }
 
   // Rows per date: accepted and quarantined at ingest, rejected by contract.
   const rejected = {};
@@ -42,25 +71,43 @@
     ],
   });
 
-  // Contract rules × dates: pass, fail (rows quarantined by a row rule, or the line stopped).
-  const ruleNames = [...new Set(history.rules.map((r) => `${r.dataset} · ${r.rule}`))];
-  const ruleDates = [...new Set(history.rules.map((r) => r.logical_date))].sort();
-  chart("chart-contracts", {
-    tooltip: { formatter: (p) => `${ruleNames[p.value[1]]}<br>${ruleDates[p.value[0]]}: ${p.value[2] ? "passed" : "failed"}` +
+  // Contract rules × dates, in Loopline's terms: passed; rows quarantined (a row rule routed the
+  // rows that broke it, the line went on); a warning; or the line stopped (a batch rule failed).
+  const OUTCOMES = ["passed", "rows quarantined", "warning", "line stopped"];
+  const OUTCOME_OF = { passed: 0, row: 1, warn: 2, batch: 3 };
+  const ruleNames = history.rules.map((r) => `${r.dataset} · ${r.rule}`);
+  const results = history.rules.flatMap((r, row) => r.cells.split(",").map((cell) => {
+    const [day, outcome] = cell.split("="), [severity, rows] = outcome.split(":");
+    return { day, row, outcome: OUTCOME_OF[severity] ?? 3, rows: rows === undefined ? null : Number(rows) };
+  }));
+  const ruleDates = [...new Set(results.map((r) => r.day))].sort();
+  const dateIndex = Object.fromEntries(ruleDates.map((d, i) => [d, i]));
+  heatmap("chart-contracts", ruleDates, [results.map((r) => [dateIndex[r.day], r.row, r.outcome, r.rows])], {
+    tooltip: { formatter: (p) => `${ruleNames[p.value[1]]}<br>${ruleDates[p.value[0]]}: ${OUTCOMES[p.value[2]]}` +
                               (p.value[3] ? ` (${p.value[3]} rows)` : "") },
-    grid: { left: 260, right: 40, top: 10, bottom: 60 }, dataZoom: zoom(ruleDates),
+    grid: { left: 260, right: 40, top: 10, bottom: 90 }, dataZoom: zoom(ruleDates),
     xAxis: { type: "category", data: ruleDates }, yAxis: { type: "category", data: ruleNames },
-    visualMap: { type: "piecewise", show: false, dimension: 2, pieces: [{ value: 1, color: PASS }, { value: 0, color: FAIL }] },
-    series: [{ name: "rule", type: "heatmap", data: history.rules.map((r) => [
-      ruleDates.indexOf(r.logical_date), ruleNames.indexOf(`${r.dataset} · ${r.rule}`), r.success ? 1 : 0, r.unexpected_count]) }],
+    visualMap: { type: "piecewise", orient: "horizontal", left: "center", bottom: 34, dimension: 2,
+                 pieces: [PASS, WARN, "#f2d16b", FAIL].map((color, value) => ({ value, color, label: OUTCOMES[value] })) },
+    series: [{ name: "rule", type: "heatmap" }],
   });
 
   // Drift: PSI per feature × interval, coloured against the threshold; retraining requests marked.
   const features = [...new Set(history.drift.map((r) => r.feature))].sort();
   const driftDates = [...new Set(history.drift.map((r) => r.logical_date))].sort();
+  const driftIndex = Object.fromEntries(driftDates.map((d, i) => [d, i]));
+  const featureIndex = Object.fromEntries(features.map((f, i) => [f, i]));
   const threshold = Math.max(0, ...history.monitor.map((m) => m.psi_threshold || 0)) || 0.2;
   const requests = history.monitor.filter((m) => m.retrain_requested);
-  const drift = chart("chart-drift", {
+  // A click on an interval opens its drift report (served by this view, behind the same login).
+  const reported = new Set(history.monitor.filter((m) => m.report_uri).map((m) => m.logical_date));
+  const openReport = (instance) => instance.on("click", (p) => {
+    const day = driftDates[p.value[0]];
+    if (reported.has(day)) window.location.href = `${encodeURIComponent(history.pipeline)}/reports/drift/${day}`;
+  });
+  heatmap("chart-drift", driftDates, [
+    history.drift.map((r) => [driftIndex[r.logical_date], featureIndex[r.feature], r.psi]),
+    requests.map((m) => [driftDates.indexOf(m.logical_date), features.length])], {
     tooltip: { formatter: (p) => p.seriesType === "heatmap" ? `${features[p.value[1]]}<br>${driftDates[p.value[0]]}: PSI ${p.value[2].toFixed(3)}`
                                                           : `${driftDates[p.value[0]]}: retraining requested` },
     grid: { left: 150, right: 40, top: 10, bottom: 90 }, dataZoom: zoom(driftDates),
@@ -70,17 +117,11 @@
                           { gt: threshold / 2, lte: threshold, color: "#f7d58b", label: `≤ threshold ${threshold}` },
                           { gt: threshold, color: FAIL, label: `> threshold ${threshold}` }] },
     series: [
-      { name: "PSI", type: "heatmap", data: history.drift.map((r) => [driftDates.indexOf(r.logical_date), features.indexOf(r.feature), r.psi]) },
-      { name: "retraining requested", type: "scatter", symbol: "triangle", symbolSize: 12, itemStyle: { color: "#0b3d5c" },
-        data: requests.map((m) => [driftDates.indexOf(m.logical_date), features.length]) },
+      { name: "PSI", type: "heatmap" },
+      { name: "retraining requested", type: "scatter", symbol: "triangle", symbolSize: 12, itemStyle: { color: "#0b3d5c" } },
     ],
-  });
-  // A click on an interval opens its drift report (served by this view, behind the same login).
-  const reported = new Set(history.monitor.filter((m) => m.report_uri).map((m) => m.logical_date));
-  drift.on("click", (p) => {
-    const day = driftDates[p.value[0]];
-    if (reported.has(day)) window.location.href = `${encodeURIComponent(history.pipeline)}/reports/drift/${day}`;
-  });
+  }, openReport);
+
 
   // Predictions: box plot of each interval's stored predictions (5%, 25%, median, 75%, 95%) and the mean.
   const summarised = history.monitor.filter((m) => m.predictions);
