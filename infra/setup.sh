@@ -49,6 +49,26 @@ fi
 .venv/bin/uv pip install -q -p .venv/bin/python --no-deps -e .
 echo "ok ($(.venv/bin/python --version), $(.venv/bin/uv pip list -p .venv/bin/python 2>/dev/null | wc -l) packages)"
 
+step "Prometheus (Debian) and its StatsD bridge, statsd_exporter (built from the Go module proxy)"
+if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
+  [ "$(id -u)" = 0 ] || fail "need root to install prometheus (or install Debian's prometheus package yourself)"
+  # Without its recommends (node exporter); Debian starts a default server on :9090: Loopline runs its own.
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null \
+    || fail "apt-get could not install prometheus"
+  if command -v systemctl >/dev/null; then systemctl disable --now prometheus >/dev/null 2>&1 || true; fi
+  pkill -x prometheus 2>/dev/null || true
+fi
+STATSD_EXPORTER_VERSION=v0.31.0  # checked against the Go checksum database by `go install`
+# (a `go install` build does not know its version: a stamp beside it does)
+if [ ! -x "$STATE/bin/statsd_exporter" ] || [ "$(cat "$STATE/bin/statsd_exporter.version" 2>/dev/null)" != "$STATSD_EXPORTER_VERSION" ]; then
+  command -v go >/dev/null || fail "Go (1.22 or newer) is needed to build statsd_exporter: install it from go.dev or Debian's golang"
+  (umask 077; mkdir -p "$STATE/bin")
+  (umask 022; GOBIN="$PWD/$STATE/bin" go install "github.com/prometheus/statsd_exporter@$STATSD_EXPORTER_VERSION") \
+    || fail "could not build statsd_exporter $STATSD_EXPORTER_VERSION (needs the Go module proxy)"
+  echo "$STATSD_EXPORTER_VERSION" > "$STATE/bin/statsd_exporter.version"
+fi
+echo "ok ($(prometheus --version 2>&1 | head -1 | cut -d' ' -f1-3), statsd_exporter $STATSD_EXPORTER_VERSION)"
+
 step "the loop view's charting library (npm, pinned with its integrity hashes)"
 # The Airflow API server reads it from the plugin folder: readable by every account (umask 022).
 (umask 022; cd plugins/loopline_airflow/loop_view/static && npm ci --ignore-scripts --no-audit --no-fund --silent) \

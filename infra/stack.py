@@ -16,6 +16,7 @@ OOM kill) and records it; `status` shows the restarts. `stop` and `down` are nev
 """
 from __future__ import annotations
 
+import base64
 import json
 import os
 import pwd
@@ -48,6 +49,9 @@ DEFAULT_PORTS = {
     "LOOPLINE_MLFLOW_PORT": 15000,
     "LOOPLINE_SPARK_CONNECT_PORT": 15002,
     "LOOPLINE_AIRFLOW_PORT": 18080,
+    "LOOPLINE_STATSD_PORT": 19125,          # statsd_exporter: StatsD in (UDP and TCP)
+    "LOOPLINE_STATSD_EXPORTER_PORT": 19102,  # statsd_exporter: /metrics out
+    "LOOPLINE_PROMETHEUS_PORT": 19090,
 }
 SPARK_ACCOUNT = "loopline-spark"  # the OS account Spark Connect runs as when root starts the stack
 MEMORY = {  # sized for a 2-core / 24 GiB machine; see README "Footprint"
@@ -91,6 +95,8 @@ SECRETS = {  # generated once, kept across `make setup`; every other setting der
     "LOOPLINE_MLFLOW_VIEWER_PASSWORD": lambda: secrets.token_urlsafe(24),
     # Spark Connect refuses a client without it (the server and PySpark read this variable).
     "SPARK_CONNECT_AUTHENTICATE_TOKEN": lambda: secrets.token_urlsafe(32),
+    # Prometheus's UI and API (basic auth, user `loopline`; its bcrypt hash is in its web config).
+    "LOOPLINE_PROMETHEUS_PASSWORD": lambda: secrets.token_urlsafe(24),
 }
 # Settings only a service's own process receives (see Service.environment): tasks, Spark and
 # the other services never hold another component's database password.
@@ -108,6 +114,7 @@ PRIVATE_TO = {  # setting -> the service names (prefixes) that receive it
     **{k: () for k in SECRETS if k.startswith("AIRFLOW_") and k.endswith("_PASSWORD")},
     "LOOPLINE_KAFKA_BROKER_PASSWORD": ("kafka",),
     "LOOPLINE_KAFKA_ADMIN_PASSWORD": (),
+    "LOOPLINE_PROMETHEUS_PASSWORD": (),  # people and the tests; Prometheus holds only its hash
     **{k: () for k in SECRETS if k.startswith("LOOPLINE_PG_")},
 }
 
@@ -188,6 +195,14 @@ def write_env_file() -> None:
         "AIRFLOW__API__WORKERS": "1",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "20",
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
+        # Airflow's own metrics, and Loopline's (loopline.core.telemetry), go as StatsD to
+        # statsd_exporter, which Prometheus scrapes.
+        "AIRFLOW__METRICS__STATSD_ON": "True",
+        "AIRFLOW__METRICS__STATSD_HOST": "127.0.0.1",
+        "AIRFLOW__METRICS__STATSD_PORT": str(ports["LOOPLINE_STATSD_PORT"]),
+        "AIRFLOW__METRICS__STATSD_PREFIX": "airflow",
+        "LOOPLINE_STATSD_ADDRESS": f"127.0.0.1:{ports['LOOPLINE_STATSD_PORT']}",
+        "LOOPLINE_PROMETHEUS_URL": f"http://127.0.0.1:{ports['LOOPLINE_PROMETHEUS_PORT']}",
         "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST": "127.0.0.1",
         "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
         "GX_ANALYTICS_ENABLED": "false",
@@ -883,6 +898,62 @@ class SparkConnect(Service):
         return args + ["spark-internal"]
 
 
+PROMETHEUS_CONFIG = REPO / "infra" / "prometheus"
+
+
+class StatsdExporter(Service):
+    """The StatsD bridge (statsd_exporter, built by `make setup`): Airflow's metrics and
+    Loopline's arrive as StatsD (DogStatsD tags become labels; infra/prometheus/statsd_mapping.yml
+    names Airflow's), and Prometheus scrapes them from its /metrics."""
+
+    def command(self, env: dict[str, str]) -> list[str]:
+        statsd = f"127.0.0.1:{env['LOOPLINE_STATSD_PORT']}"
+        return [str(STATE / "bin" / "statsd_exporter"), f"--web.listen-address=127.0.0.1:{env[self.port_var]}",
+                f"--statsd.listen-udp={statsd}", f"--statsd.listen-tcp={statsd}",
+                f"--statsd.mapping-config={PROMETHEUS_CONFIG / 'statsd_mapping.yml'}", "--statsd.cache-size=10000"]
+
+    def healthy(self, env: dict[str, str]) -> bool:
+        return http_ok(f"http://127.0.0.1:{env[self.port_var]}/metrics")
+
+
+class Prometheus(Service):
+    """Prometheus (Debian's package): scrapes the StatsD bridge every 5 s, evaluates
+    infra/prometheus/loopline_rules.yml, keeps 15 days; basic auth on its UI and API."""
+
+    def prepare(self, env: dict[str, str]) -> None:
+        folder = STATE / "prometheus"
+        (folder / "data").mkdir(mode=0o700, parents=True, exist_ok=True)
+        write_private(folder / "prometheus.yml", "\n".join([
+            "global: {scrape_interval: 5s, evaluation_interval: 15s}",
+            f"rule_files: [{PROMETHEUS_CONFIG / 'loopline_rules.yml'}]",
+            "scrape_configs:",
+            "  - job_name: statsd",
+            f"    static_configs: [{{targets: ['127.0.0.1:{env['LOOPLINE_STATSD_EXPORTER_PORT']}']}}]",
+            "    honor_labels: true",
+            "",
+        ]))
+        hashed = subprocess.run([str(VENV_BIN / "python"), "-c", "import bcrypt, sys; print(bcrypt.hashpw("
+                                 "sys.stdin.read().encode(), bcrypt.gensalt()).decode())"],
+                                input=env["LOOPLINE_PROMETHEUS_PASSWORD"], capture_output=True, text=True, check=True)
+        write_private(folder / "web.yml", f"basic_auth_users:\n  loopline: '{hashed.stdout.strip()}'\n")
+
+    def command(self, env: dict[str, str]) -> list[str]:
+        folder = STATE / "prometheus"
+        return ["prometheus", f"--config.file={folder / 'prometheus.yml'}", f"--web.config.file={folder / 'web.yml'}",
+                f"--web.listen-address=127.0.0.1:{env[self.port_var]}", f"--storage.tsdb.path={folder / 'data'}",
+                "--storage.tsdb.retention.time=15d"]
+
+    def healthy(self, env: dict[str, str]) -> bool:
+        login = base64.b64encode(f"loopline:{env['LOOPLINE_PROMETHEUS_PASSWORD']}".encode()).decode()
+        request = urllib.request.Request(f"{env['LOOPLINE_PROMETHEUS_URL']}/-/healthy",
+                                         headers={"Authorization": f"Basic {login}"})
+        try:
+            with urllib.request.urlopen(request, timeout=2) as response:
+                return response.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+
 class AirflowComponent(Service):
     """One Airflow 3 component (`airflow <subcommand>`); they share the env file's settings."""
 
@@ -929,6 +1000,8 @@ SERVICES: list[Service] = [
           extra_ports=["LOOPLINE_KAFKA_CONTROLLER_PORT", "LOOPLINE_KAFKA_INTERNAL_PORT"]),
     MLflow("mlflow", "LOOPLINE_MLFLOW_PORT"),
     SparkConnect("spark-connect", "LOOPLINE_SPARK_CONNECT_PORT"),
+    StatsdExporter("statsd-exporter", "LOOPLINE_STATSD_EXPORTER_PORT", extra_ports=["LOOPLINE_STATSD_PORT"]),
+    Prometheus("prometheus", "LOOPLINE_PROMETHEUS_PORT"),
     AirflowComponent("api-server"),
     AirflowComponent("scheduler"),
     AirflowComponent("dag-processor"),

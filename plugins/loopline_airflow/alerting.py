@@ -52,6 +52,20 @@ def on_task_failure(pipeline: str | None = None) -> Callable[[Any], None]:
     return alert_failure
 
 
+def on_nightly_success(pipeline: str) -> Callable[[Any], None]:
+    """The nightly DAG's `on_success_callback`: the time of the pipeline's last successful
+    nightly run, as a metric (the "no successful nightly run" alert rule reads it)."""
+
+    def nightly_succeeded(context) -> None:
+        import time
+
+        from loopline.core import telemetry
+
+        telemetry.gauge("nightly.last_success_timestamp_seconds", time.time(), pipeline=pipeline)
+
+    return nightly_succeeded
+
+
 async def deadline_missed(context: dict, pipeline: str, deadline_hours: float) -> None:
     """Airflow's deadline callback (run by the triggerer): the run has not succeeded in time."""
     run, deadline = context["dag_run"], context["deadline"]

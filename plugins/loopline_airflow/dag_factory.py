@@ -15,7 +15,7 @@ from airflow.sdk import DAG, AsyncCallback, DeadlineAlert, DeadlineReference, Pa
 
 from loopline.core.spec import PipelineSpec, load_spec, pipeline_names
 from loopline_airflow import stages
-from loopline_airflow.alerting import deadline_missed, on_task_failure
+from loopline_airflow.alerting import deadline_missed, on_nightly_success, on_task_failure
 from loopline_airflow.assets import bronze_ingested, retrain_request
 from loopline_airflow.operators import ContractOperator
 from loopline_airflow.sensors import NewDataSensor
@@ -81,7 +81,7 @@ def nightly_dag(pipeline: str, doc_md: str | None = None, scheduled: bool = True
         dag_id=f"{pipeline}_nightly", schedule=schedule_of(spec) if scheduled else None,
         start_date=_utc(spec.start_date), catchup=False,
         max_active_runs=1, is_paused_upon_creation=True, doc_md=doc_md, tags=["loopline", pipeline, "nightly"],
-        default_args=_default_args(spec), deadline=_deadline(spec),
+        default_args=_default_args(spec), deadline=_deadline(spec), on_success_callback=on_nightly_success(pipeline),
         params={
             "first_date": Param(None, **DATE_FORM, description="first event date to process (empty: the run's "
                                 "data interval)"),

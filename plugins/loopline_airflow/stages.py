@@ -25,6 +25,7 @@ from datetime import date
 from airflow.sdk import get_current_context
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+from loopline.core import telemetry
 from loopline.core.interval import Interval
 from loopline_airflow import evidence
 from loopline_airflow.alerting import LineStopped
@@ -241,6 +242,7 @@ def request_retraining(pipeline: str, drift: dict) -> None:
         "logical_date": drift["logical_date"], "drifted_features": drift["drifted_features"],
         "drifted_intervals": drift["drifted_intervals"], "max_psi": drift["max_psi"],
     }
+    telemetry.count("retrain.requests", pipeline=pipeline, reason="feature_drift")
     print(f"retraining requested: {drift['drifted_features']} on {drift['drifted_intervals']}")
 
 

@@ -535,3 +535,64 @@ def test_the_pipeline_page_draws_the_whole_loop_from_postgresql(loop, browser, r
         + (SELECT count(*) FROM loopline.monitor_runs WHERE pipeline = %(p)s AND retrain_requested) AS events""")
     assert len(browser.texts("#timeline tbody tr")) == counts["events"]
     browser.screenshot(f"loop-view-pipeline-{request.node.callspec.id}")
+
+
+# --- the loop's metrics in Prometheus (StatsD → statsd_exporter → Prometheus) ------------
+
+def prometheus_query(promql: str) -> list[dict]:
+    import os
+
+    answer = requests.get(f"{os.environ['LOOPLINE_PROMETHEUS_URL']}/api/v1/query", params={"query": promql},
+                          auth=("loopline", os.environ["LOOPLINE_PROMETHEUS_PASSWORD"]), timeout=30)
+    answer.raise_for_status()
+    return answer.json()["data"]["result"]
+
+
+def test_prometheus_answers_with_the_loops_metrics_as_postgresql_records_them(loop):
+    """The tasks' metrics reach Prometheus labelled with their pipeline, and each gauge holds
+    the value the stage last stored: the PSI per feature, the rows the contracts rejected."""
+    import time
+
+    p, _, _ = loop
+    latest_psi = {r["feature"]: r["psi"] for r in recorded(
+        p, "SELECT DISTINCT ON (feature) feature, psi FROM loopline.drift_metrics WHERE pipeline = %(p)s "
+           "ORDER BY feature, updated_at DESC")}
+    latest_rejected = {r["dataset"]: r["rows_quarantined"] for r in recorded(
+        p, "SELECT DISTINCT ON (dataset) dataset, rows_quarantined FROM loopline.contract_validations "
+           "WHERE pipeline = %(p)s ORDER BY dataset, updated_at DESC")}
+    deadline = time.monotonic() + 60  # Prometheus scrapes every 5 s
+    while True:
+        psi = {r["metric"]["feature"]: float(r["value"][1])
+               for r in prometheus_query(f'loopline_feature_psi{{pipeline="{p.spec.name}"}}')}
+        rejected = {r["metric"]["dataset"]: float(r["value"][1])
+                    for r in prometheus_query(f'loopline_contract_rows_rejected{{pipeline="{p.spec.name}"}}')}
+        if (psi, rejected) == (latest_psi, latest_rejected) or time.monotonic() > deadline:
+            break
+        time.sleep(5)
+    assert psi == pytest.approx(latest_psi) and rejected == latest_rejected
+    assert prometheus_query(f'loopline_ingest_rows{{pipeline="{p.spec.name}"}}')  # the counters are there too
+
+
+def test_the_drift_report_of_a_date_names_its_drifted_features_and_no_others(loop, browser, request):
+    """Opened as a person would: through the monitor task's "Loopline evidence" link."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    from loopline_airflow.evidence import EVIDENCE_KEY
+
+    p, dag, _ = loop
+    [drifted] = recorded(p, f"SELECT drifted_features FROM loopline.monitor_runs WHERE pipeline = %(p)s "
+                            f"AND logical_date = '{DRIFT_FROM}'")
+    assert drifted["drifted_features"], "setup: the drift day must have drifted features"
+    with create_session() as session:
+        links = set(session.scalars(select(XComModel.value).where(
+            XComModel.dag_id == dag.dag_id, XComModel.task_id == "monitor", XComModel.key == EVIDENCE_KEY)))
+    [link] = [url for url in links if url.endswith(f"/loopline/pipelines/{p.spec.name}/reports/drift/{DRIFT_FROM}")]
+    browser.driver.get(link)
+    assert browser.texts("#drifted-features") == [", ".join(drifted["drifted_features"])]
+    assert browser.console_errors() == []
+    browser.screenshot(f"drift-report-{request.node.callspec.id}")
+    browser.open(f"/loopline/pipelines/{p.spec.name}/reports/drift/{DAYS[-2]}")
+    assert browser.texts("#drifted-features") == []
+    assert browser.texts("#verdict")[0].startswith("No feature drifted")

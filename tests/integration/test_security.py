@@ -355,6 +355,17 @@ def test_the_loop_view_refuses_anonymous_callers():
     assert overview.status_code == 200 and "card_fraud" in {row["pipeline"] for row in overview.json()}
 
 
+def test_prometheus_refuses_anonymous_callers_and_wrong_passwords():
+    import requests
+
+    query = f"{os.environ['LOOPLINE_PROMETHEUS_URL']}/api/v1/query"
+    assert requests.get(query, params={"query": "up"}, timeout=30).status_code == 401
+    assert requests.get(query, params={"query": "up"}, auth=("loopline", "a-guess"), timeout=30).status_code == 401
+    answer = requests.get(query, params={"query": "up"}, timeout=30,
+                          auth=("loopline", stack.read_env_file()["LOOPLINE_PROMETHEUS_PASSWORD"]))
+    assert answer.status_code == 200 and answer.json()["status"] == "success"
+
+
 def test_each_airflow_role_may_do_only_its_own_part():
     """Viewer reads; engineer (User) also pauses and triggers, but sees no connections;
     operator (Op) manages connections; only admin manages users."""

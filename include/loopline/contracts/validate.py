@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 from loopline.contracts.gx_validation import RuleResult, json_safe, suite_parameters, validate_frame
 from loopline.contracts.reports import ReportLink, publish
 from loopline.contracts.rules import Suite, failed_rules, load_suite
+from loopline.core import telemetry
 from loopline.core import db, partitions
 from loopline.core.interval import Interval
 from loopline.core.spec import Contract, ExactDuplicates
@@ -242,6 +243,10 @@ def validate_dataset(p: "Pipeline", dataset: str, interval: Interval, run_id: st
         raise ContractMismatch(f"{dataset} {interval}: {rows_in} rows in, but {valid} valid + {quarantined} "
                                "quarantined were written; rerun the interval (each run replaces its outputs)")
     _store(p.settings.db_url, outcome)
+    tags = {"pipeline": p.spec.name, "dataset": dataset}
+    telemetry.gauge("contract.rows_rejected", quarantined, **tags)
+    telemetry.gauge("contract.failed_rules", sum(not r.success for r in results), **tags)
+    telemetry.gauge("contract.passed", int(outcome.passed), **tags)
     if not outcome.passed:
         raise ContractViolation(outcome)
     return outcome

@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import date
 
+from loopline.core import telemetry
 from loopline.core import db
 from loopline.core.pipeline import Pipeline
 from loopline.core.spec import Source
@@ -243,6 +244,10 @@ def ingest_pipeline(spark, p: Pipeline, run_id: str, logical_date: date) -> dict
     a retry of the same run fails the same way, and a new run (after the producer is fixed, or
     the limit raised) goes on with what arrives next."""
     runs = {name: ingest_source(spark, p, source, run_id, logical_date) for name, source in p.spec.sources.items()}
+    for name, run in runs.items():
+        for outcome, rows in (("accepted", run.accepted), ("quarantined", run.quarantined)):
+            telemetry.count("ingest.rows", rows, pipeline=p.spec.name, dataset=p.spec.sources[name].dataset,
+                            outcome=outcome)
     limit = p.spec.ingest.max_rejected_share
     over = [f"{p.spec.sources[name].dataset}: {run.quarantined} of {run.consumed} records ({run.rejected_share:.1%})"
             for name, run in runs.items() if run.rejected_share > limit]

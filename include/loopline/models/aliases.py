@@ -19,6 +19,7 @@ from datetime import datetime
 
 import psycopg2
 
+from loopline.core import telemetry
 from loopline.core import db
 
 CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous_champion"
@@ -166,4 +167,6 @@ def _rollback(client, db_url: str, pipeline: str, name: str, why: AliasMove, to_
                                                                              why.run_id))
     move_alias(client, db_url, pipeline, name, PREVIOUS, champion,
                AliasMove(f"rolled back from v{champion} to v{target}", why.dag_id, why.run_id))
+    telemetry.count("rollbacks", pipeline=pipeline)
+    telemetry.gauge("champion.version", target, pipeline=pipeline)
     return Rollback(name, champion, target, why.reason)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from loopline.core import telemetry
 from loopline.core import db
 
 from loopline.core import metrics
@@ -158,6 +159,9 @@ def check_realised_performance(p: "Pipeline", logical_date: date, dag_id: str | 
     rolled_back = False
     if roll_back:
         rolled_back, decision = _roll_back(p, client, champion, previous, decision, logical_date, dag_id, run_id)
+    if champion_score is not None:
+        telemetry.gauge("realised.score", champion_score, pipeline=spec.name, metric=spec.gate.primary_metric)
+        telemetry.gauge("realised.previous_score", previous_score, pipeline=spec.name, metric=spec.gate.primary_metric)
     check = FeedbackCheck(logical_date.isoformat(), champion, previous, labelled_rows, spec.gate.primary_metric,
                           champion_score, previous_score, spec.monitoring.feedback.tolerance, rolled_back,
                           decision)

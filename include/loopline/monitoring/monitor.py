@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from loopline.core import telemetry
 from loopline.core import db
 from loopline.core.drift import Comparison, compare
 from loopline.core.interval import Interval
@@ -129,6 +130,7 @@ def check_drift(p: "Pipeline", interval: Interval, model_version: int) -> list[D
             if outcomes and len(predictions) else None,
             label_drift(p, model_version, unit, outcomes["target_mean"]) if outcomes else None)
         _store(db_url, spec.name, result, publish_report(p, result))
+        _emit(spec.name, result)
         results.append(result)
     return results
 
@@ -145,6 +147,17 @@ def label_drift(p: "Pipeline", version: int, interval: Interval, reference_mean:
         return None
     target = rows[p.spec.target].astype(float)
     return LabelDrift(window, len(rows), float(target.mean()), reference_mean, float(rows["prediction"].mean()))
+
+
+def _emit(pipeline: str, result: DriftResult) -> None:
+    for feature, psi in result.scores.items():
+        telemetry.gauge("feature.psi", psi, pipeline=pipeline, feature=feature)
+    telemetry.gauge("drift.max_psi", result.max_psi, pipeline=pipeline)
+    telemetry.gauge("drift.psi_threshold", result.psi_threshold, pipeline=pipeline)
+    if result.predictions:
+        telemetry.gauge("prediction.mean", result.predictions["mean"], pipeline=pipeline)
+    if result.prediction_drift:
+        telemetry.gauge("prediction.psi", result.prediction_drift.psi, pipeline=pipeline)
 
 
 def _stored_predictions(db_url: str, pipeline: str, interval: Interval) -> np.ndarray:

@@ -16,6 +16,7 @@ from datetime import date
 
 import pandas as pd
 
+from loopline.core import telemetry
 from loopline.core import db
 
 from loopline.core.run_artifacts import GATE_REPORT_ARTIFACT, HOLDOUT_ARTIFACT
@@ -122,4 +123,6 @@ def _register_and_gate(db_url: str, spec: PipelineSpec, run_id: str, model_uri: 
             "champion_version": champion, "champion_score": champion_score, "promoted": promoted,
             "decision": reason, "gate_report": report,
         }, key=["pipeline", "logical_date", "dag_id"])
+    if promoted:
+        telemetry.gauge("champion.version", version, pipeline=spec.name)
     return decision
