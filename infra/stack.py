@@ -201,6 +201,7 @@ def write_env_file() -> None:
         "AIRFLOW__METRICS__STATSD_HOST": "127.0.0.1",
         "AIRFLOW__METRICS__STATSD_PORT": str(ports["LOOPLINE_STATSD_PORT"]),
         "AIRFLOW__METRICS__STATSD_PREFIX": "airflow",
+        "AIRFLOW__METRICS__STATSD_CUSTOM_CLIENT_PATH": "loopline_airflow.statsd_client.ConnectedStatsClient",
         "LOOPLINE_STATSD_ADDRESS": f"127.0.0.1:{ports['LOOPLINE_STATSD_PORT']}",
         "LOOPLINE_PROMETHEUS_URL": f"http://127.0.0.1:{ports['LOOPLINE_PROMETHEUS_PORT']}",
         "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST": "127.0.0.1",

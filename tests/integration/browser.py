@@ -64,6 +64,20 @@ class Browser:
             self.driver.execute_script("arguments[0].scrollIntoView()", element)
             WebDriverWait(self.driver, WAIT_S).until(lambda _: element.get_attribute("data-drawn") == "true")
 
+    def show_prometheus(self, promql: str) -> None:
+        """Prometheus's own UI with `promql` in its console tab, logged in by a header (never a
+        password in a URL, where a log line could show it)."""
+        import base64
+        import urllib.parse
+
+        login = base64.b64encode(f"loopline:{os.environ['LOOPLINE_PROMETHEUS_PASSWORD']}".encode()).decode()
+        self.driver.execute_cdp_cmd("Network.enable", {})
+        self.driver.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {"Authorization": f"Basic {login}"}})
+        self.driver.get(f"{os.environ['LOOPLINE_PROMETHEUS_URL']}/graph?g0.expr={urllib.parse.quote(promql)}&g0.tab=1")
+        WebDriverWait(self.driver, WAIT_S).until(lambda d: d.find_elements(By.XPATH, "//td[contains(., 'loopline_')]"))
+        self.driver.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {}})
+        self.console_errors()  # drained: Debian's Prometheus UI logs a popper.js syntax error of its own
+
     def console_errors(self) -> list[dict]:
         """What the page wrote to the console at level SEVERE since the last call."""
         return [entry for entry in self.driver.get_log("browser") if entry["level"] == "SEVERE"]
@@ -72,8 +86,8 @@ class Browser:
         """The whole page (the window made as tall as the page), every chart drawn."""
         path = screenshots_dir() / f"{name}.png"
         self.draw_every_chart()
-        height = self.driver.execute_script("return document.body.scrollHeight")
-        self.driver.set_window_size(1440, max(1100, min(height + 40, 8000)))
+        height = self.driver.execute_script("return document.documentElement.scrollHeight")
+        self.driver.set_window_size(1440, max(1100, min(height + 200, 8000)))
         self.driver.execute_script("window.scrollTo(0, 0)")
         self.driver.save_screenshot(str(path))
         self.driver.set_window_size(1440, 1100)

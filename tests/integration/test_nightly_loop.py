@@ -548,7 +548,7 @@ def prometheus_query(promql: str) -> list[dict]:
     return answer.json()["data"]["result"]
 
 
-def test_prometheus_answers_with_the_loops_metrics_as_postgresql_records_them(loop):
+def test_prometheus_answers_with_the_loops_metrics_as_postgresql_records_them(loop, browser, request):
     """The tasks' metrics reach Prometheus labelled with their pipeline, and each gauge holds
     the value the stage last stored: the PSI per feature, the rows the contracts rejected."""
     import time
@@ -571,6 +571,10 @@ def test_prometheus_answers_with_the_loops_metrics_as_postgresql_records_them(lo
         time.sleep(5)
     assert psi == pytest.approx(latest_psi) and rejected == latest_rejected
     assert prometheus_query(f'loopline_ingest_rows{{pipeline="{p.spec.name}"}}')  # the counters are there too
+    browser.show_prometheus(f'loopline_feature_psi{{pipeline="{p.spec.name}"}}')
+    shown = [text for text in browser.texts("td") if f'pipeline="{p.spec.name}"' in text]
+    assert len(shown) == len(latest_psi)  # a row per feature in Prometheus's own console
+    browser.screenshot(f"prometheus-{request.node.callspec.id}")
 
 
 def test_the_drift_report_of_a_date_names_its_drifted_features_and_no_others(loop, browser, request):

@@ -39,6 +39,7 @@ def _send(line: str) -> None:
     host, _, port = address.rpartition(":")
     try:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            sock.sendto(line.encode(), (host, int(port)))
+            sock.connect((host, int(port)))  # bound to the collector's side only, and for one datagram
+            sock.send(line.encode())
     except (OSError, ValueError) as error:
         log.warning("metric not sent to %s (%s): %s", address, error, line)

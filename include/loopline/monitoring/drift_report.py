@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 REPORT_FILE = "drift_report.html"
 TEMPLATES = Path(__file__).parent / "templates"
-BAR_WIDTH, CHART_HEIGHT = 22, 120
+BAR_WIDTH, CHART_HEIGHT = 32, 120
 
 
 def render(pipeline: str, result: "DriftResult") -> str:
