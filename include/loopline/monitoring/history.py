@@ -91,16 +91,18 @@ def overview(db_url: str, pipeline: str) -> dict[str, Any]:
     rate, the last drift verdict, the last realised check and the last alert (None: not yet)."""
     found = {name: table.records() for name, table in
              _query_all(db_url, OVERVIEW, {"p": pipeline, "recent": RECENT_VALIDATIONS}).items()}
-    champion = _first(found["champion"])
+    champion, realised = _first(found["champion"]), _first(found["realised"])
     trained = {row["version"]: row for row in found["training"]}
     if champion:
         champion["training"] = trained.get(champion["version"])
+    if realised:  # against the holdout score of the version that was judged, not today's champion
+        realised["training"] = trained.get(realised["champion_version"])
     contracts = found["contracts"][0]
     return {"pipeline": pipeline, "champion": champion,
             "contracts": {**contracts, "recent": RECENT_VALIDATIONS,
                           "pass_rate": contracts["passed"] / contracts["validations"] if contracts["validations"]
                           else None},
-            "drift": _first(found["drift"]), "realised": _first(found["realised"]), "alert": _first(found["alert"])}
+            "drift": _first(found["drift"]), "realised": realised, "alert": _first(found["alert"])}
 
 
 def pipeline_history(db_url: str, pipeline: str) -> dict[str, Any]:
