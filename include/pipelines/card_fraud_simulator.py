@@ -1,6 +1,12 @@
 """Demo tooling of the card_fraud pipeline: a seeded simulator of card payments, their
 delayed fraud labels, and optional drift (not product code: it knows this pipeline's fields).
 
+Three kinds of change can be switched on from a day:
+  - drift: a new category mix and inflated amounts (the features move);
+  - label shift: fraud becomes `fraud_odds` times likelier for every payment (the outcome rate
+    moves, the features and so the predictions stay as they were);
+  - concept shift: fraud no longer follows the features (the rate stays, a model decays).
+
 Each day's transactions are a pure function of (seed, day, drift settings), so the same
 seed always gives the same events, and the labels for day D (which arrive on later days,
 like chargebacks) can be regenerated when those later days are simulated.
@@ -43,6 +49,9 @@ class SimulationConfig:
     malformed_rate: float = 0.0  # share of extra, deliberately broken event messages
     invalid_rate: float = 0.0  # share of extra well-formed events that break row-level contract rules
     world_start: date | None = None  # no payments before this day, so no labels for them
+    label_shift_from: date | None = None  # from this day on: fraud is `fraud_odds` times likelier
+    fraud_odds: float = 2.5
+    concept_shift_from: date | None = None  # from this day on: fraud is unrelated to the features
 
     def drifted(self, day: date) -> bool:
         return self.drift_from is not None and day >= self.drift_from
@@ -90,6 +99,10 @@ def transactions_for_day(config: SimulationConfig, day: date) -> list[dict]:
         - 0.03 * tx_count
         + np.array([CATEGORY_RISK.get(c, 0.0) for c in categories])
     )
+    if config.label_shift_from is not None and day >= config.label_shift_from:
+        risk = risk + np.log(config.fraud_odds)
+    if config.concept_shift_from is not None and day >= config.concept_shift_from:
+        risk = _rng(config, day, 9).permutation(risk)  # the same rates, dealt out at random
     is_fraud = rng.random(n) < 1 / (1 + np.exp(-risk))
     delays = rng.choice(LABEL_DELAY_DAYS, size=n)
     midnight = datetime.combine(day, time(0), tzinfo=timezone.utc)
@@ -242,6 +255,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--malformed-rate", type=float, default=0.002, help="share of broken event messages")
     parser.add_argument("--invalid-rate", type=float, default=0.002,
                         help="share of well-formed events breaking row-level contract rules")
+    parser.add_argument("--label-shift-from", type=date.fromisoformat,
+                        help="from this day on, fraud is --fraud-odds times likelier (features unchanged)")
+    parser.add_argument("--fraud-odds", type=float, default=2.5)
+    parser.add_argument("--concept-shift-from", type=date.fromisoformat,
+                        help="from this day on, fraud no longer follows the features")
     parser.add_argument("--world-start", type=date.fromisoformat, help="first day with payments (default: --from); "
                         "labels are only sent for payments on or after it")
     args = parser.parse_args(argv)
@@ -249,7 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     days = [args.from_date + timedelta(days=i) for i in range((end - args.from_date).days + 1)]
     config = SimulationConfig(seed=args.seed, transactions_per_day=args.per_day, drift_from=args.drift_from,
                               malformed_rate=args.malformed_rate, invalid_rate=args.invalid_rate,
-                              world_start=args.world_start or args.from_date)
+                              world_start=args.world_start or args.from_date, label_shift_from=args.label_shift_from,
+                              fraud_odds=args.fraud_odds, concept_shift_from=args.concept_shift_from)
     topics = topics_of(load_spec(args.pipeline))
     sent = produce(config, days, Settings.from_env().kafka("producer"), topics)
     print(f"simulated {days[0]}..{days[-1]}: {sent['events']} events -> {topics['events']}, "

@@ -118,8 +118,9 @@ def nightly_dag(pipeline: str, doc_md: str | None = None, scheduled: bool = True
 
 
 def retrain_dag(pipeline: str, doc_md: str | None = None) -> DAG:
-    """train (recent window) → register through the same gate; scheduled on the retrain-request
-    asset, or triggered by hand with the form (labels known on which date, window, reason)."""
+    """train (recent window) → register through the same gate → close_retrain_request; scheduled
+    on the retrain-request asset, or triggered by hand with the form (labels known on which
+    date, window, reason)."""
     spec = load_spec(pipeline)
     with DAG(
         dag_id=f"{pipeline}_retrain", schedule=[retrain_request(pipeline)], start_date=START, catchup=False,
@@ -134,7 +135,10 @@ def retrain_dag(pipeline: str, doc_md: str | None = None) -> DAG:
         },
     ) as dag:
         trained = task(stages.train, **_timed(spec, "train"))(pipeline, recent_only=True)
-        task(stages.register, **_timed(spec, "register"))(pipeline, trained)
+        registered = task(stages.register, **_timed(spec, "register"))(pipeline, trained)
+        # Whatever happened, the request is closed with its outcome, so throttling sees it.
+        registered >> task(stages.close_retrain_request, **_timed(spec, "close_retrain_request"),
+                           trigger_rule="all_done")(pipeline)
     return dag
 
 

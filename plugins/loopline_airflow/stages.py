@@ -215,35 +215,74 @@ def score(pipeline: str) -> dict:
 
 @refusing_changed_models
 def monitor(pipeline: str, scored: dict) -> dict:
-    """Drift of each scored schedule interval against its serving model's training reference."""
+    """Drift of each scored schedule interval against its serving model's training reference,
+    and the retraining triggers it fires."""
     from loopline.monitoring.monitor import check_drift
 
     p, interval = task_pipeline(pipeline), run_interval()
     checked = check_drift(p, interval, scored["model_version"])
     for drift in checked:
         print(f"{drift.interval} ({drift.rows} rows): PSI per feature {drift.scores}; drifted: {drift.drifted_features or 'none'}; "
+              f"retraining triggers: {[r.kind for r in drift.reasons] or 'none'}; "
               f"drift report: {evidence.drift_report_url(pipeline, drift.interval.first)}")
     if checked:
         evidence.push(evidence.drift_report_url(pipeline, checked[-1].interval.first))
-    drifted = sorted({f for d in checked for f in d.drifted_features})
+    reasons = {r.kind: f"{d.interval}: {r.detail}" for d in checked for r in d.reasons}  # the latest per kind
     return {"interval": str(interval), "logical_date": interval.last.isoformat(),
-            "max_psi": max((d.max_psi for d in checked), default=0.0), "drifted_features": drifted,
-            "retrain_requested": bool(drifted), "drifted_intervals": [str(d.interval) for d in checked
-                                                                       if d.retrain_requested]}
+            "max_psi": max((d.max_psi for d in checked), default=0.0),
+            "drifted_features": sorted({f for d in checked for f in d.drifted_features}),
+            "reasons": [{"kind": kind, "detail": detail} for kind, detail in reasons.items()]}
 
 
 def request_retraining(pipeline: str, drift: dict) -> None:
-    """Emit the retrain-request asset event, only when drift passed the threshold."""
+    """Emit the retrain-request asset event for the triggers that fired, unless each is throttled
+    (a retrain for it is still running, or the gate just rejected one); either way recorded."""
+    from loopline.monitoring.retraining import Reason, request
     from loopline_airflow.assets import retrain_request
 
-    if not drift["retrain_requested"]:
-        raise AirflowSkipException(f"no drift above threshold (max PSI {drift['max_psi']:.3f}); no retraining")
-    get_current_context()["outlet_events"][retrain_request(pipeline)].extra = {
-        "logical_date": drift["logical_date"], "drifted_features": drift["drifted_features"],
-        "drifted_intervals": drift["drifted_intervals"], "max_psi": drift["max_psi"],
+    if not drift["reasons"]:
+        raise AirflowSkipException(f"no retraining trigger fired (max PSI {drift['max_psi']:.3f})")
+    p, context = task_pipeline(pipeline), get_current_context()
+    asked = request(p.settings.db_url, p.spec, date.fromisoformat(drift["logical_date"]),
+                    [Reason(**r) for r in drift["reasons"]], context["dag"].dag_id, context["run_id"])
+    for held in asked.throttled:
+        telemetry.count("retrain.throttled", pipeline=pipeline, reason=held.kind)
+        print(f"retraining for {held.kind} throttled: {held.why}")
+    if not asked.requested:
+        raise AirflowSkipException("every retraining trigger was throttled: "
+                                   + "; ".join(f"{t.kind}: {t.why}" for t in asked.throttled))
+    context["outlet_events"][retrain_request(pipeline)].extra = {
+        "logical_date": drift["logical_date"], "reasons": asked.requested,
+        "details": {r.kind: r.detail for r in asked.reasons if r.kind in asked.requested},
+        "drifted_features": drift["drifted_features"], "max_psi": drift["max_psi"],
     }
-    telemetry.count("retrain.requests", pipeline=pipeline, reason="feature_drift")
-    print(f"retraining requested: {drift['drifted_features']} on {drift['drifted_intervals']}")
+    for kind in asked.requested:
+        telemetry.count("retrain.requests", pipeline=pipeline, reason=kind)
+    print(f"retraining requested for {', '.join(asked.requested)}: "
+          + "; ".join(r.detail for r in asked.reasons if r.kind in asked.requested))
+
+
+def close_retrain_request(pipeline: str) -> dict:
+    """Record what this retrain made of the request that triggered it (runs whatever happened
+    upstream, so a failed retrain does not hold back the next request)."""
+    from loopline.monitoring.retraining import FAILED, NO_CANDIDATE, PROMOTED, REJECTED, close
+
+    context = get_current_context()
+    events = [e for evs in (context.get("triggering_asset_events") or {}).values() for e in evs]
+    if not events or "reasons" not in events[-1].extra:
+        raise AirflowSkipException("not triggered by a retraining request (a run by hand): nothing to close")
+    requested_on = date.fromisoformat(events[-1].extra["logical_date"])
+    ti = context["ti"]
+    decision, trained = ti.xcom_pull(task_ids="register"), ti.xcom_pull(task_ids="train")
+    if decision:
+        result = (PROMOTED if decision["promoted"] else REJECTED, decision["decision"])
+    elif trained:
+        result = (FAILED, "the candidate was trained but not registered: see the register task's log")
+    else:
+        result = (NO_CANDIDATE, "no candidate was trained (too few labels, or a failure): see the train task's log")
+    closed = close(task_pipeline(pipeline).settings.db_url, pipeline, requested_on, *result)
+    print(f"retrain request of {requested_on}: {result[0]} ({result[1]})" + ("" if closed else " (already closed)"))
+    return {"requested_on": requested_on.isoformat(), "outcome": result[0], "closed": closed}
 
 
 def late_reruns(pipeline: str) -> list[dict]:

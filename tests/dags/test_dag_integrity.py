@@ -108,6 +108,13 @@ def test_nightly_loop_runs_every_stage_in_order(dagbag):
     assert dag.max_active_runs == 1
 
 
+def test_a_retrain_closes_its_request_whatever_happened_upstream(dagbag):
+    dag = dagbag.dags["card_fraud_retrain"]
+    assert dag.get_task("train").downstream_task_ids == {"register"}
+    close = dag.get_task("close_retrain_request")
+    assert close.upstream_task_ids == {"register"} and close.trigger_rule == "all_done"
+
+
 @pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.name)
 def test_parsing_touches_no_database_and_imports_nothing_heavy(dag_file):
     parsed = parse_in_isolation(dag_file)

@@ -21,10 +21,11 @@ LABELS_DDL = ("transaction_id string, is_fraud int, label_time timestamp, label_
               "schema_version int, source string, source_partition int, source_offset bigint")
 
 
-def labelled(days: list[date], seed: int = 9, per_day: int = 3000) -> pd.DataFrame:
-    """Simulated payments of `days` with their `is_fraud` label, as the valid events columns."""
-    rows = [tx for day in days for tx in transactions_for_day(SimulationConfig(seed=seed, transactions_per_day=per_day),
-                                                              day)]
+def labelled(days: list[date], seed: int = 9, per_day: int = 3000, **shift: date) -> pd.DataFrame:
+    """Simulated payments of `days` with their `is_fraud` label, as the valid events columns
+    (`shift`: the simulator's label_shift_from, concept_shift_from or drift_from)."""
+    config = SimulationConfig(seed=seed, transactions_per_day=per_day, **shift)
+    rows = [tx for day in days for tx in transactions_for_day(config, day)]
     frame = pd.DataFrame(rows).rename(columns={"_is_fraud": "is_fraud"}).drop(columns="_label_delay")
     frame["event_time"] = [datetime.fromisoformat(t).replace(tzinfo=None) for t in frame["event_time"]]
     return frame

@@ -198,8 +198,9 @@ def test_each_prediction_is_published_once_to_the_predictions_topic(loop):
 
 
 def test_retraining_is_requested_on_the_drift_day_only(loop):
-    _, _, outcome = loop
+    p, _, outcome = loop
     assert outcome[DRIFT_FROM]["retrain_events"] == 1
+    assert asset_events(f"{p.spec.name}_retrain_request")[-1]["reasons"] == ["feature_drift"]
     assert all(outcome[d]["retrain_events"] == 0 for d in DAYS if d != DRIFT_FROM)
     assert outcome[DAYS[-2]]["tasks"]["request_retraining"] == "skipped"
 
@@ -507,7 +508,7 @@ def test_the_pipeline_page_draws_the_whole_loop_from_postgresql(loop, browser, r
     assert {(drift["x"][x], drift["y"][y]): value for x, y, value in drift["series"]["PSI"]} == psi
     requested = [r["logical_date"].isoformat() for r in recorded(
         p, "SELECT logical_date FROM loopline.monitor_runs WHERE pipeline = %(p)s AND retrain_requested")]
-    assert sorted(drift["x"][x] for x, _ in drift["series"]["retraining requested"]) == sorted(requested)
+    assert sorted(drift["x"][x] for x, *_ in drift["series"]["retraining triggers"]) == sorted(requested)
 
     medians = recorded(p, "SELECT score_date, percentile_cont(0.5) WITHIN GROUP (ORDER BY prediction) AS median "
                           "FROM loopline.predictions WHERE pipeline = %(p)s GROUP BY score_date ORDER BY score_date")
@@ -532,7 +533,7 @@ def test_the_pipeline_page_draws_the_whole_loop_from_postgresql(loop, browser, r
 
     [counts] = recorded(p, """SELECT (SELECT count(*) FROM loopline.training_runs WHERE pipeline = %(p)s)
         + (SELECT count(*) FROM loopline.alias_history WHERE pipeline = %(p)s AND alias = 'champion')
-        + (SELECT count(*) FROM loopline.monitor_runs WHERE pipeline = %(p)s AND retrain_requested) AS events""")
+        + (SELECT count(*) FROM loopline.retrain_requests WHERE pipeline = %(p)s) AS events""")
     assert len(browser.texts("#timeline tbody tr")) == counts["events"]
     browser.screenshot(f"loop-view-pipeline-{request.node.callspec.id}")
 

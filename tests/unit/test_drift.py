@@ -51,8 +51,15 @@ def drift_result(scores: dict[str, float], threshold: float = 0.2):
 def test_the_drift_report_names_the_drifted_features_first_and_only_them():
     from loopline.monitoring.drift_report import render
 
-    drifted = render("p", drift_result({"amount": 0.41, "hour": 0.02}))
-    assert '<b id="drifted-features">amount</b>' in drifted and "Retraining is requested" in drifted
+    from dataclasses import replace
+
+    from loopline.monitoring.retraining import Reason
+
+    drifted = render("p", replace(drift_result({"amount": 0.41, "hour": 0.02}),
+                                  reasons=[Reason("feature_drift", "PSI above 0.2 for amount")]))
+    assert '<b id="drifted-features">amount</b>' in drifted
+    assert '<b id="retrain-reasons">feature_drift</b>' in drifted and "PSI above 0.2 for amount" in drifted
     calm = render("p", drift_result({"amount": 0.05, "hour": 0.02}))
     assert 'id="drifted-features"' not in calm and "No feature drifted (highest PSI 0.050" in calm
+    assert "No retraining trigger fired" in calm
     assert "<script" not in drifted + calm  # a stored page that runs nothing

@@ -370,10 +370,30 @@ CREATE TABLE loopline.alerts (
 CREATE INDEX alerts_by_pipeline ON loopline.alerts (pipeline, sent_at);
 """
 
+RETRAIN_REQUESTS = """
+-- Each nightly run's retraining request (loopline.monitoring.retraining): the reasons its
+-- monitoring gave, those it asked for and those it throttled, and what the retrain made of it.
+CREATE TABLE loopline.retrain_requests (
+    pipeline      text        NOT NULL,
+    logical_date  date        NOT NULL,   -- the requesting run's last event date
+    reasons       jsonb       NOT NULL,   -- [{"kind", "detail"}] the triggers that fired
+    requested     jsonb       NOT NULL,   -- ["kind"] asked for (empty: every reason throttled)
+    throttled     jsonb       NOT NULL,   -- [{"kind", "why"}]
+    dag_id        text,
+    run_id        text,
+    requested_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+    outcome       text,                   -- null while the retrain runs; promoted, rejected, no candidate, failed
+    outcome_detail text,
+    closed_at     timestamptz,
+    updated_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (pipeline, logical_date)
+);
+"""
+
 MIGRATIONS = [INITIAL_SCHEMA, STREAMING_INGEST, CONTRACT_EVIDENCE, ALIAS_HISTORY, GATE_REPORT, PUBLISHED_PREDICTIONS,
               FEEDBACK_CHECKS, GENERIC_PREDICTIONS, REPLAYS, CONTRACT_INTERVALS, DRIFT_INTERVALS,
               STAGING_SCHEMA, MODEL_DIGESTS, SKIPPED_OFFSETS, UNKNOWN_FIELDS,
-              PUBLISH_INTENTS, LOOP_VIEW]  # append only: version = position + 1
+              PUBLISH_INTENTS, LOOP_VIEW, RETRAIN_REQUESTS]  # append only: version = position + 1
 
 
 @contextmanager

@@ -292,7 +292,7 @@ class IngestLimits(Strict):
 
 # The tasks of a pipeline's DAGs that `timeouts.tasks` may name (`validate` covers every contract).
 TIMED_TASKS = ("ingest", "validate", "check_feedback", "train", "register", "score", "monitor", "request_retraining",
-               "late_reruns", "rerun_late_intervals")
+               "late_reruns", "rerun_late_intervals", "close_retrain_request")
 
 
 class Timeouts(Strict):
@@ -413,12 +413,40 @@ class Feedback(Strict):
     tolerance: float = Field(ge=0)
 
 
+class Decay(Strict):
+    """The champion's realised primary metric on the label window, against its holdout score."""
+
+    margin: float | None = Field(None, ge=0, description="worse than the holdout score by more than this")
+    floor: float | None = Field(None, description="or worse than this value")
+
+
+class RetrainOn(Strict):
+    """The triggers that request retraining (loopline.monitoring.retraining); unset: off.
+
+    The label-based ones (label_drift, calibration, decay) wait for `feedback.min_labelled_rows`
+    labelled predictions in the label window."""
+
+    feature_drift: bool = Field(True, description="a drift feature's PSI above monitoring.psi_threshold")
+    prediction_drift: float | None = Field(None, gt=0, description="the predictions' PSI against the holdout "
+                                           "predictions above this")
+    label_drift: float | None = Field(None, gt=0, description="the realised target mean (a binary target's "
+                                      "positive rate) off the training data's by more than this")
+    calibration: float | None = Field(None, gt=0, description="the mean prediction off the realised target mean "
+                                      "by more than this")
+    decay: Decay | None = None
+    cooldown_days: int = Field(7, ge=0, description="a reason whose retrain the gate rejected within this many "
+                               "days is throttled")
+    running_hours: float = Field(24, gt=0, description="a retrain requested this recently that has not finished "
+                                 "throttles its reasons")
+
+
 class Monitoring(Strict):
     drift_features: list[str]
     psi_threshold: float = Field(gt=0)
     feedback: Feedback
     label_window_days: int = Field(7, ge=1, description="label drift and calibration count the labels returned for "
                                    "predictions scored in this many days up to the monitored date")
+    retrain_on: RetrainOn = RetrainOn()
 
 
 class ModelCard(Strict):

@@ -83,6 +83,9 @@ HISTORY = {
     "aliases": """
         SELECT model_name, alias, from_version, to_version, reason, dag_id, run_id, changed_at
           FROM loopline.alias_history WHERE pipeline = %(p)s ORDER BY changed_at, id""",
+    "retrain_requests": """
+        SELECT logical_date, reasons, requested, throttled, dag_id, run_id, requested_at, outcome, outcome_detail
+          FROM loopline.retrain_requests WHERE pipeline = %(p)s ORDER BY logical_date""",
 }
 
 
@@ -109,10 +112,10 @@ def pipeline_history(db_url: str, pipeline: str) -> dict[str, Any]:
     """Everything the pipeline page draws, each series a table ({"columns", "rows"}, compact
     for a year of dates) ordered by date, plus the model timeline."""
     found = _query_all(db_url, HISTORY, {"p": pipeline})
-    aliases = found.pop("aliases").records()
+    aliases, requests = found.pop("aliases").records(), found.pop("retrain_requests").records()
     return {**{name: table.as_json() for name, table in found.items()}, "pipeline": pipeline,
             "model_name": aliases[-1]["model_name"] if aliases else None,
-            "timeline": timeline(found["training"].records(), aliases, found["monitor"].records())}
+            "timeline": timeline(found["training"].records(), aliases, requests)}
 
 
 def drift_report_uri(db_url: str, pipeline: str, interval_first: date) -> str | None:
@@ -124,10 +127,10 @@ def drift_report_uri(db_url: str, pipeline: str, interval_first: date) -> str | 
     return found[0] if found else None
 
 
-def timeline(training: list[dict], aliases: list[dict], monitor: list[dict]) -> list[dict[str, Any]]:
+def timeline(training: list[dict], aliases: list[dict], requests: list[dict]) -> list[dict[str, Any]]:
     """Each version's registration and gate decision, every move of the champion alias
-    (promotion, rollback by hand or automatic, with its reason) and every retraining request,
-    oldest first."""
+    (promotion, rollback by hand or automatic, with its reason) and every retraining request
+    (its reasons, what was throttled and why, and what the retrain came to), oldest first."""
     events = [{"at": run["updated_at"], "kind": "gate", "version": run["model_version"],
                "logical_date": run["logical_date"], "promoted": run["promoted"], "text": run["decision"],
                "mlflow_run_id": run["mlflow_run_id"], "dag_id": run["dag_id"]} for run in training]
@@ -135,11 +138,21 @@ def timeline(training: list[dict], aliases: list[dict], monitor: list[dict]) -> 
                 "alias": move["alias"], "from_version": move["from_version"], "text": move["reason"],
                 "dag_id": move["dag_id"], "run_id": move["run_id"], "model_name": move["model_name"]}
                for move in aliases if move["alias"] == "champion"]
-    events += [{"at": run["updated_at"], "kind": "retrain request", "version": run["model_version"],
-                "logical_date": run["logical_date"],
-                "text": f"drift above PSI {run['psi_threshold']}: {', '.join(run['drifted_features'])}"}
-               for run in monitor if run["retrain_requested"]]
+    events += [{"at": asked["requested_at"], "kind": "retrain request" if asked["requested"] else "retrain throttled",
+                "logical_date": asked["logical_date"], "dag_id": asked["dag_id"], "run_id": asked["run_id"],
+                "text": _request_text(asked)} for asked in requests]
     return sorted(events, key=lambda event: event["at"])
+
+
+def _request_text(asked: dict) -> str:
+    """A retraining request as the timeline states it: each reason, throttled or not, and the outcome."""
+    held = {t["kind"]: t["why"] for t in asked["throttled"]}
+    parts = [f"{r['kind']}: {r['detail']}" + (f" (throttled: {held[r['kind']]})" if r["kind"] in held else "")
+             for r in asked["reasons"]]
+    if asked["requested"]:
+        parts.append(f"retrain: {asked['outcome']} ({asked['outcome_detail']})" if asked["outcome"]
+                     else "retrain: not finished")
+    return "; ".join(parts)
 
 
 def _alias_kind(move: dict) -> str:

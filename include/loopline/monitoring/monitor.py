@@ -3,13 +3,15 @@
 The unit is the spec's schedule interval (a date of a daily pipeline, a month of a monthly
 one), so each PSI compares a sample the size the schedule produces. Per interval it measures
 
-  - feature drift: PSI per monitored feature against the training features' profile; any
-    feature above the spec's threshold asks for retraining;
+  - feature drift: PSI per monitored feature against the training features' profile;
   - prediction drift: the interval's stored predictions against the champion's holdout
     predictions (PSI over the holdout's bins);
   - label drift and calibration, once labels are back: of the predictions scored in the last
     `monitoring.label_window_days`, the realised target mean (a binary target's positive rate)
-    against the training data's, and the mean prediction on the same rows against it.
+    against the training data's, the mean prediction on the same rows against it, and the
+    primary metric realised on them against the version's holdout score.
+
+The spec's retraining triggers (loopline.monitoring.retraining) judge these measures.
 
 It stores the verdict, the predictions' distribution and these measures in PostgreSQL (the
 loop view draws them without rescanning predictions) and writes the interval's drift report
@@ -18,21 +20,21 @@ loop view draws them without rescanning predictions) and writes the interval's d
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from loopline.core import telemetry
-from loopline.core import db
+from loopline.core import db, metrics, telemetry
 from loopline.core.drift import Comparison, compare
 from loopline.core.interval import Interval
 from loopline.core.run_artifacts import OUTCOMES_ARTIFACT, PROFILE_ARTIFACT
 
 if TYPE_CHECKING:
     from loopline.core.pipeline import Pipeline
+    from loopline.monitoring.retraining import Reason
 
 PREDICTION_QUANTILES = (0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0)
 
@@ -45,6 +47,9 @@ class LabelDrift:
     target_mean: float  # realised
     reference_mean: float  # of the training data's target
     mean_prediction: float  # on the same labelled rows
+    metric: str  # the spec's primary metric
+    realised_score: float | None  # on the same rows (None: fewer than feedback.min_labelled_rows, or one class)
+    holdout_score: float | None  # of the version at training (None: not recorded)
 
     @property
     def change(self) -> float:
@@ -65,6 +70,7 @@ class DriftResult:
     predictions: dict | None  # {"rows", "mean", "quantiles": {"0.05": ...}} of the stored predictions
     prediction_drift: Comparison | None  # None: no predictions, or no holdout reference for the version
     labels: LabelDrift | None  # None: no labels back yet, or no reference for the version
+    reasons: list["Reason"] = field(default_factory=list)  # the retraining triggers it fires
 
     @property
     def scores(self) -> dict[str, float]:
@@ -80,15 +86,19 @@ class DriftResult:
 
     @property
     def retrain_requested(self) -> bool:
-        return bool(self.drifted_features)
+        return bool(self.reasons)
 
     def outcomes(self) -> dict:
-        """What monitor_runs.outcomes keeps: prediction drift, label drift and calibration."""
+        """What monitor_runs.outcomes keeps: prediction drift, label drift, calibration, the
+        realised metric and the retraining reasons."""
         labels = self.labels
         return {"prediction_psi": self.prediction_drift.psi if self.prediction_drift else None,
+                "retrain_reasons": [reason.__dict__ for reason in self.reasons],
                 **({"labelled_rows": labels.labelled_rows, "target_mean": labels.target_mean,
                     "reference_mean": labels.reference_mean, "mean_prediction": labels.mean_prediction,
-                    "label_window": str(labels.window)} if labels else {})}
+                    "label_window": str(labels.window), "metric": labels.metric,
+                    "realised_score": labels.realised_score, "holdout_score": labels.holdout_score}
+                   if labels else {})}
 
 
 def training_reference(model_name: str, version: int) -> tuple[dict, dict | None]:
@@ -113,6 +123,7 @@ def check_drift(p: "Pipeline", interval: Interval, model_version: int) -> list[D
     from loopline.core.interval import schedule_intervals
     from loopline.models.store import load_version
     from loopline.monitoring.drift_report import publish_report
+    from loopline.monitoring.retraining import reasons
 
     spec, db_url = p.spec, p.settings.db_url
     builder = load_version(db_url, spec.model_name, model_version).builder  # the version's own feature code
@@ -128,16 +139,18 @@ def check_drift(p: "Pipeline", interval: Interval, model_version: int) -> list[D
             _summary(predictions),
             compare({"prediction": outcomes["prediction"]}, pd.DataFrame({"prediction": predictions}))["prediction"]
             if outcomes and len(predictions) else None,
-            label_drift(p, model_version, unit, outcomes["target_mean"]) if outcomes else None)
+            label_drift(p, model_version, unit, outcomes) if outcomes else None)
+        result = replace(result, reasons=reasons(result, spec))
         _store(db_url, spec.name, result, publish_report(p, result))
         _emit(spec.name, result)
         results.append(result)
     return results
 
 
-def label_drift(p: "Pipeline", version: int, interval: Interval, reference_mean: float) -> LabelDrift | None:
+def label_drift(p: "Pipeline", version: int, interval: Interval, reference: dict) -> LabelDrift | None:
     """The labels known at the interval's end for `version`'s predictions scored within the
-    label window before it (None: no label back yet)."""
+    label window before it, against `reference` (the version's outcomes artifact; None: no
+    label back yet)."""
     from loopline.monitoring.feedback import labelled_predictions
 
     window = Interval(interval.last - timedelta(days=p.spec.monitoring.label_window_days - 1), interval.last)
@@ -145,8 +158,13 @@ def label_drift(p: "Pipeline", version: int, interval: Interval, reference_mean:
     rows = rows[rows["score_date"] >= window.first.isoformat()]
     if rows.empty:
         return None
-    target = rows[p.spec.target].astype(float)
-    return LabelDrift(window, len(rows), float(target.mean()), reference_mean, float(rows["prediction"].mean()))
+    spec, target = p.spec, rows[p.spec.target].to_numpy(dtype=float)
+    metric = spec.gate.primary_metric
+    judgeable = len(rows) >= spec.monitoring.feedback.min_labelled_rows and metrics.judgeable(spec.task.type, target)
+    realised = metrics.evaluate_one(spec.task.type, metric, rows["prediction"].to_numpy(), target) if judgeable \
+        else None
+    return LabelDrift(window, len(rows), float(target.mean()), reference["target_mean"],
+                      float(rows["prediction"].mean()), metric, realised, reference.get("holdout", {}).get(metric))
 
 
 def _emit(pipeline: str, result: DriftResult) -> None:

@@ -231,6 +231,12 @@ monitoring:
   feedback:
     min_labelled_rows: 500
     tolerance: {d["tolerance"]}               # roll back when the previous champion does this much better
+  retrain_on:                    # feature drift is on; turn on what else should request retraining
+    feature_drift: true
+    # prediction_drift: 0.25     # the predictions' PSI against the holdout's
+    # label_drift: 0.05          # the realised target mean off the training data's (target units)
+    # calibration: 0.05          # the mean prediction off the realised target mean
+    # decay: {{margin: {d["tolerance"]}}}     # realised {d["metric"]} worse than the holdout's by more than this
 """
 
 

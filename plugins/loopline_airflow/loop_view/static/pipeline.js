@@ -92,13 +92,14 @@
     series: [{ name: "rule", type: "heatmap" }],
   });
 
-  // Drift: PSI per feature × interval, coloured against the threshold; retraining requests marked.
+  // Drift: PSI per feature × interval, coloured against the threshold; fired retraining triggers marked.
   const features = [...new Set(history.drift.map((r) => r.feature))].sort();
   const driftDates = [...new Set(history.drift.map((r) => r.logical_date))].sort();
   const driftIndex = Object.fromEntries(driftDates.map((d, i) => [d, i]));
   const featureIndex = Object.fromEntries(features.map((f, i) => [f, i]));
   const threshold = Math.max(0, ...history.monitor.map((m) => m.psi_threshold || 0)) || 0.2;
   const requests = history.monitor.filter((m) => m.retrain_requested);
+  const triggers = (m) => ((m.outcomes || {}).retrain_reasons || []).map((r) => r.kind).join(", ") || "feature_drift";
   // A click on an interval opens its drift report (served by this view, behind the same login).
   const reported = new Set(history.monitor.filter((m) => m.report_uri).map((m) => m.logical_date));
   const openReport = (instance) => instance.on("click", (p) => {
@@ -107,9 +108,9 @@
   });
   heatmap("chart-drift", driftDates, [
     history.drift.map((r) => [driftIndex[r.logical_date], featureIndex[r.feature], r.psi]),
-    requests.map((m) => [driftDates.indexOf(m.logical_date), features.length])], {
+    requests.map((m, i) => [driftDates.indexOf(m.logical_date), features.length, i])], {
     tooltip: { formatter: (p) => p.seriesType === "heatmap" ? `${features[p.value[1]]}<br>${driftDates[p.value[0]]}: PSI ${p.value[2].toFixed(3)}`
-                                                          : `${driftDates[p.value[0]]}: retraining requested` },
+                                                          : `${driftDates[p.value[0]]}: retraining triggers ${triggers(requests[p.value[2]])}` },
     grid: { left: 150, right: 40, top: 10, bottom: 90 }, dataZoom: zoom(driftDates),
     xAxis: { type: "category", data: driftDates }, yAxis: { type: "category", data: [...features, "retraining"] },
     visualMap: { type: "piecewise", orient: "horizontal", left: "center", bottom: 34, dimension: 2, seriesIndex: 0,
@@ -118,7 +119,7 @@
                           { gt: threshold, color: FAIL, label: `> threshold ${threshold}` }] },
     series: [
       { name: "PSI", type: "heatmap" },
-      { name: "retraining requested", type: "scatter", symbol: "triangle", symbolSize: 12, itemStyle: { color: "#0b3d5c" } },
+      { name: "retraining triggers", type: "scatter", symbol: "triangle", symbolSize: 12, itemStyle: { color: "#0b3d5c" } },
     ],
   }, openReport);
 
