@@ -92,6 +92,17 @@ def test_a_champion_that_loses_on_returned_labels_is_rolled_back_audited_and_ale
     assert row == {"rolled_back": True, "champion_score": check.champion_score}
 
 
+def test_realised_performance_is_also_measured_per_critical_slice(served):
+    p, *_ = served
+    check = check_realised_performance(p, FEEDBACK)  # the recorded check
+    assert set(check.slices) == set(p.spec.gate.critical_slices)
+    for field, values in check.slices.items():
+        assert sum(v["rows"] for v in values) == check.labelled_rows  # every labelled row is in one value
+        scored = [v for v in values if v["champion"] is not None]
+        assert all(v["rows"] >= p.spec.gate.slice_min_rows for v in scored)
+        assert scored and all(v["previous"] > v["champion"] for v in scored)  # the bad model loses in each
+
+
 def test_a_rerun_of_the_date_returns_the_recorded_check_and_moves_nothing(served, alerts):
     p, *_ = served
     moves = len(history(p.settings.db_url, p.spec.model_name))
@@ -126,9 +137,9 @@ def test_a_champion_replaced_by_a_gate_while_it_was_judged_is_not_rolled_back(se
     replacement = register(p, booster(p.spec, labelled([date(2026, 7, d) for d in range(1, 6)]), seed=9))
 
     def a_gate_promotes_meanwhile(*args):
-        labelled_rows, champion_score, previous_score, _, _ = judge_for_real(*args)
+        labelled_rows, champion_score, previous_score, _, _, slices = judge_for_real(*args)
         promote(p, replacement)
-        return labelled_rows, champion_score, previous_score, True, "test: judged worse than the previous champion"
+        return labelled_rows, champion_score, previous_score, True, "test: judged worse than the previous champion", slices
 
     monkeypatch.setattr(feedback, "_judged", a_gate_promotes_meanwhile)
     moves = len(history(p.settings.db_url, p.spec.model_name))

@@ -492,7 +492,7 @@ def test_the_pipeline_page_draws_the_whole_loop_from_postgresql(loop, browser, r
     browser.draw_every_chart()
     assert browser.console_errors() == []
     charts = {name: chart_series(browser, f"chart-{name}")
-              for name in ("rows", "contracts", "drift", "predictions", "realised")}
+              for name in ("rows", "contracts", "drift", "predictions", "realised", "slices")}
     assert all(chart["drawn"] > 0 for chart in charts.values()), {n: c["drawn"] for n, c in charts.items()}
 
     accepted: dict[str, int] = {}  # rows per event date, summed here from every recorded batch
@@ -530,6 +530,12 @@ def test_the_pipeline_page_draws_the_whole_loop_from_postgresql(loop, browser, r
     realised = charts["realised"]
     assert dict(zip(realised["x"], realised["series"]["champion (realised)"])) == {
         r["logical_date"].isoformat(): r["champion_score"] for r in judged}
+    per_slice = recorded(p, """SELECT f.logical_date, s.key || ' = ' || (v->>'value') AS slice,
+        (v->>'champion')::float AS champion FROM loopline.feedback_checks f, jsonb_each(f.slices) s,
+        jsonb_array_elements(s.value) v WHERE f.pipeline = %(p)s AND v->>'champion' IS NOT NULL""")
+    slices = charts["slices"]
+    assert {(slices["x"][x], slices["y"][y]): score for x, y, score, *_ in slices["series"]["champion per slice"]} == {
+        (r["logical_date"].isoformat(), r["slice"]): pytest.approx(r["champion"]) for r in per_slice}
 
     [counts] = recorded(p, """SELECT (SELECT count(*) FROM loopline.training_runs WHERE pipeline = %(p)s)
         + (SELECT count(*) FROM loopline.alias_history WHERE pipeline = %(p)s AND alias = 'champion')

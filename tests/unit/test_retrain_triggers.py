@@ -41,7 +41,8 @@ def test_feature_drift_is_on_by_default_and_can_be_turned_off():
 
 def test_undeclared_triggers_never_fire():
     shifted = labels(target_mean=0.30, mean_prediction=0.05, realised=0.5)
-    assert reasons(result(prediction_psi=3.0, labels=shifted), spec_with()) == []
+    undeclared = spec_with(prediction_drift=None, label_drift=None, calibration=None, decay=None)
+    assert reasons(result(prediction_psi=3.0, labels=shifted), undeclared) == []
 
 
 def test_an_outcome_rate_shift_with_flat_predictions_is_label_drift_and_calibration():
@@ -52,10 +53,10 @@ def test_an_outcome_rate_shift_with_flat_predictions_is_label_drift_and_calibrat
 
 
 def test_decay_by_margin_or_by_floor():
-    by_margin = spec_with(decay={"margin": 0.05})
+    by_margin = spec_with(label_drift=None, calibration=None, decay={"margin": 0.05})
     assert kinds(reasons(result(labels=labels(realised=0.70, holdout=0.82)), by_margin)) == ["decay"]
     assert reasons(result(labels=labels(realised=0.79, holdout=0.82)), by_margin) == []
-    by_floor = spec_with(decay={"floor": 0.75})
+    by_floor = spec_with(label_drift=None, calibration=None, decay={"floor": 0.75})
     assert kinds(reasons(result(labels=labels(realised=0.74, holdout=0.76)), by_floor)) == ["decay"]
 
 
@@ -66,7 +67,7 @@ def test_label_based_triggers_wait_for_enough_labelled_rows():
 
 
 def test_prediction_drift_against_its_own_threshold():
-    spec = spec_with(prediction_drift=0.2)
+    spec = spec_with(prediction_drift=0.2, label_drift=None, calibration=None, decay=None)
     assert kinds(reasons(result(prediction_psi=0.25), spec)) == ["prediction_drift"]
     assert reasons(result(prediction_psi=0.15), spec) == []
 

@@ -370,9 +370,11 @@ CREATE TABLE loopline.alerts (
 CREATE INDEX alerts_by_pipeline ON loopline.alerts (pipeline, sent_at);
 """
 
-RETRAIN_REQUESTS = """
--- Each nightly run's retraining request (loopline.monitoring.retraining): the reasons its
--- monitoring gave, those it asked for and those it throttled, and what the retrain made of it.
+DECAY = """
+-- Realised performance per critical slice (loopline.monitoring.feedback), and each nightly
+-- run's retraining request (loopline.monitoring.retraining): the reasons its monitoring gave,
+-- those it asked for and those it throttled, and what the retrain made of it.
+ALTER TABLE loopline.feedback_checks ADD COLUMN slices jsonb;  -- field -> [{value, rows, champion, previous}]
 CREATE TABLE loopline.retrain_requests (
     pipeline      text        NOT NULL,
     logical_date  date        NOT NULL,   -- the requesting run's last event date
@@ -393,7 +395,7 @@ CREATE TABLE loopline.retrain_requests (
 MIGRATIONS = [INITIAL_SCHEMA, STREAMING_INGEST, CONTRACT_EVIDENCE, ALIAS_HISTORY, GATE_REPORT, PUBLISHED_PREDICTIONS,
               FEEDBACK_CHECKS, GENERIC_PREDICTIONS, REPLAYS, CONTRACT_INTERVALS, DRIFT_INTERVALS,
               STAGING_SCHEMA, MODEL_DIGESTS, SKIPPED_OFFSETS, UNKNOWN_FIELDS,
-              PUBLISH_INTENTS, LOOP_VIEW, RETRAIN_REQUESTS]  # append only: version = position + 1
+              PUBLISH_INTENTS, LOOP_VIEW, DECAY]  # append only: version = position + 1
 
 
 @contextmanager

@@ -7,6 +7,10 @@ on identical rows. If the champion is worse by more than `monitoring.feedback.to
 is rolled back (loopline.models.aliases.rollback, audited) and the spec's alert channels are
 told. One check per date: a rerun returns the recorded check and moves nothing.
 
+Both are also scored per value of each of the gate's critical slices (a slice with fewer than
+`gate.slice_min_rows` labelled rows, or one class, is counted but not scored), so a loss
+confined to one segment shows on the pipeline page even when the overall score holds.
+
 Not judged, and said so: fewer labelled predictions than `min_labelled_rows` (or, binary,
 one class only), no previous champion, or a champion that a rollback put there (automatic rollback
 never undoes a rollback; a person decides then).
@@ -42,6 +46,7 @@ class FeedbackCheck:
     tolerance: float
     rolled_back: bool
     decision: str
+    slices: dict[str, list[dict]] | None = None  # field -> [{"value", "rows", "champion", "previous"}]
 
 
 def judge(task: str, metric: str, champion: float, previous: float, tolerance: float) -> tuple[bool, str]:
@@ -69,10 +74,8 @@ def labelled_predictions(p: "Pipeline", version: int, until: date) -> pd.DataFra
     return predictions.merge(labels, on="entity_key").sort_values("entity_key").reset_index(drop=True)
 
 
-def rescore(p: "Pipeline", version: int, rows: pd.DataFrame, until: date) -> np.ndarray:
-    """`version`'s predictions for the entities behind `rows` (same order), from the registry."""
-    from loopline.models.store import load_version
-
+def scored_entities(p: "Pipeline", rows: pd.DataFrame, until: date) -> pd.DataFrame:
+    """The entity rows behind the labelled predictions `rows` (same order), as they were scored."""
     key, dataset = p.spec.entity_source.key, p.spec.entity_dataset
     dates = sorted(rows["score_date"].unique())
     entities = read_partitions(p.lake, dataset, until, dates)
@@ -82,7 +85,23 @@ def rescore(p: "Pipeline", version: int, rows: pd.DataFrame, until: date) -> np.
     if missing:
         raise RuntimeError(f"{missing} scored entities are missing from {dataset} {dates}: was a partition "
                            "rewritten without rescoring?")
-    return load_version(p.settings.db_url, p.spec.model_name, version).score(entities.drop(columns="_merge"))
+    return entities.drop(columns="_merge")
+
+
+def slice_scores(p: "Pipeline", entities: pd.DataFrame, labels: np.ndarray, champion: np.ndarray,
+                 previous: np.ndarray) -> dict[str, list[dict]]:
+    """Both versions' realised primary metric per value of each critical slice."""
+    spec, task, metric = p.spec, p.spec.task.type, p.spec.gate.primary_metric
+    found = {}
+    for field in spec.gate.critical_slices:
+        found[field] = []
+        for value, positions in entities.groupby(entities[field].astype(str), sort=True).indices.items():
+            truth = labels[positions]
+            scored = len(positions) >= spec.gate.slice_min_rows and metrics.judgeable(task, truth)
+            found[field].append({"value": value, "rows": len(positions), **{
+                name: metrics.evaluate_one(task, metric, predicted[positions], truth) if scored else None
+                for name, predicted in (("champion", champion), ("previous", previous))}})
+    return found
 
 
 def recorded_check(db_url: str, pipeline: str, logical_date: date) -> FeedbackCheck | None:
@@ -103,23 +122,29 @@ def _restored_by_rollback(db_url: str, name: str) -> bool:
 
 
 def _judged(p: "Pipeline", champion: int | None, previous: int | None,
-            logical_date: date) -> tuple[int, float | None, float | None, bool, str]:
-    """(labelled rows, champion score, previous score, roll back?, decision) for the date."""
+            logical_date: date) -> tuple[int, float | None, float | None, bool, str, dict | None]:
+    """(labelled rows, champion score, previous score, roll back?, decision, slice scores) for the date."""
     spec, settings, metric = p.spec, p.spec.monitoring.feedback, p.spec.gate.primary_metric
     if champion is None or previous is None:
-        return 0, None, None, False, "not judged: no champion and previous champion to compare"
+        return 0, None, None, False, "not judged: no champion and previous champion to compare", None
     if _restored_by_rollback(p.settings.db_url, spec.model_name):
         return 0, None, None, False, (f"not judged: v{champion} was restored by a rollback, which automatic "
-                                      "rollback never undoes")
+                                      "rollback never undoes"), None
     rows, task = labelled_predictions(p, champion, logical_date), spec.task.type
     if len(rows) < settings.min_labelled_rows or not metrics.judgeable(task, rows[spec.target].to_numpy()):
         need = f"need {settings.min_labelled_rows}" + (" with both classes" if task == "binary" else "")
-        return len(rows), None, None, False, f"not judged yet: {len(rows)} labelled predictions of v{champion}, {need}"
-    labels = rows[spec.target].to_numpy()
-    champion_score = metrics.evaluate_one(task, metric, rows["prediction"].to_numpy(), labels)
-    previous_score = metrics.evaluate_one(task, metric, rescore(p, previous, rows, logical_date), labels)
+        return (len(rows), None, None, False, f"not judged yet: {len(rows)} labelled predictions of v{champion}, {need}",
+                None)
+    from loopline.models.store import load_version
+
+    labels, champion_predictions = rows[spec.target].to_numpy(), rows["prediction"].to_numpy()
+    entities = scored_entities(p, rows, logical_date)
+    previous_predictions = load_version(p.settings.db_url, spec.model_name, previous).score(entities)
+    champion_score = metrics.evaluate_one(task, metric, champion_predictions, labels)
+    previous_score = metrics.evaluate_one(task, metric, previous_predictions, labels)
     roll_back, why = judge(task, metric, champion_score, previous_score, settings.tolerance)
-    return len(rows), champion_score, previous_score, roll_back, f"{metric} on {len(rows)} labelled predictions: {why}"
+    return (len(rows), champion_score, previous_score, roll_back, f"{metric} on {len(rows)} labelled predictions: {why}",
+            slice_scores(p, entities, labels, champion_predictions, previous_predictions))
 
 
 def _roll_back(p: "Pipeline", client, champion: int, previous: int, decision: str, logical_date: date,
@@ -155,7 +180,8 @@ def check_realised_performance(p: "Pipeline", logical_date: date, dag_id: str | 
         return recorded
     client = MlflowClient()
     champion, previous = (alias_version(client, spec.model_name, alias) for alias in (CHAMPION, PREVIOUS))
-    labelled_rows, champion_score, previous_score, roll_back, decision = _judged(p, champion, previous, logical_date)
+    labelled_rows, champion_score, previous_score, roll_back, decision, slices = _judged(p, champion, previous,
+                                                                                         logical_date)
     rolled_back = False
     if roll_back:
         rolled_back, decision = _roll_back(p, client, champion, previous, decision, logical_date, dag_id, run_id)
@@ -164,7 +190,7 @@ def check_realised_performance(p: "Pipeline", logical_date: date, dag_id: str | 
         telemetry.gauge("realised.previous_score", previous_score, pipeline=spec.name, metric=spec.gate.primary_metric)
     check = FeedbackCheck(logical_date.isoformat(), champion, previous, labelled_rows, spec.gate.primary_metric,
                           champion_score, previous_score, spec.monitoring.feedback.tolerance, rolled_back,
-                          decision)
+                          decision, slices)
     with db.connect(db_url) as conn:
         db.upsert(conn, "loopline.feedback_checks", {**asdict(check), "pipeline": spec.name,
                                                      "logical_date": logical_date, "dag_id": dag_id,

@@ -74,7 +74,7 @@ HISTORY = {
          WHERE pipeline = %(p)s ORDER BY logical_date""",
     "realised": """
         SELECT logical_date, champion_version, previous_version, labelled_rows, metric, champion_score,
-               previous_score, tolerance, rolled_back, decision FROM loopline.feedback_checks
+               previous_score, tolerance, rolled_back, decision, slices FROM loopline.feedback_checks
          WHERE pipeline = %(p)s ORDER BY logical_date""",
     "training": """
         SELECT logical_date, dag_id, mlflow_run_id, model_version, primary_metric, candidate_score,

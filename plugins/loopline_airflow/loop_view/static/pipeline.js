@@ -163,4 +163,23 @@
         data: judged.map((r) => holdout[r.champion_version] ?? null) },
     ],
   });
+
+  // Realised performance per critical slice value × date: the champion's score (the tooltip
+  // adds the previous champion's and the labelled rows); a slice too small to score is left blank.
+  const sliceNames = [...new Set(judged.flatMap((r) => Object.entries(r.slices || {}).flatMap(
+    ([field, values]) => values.map((v) => `${field} = ${v.value}`))))].sort();
+  const sliceDates = judged.map((r) => r.logical_date);
+  const sliceCells = judged.flatMap((r, day) => Object.entries(r.slices || {}).flatMap(([field, values]) => values
+    .filter((v) => v.champion !== null)
+    .map((v) => [day, sliceNames.indexOf(`${field} = ${v.value}`), v.champion, v.previous, v.rows])));
+  const scores = sliceCells.map((c) => c[2]);
+  heatmap("chart-slices", sliceDates, [sliceCells], {
+    tooltip: { formatter: (p) => `${sliceNames[p.value[1]]}<br>${sliceDates[p.value[0]]}: champion ${p.value[2].toFixed(4)}, ` +
+                              `previous champion ${p.value[3].toFixed(4)} (${p.value[4]} labelled rows)` },
+    grid: { left: 200, right: 40, top: 10, bottom: 90 }, dataZoom: zoom(sliceDates),
+    xAxis: { type: "category", data: sliceDates }, yAxis: { type: "category", data: sliceNames },
+    visualMap: { type: "continuous", orient: "horizontal", left: "center", bottom: 34, dimension: 2, calculable: false,
+                 min: Math.min(...scores, 0), max: Math.max(...scores, 1), inRange: { color: ["#f4f8fb", "#0b3d5c"] } },
+    series: [{ name: "champion per slice", type: "heatmap" }],
+  });
 })();
