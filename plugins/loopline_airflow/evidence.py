@@ -35,6 +35,11 @@ def drift_report_url(pipeline: str, interval_first: date) -> str:
     return view_url(f"pipelines/{quote(pipeline)}/reports/drift/{interval_first.isoformat()}")
 
 
+def contract_report_url(pipeline: str, dataset: str, interval_first: str) -> str:
+    """The contract report (GX Data Docs) of the dataset's validation of the interval, as the view serves it."""
+    return view_url(f"pipelines/{quote(pipeline)}/reports/contract/{quote(dataset)}/{interval_first}/")
+
+
 def mlflow_run_url(run_id: str) -> str:
     return f"{os.environ.get('MLFLOW_TRACKING_URI', '').rstrip('/')}/#/runs/{run_id}"
 

@@ -2,7 +2,8 @@
 
 The task validates the run's batch: the dataset's rows of every date in the run's interval.
 Its "Contract report" button (an operator extra link) opens the GX Data Docs page of the
-validation; the same URL is in the task log. A failing batch fires the spec's alert
+validation in the loop view (behind Airflow's login; the link never expires); the same URL is
+in the task log. A failing batch fires the spec's alert
 channels, then fails the task without retries: retrying cannot fix data, and downstream
 tasks end as upstream_failed, so the champion stays as it is.
 """
@@ -13,6 +14,7 @@ from typing import Any
 from airflow.sdk import BaseOperator, BaseOperatorLink
 from airflow.sdk.bases.xcom import BaseXCom
 from loopline_airflow.alerting import LineStopped
+from loopline_airflow.evidence import contract_report_url
 from loopline_airflow.stages import run_interval
 
 REPORT_URL_KEY = "contract_report_url"
@@ -50,18 +52,19 @@ class ContractOperator(BaseOperator):
         from loopline.core.alerts import Alert, notify
         from loopline_airflow.stages import task_pipeline
 
-        p = task_pipeline(self.pipeline)
+        p, interval = task_pipeline(self.pipeline), run_interval()
+        report_url = contract_report_url(self.pipeline, self.dataset, interval.first.isoformat())
         try:
-            outcome = validate_dataset(p, self.dataset, run_interval(), context["run_id"])
+            outcome = validate_dataset(p, self.dataset, interval, context["run_id"])
         except ContractViolation as violation:
             failed = violation.outcome
-            if failed.report:
-                context["ti"].xcom_push(key=REPORT_URL_KEY, value=failed.report.url)
+            if failed.report_uri:
+                context["ti"].xcom_push(key=REPORT_URL_KEY, value=report_url)
             alert = Alert(p.spec.name, f"line stopped, contract failed on {self.dataset}", failed.logical_date,
-                          failed.run_id, failed.describe(), failed.report.url if failed.report else None)
+                          failed.run_id, failed.describe(), report_url if failed.report_uri else None)
             for line in notify(p.spec.alerts, alert, p.settings.db_url):
                 self.log.info("alert %s", line)
             raise LineStopped(str(violation)) from violation
-        context["ti"].xcom_push(key=REPORT_URL_KEY, value=outcome.report.url)
-        self.log.info("%s", outcome.describe())
+        context["ti"].xcom_push(key=REPORT_URL_KEY, value=report_url)
+        self.log.info("%s\n  contract report: %s", outcome.describe(), report_url)
         return {k: v for k, v in asdict(outcome).items() if k != "results"}

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from loopline.contracts.gx_validation import RuleResult, json_safe, suite_parameters, validate_frame
-from loopline.contracts.reports import ReportLink, publish
+from loopline.contracts.reports import publish
 from loopline.contracts.rules import Suite, failed_rules, load_suite
 from loopline.core import telemetry
 from loopline.core import db, partitions
@@ -75,7 +75,7 @@ class ContractOutcome:
     rows_valid: int
     rows_quarantined: int
     results: list[RuleResult] = field(default_factory=list)
-    report: ReportLink | None = None
+    report_uri: str | None = None  # the stored Data Docs page (the loop view serves it)
 
     @property
     def passed(self) -> bool:
@@ -90,8 +90,8 @@ class ContractOutcome:
         lines += [f"  quarantined  {r.describe()}" for r in self.results
                   if r.severity == "row" and r.unexpected_count and not r.error]
         lines += [f"  warning  {r.describe()}" for r in self.results if r.severity == "warn" and not r.success]
-        if self.report:
-            lines.append(f"  report: {self.report.url}")
+        if self.report_uri:
+            lines.append(f"  Data Docs stored at {self.report_uri}")
         return "\n".join(lines)
 
 
@@ -204,7 +204,7 @@ def _store(db_url: str, outcome: ContractOutcome) -> None:
             **key, "last_date": outcome.last_date, "suite": outcome.suite, "success": outcome.passed,
             "rows_in": outcome.rows_in,
             "rows_valid": outcome.rows_valid, "rows_quarantined": outcome.rows_quarantined,
-            "report_uri": outcome.report.uri if outcome.report else None,
+            "report_uri": outcome.report_uri,
         }, key=list(key))
         for r in outcome.results:
             db.upsert(conn, "loopline.contract_results", {

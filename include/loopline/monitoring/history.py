@@ -118,6 +118,33 @@ def pipeline_history(db_url: str, pipeline: str) -> dict[str, Any]:
             "timeline": timeline(found["training"].records(), aliases, requests)}
 
 
+CONTRACT_REPORT = {
+    "validation": """
+        SELECT logical_date, last_date, run_id, success, rows_in, rows_valid, rows_quarantined, report_uri
+          FROM loopline.contract_latest WHERE pipeline = %(p)s AND dataset = %(d)s AND logical_date = %(day)s""",
+    "rules": """
+        SELECT r.rule, r.severity, r.success, r.unexpected_count, r.error FROM loopline.contract_results r
+          JOIN loopline.contract_latest v USING (pipeline, dataset, logical_date, run_id)
+         WHERE r.pipeline = %(p)s AND r.dataset = %(d)s AND r.logical_date = %(day)s ORDER BY r.rule""",
+}
+
+
+def contract_outcome(db_url: str, pipeline: str, dataset: str, interval_first: date) -> dict[str, Any] | None:
+    """The latest validation of the dataset's interval in Loopline's terms (None: never validated):
+    `outcome` is "line stopped" (a batch rule failed), "rows quarantined" (row rules routed rows
+    to quarantine and the line went on) or "passed"; with the rules behind it and the stored report."""
+    found = _query_all(db_url, CONTRACT_REPORT, {"p": pipeline, "d": dataset, "day": interval_first})
+    validation = _first(found["validation"].records())
+    if validation is None:
+        return None
+    rules = found["rules"].records()
+    failed = {severity: [r for r in rules if not r["success"] and r["severity"] == severity]
+              for severity in ("batch", "row", "warn")}
+    outcome = "line stopped" if failed["batch"] else "rows quarantined" if validation["rows_quarantined"] else "passed"
+    return {**validation, "dataset": dataset, "outcome": outcome, "stopped_by": failed["batch"],
+            "quarantined_by": failed["row"], "warnings": failed["warn"]}
+
+
 def drift_report_uri(db_url: str, pipeline: str, interval_first: date) -> str | None:
     """Where the drift report of the interval starting on `interval_first` is stored."""
     with db.connect(db_url) as conn, conn.cursor() as cur:

@@ -176,6 +176,49 @@ def drift_report(pipeline: str, interval_first: date, user: PageCaller) -> Respo
     return HTMLResponse(read_stored(uri), headers={"Content-Security-Policy": REPORT_POLICY})
 
 
+@app.get("/pipelines/{pipeline}/reports/contract/{dataset}/{interval_first}/{path:path}", include_in_schema=False)
+def contract_report(pipeline: str, dataset: str, interval_first: date, path: str, user: PageCaller) -> Response:
+    """A validation's GX Data Docs site, as stored, with its assets served here and its outcome
+    stated first (the site's root redirects to its validation page)."""
+    from loopline.contracts.reports import site_root
+    from loopline.core.storage import StorageError, read_stored
+    from loopline.monitoring.history import contract_outcome
+    from loopline_airflow.loop_view.data_docs import POLICY, media_type, offline_page
+
+    _readable(user, pipeline)
+    record = contract_outcome(_db_url(), pipeline, dataset, interval_first)
+    if record is None or not record["report_uri"]:
+        raise HTTPException(404, f"{pipeline} has no contract report of {dataset} for {interval_first}")
+    root = site_root(record["report_uri"])
+    page = record["report_uri"].removeprefix(f"{root}/")
+    if not path:
+        return RedirectResponse(page, status_code=302)
+    if ".." in path.split("/"):
+        raise HTTPException(404, "no such file in the report")
+    try:
+        content = read_stored(f"{root}/{path}")
+    except (OSError, StorageError) as missing:
+        raise HTTPException(404, f"no {path} in the report") from missing
+    headers = {"Content-Security-Policy": POLICY}
+    if path != page:
+        return Response(content, media_type=media_type(path), headers=headers)
+    view_root = "../" * (6 + path.count("/"))  # from the page's folder up past pipelines/<p>/reports/contract/<d>/<day>/
+    banner = templates.get_template("contract_outcome.html").render(record=record, pipeline=pipeline,
+                                                                    view_root=view_root)
+    return HTMLResponse(offline_page(content.decode(), page, view_root, banner), headers=headers)
+
+
+@app.get("/static/vendor/{path:path}", include_in_schema=False)
+def vendor_asset(path: str, user: PageCaller) -> FileResponse:
+    """A file of the npm packages the contract reports use (see data_docs.CDN_FILES)."""
+    from loopline_airflow.loop_view.data_docs import vendor_file
+
+    found = vendor_file(path)
+    if found is None:
+        raise HTTPException(404, f"no asset {path!r}")
+    return FileResponse(found, headers={"Cache-Control": "private, max-age=86400"})
+
+
 @app.get("/static/{name}", include_in_schema=False)
 def asset(name: str, user: PageCaller) -> FileResponse:
     if name not in ASSETS:
