@@ -11,6 +11,7 @@ metadata DB. A failure names the pipeline (the test id) and the stage.
 from __future__ import annotations
 
 import json
+import os
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
 
@@ -270,7 +271,10 @@ def test_a_broken_batch_stops_the_line_alerts_and_keeps_the_champion(loop, webho
     xcoms = task_xcoms(dag.dag_id, dag_run.run_id, f"validate_{entities}")
     assert xcoms["contract_report_url"] == alert["report_url"]
     assert xcoms["_link_ContractReportLink"] == alert["report_url"]  # the task's "Contract report" button
-    assert requests.get(alert["report_url"], timeout=30).status_code == 200
+    base = os.environ["AIRFLOW__API__BASE_URL"].rstrip("/")
+    assert alert["report_url"] == f"{base}/loopline/pipelines/{p.spec.name}/reports/contract/{entities}/{BROKEN_DAY}/"
+    anonymous = requests.get(alert["report_url"], timeout=30, allow_redirects=False)
+    assert anonymous.status_code == 302 and "/login" in anonymous.headers["location"]  # behind Airflow's login
 
 
 def test_spark_job_entry_points_rerun_a_date_with_the_same_outcome(loop):
@@ -414,7 +418,6 @@ def test_a_model_changed_in_the_object_store_is_refused_with_an_alert(loop, dag_
 def test_no_generated_secret_is_in_a_task_log_or_an_mlflow_run(loop):
     """After the loop: its task logs, and the params and tags of its training runs, hold none of
     the secrets `make setup` generated."""
-    import os
     from pathlib import Path
 
     from mlflow import MlflowClient
@@ -486,6 +489,37 @@ def test_the_overview_shows_each_pipeline_as_postgresql_records_it(loop, browser
     browser.screenshot(f"loop-view-overview-{request.node.callspec.id}")
 
 
+def test_contract_reports_open_offline_with_the_outcome_in_loopline_terms(loop, browser, request):
+    """Each kind of outcome's GX Data Docs, through the view: every asset from this server,
+    every stylesheet applied, the outcome and its rules as PostgreSQL records them."""
+    from selenium.webdriver.common.by import By
+
+    p, _, _ = loop
+    validations = recorded(p, "SELECT dataset, logical_date, success, rows_quarantined FROM loopline.contract_latest "
+                              "WHERE pipeline = %(p)s ORDER BY logical_date")
+    kinds = {"line stopped": [v for v in validations if not v["success"]],
+             "rows quarantined": [v for v in validations if v["success"] and v["rows_quarantined"]]}
+    for outcome, found in kinds.items():
+        assert found, f"the loop has no validation whose outcome is {outcome}"
+        shown = found[-1]
+        browser.open(f"/loopline/pipelines/{p.spec.name}/reports/contract/{shown['dataset']}/{shown['logical_date']}/")
+        assert "/validations/" in browser.driver.current_url  # the site's root leads to its validation page
+        banner = browser.driver.find_element(By.ID, "loopline-outcome")
+        assert banner.get_attribute("data-outcome") == outcome
+        failed = recorded(p, f"""SELECT r.rule FROM loopline.contract_results r JOIN loopline.contract_latest v
+            USING (pipeline, dataset, logical_date, run_id) WHERE r.pipeline = %(p)s AND NOT r.success
+            AND r.dataset = '{shown['dataset']}' AND r.logical_date = '{shown['logical_date']}'
+            AND r.severity = '{"batch" if outcome == "line stopped" else "row"}'""")
+        assert sorted(b.text for b in banner.find_elements(By.CSS_SELECTOR, "b")[1:]) == sorted(r["rule"] for r in failed)
+        loaded = browser.script("""return {
+            resources: performance.getEntriesByType("resource").map((e) => e.name),
+            sheets: [...document.styleSheets].map((s) => s.cssRules.length)};""")
+        assert loaded["resources"] and all(url.startswith(browser.base) for url in loaded["resources"]), loaded
+        assert len(loaded["sheets"]) >= 5 and all(loaded["sheets"]), loaded["sheets"]  # Bootstrap and the rest, styled
+        assert browser.console_errors() == []
+        browser.screenshot(f"contract-report-{outcome.replace(' ', '-')}-{request.node.callspec.id}")
+
+
 def test_the_pipeline_page_draws_the_whole_loop_from_postgresql(loop, browser, request):
     p, _, _ = loop
     browser.open(f"/loopline/pipelines/{p.spec.name}")
@@ -547,8 +581,6 @@ def test_the_pipeline_page_draws_the_whole_loop_from_postgresql(loop, browser, r
 # --- the loop's metrics in Prometheus (StatsD → statsd_exporter → Prometheus) ------------
 
 def prometheus_query(promql: str) -> list[dict]:
-    import os
-
     answer = requests.get(f"{os.environ['LOOPLINE_PROMETHEUS_URL']}/api/v1/query", params={"query": promql},
                           auth=("loopline", os.environ["LOOPLINE_PROMETHEUS_PASSWORD"]), timeout=30)
     answer.raise_for_status()
