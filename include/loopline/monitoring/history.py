@@ -113,9 +113,13 @@ def pipeline_history(db_url: str, pipeline: str) -> dict[str, Any]:
     for a year of dates) ordered by date, plus the model timeline."""
     found = _query_all(db_url, HISTORY, {"p": pipeline})
     aliases, requests = found.pop("aliases").records(), found.pop("retrain_requests").records()
+    reported: dict[str, list[str]] = {}  # date -> the datasets whose contract report it has
+    for validation in found["validations"].records():
+        if validation["report_uri"]:
+            reported.setdefault(validation["logical_date"], []).append(validation["dataset"])
     return {**{name: table.as_json() for name, table in found.items()}, "pipeline": pipeline,
             "model_name": aliases[-1]["model_name"] if aliases else None,
-            "timeline": timeline(found["training"].records(), aliases, requests)}
+            "timeline": timeline(found["training"].records(), aliases, requests, reported)}
 
 
 CONTRACT_REPORT = {
@@ -154,13 +158,16 @@ def drift_report_uri(db_url: str, pipeline: str, interval_first: date) -> str | 
     return found[0] if found else None
 
 
-def timeline(training: list[dict], aliases: list[dict], requests: list[dict]) -> list[dict[str, Any]]:
-    """Each version's registration and gate decision, every move of the champion alias
-    (promotion, rollback by hand or automatic, with its reason) and every retraining request
-    (its reasons, what was throttled and why, and what the retrain came to), oldest first."""
+def timeline(training: list[dict], aliases: list[dict], requests: list[dict],
+             reported: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """Each version's registration and gate decision (with the contract reports of the data it
+    was judged on, `reported`: date -> datasets), every move of the champion alias (promotion,
+    rollback by hand or automatic, with its reason) and every retraining request (its reasons,
+    what was throttled and why, and what the retrain came to), oldest first."""
     events = [{"at": run["updated_at"], "kind": "gate", "version": run["model_version"],
                "logical_date": run["logical_date"], "promoted": run["promoted"], "text": run["decision"],
-               "mlflow_run_id": run["mlflow_run_id"], "dag_id": run["dag_id"]} for run in training]
+               "mlflow_run_id": run["mlflow_run_id"], "dag_id": run["dag_id"],
+               "data_docs": reported.get(run["logical_date"], [])} for run in training]
     events += [{"at": move["changed_at"], "kind": _alias_kind(move), "version": move["to_version"],
                 "alias": move["alias"], "from_version": move["from_version"], "text": move["reason"],
                 "dag_id": move["dag_id"], "run_id": move["run_id"], "model_name": move["model_name"]}

@@ -90,7 +90,10 @@
     visualMap: { type: "piecewise", orient: "horizontal", left: "center", bottom: 34, dimension: 2,
                  pieces: [PASS, WARN, "#f2d16b", FAIL].map((color, value) => ({ value, color, label: OUTCOMES[value] })) },
     series: [{ name: "rule", type: "heatmap" }],
-  });
+  }, (instance) => instance.on("click", (p) => {  // a cell opens that date's contract report
+    const dataset = history.rules[p.value[1]].dataset;
+    window.location.href = `${encodeURIComponent(history.pipeline)}/reports/contract/${encodeURIComponent(dataset)}/${ruleDates[p.value[0]]}/`;
+  }));
 
   // Drift: PSI per feature × interval, coloured against the threshold; fired retraining triggers marked.
   const features = [...new Set(history.drift.map((r) => r.feature))].sort();
