@@ -6,7 +6,8 @@ it) and a generated year of history in PostgreSQL, written the way the stages wr
   - ingest batches and contract results of two datasets a day, with RULES rules each (a few
     failing);
   - PSI of FEATURES features a day, the drift verdict and the predictions' distribution;
-  - a realised-performance check a day, a retraining a week, promotions and rollbacks.
+  - a realised-performance check a day (2 critical slices of 8 values each), a retraining a
+    week, promotions and rollbacks, and a retraining request on each drifted day.
 
 Timed, through the real Airflow API server (its auth included) and a real headless Chromium
 logged in as a viewer:
@@ -78,7 +79,7 @@ def write_year(db_url: str, pipeline: str) -> dict[str, int]:
     days = [FIRST + timedelta(days=i) for i in range(DAYS)]
     rows: dict[str, list[tuple]] = {name: [] for name in (
         "ingest_batches", "contract_validations", "contract_results", "drift_metrics", "monitor_runs",
-        "feedback_checks", "training_runs", "alias_history")}
+        "feedback_checks", "retrain_requests", "training_runs", "alias_history")}
     champion = 1
     for n, day in enumerate(days):
         run_id = f"scheduled__{day}"
@@ -100,8 +101,15 @@ def write_year(db_url: str, pipeline: str) -> dict[str, int]:
         rows["monitor_runs"].append((pipeline, day, day, champion, 3000, max(scores.values()), json.dumps(drifted),
                                      bool(drifted), 0.2, json.dumps({"rows": 3000, "mean": sum(quantiles) / 7, "quantiles": dict(
                                          zip(("0.0", "0.05", "0.25", "0.5", "0.75", "0.95", "1.0"), quantiles))})))
+        slices = {field: [{"value": f"{field}_{v}", "rows": 360, "champion": 0.8 + rng.random() / 10,
+                           "previous": 0.8 + rng.random() / 10} for v in range(8)] for field in ("slice_a", "slice_b")}
         rows["feedback_checks"].append((pipeline, day, champion, max(champion - 1, 1), 2900, "roc_auc",
-                                        0.8 + rng.random() / 10, 0.8 + rng.random() / 10, 0.02, False, "kept"))
+                                        0.8 + rng.random() / 10, 0.8 + rng.random() / 10, 0.02, False, "kept",
+                                        json.dumps(slices)))
+        if drifted:
+            reasons = [{"kind": "feature_drift", "detail": f"PSI above 0.2 for {', '.join(drifted)}"}]
+            rows["retrain_requests"].append((pipeline, day, json.dumps(reasons), json.dumps(["feature_drift"]), "[]",
+                                             f"{pipeline}_nightly", run_id, at(day), "rejected", "kept"))
         if n % 7 == 6:
             promoted = rng.random() < 0.5
             version = len(rows["training_runs"]) + 2
@@ -135,7 +143,9 @@ COLUMNS = {
     "monitor_runs": "pipeline, logical_date, last_date, model_version, rows_scored, max_psi, drifted_features, "
                     "retrain_requested, psi_threshold, predictions",
     "feedback_checks": "pipeline, logical_date, champion_version, previous_version, labelled_rows, metric, "
-                       "champion_score, previous_score, tolerance, rolled_back, decision",
+                       "champion_score, previous_score, tolerance, rolled_back, decision, slices",
+    "retrain_requests": "pipeline, logical_date, reasons, requested, throttled, dag_id, run_id, requested_at, outcome, "
+                        "outcome_detail",
     "training_runs": "pipeline, logical_date, dag_id, mlflow_run_id, model_version, primary_metric, candidate_score, "
                      "champion_version, champion_score, promoted, decision",
     "alias_history": "pipeline, model_name, alias, from_version, to_version, reason, dag_id, run_id, changed_at",
