@@ -504,6 +504,15 @@ def jdbc_options(db_url: str) -> dict[str, str]:
             "user": url.username or "", "password": url.password or "", "driver": "org.postgresql.Driver"}
 
 
+def recorded_row(db_url: str, table: str, pipeline: str, logical_date: Any) -> dict[str, Any] | None:
+    """What a stage recorded in `table` for the pipeline's date (None: nothing yet): how a rerun
+    of the date finds the decision it must repeat."""
+    with connect(db_url) as conn:
+        rows = fetch_all(conn, f"SELECT * FROM {table} WHERE pipeline = %s AND logical_date = %s",
+                         (pipeline, logical_date))
+    return rows[0] if rows else None
+
+
 def fetch_all(conn, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
     with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
         cur.execute(sql, params)

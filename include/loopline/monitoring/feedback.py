@@ -105,13 +105,11 @@ def slice_scores(p: "Pipeline", entities: pd.DataFrame, labels: np.ndarray, cham
 
 
 def recorded_check(db_url: str, pipeline: str, logical_date: date) -> FeedbackCheck | None:
-    with db.connect(db_url) as conn:
-        rows = db.fetch_all(conn, "SELECT * FROM loopline.feedback_checks WHERE pipeline = %s AND logical_date = %s",
-                            (pipeline, logical_date))
-    if not rows:
+    row = db.recorded_row(db_url, "loopline.feedback_checks", pipeline, logical_date)
+    if row is None:
         return None
     fields = FeedbackCheck.__dataclass_fields__
-    return FeedbackCheck(**{k: v for k, v in rows[0].items() if k in fields} | {"logical_date": str(logical_date)})
+    return FeedbackCheck(**{k: v for k, v in row.items() if k in fields} | {"logical_date": str(logical_date)})
 
 
 def _restored_by_rollback(db_url: str, name: str) -> bool:

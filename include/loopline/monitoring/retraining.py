@@ -131,12 +131,9 @@ def _throttle(last: dict, logical_date: date, cooldown_days: int, running_hours:
 
 
 def recorded_request(db_url: str, pipeline: str, logical_date: date) -> RetrainRequest | None:
-    with db.connect(db_url) as conn:
-        rows = db.fetch_all(conn, "SELECT * FROM loopline.retrain_requests WHERE pipeline = %s AND logical_date = %s",
-                            (pipeline, logical_date))
-    if not rows:
+    row = db.recorded_row(db_url, "loopline.retrain_requests", pipeline, logical_date)
+    if row is None:
         return None
-    row = rows[0]
     return RetrainRequest(logical_date, [Reason(**r) for r in row["reasons"]], list(row["requested"]),
                           [Throttled(**t) for t in row["throttled"]])
 
