@@ -136,9 +136,10 @@ def retrain_dag(pipeline: str, doc_md: str | None = None) -> DAG:
     ) as dag:
         trained = task(stages.train, **_timed(spec, "train"))(pipeline, recent_only=True)
         registered = task(stages.register, **_timed(spec, "register"))(pipeline, trained)
-        # Whatever happened, the request is closed with its outcome, so throttling sees it.
-        registered >> task(stages.close_retrain_request, **_timed(spec, "close_retrain_request"),
-                           trigger_rule="all_done")(pipeline)
+        # Whatever happened, the request is closed with its outcome, so throttling sees it. A
+        # teardown (with no setup: it runs once register is done, however it ended) leaves the
+        # run's state to train and register, so a failed retrain still fails the run.
+        registered >> task(stages.close_retrain_request, **_timed(spec, "close_retrain_request"))(pipeline).as_teardown()
     return dag
 
 

@@ -19,7 +19,7 @@ from loopline.release import model_card
 from loopline.release.registry import register_and_gate
 
 DAY = date(2026, 6, 1)
-RACE_ROUNDS = 10
+RACE_ROUNDS = 4  # each round is a real race of two gates (about 15 s each); a lost update shows in any of them
 
 
 @pytest.fixture(scope="module")

@@ -68,7 +68,9 @@ def _wait_for_new_batch(p: Pipeline, job: subprocess.Popen, seen: int, timeout_s
 
 
 def test_kill_9_at_random_points_then_rerun_lands_every_record_exactly_once(make_pipeline):
-    p = Pipeline.load(make_pipeline(ingest={"max_records_per_batch": 500}))
+    # Batches small enough that each attempt is killed between or inside them, few enough
+    # that the final rerun is not dominated by every micro-batch's fixed cost.
+    p = Pipeline.load(make_pipeline(ingest={"max_records_per_batch": 1200}))
     rng = random.Random(20261123)
     _simulate(p, [date(2026, 6, 1), date(2026, 6, 2)], seed=21)
     kills_mid_run = 0

@@ -27,9 +27,11 @@ def test_the_vendor_route_serves_only_files_of_the_listed_packages():
 def test_a_page_gets_local_assets_its_logo_from_the_site_and_the_banner_first():
     cdn = "https://stackpath.bootstrapcdn.com/bootstrap/4.3.1/js/bootstrap.min.js"
     page = (f'<html><head><script src="{cdn}" integrity="sha384-abc" crossorigin="anonymous"></script></head>'
+            '<link rel="icon" href="../../../static/images/favicon.ico">'  # GX's: one folder short
             f'<body class="x"><img src="{GX_WEB_ASSETS}logo-long.png?d=1"><p>Failed</p></body></html>')
     served = offline_page(page, "validations/suite/run/time/batch.html", "../../", "<div id=banner></div>")
     assert '<script src="../../static/vendor/bootstrap/dist/js/bootstrap.min.js"></script>' in served
     assert '<img src="../../../../static/images/logo-long.png?d=1">' in served
+    assert '<link rel="icon" href="../../../../static/images/favicon.ico">' in served
     assert '<body class="x"><div id=banner></div><img' in served
     assert "https://" not in served

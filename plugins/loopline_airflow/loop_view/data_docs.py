@@ -49,6 +49,9 @@ GX_WEB_ASSETS = "https://great-expectations-web-assets.s3.us-east-2.amazonaws.co
 # which npm verified against its lock file when it was installed.
 CDN_ATTRIBUTES = re.compile(r'\s+(integrity="[^"]*"|crossorigin="[^"]*")')
 BODY = re.compile(r"<body[^>]*>")
+# The site's own files, addressed relative to the page; GX gets the favicon's depth wrong
+# (one folder short on a validation page), so every such address is made relative to the root.
+SITE_STATIC = re.compile(r'(src|href)="(?:\.\./)+static/')
 
 # What a served report page may do: load and run what this server serves (GX's pages carry
 # inline scripts and styles), fetch nothing from anywhere else.
@@ -58,11 +61,14 @@ POLICY = ("default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval'; 
 
 def offline_page(html: str, page: str, view_root: str, banner: str) -> str:
     """The stored page `page` (its path in the site) with every CDN address pointed at the
-    view's local copy (`view_root`: the view's root, relative to the page), the logo at the
-    site's own copy, and `banner` first in the body."""
+    view's local copy (`view_root`: the view's root, relative to the page), the site's own
+    files (and the logo, at the site's copy) relative to the site's root, and `banner` first
+    in the body."""
+    site_root = "../" * page.count("/")
+    html = SITE_STATIC.sub(lambda address: f'{address.group(1)}="{site_root}static/', html)  # before the view's
     for cdn, local in CDN_FILES.items():
         html = html.replace(f'"{cdn}"', f'"{view_root}{VENDOR_ROUTE}{local}"')
-    html = html.replace(GX_WEB_ASSETS, "../" * page.count("/") + "static/images/")
+    html = html.replace(GX_WEB_ASSETS, f"{site_root}static/images/")
     html = CDN_ATTRIBUTES.sub("", html)
     return BODY.sub(lambda body: body.group(0) + banner, html, count=1)
 
