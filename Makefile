@@ -21,7 +21,7 @@ demo: up          ## a demo pipeline's loop through the real scheduler (PIPELINE
 	$(ENV) PIPELINE=$(PIPELINE) .venv/bin/python infra/demo.py
 
 test: up          ## set up what the tests need and run the whole suite (but the outage drills)
-	$(ENV) .venv/bin/python -m pytest -q -p no:cacheprovider -m "not outage"
+	$(ENV) .venv/bin/python -m pytest -q -p no:cacheprovider -m "not outage" --durations=25
 
 test-outages: up  ## stop each service in the middle of scoring, retry, compare with an undisturbed run (~10 min)
 	$(ENV) .venv/bin/python -m pytest -q -p no:cacheprovider -m outage tests/integration
