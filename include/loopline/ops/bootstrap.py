@@ -4,6 +4,7 @@ pipelines of tests and benchmarks).
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -64,9 +65,30 @@ def ensure_topics(settings: Settings, specs: list[PipelineSpec]) -> list[str]:
         refused = admin.create_acls(acls)["failed"]
         if refused:
             raise RuntimeError(f"Kafka refused {len(refused)} ACLs, e.g. {refused[0]}")
+        _await_acls(admin, acls)
         return missing
     finally:
         admin.close()
+
+
+def _await_acls(admin, acls: list, timeout_s: float = 30.0) -> None:
+    """Wait until the broker enforces the ACLs just created. The controller commits them before
+    it answers, but the broker applies them from the metadata log a moment later; a client that
+    writes at once would be refused its own topic (TopicAuthorizationFailedError)."""
+    from kafka.admin import (ACLFilter, ACLOperation, ACLPermissionType, ACLResourcePatternType,
+                             ResourcePatternFilter, ResourceType)
+
+    every_acl = ACLFilter(None, None, ACLOperation.ANY, ACLPermissionType.ANY,
+                          ResourcePatternFilter(ResourceType.ANY, None, ACLResourcePatternType.ANY))
+    deadline = time.monotonic() + timeout_s
+    while True:
+        pending = set(acls) - set(admin.describe_acls(every_acl)[0])
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the Kafka broker still does not enforce {len(pending)} ACLs after {timeout_s:.0f} s, "
+                               f"e.g. {next(iter(pending))}; check the broker's log")
+        time.sleep(0.2)
 
 
 def s3_client(settings: Settings):
