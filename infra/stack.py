@@ -207,9 +207,6 @@ def write_env_file() -> None:
         "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST": "127.0.0.1",
         "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
         "GX_ANALYTICS_ENABLED": "false",
-        # GX logs two hundred "Skipping registering function ..." lines per validation at INFO:
-        # a validate task's log keeps GX's warnings and errors only.
-        "AIRFLOW__LOGGING__NAMESPACE_LEVELS": "great_expectations=WARNING",
         # `psql` alone opens the loopline database as the application role; the passwords of
         # every role are in the pgpass file, so none is ever typed on a command line.
         "PGPASSFILE": str(STATE / "pgpass"),

@@ -19,3 +19,28 @@ def test_failed_metrics_are_read_per_metric_once_per_message():
             "MetricConfigurationID(column_values.in_set.condition)": missing,
             "MetricConfigurationID(column.max)": {"raised_exception": True, "exception_message": "timeout"}}
     assert evaluation_error(info) == 'The column "channel" does not exist.; timeout'
+
+
+def test_gx_imported_in_a_task_logs_its_warnings_without_its_registration_noise():
+    """A fresh interpreter with a task's root logger at INFO: once Loopline's GX module is
+    loaded, importing GX (as `validate_frame` does first) and building a context log none of
+    GX's two hundred "Skipping registering function" lines, while a GX warning still shows."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    include = Path(__file__).resolve().parents[2] / "include"
+    script = """
+import logging, sys
+logging.basicConfig(level=logging.INFO, stream=sys.stdout)
+import loopline.contracts.gx_validation as gx_validation
+import great_expectations as gx
+gx.get_context(mode="ephemeral")
+logging.getLogger("great_expectations.checkpoint").warning("a GX warning")
+"""
+    ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONPATH": str(include)})
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    assert "a GX warning" in ran.stdout
+    assert "Skipping registering function" not in ran.stdout + ran.stderr

@@ -20,6 +20,13 @@ from loopline.core.interval import Interval
 
 DOCS_SITE = "contract_report"
 
+# Before GX is first imported (by this module's functions): while it imports, GX logs two
+# hundred "Skipping registering function ..." lines at INFO, which would bury a validate task's
+# log; its warnings and errors are kept. (Airflow's `[logging] namespace_levels` does not reach
+# the standard library's loggers in a task's process.)
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+logging.getLogger("great_expectations").setLevel(logging.WARNING)
+
 
 @dataclass(frozen=True)
 class RuleResult:
@@ -54,8 +61,6 @@ def suite_parameters(interval: Interval, freshness_hours: float) -> dict[str, st
 
 
 def _context(docs_dir: Path | None):
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
