@@ -531,12 +531,18 @@ def test_the_pipeline_page_draws_the_whole_loop_from_postgresql(loop, browser, r
               for name in ("rows", "contracts", "drift", "predictions", "realised", "slices")}
     assert all(chart["drawn"] > 0 for chart in charts.values()), {n: c["drawn"] for n, c in charts.items()}
 
-    accepted: dict[str, int] = {}  # rows per event date, summed here from every recorded batch
-    for batch in recorded(p, "SELECT accepted_by_date FROM loopline.ingest_batches WHERE pipeline = %(p)s"):
+    accepted: dict[str, dict[str, int]] = {}  # rows per dataset and event date, summed from every batch
+    for batch in recorded(p, "SELECT dataset, accepted_by_date FROM loopline.ingest_batches WHERE pipeline = %(p)s"):
         for day, rows in batch["accepted_by_date"].items():
-            accepted[day] = accepted.get(day, 0) + rows
+            per_date = accepted.setdefault(batch["dataset"], {})
+            per_date[day] = per_date.get(day, 0) + rows
     ingested = charts["rows"]
-    assert {d: n for d, n in zip(ingested["x"], ingested["series"]["accepted at ingest"]) if n is not None} == accepted
+    assert {dataset: {d: n for d, n in zip(ingested["x"], ingested["series"][f"{dataset} · accepted at ingest"]) if n}
+            for dataset in accepted} == accepted
+    rejected = recorded(p, "SELECT dataset, logical_date, rows_quarantined FROM loopline.contract_latest "
+                           "WHERE pipeline = %(p)s AND rows_quarantined > 0")
+    assert rejected and all(ingested["series"][f"{r['dataset']} · rejected by contract"][
+        ingested["x"].index(r["logical_date"].isoformat())] == r["rows_quarantined"] for r in rejected)
 
     psi = {(r["logical_date"].isoformat(), r["feature"]): r["psi"]
            for r in recorded(p, "SELECT logical_date, feature, psi FROM loopline.drift_metrics WHERE pipeline = %(p)s")}

@@ -41,15 +41,16 @@ OVERVIEW = {
 }
 
 HISTORY = {
-    # Rows per event date, of every recorded ingest batch: accepted and quarantined at ingest.
+    # Rows per dataset and event date, of every recorded ingest batch: accepted and quarantined
+    # at ingest.
     "ingest": """
-        SELECT day::date AS logical_date, sum(accepted) AS accepted, sum(quarantined) AS quarantined FROM (
-            SELECT a.key AS day, a.value::bigint AS accepted, 0 AS quarantined
+        SELECT dataset, day::date AS logical_date, sum(accepted) AS accepted, sum(quarantined) AS quarantined FROM (
+            SELECT dataset, a.key AS day, a.value::bigint AS accepted, 0 AS quarantined
               FROM loopline.ingest_batches, jsonb_each_text(accepted_by_date) a WHERE pipeline = %(p)s
             UNION ALL
-            SELECT q.key, 0, q.value::bigint
+            SELECT dataset, q.key, 0, q.value::bigint
               FROM loopline.ingest_batches, jsonb_each_text(quarantined_by_date) q WHERE pipeline = %(p)s) AS rows
-         GROUP BY day ORDER BY day""",
+         GROUP BY dataset, day ORDER BY dataset, day""",
     "validations": """
         SELECT logical_date, dataset, success, rows_in, rows_valid, rows_quarantined, report_uri, run_id
           FROM loopline.contract_latest WHERE pipeline = %(p)s ORDER BY logical_date, dataset""",

@@ -57,18 +57,22 @@
     });
   }
 
-  // Rows per date: accepted and quarantined at ingest, rejected by contract.
-  const rejected = {};
-  history.validations.forEach((v) => { rejected[v.logical_date] = (rejected[v.logical_date] || 0) + v.rows_quarantined; });
-  const ingestDates = [...new Set([...history.ingest.map((r) => r.logical_date), ...Object.keys(rejected)])].sort();
-  const accepted = byDate(history.ingest, "accepted"), quarantined = byDate(history.ingest, "quarantined");
+  // Rows per dataset and date: accepted and quarantined at ingest, rejected by contract; one
+  // stacked bar per dataset, so a date's events and labels are never added up.
+  const rowDatasets = [...new Set([...history.ingest, ...history.validations].map((r) => r.dataset))].sort();
+  const ingestDates = [...new Set([...history.ingest, ...history.validations].map((r) => r.logical_date))].sort();
+  const rowsOf = (rows, dataset, key) => byDate(rows.filter((r) => r.dataset === dataset), key);
+  const ACCEPTED = ["#4e6fd8", "#2f9e8f", "#7b5cc4", "#5a8fb8"];  // a dataset's accepted rows: cool colours
   chart("chart-rows", {
-    legend: { top: 0 }, dataZoom: zoom(ingestDates), xAxis: { type: "category", data: ingestDates }, yAxis: { type: "value" },
-    series: [
-      { name: "accepted at ingest", type: "bar", data: ingestDates.map((d) => accepted[d] ?? null) },
-      { name: "quarantined at ingest", type: "bar", data: ingestDates.map((d) => quarantined[d] ?? null), itemStyle: { color: WARN } },
-      { name: "rejected by contract", type: "bar", data: ingestDates.map((d) => rejected[d] ?? null), itemStyle: { color: FAIL } },
-    ],
+    legend: { top: 0, type: "scroll" }, tooltip: { trigger: "item" }, dataZoom: zoom(ingestDates),
+    xAxis: { type: "category", data: ingestDates }, yAxis: { type: "value" },
+    series: rowDatasets.flatMap((dataset, i) => [
+      ["accepted at ingest", rowsOf(history.ingest, dataset, "accepted"), ACCEPTED[i % ACCEPTED.length]],
+      ["quarantined at ingest", rowsOf(history.ingest, dataset, "quarantined"), WARN],
+      ["rejected by contract", rowsOf(history.validations, dataset, "rows_quarantined"), FAIL],
+    ].map(([outcome, rows, color]) => ({
+      name: `${dataset} · ${outcome}`, type: "bar", stack: dataset, itemStyle: { color },
+      data: ingestDates.map((d) => rows[d] || null) }))),
   });
 
   // Contract rules × dates, in Loopline's terms: passed; rows quarantined (a row rule routed the
