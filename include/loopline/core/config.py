@@ -70,6 +70,11 @@ class Settings:
     mlflow_tracking_uri: str
     spark_remote: str | None
     spark_master: str
+    # Each topic Loopline creates: copies kept, and copies a write waits for (with acks=all).
+    # 1 and 1 for one broker; a cluster of three keeps 3 and waits for 2, so it loses a broker
+    # without losing a write or refusing one.
+    kafka_replication_factor: int = 1
+    kafka_min_insync_replicas: int = 1
 
     def kafka(self, role: "Role") -> "KafkaLogin":
         """The Kafka login of one component (its principal's ACLs allow only what it does)."""
@@ -88,4 +93,6 @@ class Settings:
             mlflow_tracking_uri=require_env("MLFLOW_TRACKING_URI"),
             spark_remote=os.environ.get("SPARK_REMOTE") or None,
             spark_master=os.environ.get("LOOPLINE_SPARK_MASTER", "local[2]"),
+            kafka_replication_factor=int(os.environ.get("LOOPLINE_KAFKA_REPLICATION_FACTOR", "1")),
+            kafka_min_insync_replicas=int(os.environ.get("LOOPLINE_KAFKA_MIN_INSYNC_REPLICAS", "1")),
         )

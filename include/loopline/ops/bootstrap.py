@@ -46,7 +46,10 @@ def ensure_topics(settings: Settings, specs: list[PipelineSpec]) -> list[str]:
         topics = [t for spec in specs for t in spec.topics]
         missing = sorted(set(topics) - set(admin.list_topics()))
         if missing:
-            admin.create_topics([NewTopic(t, num_partitions=TOPIC_PARTITIONS, replication_factor=1) for t in missing])
+            admin.create_topics([NewTopic(t, num_partitions=TOPIC_PARTITIONS,
+                                          replication_factor=settings.kafka_replication_factor,
+                                          topic_configs={"min.insync.replicas": str(settings.kafka_min_insync_replicas)})
+                                 for t in missing])
         if settings.kafka("admin").user is None:
             return missing  # a broker without authentication has no ACLs to grant
 
