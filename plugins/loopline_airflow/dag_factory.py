@@ -23,6 +23,7 @@ from loopline_airflow.timetables import IntervalTimetable
 
 START = pendulum.datetime(2024, 1, 1, tz="UTC")  # earliest date the manual DAGs' backfills can reach
 DATE_FORM = {"type": ["null", "string"], "format": "date"}
+SPARK_QUEUE = "spark"  # Celery workers that take Spark-bound tasks listen on it (infra/stack.py)
 
 
 def _pipeline_choice() -> Param:
@@ -56,6 +57,12 @@ def _timed(spec: PipelineSpec, task_id: str) -> dict:
     """The task's own time limit from the spec (`validate_<dataset>` takes `validate`'s)."""
     name = "validate" if task_id.startswith("validate_") else task_id
     return {"task_id": task_id, "execution_timeout": timedelta(minutes=spec.timeouts.minutes(name))}
+
+
+def _on_spark(spec: PipelineSpec, task_id: str) -> dict:
+    """A Spark-bound task: timed, and on the Celery queue of the workers set aside for Spark
+    work (the cluster profile). The LocalExecutor ignores queues."""
+    return {**_timed(spec, task_id), "queue": SPARK_QUEUE}
 
 
 def _utc(day) -> pendulum.DateTime:
@@ -92,8 +99,8 @@ def nightly_dag(pipeline: str, doc_md: str | None = None, scheduled: bool = True
     ) as dag:
         # The sensor has its own limit (ingest.wait_timeout_minutes), enforced by its trigger.
         waited = NewDataSensor(task_id="wait_for_data", pipeline=pipeline, execution_timeout=None)
-        ingested = task(stages.ingest, **_timed(spec, "ingest"), outlets=[bronze_ingested(pipeline)])(pipeline)
-        validated = [ContractOperator(**_timed(spec, f"validate_{dataset}"), pipeline=pipeline, dataset=dataset)
+        ingested = task(stages.ingest, **_on_spark(spec, "ingest"), outlets=[bronze_ingested(pipeline)])(pipeline)
+        validated = [ContractOperator(**_on_spark(spec, f"validate_{dataset}"), pipeline=pipeline, dataset=dataset)
                      for dataset in sorted(spec.contracts)]
         # Before training: a champion that lost on returned labels is rolled back, so the gate
         # and today's scoring see the restored one.
@@ -102,8 +109,8 @@ def nightly_dag(pipeline: str, doc_md: str | None = None, scheduled: bool = True
         registered = task(stages.register, **_timed(spec, "register"))(pipeline, trained)
         # Scoring runs when training was skipped (cold start, or no new labels) but never
         # after a failure upstream: a broken contract stops the whole line.
-        scored = task(stages.score, **_timed(spec, "score"), trigger_rule="none_failed")(pipeline)
-        drift = task(stages.monitor, **_timed(spec, "monitor"))(pipeline, scored)
+        scored = task(stages.score, **_on_spark(spec, "score"), trigger_rule="none_failed")(pipeline)
+        drift = task(stages.monitor, **_on_spark(spec, "monitor"))(pipeline, scored)
         requested = task(stages.request_retraining, **_timed(spec, "request_retraining"),
                          outlets=[retrain_request(pipeline)])(pipeline, drift)
         # Late events for intervals validated before they came: rerun those intervals (after

@@ -108,6 +108,15 @@ def test_nightly_loop_runs_every_stage_in_order(dagbag):
     assert dag.max_active_runs == 1
 
 
+def test_spark_bound_tasks_go_to_the_spark_queue_and_the_rest_to_the_default_one(dagbag):
+    """The cluster profile's Celery workers split by queue; the LocalExecutor ignores queues."""
+    for pipeline in ("card_fraud", "bike_demand"):
+        queues = {task.task_id: task.queue for task in dagbag.dags[f"{pipeline}_nightly"].tasks}
+        spark_bound = {"ingest", "score", "monitor"} | {t for t in queues if t.startswith("validate_")}
+        assert {t for t, queue in queues.items() if queue == "spark"} == spark_bound
+        assert {queues[t] for t in set(queues) - spark_bound} == {"default"}
+
+
 def test_a_retrain_closes_its_request_whatever_happened_upstream(dagbag):
     dag = dagbag.dags["card_fraud_retrain"]
     assert dag.get_task("train").downstream_task_ids == {"register"}

@@ -40,7 +40,7 @@ def as_intruder(*command: str) -> subprocess.CompletedProcess:
 
 
 def test_nothing_the_stack_runs_listens_beyond_loopback():
-    pids = {pid for service in stack.SERVICES for pid in service.processes()}
+    pids = {pid for service in stack.services(stack.load_env()) for pid in service.processes()}
     assert len(pids) > 20, "the stack is not running"
     listening = subprocess.run(["ss", "-ltnupH"], capture_output=True, text=True, check=True).stdout
     ours = []
@@ -406,7 +406,7 @@ def _owner(pid: int) -> int | None:
 def test_spark_connect_runs_as_an_account_that_cannot_read_the_stack_secrets():
     """Code that reaches Spark (any client's query, any UDF) runs as Spark's own account: it
     cannot read the settings file, the other services' state, or a stranger's files."""
-    owners = {_owner(pid) for pid in stack.service_named("spark-connect").processes()} - {None}
+    owners = {_owner(pid) for pid in stack.service_named(stack.load_env(), "spark-connect").processes()} - {None}
     if os.geteuid() != 0:  # an ordinary account cannot switch: Spark runs as it
         assert owners == {os.geteuid()}
         return
@@ -423,7 +423,7 @@ def test_spark_connect_holds_only_the_secrets_it_needs():
     """The driver and its Python workers get the object store's keys, MLflow's writer and the
     client token; no database password, no Kafka login, nothing of Airflow's."""
     needed = {"AWS_SECRET_ACCESS_KEY", "SPARK_CONNECT_AUTHENTICATE_TOKEN", "LOOPLINE_MLFLOW_WRITER_PASSWORD"}
-    service = stack.service_named("spark-connect")
+    service = stack.service_named(stack.load_env(), "spark-connect")
     environments = []
     for pid in service.processes():
         try:

@@ -43,7 +43,8 @@ def _works(name: str) -> None:
 
 @pytest.mark.parametrize("name", ["kafka", "mlflow", "spark-connect"])
 def test_a_crashed_service_is_restarted_by_the_supervisor_and_status_says_so(name):
-    service, env = stack.service_named(name), stack.load_env()
+    env = stack.load_env()
+    service = stack.service_named(env, name)
     assert stack.supervisor_pid() is not None, "make up starts the supervisor"
     before = len(service.restarts())
     for pid in service.processes():

@@ -1,4 +1,5 @@
-"""infra/stack.py refuses to start a service on a taken port, naming the service, cause and fix."""
+"""infra/stack.py refuses to start a service on a taken port, naming the service, cause and fix;
+and a profile's settings say which engines the same code runs on."""
 import importlib.util
 import socket
 import sys
@@ -9,13 +10,25 @@ import pytest
 STACK_PATH = Path(__file__).resolve().parents[2] / "infra" / "stack.py"
 
 
-@pytest.fixture(scope="module")
-def stack():
+def load_stack():
     spec = importlib.util.spec_from_file_location("loopline_stack", STACK_PATH)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="module")
+def stack():
+    return load_stack()
+
+
+@pytest.fixture
+def stack_in(tmp_path, monkeypatch):
+    """infra/stack.py with its state folder in tmp_path (settings only: nothing is started)."""
+    monkeypatch.setenv("LOOPLINE_STATE_DIR", str(tmp_path))
+    monkeypatch.delenv("LOOPLINE_PROFILE", raising=False)
+    return load_stack()
 
 
 def test_taken_port_stops_setup_with_service_port_and_remedy(stack):
@@ -76,3 +89,43 @@ def test_a_live_service_that_is_still_starting_is_awaited_not_started_twice(stac
         service.stop(env)
         ready.unlink(missing_ok=True)
         service.log.unlink(missing_ok=True)
+
+
+def test_the_cluster_profile_points_the_same_code_at_three_brokers_a_spark_master_and_celery(stack_in, monkeypatch):
+    monkeypatch.setenv("LOOPLINE_PROFILE", "cluster")
+    stack_in.write_env_file()
+    env = stack_in.read_env_file()
+    assert env["LOOPLINE_PROFILE"] == "cluster"
+    assert env["LOOPLINE_KAFKA_BOOTSTRAP"] == "127.0.0.1:19092,127.0.0.1:19192,127.0.0.1:19292"
+    assert (env["LOOPLINE_KAFKA_REPLICATION_FACTOR"], env["LOOPLINE_KAFKA_MIN_INSYNC_REPLICAS"]) == ("3", "2")
+    assert env["LOOPLINE_SPARK_MASTER"] == "spark://127.0.0.1:17077"
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    assert env["AIRFLOW__CELERY__BROKER_URL"].endswith("@127.0.0.1:16379/0")
+    names = [service.name for service in stack_in.services(env)]
+    assert names.index("spark-worker-2") < names.index("spark-connect") and names.count("airflow-celery-worker-1") == 1
+    assert [n for n in names if n.startswith("kafka")] == ["kafka-1", "kafka-2", "kafka-3"]
+    broker = stack_in.service_named(env, "kafka-2")
+    properties = broker.properties(env).read_text()
+    assert "node.id=2" in properties and "min.insync.replicas=2" in properties
+    assert "controller.quorum.voters=1@127.0.0.1:19093,2@127.0.0.1:19193,3@127.0.0.1:19293" in properties
+
+
+def test_the_local_profile_is_the_default_with_one_broker_local_spark_and_the_local_executor(stack_in):
+    stack_in.write_env_file()
+    env = stack_in.read_env_file()
+    assert (env["LOOPLINE_PROFILE"], env["LOOPLINE_SPARK_MASTER"], env["AIRFLOW__CORE__EXECUTOR"]) == (
+        "local", "local[2]", "LocalExecutor")
+    assert env["LOOPLINE_KAFKA_BOOTSTRAP"] == "127.0.0.1:19092" and env["LOOPLINE_KAFKA_REPLICATION_FACTOR"] == "1"
+    assert "AIRFLOW__CELERY__BROKER_URL" not in env
+    assert not any(s.name.startswith(("spark-worker", "redis", "airflow-celery")) for s in stack_in.services(env))
+
+
+def test_a_stack_keeps_its_profile_and_says_how_to_run_the_other_beside_it(stack_in, monkeypatch):
+    stack_in.write_env_file()
+    (stack_in.STATE / "kafka").mkdir()  # the local broker's log: this stack has data
+    monkeypatch.setenv("LOOPLINE_PROFILE", "cluster")
+    with pytest.raises(stack_in.StackError) as refused:
+        stack_in.write_env_file()
+    message = str(refused.value)
+    assert "set up with the local profile" in message and "LOOPLINE_STATE_DIR=.loopline-cluster" in message
+    assert stack_in.read_env_file()["LOOPLINE_PROFILE"] == "local"

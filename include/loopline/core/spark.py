@@ -4,7 +4,7 @@ Tasks talk to a long-lived Spark Connect server when SPARK_REMOTE is set (no JVM
 task); `spark-submit spark_jobs/...` and tests without it get a classic local session with
 the same settings and the jars `make setup` resolved from Maven Central.
 
-    python -m loopline.core.spark FILE   # write these settings as a spark-defaults properties file
+    python -m loopline.core.spark   # print these settings as spark-defaults properties
 """
 from __future__ import annotations
 
@@ -72,11 +72,10 @@ def get_spark(settings: Settings):
     return builder.getOrCreate()
 
 
-def main(argv: list[str]) -> int:
-    lines = [f"{k}={v}" for k, v in session_conf(Settings.from_env()).items()]
-    Path(argv[1]).write_text("\n".join(lines) + "\n")
+def main() -> int:
+    print("\n".join(f"{k}={v}" for k, v in session_conf(Settings.from_env()).items()))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(main())
