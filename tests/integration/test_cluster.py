@@ -122,7 +122,7 @@ def test_topics_have_three_replicas_and_a_write_needs_two(make_pipeline):
     finally:
         admin.close()
     for topic in described:
-        assert all(len(part["replicas"]) == 3 and len(part["isr"]) == 3 for part in topic["partitions"]), topic
+        assert all(len(part["replica_nodes"]) == 3 and len(part["isr_nodes"]) == 3 for part in topic["partitions"]), topic
     assert {configs[t]["min.insync.replicas"]["value"] for t in topics} == {"2"}
 
 
@@ -131,7 +131,8 @@ def partition_leader(p: Pipeline, topic: str) -> int:
 
     admin = KafkaAdminClient(**p.settings.kafka("admin").python())
     try:
-        return admin.describe_topics([topic])[0]["partitions"][0]["leader"]
+        partitions = admin.describe_topics([topic])[0]["partitions"]
+        return next(part["leader_id"] for part in partitions if part["partition_index"] == 0)
     finally:
         admin.close()
 
@@ -198,8 +199,10 @@ def test_a_spark_worker_stopped_during_scoring_the_work_moves_and_outputs_equal_
     outage.join()
     assert outage.stopped_at is not None and outage.stopped_at < ended, "the worker was stopped after scoring ended"
     assert scored.returncode == 0, scored.stderr[-3000:]  # one attempt: Spark itself moved the work
-    lost = driver_log.read_text(errors="replace")[seen:]
-    assert "Lost executor" in lost or "Executor lost" in lost or "removed: Worker shutting down" in lost, lost[-3000:]
+    driver_said = driver_log.read_text(errors="replace")[seen:]
+    assert "Lost executor" in driver_said, "the driver did not see the worker's executor go"
+    # A task was running on it: Spark ran that task again on the other worker's executor.
+    assert "ExecutorLostFailure" in driver_said, "the worker stopped between tasks: no work in flight was moved"
     got = outputs(p)
     assert got["parquet"] == undisturbed_scoring["parquet"] and got["postgres"] == undisturbed_scoring["postgres"]
     assert got["published"] == undisturbed_scoring["published"] and set(got["published"].values()) == {1}
