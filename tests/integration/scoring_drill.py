@@ -88,3 +88,17 @@ def forget_spark_session() -> None:
     if session is not None:
         with suppress(Exception):  # the server it talked to is gone; only the client side is closed
             session.stop()
+
+
+def undisturbed_outputs(make_pipeline, rows: int) -> dict:
+    """The outputs of one attempt that nothing disturbs: what every drill is compared with."""
+    p = scored_pipeline(make_pipeline, rows)
+    done = attempt(p)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return outputs(p)
+
+
+def assert_same_outputs(got: dict, undisturbed: dict) -> None:
+    """Parquet and PostgreSQL rows equal, and each prediction published once, as undisturbed."""
+    assert got["parquet"] == undisturbed["parquet"] and got["postgres"] == undisturbed["postgres"]
+    assert got["published"] == undisturbed["published"] and set(got["published"].values()) == {1}

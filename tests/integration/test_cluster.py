@@ -29,12 +29,13 @@ from loopline.core import db
 from loopline.core.config import REPOSITORY
 from loopline.core.pipeline import Pipeline
 from loopline.ingest.streaming import ingest_pipeline
-from scoring_drill import Outage, attempt, outputs, scored_pipeline
+from scoring_drill import Outage, assert_same_outputs, attempt, outputs, scored_pipeline, undisturbed_outputs
 from stack_access import run_stack, stack
 
 pytestmark = pytest.mark.cluster
 WORKERS = ("spark-worker-1", "spark-worker-2")
 CELERY_WORKER_OF_QUEUE = {"default": "airflow-celery-worker-1", "spark": "airflow-celery-worker-2"}
+ROWS_TO_SCORE = 100_000  # enough that a worker stopped once scoring writes meets work in flight
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -178,13 +179,7 @@ def test_a_broker_stopped_in_the_middle_of_an_ingest_run_the_run_completes_and_l
 
 @pytest.fixture(scope="module")
 def undisturbed_scoring(make_pipeline) -> dict:
-    p = scored_pipeline(make_pipeline, ROWS_TO_SCORE)
-    done = attempt(p)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return outputs(p)
-
-
-ROWS_TO_SCORE = 100_000  # enough that a worker stopped once scoring writes meets work in flight
+    return undisturbed_outputs(make_pipeline, ROWS_TO_SCORE)
 
 
 def test_a_spark_worker_stopped_during_scoring_the_work_moves_and_outputs_equal_an_undisturbed_run(
@@ -204,5 +199,4 @@ def test_a_spark_worker_stopped_during_scoring_the_work_moves_and_outputs_equal_
     # A task was running on it: Spark ran that task again on the other worker's executor.
     assert "ExecutorLostFailure" in driver_said, "the worker stopped between tasks: no work in flight was moved"
     got = outputs(p)
-    assert got["parquet"] == undisturbed_scoring["parquet"] and got["postgres"] == undisturbed_scoring["postgres"]
-    assert got["published"] == undisturbed_scoring["published"] and set(got["published"].values()) == {1}
+    assert_same_outputs(got, undisturbed_scoring)

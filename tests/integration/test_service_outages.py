@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from scoring_drill import Outage, attempt, forget_spark_session, outputs, scored_pipeline
+from scoring_drill import Outage, assert_same_outputs, attempt, forget_spark_session, outputs, scored_pipeline, undisturbed_outputs
 
 pytestmark = pytest.mark.outage
 ROWS = 5_000
@@ -21,10 +21,7 @@ ATTEMPTS = 3  # the spec's retries + 1
 
 @pytest.fixture(scope="module")
 def undisturbed(make_pipeline) -> dict:
-    p = scored_pipeline(make_pipeline, ROWS)
-    done = attempt(p)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return outputs(p)
+    return undisturbed_outputs(make_pipeline, ROWS)
 
 
 @pytest.mark.parametrize("service", ["postgres", "object-store", "mlflow", "spark-connect"])
@@ -46,7 +43,6 @@ def test_a_service_stopped_mid_scoring_then_retried_gives_the_undisturbed_output
     assert outage.stopped_at is not None and outage.stopped_at < first_ended, "the outage missed the attempt"
     assert tries[-1].returncode == 0, tries[-1].stderr[-3000:]
     got = outputs(p)
-    assert got["parquet"] == undisturbed["parquet"] and got["postgres"] == undisturbed["postgres"]
-    assert got["published"] == undisturbed["published"] and set(got["published"].values()) == {1}
+    assert_same_outputs(got, undisturbed)
     print(f"{service}: {len(tries)} attempts; the first ended with {tries[0].returncode} "
           f"{tries[0].stderr.strip().splitlines()[-1][:300] if tries[0].returncode else ''}")
