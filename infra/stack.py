@@ -571,7 +571,8 @@ class Service:
         if pid is None:
             return ("CRASHED (the supervisor restarts it)" if self.wanted.exists() else "stopped") + restarted
         health = "healthy" if self.healthy(env) else "UNHEALTHY"
-        return f"{health:<9} pid {pid:<7} port {self.port(env):<6} RSS {self.rss_mib():>6.0f} MiB{restarted}"
+        port = self.port(env) if self.port_var in self.owned_ports() else "-"  # e.g. a worker listens on none
+        return f"{health:<9} pid {pid:<7} port {port:<6} RSS {self.rss_mib():>6.0f} MiB{restarted}"
 
 
 def postgres_bin(tool: str) -> str:
@@ -1020,8 +1021,6 @@ class SparkConnect(SparkProcess):
     """A long-lived Spark driver that tasks reach over Spark Connect: no JVM start per task.
     Its master is LOOPLINE_SPARK_MASTER: `local[2]`, or the cluster profile's standalone master."""
 
-    startup_timeout = 120.0
-
     def settings(self, env: dict[str, str]) -> dict[str, str]:
         # Session settings (S3A, time zone...) come from loopline.core.spark, the single source.
         result = subprocess.run([str(VENV_BIN / "python"), "-m", "loopline.core.spark"], env=env,
@@ -1265,7 +1264,7 @@ def services(env: dict[str, str]) -> list[Service]:
         MLflow("mlflow", "LOOPLINE_MLFLOW_PORT"),
         *([SparkMaster("spark-master", "LOOPLINE_SPARK_MASTER_PORT", extra_ports=["LOOPLINE_SPARK_MASTER_UI_PORT"]),
            SparkWorker(1), SparkWorker(2)] if cluster else []),
-        SparkConnect("spark-connect", "LOOPLINE_SPARK_CONNECT_PORT"),
+        SparkConnect("spark-connect", "LOOPLINE_SPARK_CONNECT_PORT", startup_timeout=120.0),
         StatsdExporter("statsd-exporter", "LOOPLINE_STATSD_EXPORTER_PORT", extra_ports=["LOOPLINE_STATSD_PORT"]),
         Prometheus("prometheus", "LOOPLINE_PROMETHEUS_PORT"),
         *([Redis("redis", "LOOPLINE_REDIS_PORT")] if cluster else []),
