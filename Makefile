@@ -7,7 +7,7 @@ ENV := source $(STATE)/env &&
 CLUSTER := LOOPLINE_PROFILE=cluster LOOPLINE_STATE_DIR=$(abspath .loopline-cluster)
 PIPELINE ?= card_fraud
 
-.PHONY: setup up down status demo test test-unit test-outages test-cluster bench lock clean
+.PHONY: setup up down status demo test test-unit test-outages test-cluster image compose-e2e bench lock clean
 
 setup:            ## install system packages, the pinned venv, jars; generate local settings
 	bash infra/setup.sh
@@ -25,7 +25,7 @@ demo: up          ## a demo pipeline's loop through the real scheduler (PIPELINE
 	$(ENV) PIPELINE=$(PIPELINE) .venv/bin/python infra/demo.py
 
 test: up          ## set up what the tests need and run the whole suite (but the outage drills)
-	$(ENV) .venv/bin/python -m pytest -q -p no:cacheprovider -m "not outage and not cluster" --durations=25
+	$(ENV) .venv/bin/python -m pytest -q -p no:cacheprovider -m "not outage and not cluster and not compose" --durations=25
 
 test-outages: up  ## stop each service in the middle of scoring, retry, compare with an undisturbed run (~10 min)
 	$(ENV) .venv/bin/python -m pytest -q -p no:cacheprovider -m outage tests/integration
@@ -34,6 +34,12 @@ test-cluster:     ## the cluster profile in .loopline-cluster (3 brokers, Spark 
 	$(CLUSTER) $(MAKE) up
 	$(CLUSTER) bash -c 'source $$LOOPLINE_STATE_DIR/env && .venv/bin/python -m pytest -q -p no:cacheprovider -m cluster tests/integration'; \
 	  status=$$?; $(CLUSTER) $(MAKE) down; exit $$status
+
+image:            ## Loopline's image for docker-compose.yaml (and its base, from Debian's packages)
+	bash infra/docker/build.sh
+
+compose-e2e:      ## Docker Compose: build, bring up, five nightly dates through its scheduler, check, remove
+	bash infra/docker/compose-e2e.sh
 
 test-unit: setup  ## the tests that need no service
 	$(ENV) .venv/bin/python -m pytest -q -p no:cacheprovider tests/unit tests/dags

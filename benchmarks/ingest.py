@@ -33,6 +33,7 @@ import yaml
 
 from bench_common import report, scratch_pipelines
 from loopline.core.kafka_auth import KafkaLogin
+from loopline.core.spark import tools_dir
 from loopline.ops.bootstrap import ensure_topics, remove_pipeline_data
 
 TARGET_RATIO = 0.5
@@ -75,7 +76,7 @@ def produce_events(spark, kafka: KafkaLogin, topic: str, rows: int) -> float:
 
 def kafka_consumer_perf(kafka: KafkaLogin, topic: str, rows: int) -> float:
     """Messages/s as reported by Kafka's ConsumerPerformance tool (its nMsg.sec column)."""
-    classpath = Path(os.environ.get("LOOPLINE_STATE_DIR", ".loopline")) / "classpath" / "kafka.cp"
+    classpath = tools_dir() / "classpath" / "kafka.cp"
     with tempfile.NamedTemporaryFile("w", suffix=".properties") as login:  # 0600: it holds the password
         login.write("".join(f"{k.removeprefix('kafka.')}={v}\n" for k, v in kafka.spark().items()))
         login.flush()

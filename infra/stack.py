@@ -13,6 +13,12 @@ writes one log file under ``.loopline/logs/`` and has a health check.
 
 `up` also starts a supervisor, which restarts a service whose process died (a crash, an
 OOM kill) and records it; `status` shows the restarts. `stop` and `down` are never undone.
+
+In a container (docker-compose.yaml), one service runs in the foreground instead, its output
+to the container's, and the engine's health check asks whether it is up and ready:
+
+    python3 infra/stack.py run kafka     # until SIGTERM; exits with the service's status
+    python3 infra/stack.py health kafka  # status 0 when healthy and its start-up work is done
 """
 from __future__ import annotations
 
@@ -33,9 +39,11 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 REPO = Path(__file__).resolve().parent.parent
 STATE = Path(os.environ.get("LOOPLINE_STATE_DIR", REPO / ".loopline"))
+TOOLS = Path(os.environ.get("LOOPLINE_TOOLS_DIR") or STATE)  # what `make setup` builds: classpaths, statsd_exporter
 ENV_FILE = STATE / "env"
 LOGS = STATE / "logs"
 RUN = STATE / "run"
@@ -368,7 +376,7 @@ def run_setup(script: list[str], env: dict[str, str], what: str) -> None:
 
 
 def classpath(name: str) -> str:
-    path = STATE / "classpath" / f"{name}.cp"
+    path = TOOLS / "classpath" / f"{name}.cp"
     if not path.exists():
         raise StackError(f"{path} is missing: run `make setup` to resolve the jars from Maven Central")
     return path.read_text().strip()
@@ -475,6 +483,17 @@ class Service:
             self.wait_healthy(env)
             print(f"  {self.name:<22} already running")
             return
+        self.check_ports_free(env)
+        LOGS.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as log:
+            process = self.spawn(env, log)
+        self.pid_file.write_text(str(process.pid))
+        self.wait_healthy(env, process)
+        self.after_healthy(env)
+        self.wanted.touch()
+        print(f"  {self.name:<22} started (pid {process.pid}, log {shown(self.log)})")
+
+    def check_ports_free(self, env: dict[str, str]) -> None:
         for var in self.owned_ports():
             deadline = time.monotonic() + 15  # a process that is exiting (a `stop` just now) lets go
             while port_open(int(env[var])) and time.monotonic() < deadline:
@@ -485,37 +504,60 @@ class Service:
                     f"Stop that process, or move Loopline: on a new stack `make clean` then `{var}=<free port> "
                     f"make up`; on an existing one replace {env[var]} everywhere in {ENV_FILE}."
                 )
+
+    def spawn(self, env: dict[str, str], output: BinaryIO | None) -> subprocess.Popen:
+        """Prepare the service and start its process in a session of its own, writing to
+        `output` (None: this process's own output, as in a container)."""
         self.prepare(env)
-        LOGS.mkdir(parents=True, exist_ok=True)
         RUN.mkdir(parents=True, exist_ok=True)
         account = self.account()
         as_account = {"user": account, "group": account, "extra_groups": []} if account else {}
-        with self.log.open("ab") as log:
-            process = subprocess.Popen(
-                self.command(env), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=self.environment(env), cwd=REPO, start_new_session=True, **as_account,
-            )
-        self.pid_file.write_text(str(process.pid))
-        self.wait_healthy(env, process)
+        return subprocess.Popen(self.command(env), stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env=self.environment(env), cwd=REPO, start_new_session=True, **as_account)
+
+    def run(self, env: dict[str, str]) -> int:
+        """Run in the foreground until the process ends or SIGTERM/SIGINT stops it (a
+        container's main process); returns the process's exit status. The ports are checked
+        as by `start`; no pid file is written (a pid means nothing outside its container)."""
+        self.wanted.unlink(missing_ok=True)  # `health` says ready only once the start-up work is done
+        self.check_ports_free(env)
+        process = self.spawn(env, None)
+
+        def forward(signum: int, _frame: object) -> None:
+            try:
+                os.killpg(process.pid, signum)
+            except ProcessLookupError:
+                pass
+
+        signal.signal(signal.SIGTERM, forward)
+        signal.signal(signal.SIGINT, forward)
+        self.wait_healthy(env, process, output="Its output is above.")
         self.after_healthy(env)
         self.wanted.touch()
-        print(f"  {self.name:<22} started (pid {process.pid}, log {shown(self.log)})")
+        print(f"{self.name} is ready", flush=True)
+        status = process.wait()
+        self.wanted.unlink(missing_ok=True)
+        return status
 
-    def wait_healthy(self, env: dict[str, str], process: subprocess.Popen | None = None) -> None:
+    def ready(self, env: dict[str, str]) -> bool:
+        """Healthy, and the work after its start (users, principals...) done: others may use it."""
+        return self.wanted.exists() and self.healthy(env)
+
+    def wait_healthy(self, env: dict[str, str], process: subprocess.Popen | None = None, output: str = "") -> None:
+        """Wait until healthy; fail with the end of its log (or `output`: where its output went)."""
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             if self.healthy(env):
                 return
             if process is not None and process.poll() is not None:
-                raise StackError(
-                    f"{self.name} exited with status {process.returncode} while starting. "
-                    f"Log {self.log}:\n{tail(self.log)}"
-                )
+                raise StackError(f"{self.name} exited with status {process.returncode} while starting. "
+                                 f"{output or self.log_tail()}")
             time.sleep(1)
-        raise StackError(
-            f"{self.name} did not become healthy within {self.startup_timeout:.0f}s. "
-            f"Log {self.log}:\n{tail(self.log)}"
-        )
+        raise StackError(f"{self.name} did not become healthy within {self.startup_timeout:.0f}s. "
+                         f"{output or self.log_tail()}")
+
+    def log_tail(self) -> str:
+        return f"Log {self.log}:\n{tail(self.log)}"
 
     def stop(self, env: dict[str, str]) -> None:
         """SIGTERM the service's session, wait up to 30 s, then SIGKILL whatever of it is left."""
@@ -812,8 +854,10 @@ class Kafka(Service):
             f"listener.name.controller.plain.sasl.jaas.config={plain}",
             "listener.name.internal.sasl.enabled.mechanisms=PLAIN",
             f"listener.name.internal.plain.sasl.jaas.config={plain}",
-            "listener.name.client.sasl.enabled.mechanisms=SCRAM-SHA-256",
+            "listener.name.client.sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512",
             "listener.name.client.scram-sha-256.sasl.jaas.config="
+            "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+            "listener.name.client.scram-sha-512.sasl.jaas.config="
             "org.apache.kafka.common.security.scram.ScramLoginModule required;",
             "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
             "super.users=User:broker;User:loopline-admin",
@@ -1108,7 +1152,7 @@ class StatsdExporter(Service):
 
     def command(self, env: dict[str, str]) -> list[str]:
         statsd = f"127.0.0.1:{env['LOOPLINE_STATSD_PORT']}"
-        return [str(STATE / "bin" / "statsd_exporter"), f"--web.listen-address=127.0.0.1:{env[self.port_var]}",
+        return [str(TOOLS / "bin" / "statsd_exporter"), f"--web.listen-address=127.0.0.1:{env[self.port_var]}",
                 f"--statsd.listen-udp={statsd}", f"--statsd.listen-tcp={statsd}",
                 f"--statsd.mapping-config={PROMETHEUS_CONFIG / 'statsd_mapping.yml'}", "--statsd.cache-size=10000"]
 
@@ -1375,6 +1419,10 @@ def main(argv: list[str]) -> int:
             supervise(env)
         elif command in ("start", "stop") and len(argv) == 3:
             getattr(service_named(env, argv[2]), command)(env)
+        elif command == "run" and len(argv) == 3:
+            return service_named(env, argv[2]).run(env)
+        elif command == "health" and len(argv) == 3:
+            return 0 if service_named(env, argv[2]).ready(env) else 1
         else:
             print(__doc__)
             return 2

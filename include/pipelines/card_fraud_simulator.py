@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
@@ -227,14 +228,19 @@ def produce(config: SimulationConfig, days: list[date], kafka: KafkaLogin, topic
     return sent
 
 
-DEMO_DAYS, DEMO_DRIFT_DAYS = 7, 2
+DEMO_DRIFT_DAYS = 2
+
+
+def demo_days() -> int:
+    """How many days the demo sends: 7, or LOOPLINE_DEMO_DAYS (`make compose-e2e` sends 5)."""
+    return int(os.environ.get("LOOPLINE_DEMO_DAYS") or 7)
 
 
 def send_demo_data() -> tuple[date, date]:
-    """What `make demo` sends: the last 7 days (ending yesterday, UTC), drift on the last 2;
-    returns the dates to backfill."""
+    """What `make demo` sends: the last demo_days() days (ending yesterday, UTC), drift on the
+    last 2; returns the dates to backfill."""
     last = datetime.now(timezone.utc).date() - timedelta(days=1)
-    first = last - timedelta(days=DEMO_DAYS - 1)
+    first = last - timedelta(days=demo_days() - 1)
     drift_from = last - timedelta(days=DEMO_DRIFT_DAYS - 1)
     print(f"== simulate {first}..{last} (drift from {drift_from})")
     main(["--from", first.isoformat(), "--to", last.isoformat(), "--drift-from", drift_from.isoformat()])

@@ -175,6 +175,24 @@ def test_kafka_refuses_a_wrong_password():
     assert log.read_text(errors="replace").count(refusal) > before
 
 
+def test_a_principal_may_log_in_with_scram_sha_512_as_strimzis_brokers_require(monkeypatch):
+    """LOOPLINE_KAFKA_SASL_MECHANISM=SCRAM-SHA-512 (docs/deploy-kubernetes.md): the same principal
+    logs in with the other SCRAM variant, in kafka-python's and in Spark's options."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    from loopline.core.config import Settings
+
+    monkeypatch.setenv("LOOPLINE_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
+    login = Settings.from_env().kafka("ingest")
+    assert login.python()["sasl_mechanism"] == login.spark()["kafka.sasl.mechanism"] == "SCRAM-SHA-512"
+    raw, _ = _card_fraud_topics()
+    consumer = KafkaConsumer(**login.python(), enable_auto_commit=False)
+    try:
+        assert consumer.end_offsets([TopicPartition(raw, 0)])
+    finally:
+        consumer.close()
+
+
 def test_each_kafka_principal_is_refused_outside_its_acls():
     import kafka.errors
     from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition

@@ -18,9 +18,9 @@ def test_the_alert_rules_are_valid_and_pass_their_promtool_tests():
 
 
 def test_the_statsd_mapping_is_valid():
-    import os
+    from loopline.core.spark import tools_dir
 
-    exporter = Path(os.environ.get("LOOPLINE_STATE_DIR", PROMETHEUS.parents[1] / ".loopline")) / "bin" / "statsd_exporter"
+    exporter = tools_dir() / "bin" / "statsd_exporter"
     checked = subprocess.run([str(exporter), "--check-config", f"--statsd.mapping-config={PROMETHEUS / 'statsd_mapping.yml'}"],
                              capture_output=True, text=True, timeout=60)
     assert checked.returncode == 0, checked.stdout + checked.stderr

@@ -53,10 +53,15 @@ def s3_tier_endpoints() -> dict[str, str]:
             for tier in load_tiers().values() if tier.scheme == "s3" and tier.s3_endpoint}
 
 
+def tools_dir() -> Path:
+    """Where `make setup` put what it built (the jars' classpaths): the state folder, or apart
+    from it in the image (LOOPLINE_TOOLS_DIR)."""
+    return Path(os.environ.get("LOOPLINE_TOOLS_DIR") or os.environ.get("LOOPLINE_STATE_DIR", ".loopline"))
+
+
 def extra_jars() -> list[str]:
     """Jars pyspark does not ship (Kafka source, S3A, JDBC), as resolved by `make setup`."""
-    state = Path(os.environ.get("LOOPLINE_STATE_DIR", ".loopline"))
-    classpath = state / "classpath" / "spark.cp"
+    classpath = tools_dir() / "classpath" / "spark.cp"
     return classpath.read_text().strip().split(":") if classpath.exists() else []
 
 

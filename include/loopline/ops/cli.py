@@ -42,6 +42,17 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_kafka_users(args: argparse.Namespace) -> int:
+    import yaml
+
+    from loopline.ops.strimzi import ROLES, kafka_users
+
+    specs = [load_spec(name) for name in pipeline_names()]
+    users = {role: os.environ.get(f"LOOPLINE_KAFKA_{role.upper()}_USER") or f"loopline-{role}" for role in ROLES}
+    print(yaml.safe_dump_all(kafka_users(specs, args.cluster, users), sort_keys=False), end="")
+    return 0
+
+
 def cmd_spec_check(args: argparse.Namespace) -> int:
     from loopline.ops.spec_check import check
 
@@ -262,6 +273,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="loopline", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("bootstrap", help="create topics, bucket and tables (idempotent)").set_defaults(func=cmd_bootstrap)
+
+    users = sub.add_parser("kafka-users", help="print Strimzi KafkaUser resources with every pipeline's ACLs "
+                           "(Kubernetes: docs/deploy-kubernetes.md)")
+    users.add_argument("--cluster", default="loopline", help="the Strimzi Kafka resource's name (default loopline)")
+    users.set_defaults(func=cmd_kafka_users)
 
     spec = sub.add_parser("spec", help="pipeline specs: validate one, or print the JSON Schema for editors")
     spec_sub = spec.add_subparsers(dest="spec_command", required=True)

@@ -10,7 +10,10 @@ import os
 import sys
 from typing import get_args
 
-from loopline.core.kafka_auth import MECHANISM, Role
+from loopline.core.kafka_auth import Role
+
+# Both SCRAM variants, so that clients may use either (LOOPLINE_KAFKA_SASL_MECHANISM).
+MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
 
 
 def main() -> int:
@@ -25,7 +28,8 @@ def main() -> int:
         logins = {os.environ[f"LOOPLINE_KAFKA_{role.upper()}_USER"]: os.environ[f"LOOPLINE_KAFKA_{role.upper()}_PASSWORD"]
                   for role in get_args(Role)}
         failed = {user: error for user, error in admin.alter_user_scram_credentials(
-            [UserScramCredentialUpsertion(user, MECHANISM, password) for user, password in logins.items()]).items()
+            [UserScramCredentialUpsertion(user, mechanism, password)
+             for user, password in logins.items() for mechanism in MECHANISMS]).items()
             if error}
     finally:
         admin.close()
