@@ -7,7 +7,7 @@ ENV := source $(STATE)/env &&
 CLUSTER := LOOPLINE_PROFILE=cluster LOOPLINE_STATE_DIR=$(abspath .loopline-cluster)
 PIPELINE ?= card_fraud
 
-.PHONY: setup up down status demo test test-unit test-outages test-cluster image compose-e2e bench lock clean
+.PHONY: setup up down status demo test test-unit test-outages test-cluster image compose-e2e check-kubernetes bench lock clean
 
 setup:            ## install system packages, the pinned venv, jars; generate local settings
 	bash infra/setup.sh
@@ -40,6 +40,9 @@ image:            ## Loopline's image for docker-compose.yaml (and its base, fro
 
 compose-e2e:      ## Docker Compose: build, bring up, five nightly dates through its scheduler, check, remove
 	bash infra/docker/compose-e2e.sh
+
+check-kubernetes: setup  ## check infra/kubernetes: helm template, CRD schemas, kubernetes-validate (docs/deploy-kubernetes.md)
+	$(ENV) .venv/bin/python infra/kubernetes/check.py
 
 test-unit: setup  ## the tests that need no service
 	$(ENV) .venv/bin/python -m pytest -q -p no:cacheprovider tests/unit tests/dags

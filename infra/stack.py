@@ -481,6 +481,9 @@ class Service:
             # Ours and alive: maybe still starting. Wait for it rather than start a second copy,
             # which would orphan this one; a wedged one fails here with its log.
             self.wait_healthy(env)
+            if not self.wanted.exists():  # its start-up work failed or was cut short: do it now
+                self.after_healthy(env)
+                self.wanted.touch()
             print(f"  {self.name:<22} already running")
             return
         self.check_ports_free(env)

@@ -129,3 +129,37 @@ def test_a_stack_keeps_its_profile_and_says_how_to_run_the_other_beside_it(stack
     message = str(refused.value)
     assert "set up with the local profile" in message and "LOOPLINE_STATE_DIR=.loopline-cluster" in message
     assert stack_in.read_env_file()["LOOPLINE_PROFILE"] == "local"
+
+
+def test_a_running_service_whose_start_up_work_failed_gets_it_done_at_the_next_start(stack):
+    """A process left running when its start-up work (users, principals) failed is not started
+    again, but that work is: `up` after a fix completes it, and the service counts as ready."""
+
+    class FailsOnce(stack.Service):
+        attempts = 0
+
+        def command(self, env):
+            return ["sleep", "60"]
+
+        def healthy(self, env):
+            return True
+
+        def after_healthy(self, env):
+            FailsOnce.attempts += 1
+            if FailsOnce.attempts == 1:
+                raise stack.StackError("creating the principals failed")
+
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    service, env = FailsOnce(name="probe-start-up", port_var="PROBE_PORT", startup_timeout=5), {"PROBE_PORT": str(port)}
+    try:
+        with pytest.raises(stack.StackError, match="principals failed"):
+            service.start(env)
+        first = service.pid()
+        assert first is not None and not service.ready(env)
+        service.start(env)
+        assert service.pid() == first and service.ready(env) and FailsOnce.attempts == 2
+    finally:
+        service.stop(env)
+        service.log.unlink(missing_ok=True)

@@ -27,10 +27,11 @@ def main() -> int:
     try:
         logins = {os.environ[f"LOOPLINE_KAFKA_{role.upper()}_USER"]: os.environ[f"LOOPLINE_KAFKA_{role.upper()}_PASSWORD"]
                   for role in get_args(Role)}
-        failed = {user: error for user, error in admin.alter_user_scram_credentials(
-            [UserScramCredentialUpsertion(user, mechanism, password)
-             for user, password in logins.items() for mechanism in MECHANISMS]).items()
-            if error}
+        failed = {}
+        for mechanism in MECHANISMS:  # one request each: a request may alter a user's credential only once
+            failed |= {f"{user} ({mechanism})": error for user, error in admin.alter_user_scram_credentials(
+                [UserScramCredentialUpsertion(user, mechanism, password) for user, password in logins.items()]).items()
+                if error}
     finally:
         admin.close()
     if failed:
