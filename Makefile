@@ -7,7 +7,7 @@ ENV := source $(STATE)/env &&
 CLUSTER := LOOPLINE_PROFILE=cluster LOOPLINE_STATE_DIR=$(abspath .loopline-cluster)
 PIPELINE ?= card_fraud
 
-.PHONY: setup up down status demo test test-unit test-outages test-cluster image compose-e2e check-kubernetes bench lock clean
+.PHONY: setup up down status demo test test-unit test-outages test-cluster image compose-e2e check-kubernetes bench bench-scale lock clean
 
 setup:            ## install system packages, the pinned venv, jars; generate local settings
 	bash infra/setup.sh
@@ -52,6 +52,9 @@ bench: up         ## benchmarks against in-run baselines; results in benchmarks/
 	$(ENV) .venv/bin/python benchmarks/validate.py
 	$(ENV) .venv/bin/python benchmarks/score.py
 	$(ENV) .venv/bin/python benchmarks/loop_view.py
+
+bench-scale: up   ## the nightly stages at 1M and 10M events on this profile's stack (LOOPLINE_PROFILE=cluster: the cluster's)
+	$(ENV) .venv/bin/python benchmarks/scale.py
 
 lock:             ## re-pin requirements.txt from requirements.in
 	.venv/bin/uv pip compile requirements.in -o requirements.txt --python-version 3.11 --no-header --generate-hashes

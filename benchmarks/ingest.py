@@ -46,8 +46,8 @@ def sizes() -> list[int]:
     return [int(n) for n in os.environ.get("LOOPLINE_BENCH_SIZES", "100000,1000000").split(",")]
 
 
-def produce_events(spark, kafka: KafkaLogin, topic: str, rows: int) -> float:
-    """Write `rows` JSON events with Spark; return their mean size in bytes."""
+def produce_events(spark, kafka: KafkaLogin, topic: str, rows: int, customers: int = 4000) -> float:
+    """Write `rows` JSON events of `customers` customers with Spark; return their mean size in bytes."""
     from pyspark.sql import functions as F
 
     def pick(options: list[str], salt: int):
@@ -56,7 +56,7 @@ def produce_events(spark, kafka: KafkaLogin, topic: str, rows: int) -> float:
 
     events = spark.range(rows).select(
         F.concat(F.lit("tx-bench-"), F.lpad(F.col("id").cast("string"), 9, "0")).alias("transaction_id"),
-        F.concat(F.lit("c"), F.lpad((F.col("id") % 4000).cast("string"), 5, "0")).alias("customer_id"),
+        F.concat(F.lit("c"), F.lpad((F.col("id") % customers).cast("string"), 7, "0")).alias("customer_id"),
         F.date_format(F.timestamp_seconds(F.lit(int(time.mktime(DAY.timetuple()))) + F.col("id") % 86400),
                       "yyyy-MM-dd'T'HH:mm:ssXXX").alias("event_time"),
         F.round(F.rand(7) * 300 + 1, 2).alias("amount"),

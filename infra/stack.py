@@ -520,13 +520,16 @@ class Service:
 
     def run(self, env: dict[str, str]) -> int:
         """Run in the foreground until the process ends or SIGTERM/SIGINT stops it (a
-        container's main process); returns the process's exit status. The ports are checked
-        as by `start`; no pid file is written (a pid means nothing outside its container)."""
+        container's main process). Returns 0 when stopped so, else the process's exit status
+        (a crash: the engine's restart policy starts it again). The ports are checked as by
+        `start`; no pid file is written (a pid means nothing outside its container)."""
         self.wanted.unlink(missing_ok=True)  # `health` says ready only once the start-up work is done
         self.check_ports_free(env)
         process = self.spawn(env, None)
+        stopped: list[int] = []
 
         def forward(signum: int, _frame: object) -> None:
+            stopped.append(signum)
             try:
                 os.killpg(process.pid, signum)
             except ProcessLookupError:
@@ -540,7 +543,7 @@ class Service:
         print(f"{self.name} is ready", flush=True)
         status = process.wait()
         self.wanted.unlink(missing_ok=True)
-        return status
+        return 0 if stopped else status
 
     def ready(self, env: dict[str, str]) -> bool:
         """Healthy, and the work after its start (users, principals...) done: others may use it."""

@@ -1,8 +1,11 @@
 """infra/stack.py refuses to start a service on a taken port, naming the service, cause and fix;
 and a profile's settings say which engines the same code runs on."""
 import importlib.util
+import os
+import signal
 import socket
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -163,3 +166,53 @@ def test_a_running_service_whose_start_up_work_failed_gets_it_done_at_the_next_s
     finally:
         service.stop(env)
         service.log.unlink(missing_ok=True)
+
+
+def _free_port() -> str:
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        return str(free.getsockname()[1])
+
+
+@pytest.fixture
+def signal_handlers():
+    """`Service.run` installs SIGTERM and SIGINT handlers in this process: put Python's back."""
+    yield
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def test_run_in_the_foreground_is_ready_after_its_start_up_work_and_stops_cleanly_on_sigterm(stack, signal_handlers):
+    """`stack.py run` is a container's main process: `health` says ready once the start-up work
+    is done; `docker stop`'s SIGTERM reaches the service, and the container exits 0."""
+    class Sleeper(stack.Service):
+        def command(self, env):
+            return ["sleep", "60"]
+
+        def healthy(self, env):
+            return True
+
+    service, env, seen = Sleeper(name="probe-run", port_var="PROBE_PORT", startup_timeout=5), {"PROBE_PORT": _free_port()}, {}
+
+    def docker_stop() -> None:
+        seen["ready"] = service.ready(env)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    timer = threading.Timer(2, docker_stop)
+    timer.start()
+    try:
+        assert service.run(env) == 0
+    finally:
+        timer.cancel()
+    assert seen["ready"] and not service.ready(env)
+
+
+def test_run_in_the_foreground_returns_the_status_of_a_service_that_crashes(stack, signal_handlers):
+    class Crashes(stack.Service):
+        def command(self, env):
+            return ["sh", "-c", "sleep 1; exit 3"]
+
+        def healthy(self, env):
+            return True
+
+    assert Crashes(name="probe-run-crash", port_var="PROBE_PORT").run({"PROBE_PORT": _free_port()}) == 3
