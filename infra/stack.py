@@ -526,10 +526,11 @@ class Service:
         self.wanted.unlink(missing_ok=True)  # `health` says ready only once the start-up work is done
         self.check_ports_free(env)
         process = self.spawn(env, None)
-        stopped: list[int] = []
+        stopped = False
 
         def forward(signum: int, _frame: object) -> None:
-            stopped.append(signum)
+            nonlocal stopped
+            stopped = True
             try:
                 os.killpg(process.pid, signum)
             except ProcessLookupError:

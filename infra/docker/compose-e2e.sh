@@ -33,4 +33,6 @@ echo "ready after $(( $(date +%s) - started )) s"
 
 echo "== the nightly loop for five dates, through the scheduler in the containers"
 compose run --rm e2e
+echo "== memory per container after the loop (docker stats; the kernel's page cache included)"
+docker stats --no-stream --format '{{.Name}} {{.MemUsage}}' $(compose ps -q)
 echo "compose-e2e passed in $(( $(date +%s) - started )) s"
