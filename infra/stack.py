@@ -76,11 +76,10 @@ PROFILES = ("local", "cluster")
 SPARK_ACCOUNT = "loopline-spark"  # the OS account Spark Connect runs as when root starts the stack
 MEMORY = {  # sized for a 2-core / 24 GiB machine; see docs/operations.md "Footprint"
     "kafka_heap": "512m",
-    "spark_driver": "3g",
+    "spark_driver": "3g",  # both profiles: scoring publishes its predictions through the driver
     "airflow_parallelism": "4",
-    # cluster profile: three brokers, a driver that keeps no data, two 1-core executors
+    # cluster profile: three brokers, two 1-core executors
     "cluster_kafka_heap": "384m",
-    "cluster_spark_driver": "1g",
     "spark_master_heap": "256m",
     "spark_worker_heap": "256m",
     "spark_executor": "2g",
@@ -1097,11 +1096,10 @@ class SparkConnect(SparkProcess):
         jars = classpath("spark").split(":")
         if self.account():
             jars = [str(self.jars / Path(jar).name) for jar in jars]
-        driver = MEMORY["cluster_spark_driver" if master.startswith("spark://") else "spark_driver"]
         args = [str(self.spark_home / "bin" / "spark-submit"),
                 "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
                 "--name", "loopline-spark-connect", "--master", master,
-                "--driver-memory", driver, "--properties-file", str(self.properties),
+                "--driver-memory", MEMORY["spark_driver"], "--properties-file", str(self.properties),
                 "--jars", ",".join(jars)]
         for key, value in server_conf.items():
             args += ["--conf", f"{key}={value}"]
