@@ -30,6 +30,7 @@ import time
 import uuid
 from datetime import date
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import yaml
 
@@ -42,10 +43,17 @@ WARM_UP_ROWS = 100_000  # at least a day's seconds: the events then cover the da
 GOAL_RATIO = 11.0
 DAY = date(2026, 1, 15)
 STAGES = ("ingest", "validate", "score")
+Outcome = TypeVar("Outcome")
 
 
 def sizes() -> list[int]:
     return [int(n) for n in os.environ.get("LOOPLINE_BENCH_SCALE_SIZES", "1000000,10000000").split(",")]
+
+
+def timed(call: Callable[[], Outcome]) -> tuple[Outcome, float]:
+    started = time.perf_counter()
+    outcome = call()
+    return outcome, time.perf_counter() - started
 
 
 def run_stages(rows: int, pipelines: Path) -> dict:
@@ -72,15 +80,9 @@ def run_stages(rows: int, pipelines: Path) -> dict:
         produce_events(spark, p.settings.kafka("producer"), events.topic, rows, customers=rows // 10)
         version = register_model(p)
         seconds = {}
-        started = time.perf_counter()
-        ingested = ingest_source(spark, p, events, "bench", DAY)
-        seconds["ingest"] = time.perf_counter() - started
-        started = time.perf_counter()
-        checked = validate_dataset(p, events.dataset, interval, "bench")
-        seconds["validate"] = time.perf_counter() - started
-        started = time.perf_counter()
-        scored = score(p, interval, version)
-        seconds["score"] = time.perf_counter() - started
+        ingested, seconds["ingest"] = timed(lambda: ingest_source(spark, p, events, "bench", DAY))
+        checked, seconds["validate"] = timed(lambda: validate_dataset(p, events.dataset, interval, "bench"))
+        scored, seconds["score"] = timed(lambda: score(p, interval, version))
         if not (ingested.accepted == checked.rows_in == rows and scored.rows == checked.rows_valid > 0):
             raise RuntimeError(f"{rows} events: ingest accepted {ingested.accepted}, the contract saw "
                                f"{checked.rows_in} ({checked.rows_valid} valid), scoring wrote {scored.rows}")

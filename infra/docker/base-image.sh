@@ -14,7 +14,7 @@ fail() { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
 
 if docker image inspect "$IMAGE" >/dev/null 2>&1; then echo "$IMAGE: present"; exit 0; fi
 [ "$(id -u)" = 0 ] || fail "debootstrap needs root"
-command -v debootstrap >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null \
+command -v debootstrap >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null; } \
   || fail "could not install debootstrap (Debian's package)"
 # The mirror this machine's apt uses (a deb822 .sources file or a one-line sources.list).
 mirror=${DEBIAN_MIRROR:-$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '/^URIs:/ {print $2; exit}')}

@@ -4,7 +4,7 @@ fail() { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
 if ! command -v dockerd >/dev/null || ! { command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1; }; then
   [ "$(id -u)" = 0 ] || fail "need root to install Docker (Debian's docker.io and docker-compose), or install them yourself"
   echo "installing Debian's docker.io and docker-compose"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io docker-compose >/dev/null \
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io docker-compose >/dev/null \
     || fail "apt-get could not install docker.io docker-compose"
 fi
 if ! docker info >/dev/null 2>&1; then
