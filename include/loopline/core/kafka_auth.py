@@ -24,7 +24,7 @@ DEFAULT_MECHANISM = "SCRAM-SHA-256"
 
 @dataclass(frozen=True)
 class KafkaLogin:
-    """How one component reaches the brokers: for kafka-python and for Spark's Kafka connector."""
+    """How one component reaches the brokers: for kafka-python, librdkafka and Spark's Kafka connector."""
 
     bootstrap: str
     user: str | None = None
@@ -43,6 +43,13 @@ class KafkaLogin:
             return {"bootstrap_servers": self.bootstrap}
         return {"bootstrap_servers": self.bootstrap, "security_protocol": "SASL_PLAINTEXT",
                 "sasl_mechanism": self.mechanism, "sasl_plain_username": self.user, "sasl_plain_password": self.password}
+
+    def librdkafka(self) -> dict[str, str]:
+        """Configuration for confluent-kafka's (librdkafka's) clients."""
+        if self.user is None:
+            return {"bootstrap.servers": self.bootstrap}
+        return {"bootstrap.servers": self.bootstrap, "security.protocol": "SASL_PLAINTEXT",
+                "sasl.mechanism": self.mechanism, "sasl.username": self.user, "sasl.password": self.password}
 
     def spark(self) -> dict[str, str]:
         """Options for Spark's Kafka source and sink (Spark redacts values holding a password)."""

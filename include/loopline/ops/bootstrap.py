@@ -27,8 +27,9 @@ def topic_grants(spec: PipelineSpec) -> dict[str, dict[str, tuple[str, ...]]]:
     }
 
 
-# Spark's Kafka source names its consumer groups `spark-kafka-source-...`
-GROUP_GRANTS = {"ingest": "spark-kafka-source", "reader": "loopline-reader"}
+# Spark's Kafka source names its consumer groups `spark-kafka-source-...`; librdkafka's consumer,
+# which scoring reads its topic back with, needs a group even though it commits nothing.
+GROUP_GRANTS = {"ingest": "spark-kafka-source", "scoring": "loopline-scoring", "reader": "loopline-reader"}
 # Producers may write in transactions under these transactional ids (ingest reads read_committed;
 # scoring publishes each batch of predictions in one transaction).
 TRANSACTIONAL_ID_GRANTS = {"producer": "loopline-producer", "scoring": "loopline-scoring"}

@@ -27,20 +27,23 @@ if TYPE_CHECKING:
 BATCH_HEADER = "loopline.publish_batch"
 VERSION_HEADER = "loopline.model_version"
 TRANSACTION_TIMEOUT_MS = 900_000  # the broker's default transaction.max.timeout.ms: a publish may take minutes
+COMMIT_SECONDS = 600  # a commit waits for every queued message: millions, at most
+CALL_SECONDS = 60  # any other call to the brokers
 SCAN_SECONDS = 300  # reading back what an interrupted publish left, at most
 
 
 class Publisher:
-    """One attempt's transactional producer; creating it fences any earlier attempt."""
+    """One attempt's transactional producer (librdkafka's: a publish may be millions of
+    messages); creating it fences any earlier attempt."""
 
     def __init__(self, p: "Pipeline") -> None:
-        from kafka import KafkaProducer
+        from confluent_kafka import Producer
 
         self.p, self.topic = p, p.spec.predictions_topic
-        self.producer = KafkaProducer(**p.settings.kafka("scoring").python(), acks="all",
-                                      transactional_id=f"loopline-scoring.{p.spec.name}",
-                                      transaction_timeout_ms=TRANSACTION_TIMEOUT_MS, linger_ms=20)
-        self.producer.init_transactions()
+        self.login = p.settings.kafka("scoring")
+        self.producer = Producer({**self.login.librdkafka(), "transactional.id": f"loopline-scoring.{p.spec.name}",
+                                  "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS, "linger.ms": 20})
+        self.producer.init_transactions(CALL_SECONDS)
 
     def settle(self, interval: Interval) -> None:
         """Resolve the interval's recorded intents: dates whose batch is on the topic are marked
@@ -66,18 +69,30 @@ class Publisher:
         batch = uuid.uuid4().hex
         self._record_intent(batch, rows_by_date)
         self.producer.begin_transaction()
-        sent = 0
         try:
-            for row in rows.toLocalIterator():
-                self.producer.send(self.topic, key=row["prediction_id"].encode(), value=row["value"].encode(),
-                                   headers=[(VERSION_HEADER, str(row["model_version"]).encode()),
-                                            (BATCH_HEADER, batch.encode())])
-                sent += 1
-            self.producer.commit_transaction()
+            sent = self._send(rows, batch)
+            self.producer.commit_transaction(COMMIT_SECONDS)  # waits for every message's delivery
         except BaseException:
-            self.producer.abort_transaction()
+            self.producer.abort_transaction(CALL_SECONDS)
             raise
         self._mark_published(rows_by_date)
+        return sent
+
+    def _send(self, rows, batch: str) -> int:
+        """Queue every row in the open transaction, waiting for room when librdkafka's queue is full."""
+        sent = 0
+        for row in rows.toLocalIterator():
+            message = {"key": row["prediction_id"].encode(), "value": row["value"].encode(),
+                       "headers": [(VERSION_HEADER, str(row["model_version"]).encode()),
+                                   (BATCH_HEADER, batch.encode())]}
+            while True:
+                try:
+                    self.producer.produce(self.topic, **message)
+                    break
+                except BufferError:
+                    self.producer.poll(0.1)
+            self.producer.poll(0)
+            sent += 1
         return sent
 
     def _mark_published(self, rows_by_date: dict[str, int]) -> None:
@@ -88,7 +103,7 @@ class Publisher:
                             (count, self.p.spec.name, day))
 
     def close(self) -> None:
-        self.producer.close(timeout=10)
+        self.producer.flush(10)
 
     def _record_intent(self, batch: str, rows_by_date: dict[str, int]) -> None:
         ends = {str(partition): offset for partition, offset in self._end_offsets().items()}
@@ -99,43 +114,52 @@ class Publisher:
                             (batch, json.dumps(ends), count, self.p.spec.name, day))
 
     def _consumer(self):
-        from kafka import KafkaConsumer
+        from confluent_kafka import Consumer
 
-        return KafkaConsumer(**self.p.settings.kafka("scoring").python(), enable_auto_commit=False,
-                             isolation_level="read_committed")
+        return Consumer({**self.login.librdkafka(), "group.id": f"loopline-scoring.{self.p.spec.name}.check",
+                         "enable.auto.commit": False, "isolation.level": "read_committed",
+                         "enable.partition.eof": True})
 
     def _end_offsets(self) -> dict[int, int]:
-        from kafka import TopicPartition
-
         consumer = self._consumer()
         try:
-            partitions = [TopicPartition(self.topic, n) for n in sorted(consumer.partitions_for_topic(self.topic))]
-            return {tp.partition: offset for tp, offset in consumer.end_offsets(partitions).items()}
+            partitions = consumer.list_topics(self.topic, timeout=CALL_SECONDS).topics[self.topic].partitions
+            return {n: consumer.get_watermark_offsets(_partition(self.topic, n), timeout=CALL_SECONDS)[1]
+                    for n in sorted(partitions)}
         finally:
             consumer.close()
 
     def _on_topic(self, batch: str, start: dict[str, int]) -> bool:
         """Whether a committed message of `batch` sits after the recorded offsets (the fenced
         transactions are resolved by now, so read_committed reads up to the end)."""
-        from kafka import TopicPartition
+        from confluent_kafka import KafkaError, KafkaException
 
         consumer = self._consumer()
         try:
-            partitions = [TopicPartition(self.topic, int(n)) for n in start]
-            consumer.assign(partitions)
-            for tp in partitions:
-                consumer.seek(tp, start[str(tp.partition)])
-            end, deadline = consumer.end_offsets(partitions), time.monotonic() + SCAN_SECONDS
-            while any(consumer.position(tp) < end[tp] for tp in partitions):
+            consumer.assign([_partition(self.topic, int(n), offset) for n, offset in start.items()])
+            unread, deadline = {int(n) for n in start}, time.monotonic() + SCAN_SECONDS
+            while unread:
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"{self.topic}: could not read up to {end} within {SCAN_SECONDS} s to check "
-                                       f"publish batch {batch}; check the broker, then retry the task")
-                for records in consumer.poll(timeout_ms=2000).values():
-                    if any(dict(r.headers).get(BATCH_HEADER) == batch.encode() for r in records):
+                    raise TimeoutError(f"{self.topic}: could not read partitions {sorted(unread)} to their end within "
+                                       f"{SCAN_SECONDS} s to check publish batch {batch}; check the broker, then "
+                                       "retry the task")
+                for record in consumer.consume(10_000, timeout=2):
+                    error = record.error()
+                    if error is None and (BATCH_HEADER, batch.encode()) in (record.headers() or []):
                         return True
+                    if error is not None and error.code() == KafkaError._PARTITION_EOF:
+                        unread.discard(record.partition())
+                    elif error is not None:
+                        raise KafkaException(error)
             return False
         finally:
             consumer.close()
+
+
+def _partition(topic: str, number: int, offset: int | None = None):
+    from confluent_kafka import TopicPartition
+
+    return TopicPartition(topic, number) if offset is None else TopicPartition(topic, number, offset)
 
 
 @contextmanager
