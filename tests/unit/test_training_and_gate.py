@@ -81,7 +81,7 @@ def test_a_metric_that_cannot_be_computed_is_never_promoted():
 
 def test_jdbc_options_from_libpq_url():
     options = jdbc_options("postgresql://u:p%40ss@127.0.0.1:15432/loopline")
-    assert options["url"] == "jdbc:postgresql://127.0.0.1:15432/loopline"
+    assert options["url"] == "jdbc:postgresql://127.0.0.1:15432/loopline?reWriteBatchedInserts=true"
     assert options["user"] == "u"
 
 

@@ -114,6 +114,7 @@ class Publisher:
                             (batch, json.dumps(ends), count, self.p.spec.name, day))
 
     def _consumer(self):
+        """A read_committed consumer of the topic (librdkafka wants a group; nothing is committed)."""
         from confluent_kafka import Consumer
 
         return Consumer({**self.login.librdkafka(), "group.id": f"loopline-scoring.{self.p.spec.name}.check",
@@ -121,13 +122,15 @@ class Publisher:
                          "enable.partition.eof": True})
 
     def _end_offsets(self) -> dict[int, int]:
-        consumer = self._consumer()
-        try:
-            partitions = consumer.list_topics(self.topic, timeout=CALL_SECONDS).topics[self.topic].partitions
-            return {n: consumer.get_watermark_offsets(_partition(self.topic, n), timeout=CALL_SECONDS)[1]
-                    for n in sorted(partitions)}
-        finally:
-            consumer.close()
+        """The topic's committed end offset per partition (an admin query: no consumer group)."""
+        from confluent_kafka import IsolationLevel
+        from confluent_kafka.admin import AdminClient, OffsetSpec
+
+        admin = AdminClient(self.login.librdkafka())
+        partitions = admin.list_topics(self.topic, timeout=CALL_SECONDS).topics[self.topic].partitions
+        ends = admin.list_offsets({_partition(self.topic, n): OffsetSpec.latest() for n in partitions},
+                                  isolation_level=IsolationLevel.READ_COMMITTED, request_timeout=CALL_SECONDS)
+        return {tp.partition: future.result().offset for tp, future in ends.items()}
 
     def _on_topic(self, batch: str, start: dict[str, int]) -> bool:
         """Whether a committed message of `batch` sits after the recorded offsets (the fenced
