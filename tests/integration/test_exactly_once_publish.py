@@ -101,6 +101,29 @@ def test_a_publish_committed_just_before_a_crash_is_recorded_by_the_rerun_and_no
     assert record_of(p) == {"published_rows": rows, "publish_batch": None, "upserted": rows}
 
 
+def test_a_publish_larger_than_a_slice_reads_its_rows_in_slices_and_sends_each_prediction_once(make_pipeline,
+                                                                                                 monkeypatch):
+    import loopline.scoring.publish as publish
+
+    rows = 2_000
+    p, version = with_champion(make_pipeline, rows)
+    sent_per_slice = []
+    send = Publisher._send
+
+    def counted(self, part, batch):
+        sent_per_slice.append(send(self, part, batch))
+        return sent_per_slice[-1]
+
+    monkeypatch.setattr(publish, "SLICE_ROWS", 700)
+    monkeypatch.setattr(Publisher, "_send", counted)
+
+    result = score(p, Interval.of_day(DAY), version)
+
+    assert len(sent_per_slice) == 3 and all(sent_per_slice) and result.published == rows
+    seen = committed(p)
+    assert len(seen) == rows and set(seen.values()) == {1}
+
+
 def test_two_scoring_runs_of_one_date_at_once_take_turns_and_publish_each_prediction_once(make_pipeline):
     rows = 3_000
     p, _ = with_champion(make_pipeline, rows)
