@@ -1,5 +1,5 @@
-"""What the benchmarks share: a scratch pipelines folder, the median of timed runs after a
-warm-up, and writing and printing the result."""
+"""What the benchmarks share: a scratch pipelines folder, a scoped environment variable, the
+median of timed runs after a warm-up, and writing and printing the result."""
 from __future__ import annotations
 
 import json
@@ -24,8 +24,22 @@ def scratch_pipelines() -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="loopline-bench-pipelines-") as tmp:
         for pipeline_file in [*PIPELINES_DIR.glob("*.yaml"), *PIPELINES_DIR.glob("*.py")]:
             (Path(tmp) / pipeline_file.name).write_text(pipeline_file.read_text())
-        os.environ["LOOPLINE_PIPELINES_DIR"] = tmp
-        yield Path(tmp)
+        with environment("LOOPLINE_PIPELINES_DIR", tmp):
+            yield Path(tmp)
+
+
+@contextmanager
+def environment(name: str, value: str) -> Iterator[None]:
+    """`name` set to `value` in this process's environment until the block ends, then as it was."""
+    before = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
 
 
 def median_after_warm_up(run: Callable[[], Outcome], repeats: int) -> tuple[float, Outcome]:

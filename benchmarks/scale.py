@@ -39,7 +39,7 @@ from typing import Callable, TypeVar
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import report, scratch_pipelines  # noqa: E402
+from bench_common import environment, report, scratch_pipelines  # noqa: E402
 from ingest import produce_events  # noqa: E402 (the ingest benchmark's events)
 from score import register_model  # noqa: E402 (the scoring benchmark's model)
 
@@ -62,8 +62,9 @@ def timed(call: Callable[[], Outcome]) -> tuple[Outcome, float]:
 
 @contextmanager
 def contracts_admitting(rows: int) -> Iterator[None]:
-    """A scratch copy of the contracts whose volume rules admit `rows` a day, made this process's
-    contracts: a scale run is no real day, and card_fraud's contract stops the line above 5M."""
+    """A scratch copy of the contracts whose volume rules admit `rows` a day, made this
+    process's contracts for the block: a scale run is no real day, and card_fraud's contract
+    stops the line above 5M."""
     from loopline.contracts.rules import expectations_dir
 
     with tempfile.TemporaryDirectory(prefix="loopline-bench-contracts-") as tmp:
@@ -74,8 +75,8 @@ def contracts_admitting(rows: int) -> Iterator[None]:
                 if expectation["type"] == "expect_table_row_count_to_be_between" and ceiling is not None:
                     expectation["kwargs"]["max_value"] = max(ceiling, rows)
             (Path(tmp) / suite_file.name).write_text(json.dumps(suite))
-        os.environ["LOOPLINE_EXPECTATIONS_DIR"] = tmp
-        yield
+        with environment("LOOPLINE_EXPECTATIONS_DIR", tmp):
+            yield
 
 
 def run_stages(rows: int, pipelines: Path) -> dict:

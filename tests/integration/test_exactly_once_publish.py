@@ -138,6 +138,29 @@ def test_two_scoring_runs_of_one_date_at_once_take_turns_and_publish_each_predic
     assert record_of(p) == {"published_rows": rows, "publish_batch": None, "upserted": rows}
 
 
+def test_a_publish_fenced_by_a_newer_attempt_reports_why_it_stopped_not_the_abort_that_a_fence_refuses(
+        make_pipeline, monkeypatch):
+    rows = 1_000
+    p, version = with_champion(make_pipeline, rows)
+    send = Publisher._send
+
+    def overtaken(self, part, batch):
+        send(self, part, batch)
+        Publisher(p).close()  # a newer attempt's producer: this one is fenced and cannot abort
+        raise RuntimeError("this attempt stopped after its messages were sent")
+
+    monkeypatch.setattr(Publisher, "_send", overtaken)
+    with pytest.raises(RuntimeError, match="stopped after its messages were sent"):
+        score(p, Interval.of_day(DAY), version)
+    assert sent_uncommitted(p) == rows and not committed(p)
+    monkeypatch.undo()
+
+    result = score(p, Interval.of_day(DAY), version)  # Airflow's retry
+
+    assert result.published == rows
+    seen = committed(p)
+    assert len(seen) == rows and set(seen.values()) == {1}
+
 
 def staging_tables(p: Pipeline) -> list[str]:
     with db.connect(p.settings.db_url) as conn:

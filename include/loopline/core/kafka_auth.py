@@ -14,12 +14,14 @@ SCRAM-SHA-256 (Loopline's brokers) by default; Strimzi's brokers take SCRAM-SHA-
 """
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from typing import Literal
 
 Role = Literal["admin", "ingest", "producer", "scoring", "reader"]
 DEFAULT_MECHANISM = "SCRAM-SHA-256"
+LIBRDKAFKA_LOG = logging.getLogger("loopline.librdkafka")
 
 
 @dataclass(frozen=True)
@@ -44,12 +46,14 @@ class KafkaLogin:
         return {"bootstrap_servers": self.bootstrap, "security_protocol": "SASL_PLAINTEXT",
                 "sasl_mechanism": self.mechanism, "sasl_plain_username": self.user, "sasl_plain_password": self.password}
 
-    def librdkafka(self) -> dict[str, str]:
-        """Configuration for confluent-kafka's (librdkafka's) clients."""
+    def librdkafka(self) -> dict[str, object]:
+        """Configuration for confluent-kafka's (librdkafka's) clients; their log lines go to
+        Python's logging (as the task's log), not straight to stderr."""
+        config: dict[str, object] = {"bootstrap.servers": self.bootstrap, "logger": LIBRDKAFKA_LOG}
         if self.user is None:
-            return {"bootstrap.servers": self.bootstrap}
-        return {"bootstrap.servers": self.bootstrap, "security.protocol": "SASL_PLAINTEXT",
-                "sasl.mechanism": self.mechanism, "sasl.username": self.user, "sasl.password": self.password}
+            return config
+        return config | {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": self.mechanism,
+                         "sasl.username": self.user, "sasl.password": self.password}
 
     def spark(self) -> dict[str, str]:
         """Options for Spark's Kafka source and sink (Spark redacts values holding a password)."""

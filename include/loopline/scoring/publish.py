@@ -12,6 +12,7 @@ commit got through it only marks the dates, so nothing is published twice.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 import uuid
@@ -32,6 +33,8 @@ COMMIT_SECONDS = 600  # a commit waits for every queued message: millions, at mo
 CALL_SECONDS = 60  # any other call to the brokers
 SCAN_SECONDS = 300  # reading back what an interrupted publish left, at most
 SLICE_ROWS = 1_000_000  # the rows one query brings through the Spark driver (about 250 MB of messages)
+
+logger = logging.getLogger(__name__)
 
 
 class Publisher:
@@ -74,11 +77,22 @@ class Publisher:
         try:
             sent = sum(self._send(part, batch) for part in _slices(rows, sum(rows_by_date.values())))
             self.producer.commit_transaction(COMMIT_SECONDS)  # waits for every message's delivery
-        except BaseException:
-            self.producer.abort_transaction(CALL_SECONDS)
+        except BaseException as failure:
+            self._abort(failure)
             raise
         self._mark_published(rows_by_date)
         return sent
+
+    def _abort(self, failure: BaseException) -> None:
+        """Abort the open transaction, keeping `failure` as the error the task reports: a fenced
+        producer (a newer attempt took over) cannot abort, and that would hide why it stopped."""
+        from confluent_kafka import KafkaException
+
+        try:
+            self.producer.abort_transaction(CALL_SECONDS)
+        except KafkaException as abort_failure:
+            logger.warning("%s: could not abort the publish's transaction (%s) after: %s; the broker aborts it "
+                           "when it times out or the next attempt fences it", self.topic, abort_failure, failure)
 
     def _send(self, rows, batch: str) -> int:
         """Queue every row in the open transaction, waiting for room when librdkafka's queue is full."""
@@ -115,14 +129,6 @@ class Publisher:
                             "WHERE pipeline = %s AND logical_date = %s",
                             (batch, json.dumps(ends), count, self.p.spec.name, day))
 
-    def _consumer(self):
-        """A read_committed consumer of the topic (librdkafka wants a group; nothing is committed)."""
-        from confluent_kafka import Consumer
-
-        return Consumer({**self.login.librdkafka(), "group.id": f"loopline-scoring.{self.p.spec.name}.check",
-                         "enable.auto.commit": False, "isolation.level": "read_committed",
-                         "enable.partition.eof": True})
-
     def _end_offsets(self) -> dict[int, int]:
         """The topic's committed end offset per partition (an admin query: no consumer group)."""
         from confluent_kafka import IsolationLevel
@@ -137,9 +143,11 @@ class Publisher:
     def _on_topic(self, batch: str, start: dict[str, int]) -> bool:
         """Whether a committed message of `batch` sits after the recorded offsets (the fenced
         transactions are resolved by now, so read_committed reads up to the end)."""
-        from confluent_kafka import KafkaError, KafkaException
+        from confluent_kafka import Consumer, KafkaError, KafkaException
 
-        consumer = self._consumer()
+        consumer = Consumer({**self.login.librdkafka(), "enable.auto.commit": False, "enable.partition.eof": True,
+                             "isolation.level": "read_committed",  # librdkafka wants a group; nothing is committed
+                             "group.id": f"loopline-scoring.{self.p.spec.name}.check"})
         try:
             consumer.assign([_partition(self.topic, int(n), offset) for n, offset in start.items()])
             unread, deadline = {int(n) for n in start}, time.monotonic() + SCAN_SECONDS
