@@ -146,7 +146,7 @@ def test_a_publish_fenced_by_a_newer_attempt_reports_why_it_stopped_not_the_abor
 
     def overtaken(self, part, batch):
         send(self, part, batch)
-        Publisher(p).close()  # a newer attempt's producer: this one is fenced and cannot abort
+        Publisher(p)  # a newer attempt's producer: this one is fenced and cannot abort
         raise RuntimeError("this attempt stopped after its messages were sent")
 
     monkeypatch.setattr(Publisher, "_send", overtaken)

@@ -16,8 +16,6 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from loopline.core import db
@@ -118,9 +116,6 @@ class Publisher:
                             "publish_from = NULL, publish_rows = NULL WHERE pipeline = %s AND logical_date = %s",
                             (count, self.p.spec.name, day))
 
-    def close(self) -> None:
-        self.producer.flush(10)
-
     def _record_intent(self, batch: str, rows_by_date: dict[str, int]) -> None:
         ends = {str(partition): offset for partition, offset in self._end_offsets().items()}
         with db.connect(self.p.settings.db_url) as conn, conn.cursor() as cur:
@@ -186,12 +181,3 @@ def _partition(topic: str, number: int, offset: int | None = None):
     from confluent_kafka import TopicPartition
 
     return TopicPartition(topic, number) if offset is None else TopicPartition(topic, number, offset)
-
-
-@contextmanager
-def publisher(p: "Pipeline") -> Iterator[Publisher]:
-    opened = Publisher(p)
-    try:
-        yield opened
-    finally:
-        opened.close()

@@ -30,7 +30,7 @@ import psycopg2
 
 from loopline.core import db, partitions
 from loopline.core.interval import Interval
-from loopline.scoring.publish import publisher
+from loopline.scoring.publish import Publisher
 
 if TYPE_CHECKING:
     from loopline.core.pipeline import Pipeline
@@ -216,13 +216,13 @@ def _score(p: "Pipeline", interval: Interval, model_version: int) -> ScoreResult
          .write.format("jdbc").options(**db.jdbc_options(db_url), dbtable=f"{db.STAGING}.{stage_table}")
          .mode("overwrite").save())
         by_date = {str(r["score_date"]): r["count"] for r in written.groupBy("score_date").count().collect()}
-        with publisher(p) as kafka:  # fences an interrupted earlier publish; reruns must not publish twice
-            kafka.settle(interval)
-            already = _published_rows(db_url, spec.name, interval)
-            _record_scores(p, interval, model_version, stage_table, by_date, already)
-            changed = sorted(day for day, rows in by_date.items() if already.get(day) != rows)  # new, or changed
-            published = kafka.publish(_messages(written.where(F.col("score_date").cast("string").isin(changed))),
-                                      {day: by_date[day] for day in changed}) if changed else 0
+        kafka = Publisher(p)  # fences an interrupted earlier publish; reruns must not publish twice
+        kafka.settle(interval)
+        already = _published_rows(db_url, spec.name, interval)
+        _record_scores(p, interval, model_version, stage_table, by_date, already)
+        changed = sorted(day for day, rows in by_date.items() if already.get(day) != rows)  # new, or changed
+        published = kafka.publish(_messages(written.where(F.col("score_date").cast("string").isin(changed))),
+                                  {day: by_date[day] for day in changed}) if changed else 0
     return ScoreResult(str(interval), model_version, sum(by_date.values()), by_date,
                        p.lake.location("predictions").spark_uri, published)
 
