@@ -42,12 +42,16 @@ def environment(name: str, value: str) -> Iterator[None]:
             os.environ[name] = before
 
 
-def median_after_warm_up(run: Callable[[], Outcome], repeats: int) -> tuple[float, Outcome]:
+def median_after_warm_up(run: Callable[[], Outcome], repeats: int,
+                         reset: Callable[[], None] = lambda: None) -> tuple[float, Outcome]:
     """Run once unmeasured (JIT, caches, Python workers, model load), then `repeats` times:
-    the median seconds, and what the last run returned."""
+    the median seconds, and what the last run returned. `reset` runs, unmeasured, before each
+    run: a run that writes may need its outputs removed to do the same work again."""
+    reset()
     run()
     times, outcome = [], None
     for _ in range(repeats):
+        reset()
         started = time.perf_counter()
         outcome = run()
         times.append(time.perf_counter() - started)

@@ -51,7 +51,8 @@ COUNTRY_PATTERN = "^[A-Z]{2}$"
 BOUNDS = {"amount": (0.01, 50000), "customer_tx_count_30d": (0, 10000), "customer_avg_amount_30d": (0, 50000)}
 
 
-def write_partition(spark, path: str, rows: int) -> None:
+def write_partition(spark, path: str, rows: int, repeated_ids: bool = True) -> None:
+    """N card payments of DAY at `path`; with `repeated_ids`, one transaction id in 2,000 twice."""
     from pyspark.sql import functions as F
 
     def pick(options: list[str], salt: int):
@@ -60,8 +61,8 @@ def write_partition(spark, path: str, rows: int) -> None:
 
     midnight = calendar.timegm(DAY.timetuple())
     (spark.range(rows).select(
-        F.concat(F.lit("tx-"), F.lpad(F.when(F.col("id") % 2000 == 1, F.col("id") - 1).otherwise(F.col("id"))
-                                      .cast("string"), 9, "0")).alias("transaction_id"),
+        F.concat(F.lit("tx-"), F.lpad(F.when(F.col("id") % 2000 == 1 if repeated_ids else F.lit(False), F.col("id") - 1)
+                                      .otherwise(F.col("id")).cast("string"), 9, "0")).alias("transaction_id"),
         F.concat(F.lit("c"), F.lpad((F.col("id") % 40000).cast("string"), 5, "0")).alias("customer_id"),
         F.timestamp_seconds(F.lit(midnight) + F.floor(F.col("id") * 86399 / rows)).alias("event_time"),
         F.when(F.col("id") % 1000 == 0, F.lit(-1.0)).otherwise(F.round(F.rand(7) * 300 + 1, 2)).alias("amount"),
