@@ -6,14 +6,16 @@ by Spark. Then, each timed from call to return:
 
   loopline  `loopline.scoring.score.score`, as the `score` task runs it: read the partition,
             build the features and predict with the registry version on Spark's Python
-            workers, replace the date's Parquet, stage and upsert the rows into PostgreSQL
-            with the date's record, and publish every prediction in one Kafka transaction.
+            workers, replace the date's Parquet, then read the written files once: the rows
+            COPY'd into loopline.predictions with the date's record, and every prediction
+            published in one Kafka transaction.
             Before each run the pipeline's predictions and scoring records are deleted
             (not timed), so every run writes and publishes every row, as a date's first run does;
   floor     the same read, features and predictions (`predictions_frame`) written to
-            Parquet by Spark, then the written rows read by pyarrow and copied into an
-            unlogged PostgreSQL table with COPY (CSV): what scoring's compute and its two
-            bulk writes cost here at least, with no records, no upsert and no Kafka.
+            Parquet by Spark, then the written rows read by pyarrow and copied with COPY (CSV)
+            into loopline.predictions (emptied of the pipeline's rows first, untimed): what
+            scoring's compute and its two bulk writes cost here at least, with no records,
+            no Kafka and no replacing of earlier rows.
 
 One unmeasured warm-up each, then the median of REPEATS runs. ratio = loopline / floor
 (lower is better); the target is <= TARGET_RATIO.
@@ -81,47 +83,33 @@ def forget_scores(p) -> None:
             cur.execute(f"DELETE FROM loopline.{table} WHERE pipeline = %s", (p.spec.name,))
 
 
-def copy_into(db_url: str, table: str, location) -> int:
-    """COPY the Parquet rows at `location` into `table` (emptied first), batch by batch; return the rows."""
+def copy_into(db_url: str, location) -> int:
+    """COPY the Parquet rows at `location` into loopline.predictions, batch by batch, in one
+    transaction; return the rows."""
+    import pyarrow as pa
     import pyarrow.csv as csv
     import pyarrow.dataset as ds
-    from psycopg2 import sql
 
     from loopline.core import db
 
     copied = 0
     with db.connect(db_url) as conn, conn.cursor() as cur:
-        cur.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(db.STAGING, table)))
-        statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
-            sql.Identifier(db.STAGING, table), sql.SQL(", ").join(map(sql.Identifier, PREDICTION_COLUMNS)))
+        statement = f"COPY loopline.predictions ({', '.join(PREDICTION_COLUMNS)}) FROM STDIN WITH (FORMAT csv)"
         files = ds.dataset(location.arrow_path, filesystem=location.filesystem(), format="parquet")
         for batch in files.to_batches(columns=PREDICTION_COLUMNS):
+            at = PREDICTION_COLUMNS.index("event_time")  # Spark's INT96 instants, read without a zone
+            batch = batch.set_column(at, "event_time", batch.column(at).cast(pa.timestamp("us", tz="UTC")))
             buffer = io.BytesIO()
             csv.write_csv(batch, buffer, csv.WriteOptions(include_header=False))
             buffer.seek(0)
-            cur.copy_expert(statement.as_string(conn), buffer)
+            cur.copy_expert(statement, buffer)
             copied += batch.num_rows
     return copied
 
 
-def floor_table(db_url: str) -> str:
-    """An unlogged table shaped like loopline.predictions' scored columns, for the floor's COPY."""
-    from psycopg2 import sql
-
-    from loopline.core import db
-
-    table = f"bench_floor_{uuid.uuid4().hex[:8]}"
-    with db.connect(db_url) as conn, conn.cursor() as cur:
-        cur.execute(sql.SQL("CREATE UNLOGGED TABLE {} AS SELECT {} FROM loopline.predictions WITH NO DATA").format(
-            sql.Identifier(db.STAGING, table), sql.SQL(", ").join(map(sql.Identifier, PREDICTION_COLUMNS))))
-    return table
-
-
 def main() -> int:
     from mlflow import MlflowClient
-    from psycopg2 import sql
 
-    from loopline.core import db
     from loopline.core.interval import Interval
     from loopline.core.pipeline import Pipeline
     from loopline.core.spec import derived_spec, load_spec
@@ -135,7 +123,6 @@ def main() -> int:
         (pipelines / f"{name}.yaml").write_text(yaml.safe_dump(derived_spec("card_fraud", name)))
         p = Pipeline.load(name)
         ensure_topics(p.settings, [p.spec])
-        table = floor_table(p.settings.db_url)
         try:
             version = register_model(p)
             write_partition(p.spark(), p.lake.location(p.spec.entity_dataset, DAY).spark_uri, rows,
@@ -146,12 +133,10 @@ def main() -> int:
 
             def floor() -> int:
                 predictions_frame(p, interval, version).write.mode("overwrite").parquet(floor_parquet.spark_uri)
-                return copy_into(p.settings.db_url, table, floor_parquet)
+                return copy_into(p.settings.db_url, floor_parquet)
 
-            floor_s, copied = median_after_warm_up(floor, REPEATS)
+            floor_s, copied = median_after_warm_up(floor, REPEATS, reset=lambda: forget_scores(p))
         finally:
-            with db.connect(p.settings.db_url) as conn, conn.cursor() as cur:
-                cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(db.STAGING, table)))
             remove_pipeline_data(p.settings, load_spec(name))
             MlflowClient().delete_registered_model(p.spec.model_name)
     if not scored.rows == scored.published == copied == rows:
@@ -163,9 +148,10 @@ def main() -> int:
               "ratio": round(ratio, 3), "target": f"loopline / floor <= {TARGET_RATIO}",
               "meets_target": ratio <= TARGET_RATIO, "repeats": REPEATS, "statistic": "median after one warm-up",
               "loopline": "loopline.scoring.score.score: read, features, registry model in mapInPandas, Parquet, "
-                          "PostgreSQL staging + upsert + records, Kafka publish in one transaction",
+                          "one pyarrow pass over the written files: COPY into loopline.predictions + records, "
+                          "Kafka publish in one transaction",
               "floor": "predictions_frame written to Parquet by Spark, then pyarrow reads it and COPY (CSV) puts it "
-                       "in an unlogged PostgreSQL table",
+                       "in loopline.predictions",
               "spark_master": os.environ.get("LOOPLINE_SPARK_MASTER", "local[2]"), "cores": os.cpu_count()}
     report("score", result, [{"rows": rows, "loopline s": result["loopline_s"], "floor s": result["floor_s"],
                               "ratio": result["ratio"]}])

@@ -699,7 +699,7 @@ class Postgres(Service):
                 self.psql(env, f"CREATE DATABASE {database} OWNER {owner}")
             self.psql(env, f"ALTER DATABASE {database} OWNER TO {owner}; "
                            f"REVOKE ALL ON DATABASE {database} FROM PUBLIC; "
-                           f"GRANT CONNECT ON DATABASE {database} TO {', '.join((owner, *users))}")
+                           f"GRANT CONNECT, TEMPORARY ON DATABASE {database} TO {', '.join((owner, *users))}")
         self.psql(env, "REVOKE ALL ON DATABASE postgres FROM PUBLIC")
         self._retire_shared_role(env)
 
@@ -720,7 +720,7 @@ ROLES = {  # role -> its password in .loopline/env
     "airflow": "LOOPLINE_PG_AIRFLOW_PASSWORD",
     "mlflow": "LOOPLINE_PG_MLFLOW_PASSWORD",
 }
-DATABASES = {  # database -> (owner, other roles that may connect)
+DATABASES = {  # database -> (owner, other roles that may connect and create temporary tables)
     "loopline": ("loopline_owner", ("loopline_app",)),
     "airflow": ("airflow", ()),
     "mlflow": ("mlflow", ()),

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -21,7 +21,7 @@ from loopline.core import db
 from loopline.core.interval import Interval
 from loopline.core.pipeline import Pipeline
 from loopline.scoring.publish import Publisher
-from loopline.scoring.score import score, staging_prefix
+from loopline.scoring.score import score
 
 REPO = Path(__file__).resolve().parents[2]
 DAY = date(2026, 8, 3)
@@ -51,6 +51,12 @@ def record_of(p: Pipeline) -> dict:
     return row
 
 
+def intent_recorded(p: Pipeline) -> bool:
+    with db.connect(p.settings.db_url) as conn:
+        return bool(db.fetch_all(conn, "SELECT 1 FROM loopline.score_runs WHERE pipeline = %s AND publish_batch "
+                                       "IS NOT NULL", (p.spec.name,)))
+
+
 def sent_uncommitted(p: Pipeline) -> int:
     return len(topic_messages(p.settings.kafka("reader"), p.spec.predictions_topic))
 
@@ -62,7 +68,7 @@ def test_a_publish_killed_half_way_is_never_seen_and_the_rerun_publishes_each_pr
                             p.spec.name, "--date", DAY.isoformat()], cwd=REPO, start_new_session=True,
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 600
-    while sent_uncommitted(p) < rows:  # the transaction is open and every message is on the broker
+    while sent_uncommitted(p) < rows or not intent_recorded(p):  # between the database's commit and Kafka's
         assert job.poll() is None, f"scoring ended before it was killed: {job.stderr.read()[-2000:]}"
         assert time.monotonic() < deadline, "scoring never published"
         time.sleep(0.2)
@@ -84,7 +90,7 @@ def test_a_publish_committed_just_before_a_crash_is_recorded_by_the_rerun_and_no
     rows = 2_000
     p, version = with_champion(make_pipeline, rows)
 
-    def crash(self, rows_by_date):
+    def crash(self, conn, rows_by_date):
         raise RuntimeError("the worker died after the commit, before recording it")
 
     monkeypatch.setattr(Publisher, "_mark_published", crash)
@@ -101,27 +107,27 @@ def test_a_publish_committed_just_before_a_crash_is_recorded_by_the_rerun_and_no
     assert record_of(p) == {"published_rows": rows, "publish_batch": None, "upserted": rows}
 
 
-def test_a_publish_larger_than_a_slice_reads_its_rows_in_slices_and_sends_each_prediction_once(make_pipeline,
-                                                                                                 monkeypatch):
-    import loopline.scoring.publish as publish
+def test_a_publish_of_several_batches_copies_and_sends_each_prediction_once(make_pipeline, monkeypatch):
+    import loopline.scoring.score as scoring
 
     rows = 2_000
     p, version = with_champion(make_pipeline, rows)
-    sent_per_slice = []
-    send = Publisher._send
+    sent_per_batch = []
+    send = Publisher.send
 
-    def counted(self, part, batch):
-        sent_per_slice.append(send(self, part, batch))
-        return sent_per_slice[-1]
+    def counted(self, intent, batch):
+        sent_per_batch.append(send(self, intent, batch))
+        return sent_per_batch[-1]
 
-    monkeypatch.setattr(publish, "SLICE_ROWS", 700)
-    monkeypatch.setattr(Publisher, "_send", counted)
+    monkeypatch.setattr(scoring, "BATCH_ROWS", 700)
+    monkeypatch.setattr(Publisher, "send", counted)
 
     result = score(p, Interval.of_day(DAY), version)
 
-    assert len(sent_per_slice) == 3 and all(sent_per_slice) and result.published == rows
+    assert len(sent_per_batch) >= 3 and sum(sent_per_batch) == result.published == rows
     seen = committed(p)
     assert len(seen) == rows and set(seen.values()) == {1}
+    assert record_of(p) == {"published_rows": rows, "publish_batch": None, "upserted": rows}
 
 
 def test_two_scoring_runs_of_one_date_at_once_take_turns_and_publish_each_prediction_once(make_pipeline):
@@ -142,17 +148,18 @@ def test_a_publish_fenced_by_a_newer_attempt_reports_why_it_stopped_not_the_abor
         make_pipeline, monkeypatch):
     rows = 1_000
     p, version = with_champion(make_pipeline, rows)
-    send = Publisher._send
+    send, sent = Publisher.send, []
 
-    def overtaken(self, part, batch):
-        send(self, part, batch)
+    def overtaken(self, intent, batch):
+        sent.append(send(self, intent, batch))
+        self.producer.flush(60)  # on the broker, uncommitted
         Publisher(p)  # a newer attempt's producer: this one is fenced and cannot abort
         raise RuntimeError("this attempt stopped after its messages were sent")
 
-    monkeypatch.setattr(Publisher, "_send", overtaken)
+    monkeypatch.setattr(Publisher, "send", overtaken)
     with pytest.raises(RuntimeError, match="stopped after its messages were sent"):
         score(p, Interval.of_day(DAY), version)
-    assert sent_uncommitted(p) == rows and not committed(p)
+    assert sent_uncommitted(p) == sent[0] > 0 and not committed(p)
     monkeypatch.undo()
 
     result = score(p, Interval.of_day(DAY), version)  # Airflow's retry
@@ -162,25 +169,11 @@ def test_a_publish_fenced_by_a_newer_attempt_reports_why_it_stopped_not_the_abor
     assert len(seen) == rows and set(seen.values()) == {1}
 
 
-def staging_tables(p: Pipeline) -> list[str]:
-    with db.connect(p.settings.db_url) as conn:
-        rows = db.fetch_all(conn, "SELECT tablename FROM pg_tables WHERE schemaname = %s", (db.STAGING,))
-    return sorted(row["tablename"] for row in rows)
-
-
-def create_staging_table(p: Pipeline, name: str) -> None:
-    with db.connect(p.settings.db_url) as conn, conn.cursor() as cur:
-        cur.execute(f'CREATE TABLE {db.STAGING}."{name}" (prediction_id text)')
-
-
-def test_staging_tables_of_failed_and_killed_runs_are_dropped_and_no_other_pipelines(make_pipeline, monkeypatch):
+def test_a_run_that_fails_before_its_database_commit_leaves_nothing_and_its_retry_writes_everything(
+        make_pipeline, monkeypatch):
     import loopline.scoring.score as scoring
 
     p, version = with_champion(make_pipeline, 500)
-    killed = staging_prefix(p.spec.name) + "0" * 32  # what a run killed during its JDBC write leaves
-    running_elsewhere = staging_prefix("another_pipeline") + "1" * 32
-    for name in (killed, running_elsewhere):
-        create_staging_table(p, name)
 
     def lost(*args):
         raise RuntimeError("connection lost before the upsert")
@@ -188,12 +181,30 @@ def test_staging_tables_of_failed_and_killed_runs_are_dropped_and_no_other_pipel
     monkeypatch.setattr(scoring, "_record_scores", lost)
     with pytest.raises(RuntimeError, match="before the upsert"):
         score(p, Interval.of_day(DAY), version)
-    mine = [t for t in staging_tables(p) if t.startswith(staging_prefix(p.spec.name))]
-    assert mine == [] and running_elsewhere in staging_tables(p)
+    with db.connect(p.settings.db_url) as conn:
+        assert db.fetch_all(conn, "SELECT count(*) AS n FROM loopline.predictions WHERE pipeline = %s",
+                            (p.spec.name,))[0]["n"] == 0
+    assert not committed(p)  # what was sent in the transaction was aborted
     monkeypatch.undo()
 
-    assert score(p, Interval.of_day(DAY), version).rows == 500
-    assert record_of(p)["upserted"] == 500
-    assert [t for t in staging_tables(p) if t.startswith(staging_prefix(p.spec.name))] == []
-    with db.connect(p.settings.db_url) as conn, conn.cursor() as cur:
-        cur.execute(f'DROP TABLE {db.STAGING}."{running_elsewhere}"')
+    assert score(p, Interval.of_day(DAY), version).published == 500  # Airflow's retry
+    assert record_of(p) == {"published_rows": 500, "publish_batch": None, "upserted": 500}
+    seen = committed(p)
+    assert len(seen) == 500 and set(seen.values()) == {1}
+
+
+def test_an_entity_scored_again_on_a_later_date_moves_there_and_is_published_again(make_pipeline):
+    p, version = with_champion(make_pipeline, 300)
+    score(p, Interval.of_day(DAY), version)
+    again = labelled([DAY], per_day=300)  # the same payments, a day later: their keys are scored already
+    write_labelled_days(p, again.assign(event_time=again["event_time"] + timedelta(days=1)))
+    later = DAY + timedelta(days=1)
+
+    result = score(p, Interval.of_day(later), version)
+
+    assert result.rows == result.published == 300
+    with db.connect(p.settings.db_url) as conn:
+        dates = db.fetch_all(conn, "SELECT score_date, count(*) AS n FROM loopline.predictions WHERE pipeline = %s "
+                                   "GROUP BY score_date", (p.spec.name,))
+    assert dates == [{"score_date": later, "n": 300}]
+    assert Counter(committed(p).values()) == {2: 300}  # each key once per date it was scored on

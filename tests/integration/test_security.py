@@ -88,7 +88,7 @@ def test_the_application_role_has_data_access_only():
             with pytest.raises(psycopg2.errors.InsufficientPrivilege):
                 cur.execute(statement)
     with psycopg2.connect(**app) as conn, conn.cursor() as cur:  # what tasks do need
-        cur.execute("CREATE TABLE loopline_staging.allowed (x int); DROP TABLE loopline_staging.allowed")
+        cur.execute("CREATE TEMPORARY TABLE allowed (x int); DROP TABLE allowed")
         cur.execute("SELECT count(*) FROM loopline.predictions")
 
 

@@ -310,7 +310,6 @@ UPDATE loopline.monitor_runs SET last_date = logical_date;
 ALTER TABLE loopline.monitor_runs ALTER COLUMN last_date SET NOT NULL;
 """
 
-STAGING = "loopline_staging"  # the schema of Spark's JDBC staging tables (created below)
 STAGING_SCHEMA = """
 -- Tasks stage bulk writes (Spark's JDBC writer creates its table) in a schema of their own:
 -- the application role may create tables there, and nowhere else.
@@ -392,10 +391,16 @@ CREATE TABLE loopline.retrain_requests (
 );
 """
 
+NO_STAGING_SCHEMA = """
+-- Scoring copies its rows into a temporary table of its own connection now (COPY from the
+-- client, not Spark's JDBC writer), so the staging schema has no use.
+DROP SCHEMA loopline_staging CASCADE;
+"""
+
 MIGRATIONS = [INITIAL_SCHEMA, STREAMING_INGEST, CONTRACT_EVIDENCE, ALIAS_HISTORY, GATE_REPORT, PUBLISHED_PREDICTIONS,
               FEEDBACK_CHECKS, GENERIC_PREDICTIONS, REPLAYS, CONTRACT_INTERVALS, DRIFT_INTERVALS,
               STAGING_SCHEMA, MODEL_DIGESTS, SKIPPED_OFFSETS, UNKNOWN_FIELDS,
-              PUBLISH_INTENTS, LOOP_VIEW, DECAY]  # append only: version = position + 1
+              PUBLISH_INTENTS, LOOP_VIEW, DECAY, NO_STAGING_SCHEMA]  # append only: version = position + 1
 
 
 @contextmanager
@@ -410,15 +415,14 @@ def connect(db_url: str) -> Iterator[psycopg2.extensions.connection]:
 
 
 # What the pipeline's tasks may do (least privilege): read and write the tables, never change
-# the schema, never rewrite the alias audit or a model's recorded digests, and create tables
-# only in the staging schema.
+# the schema, never rewrite the alias audit or a model's recorded digests, and create only
+# temporary tables (granted on the database by the stack).
 APPLICATION_GRANTS = """
 GRANT USAGE ON SCHEMA loopline TO {role};
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA loopline TO {role};
 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA loopline TO {role};
 REVOKE UPDATE, DELETE, TRUNCATE ON loopline.alias_history, loopline.model_digests FROM {role};
 REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON loopline.schema_migrations FROM {role};
-GRANT USAGE, CREATE ON SCHEMA loopline_staging TO {role};
 """
 
 

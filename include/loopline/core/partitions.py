@@ -51,15 +51,15 @@ def replace(p: "Pipeline", frame, dataset: str, interval: Interval, date_column,
     """Replace the interval's date partitions of `dataset` with `frame`'s rows, partitioned by
     `date_column` (a column or expression); return them read back, without `date` (None: no rows).
 
-    `check(staged)` sees the new rows (with `date`) before anything moves; raising stops the
-    replacement and the previous partitions stay."""
+    `check(staged)` gets the staging folder (its `date=` folders hold the new rows) before
+    anything moves; raising stops the replacement and the previous partitions stay."""
     root = p.lake.location(dataset, subdir=subdir)
     staging = root.child(f"_staging/{uuid.uuid4().hex}")
     try:
         frame.withColumn("date", date_column).write.partitionBy("date").parquet(staging.spark_uri)
-        staged_dates = _date_folders(staging)
+        staged_dates = date_folders(staging)
         if check is not None and staged_dates:
-            check(p.spark().read.parquet(staging.spark_uri))
+            check(staging)
         remove(p, dataset, interval, subdir)
         for folder in staged_dates:
             _move(staging.child(folder), root.child(folder))
@@ -71,7 +71,8 @@ def replace(p: "Pipeline", frame, dataset: str, interval: Interval, date_column,
     return written.drop("date") if written is not None else None
 
 
-def _date_folders(location: DatasetLocation) -> list[str]:
+def date_folders(location: DatasetLocation) -> list[str]:
+    """The `date=<day>` folders directly under `location`, sorted."""
     from pyarrow import fs
 
     return sorted(info.base_name for info in location.filesystem().get_file_info(fs.FileSelector(location.arrow_path))

@@ -3,25 +3,34 @@
 The rows of a publish go in one Kafka transaction under the pipeline's own transactional id,
 so a consumer reading `read_committed` sees all of them or none. A publish killed half-way
 leaves an open transaction; the next attempt's producer fences it (Kafka aborts it), so its
-messages never become visible. Before the transaction, PostgreSQL records the intent (a
-batch id, the topic's end offsets, the rows per date); after the commit, the dates are
-marked published. A process killed between the commit and that mark leaves the intent: the
-next attempt reads the topic from the recorded offsets for the batch's messages, and if the
-commit got through it only marks the dates, so nothing is published twice.
+messages never become visible. In the scoring run's PostgreSQL transaction, committed before
+the Kafka one, the intent is recorded (a batch id, the topic's end offsets before the
+transaction, the rows per date); after the Kafka commit, the dates are marked published. A
+process killed between the two commits leaves the intent: the next attempt reads the topic
+from the recorded offsets for the batch's messages, and if the commit got through it only
+marks the dates, so nothing is published twice.
+
+A message is keyed by prediction id; its value is the prediction as a JSON object (dates as
+`YYYY-MM-DD`, event times as RFC 3339 in UTC), its headers name the model version and the
+publish batch.
 """
 from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from loopline.core import db
 from loopline.core.interval import Interval
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from loopline.core.pipeline import Pipeline
 
 BATCH_HEADER = "loopline.publish_batch"
@@ -30,9 +39,19 @@ TRANSACTION_TIMEOUT_MS = 900_000  # the broker's default transaction.max.timeout
 COMMIT_SECONDS = 600  # a commit waits for every queued message: millions, at most
 CALL_SECONDS = 60  # any other call to the brokers
 SCAN_SECONDS = 300  # reading back what an interrupted publish left, at most
-SLICE_ROWS = 1_000_000  # the rows one query brings through the Spark driver (about 250 MB of messages)
+MESSAGE_FIELDS = ("prediction_id", "pipeline", "score_date", "entity_key", "event_time", "task", "prediction",
+                  "model_version")
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Intent:
+    """One publish: its batch id, the topic's committed end offsets before its transaction, and the rows per date."""
+
+    batch: str
+    start: dict[str, int]
+    rows_by_date: dict[str, int]
 
 
 class Publisher:
@@ -48,38 +67,72 @@ class Publisher:
                                   "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS, "linger.ms": 20})
         self.producer.init_transactions(CALL_SECONDS)
 
-    def settle(self, interval: Interval) -> None:
-        """Resolve the interval's recorded intents: dates whose batch is on the topic are marked
-        published; the others' intents are dropped, to be published again."""
-        with db.connect(self.p.settings.db_url) as conn:
-            pending = db.fetch_all(conn, """SELECT logical_date::text AS day, publish_batch, publish_from, publish_rows
-                                              FROM loopline.score_runs
-                                             WHERE pipeline = %s AND logical_date BETWEEN %s AND %s
-                                               AND publish_batch IS NOT NULL""",
-                                   (self.p.spec.name, interval.first, interval.last))
+    def settle(self, conn, interval: Interval) -> None:
+        """Resolve the interval's recorded intents (on `conn`, committed): dates whose batch is on
+        the topic are marked published; the others' intents are dropped, to be published again."""
+        pending = db.fetch_all(conn, """SELECT logical_date::text AS day, publish_batch, publish_from, publish_rows
+                                          FROM loopline.score_runs
+                                         WHERE pipeline = %s AND logical_date BETWEEN %s AND %s
+                                           AND publish_batch IS NOT NULL""",
+                               (self.p.spec.name, interval.first, interval.last))
         landed = {row["publish_batch"] for row in pending
                   if self._on_topic(row["publish_batch"], row["publish_from"])}
-        with db.connect(self.p.settings.db_url) as conn, conn.cursor() as cur:
+        with conn.cursor() as cur:
             for row in pending:
                 cur.execute("UPDATE loopline.score_runs SET published_rows = CASE WHEN %s THEN publish_rows ELSE "
                             "published_rows END, publish_batch = NULL, publish_from = NULL, publish_rows = NULL "
                             "WHERE pipeline = %s AND logical_date = %s",
                             (row["publish_batch"] in landed, self.p.spec.name, row["day"]))
+        conn.commit()
 
-    def publish(self, rows, rows_by_date: dict[str, int]) -> int:
-        """Send `rows` (prediction_id, value, model_version) in one transaction and mark their
-        dates published; return the messages sent."""
-        batch = uuid.uuid4().hex
-        self._record_intent(batch, rows_by_date)
+    @contextmanager
+    def transaction(self, conn, rows_by_date: dict[str, int]) -> Iterator[Intent | None]:
+        """One Kafka transaction for the dates' rows (none, and None yielded, when there are no
+        dates). The block sends with `send`, records the intent with `record_intent` and commits
+        `conn` before it ends; leaving it commits the Kafka transaction and marks the dates
+        published on `conn`. An error in the block aborts the Kafka transaction."""
+        if not rows_by_date:
+            yield None
+            return
+        intent = Intent(uuid.uuid4().hex, {str(n): offset for n, offset in self._end_offsets().items()}, rows_by_date)
         self.producer.begin_transaction()
         try:
-            sent = sum(self._send(part, batch) for part in _slices(rows, sum(rows_by_date.values())))
+            yield intent
             self.producer.commit_transaction(COMMIT_SECONDS)  # waits for every message's delivery
         except BaseException as failure:
             self._abort(failure)
             raise
-        self._mark_published(rows_by_date)
-        return sent
+        self._mark_published(conn, rows_by_date)
+
+    def send(self, intent: Intent, rows: "pa.RecordBatch") -> int:
+        """Queue `rows`' predictions of the intent's dates in the open transaction (waiting for
+        room when librdkafka's queue is full); return how many."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        rows = rows.filter(pc.is_in(pc.cast(rows.column("score_date"), pa.string()),
+                                    value_set=pa.array(list(intent.rows_by_date), pa.string())))
+        if not rows.num_rows:
+            return 0
+        headers = [(VERSION_HEADER, str(rows.column("model_version")[0].as_py()).encode()),
+                   (BATCH_HEADER, intent.batch.encode())]
+        for key, value in zip(rows.column("prediction_id").to_pylist(), message_values(rows).to_pylist()):
+            while True:
+                try:
+                    self.producer.produce(self.topic, key=key, value=value, headers=headers)
+                    break
+                except BufferError:
+                    self.producer.poll(0.1)
+            self.producer.poll(0)
+        return rows.num_rows
+
+    def record_intent(self, conn, intent: Intent) -> None:
+        """Record the intent on each of its dates' scoring records, in `conn`'s transaction."""
+        with conn.cursor() as cur:
+            for day, count in intent.rows_by_date.items():
+                cur.execute("UPDATE loopline.score_runs SET publish_batch = %s, publish_from = %s, publish_rows = %s "
+                            "WHERE pipeline = %s AND logical_date = %s",
+                            (intent.batch, json.dumps(intent.start), count, self.p.spec.name, day))
 
     def _abort(self, failure: BaseException) -> None:
         """Abort the open transaction, keeping `failure` as the error the task reports: a fenced
@@ -92,37 +145,13 @@ class Publisher:
             logger.warning("%s: could not abort the publish's transaction (%s) after: %s; the broker aborts it "
                            "when it times out or the next attempt fences it", self.topic, abort_failure, failure)
 
-    def _send(self, rows, batch: str) -> int:
-        """Queue every row in the open transaction, waiting for room when librdkafka's queue is full."""
-        sent = 0
-        for row in rows.toLocalIterator():
-            message = {"key": row["prediction_id"].encode(), "value": row["value"].encode(),
-                       "headers": [(VERSION_HEADER, str(row["model_version"]).encode()),
-                                   (BATCH_HEADER, batch.encode())]}
-            while True:
-                try:
-                    self.producer.produce(self.topic, **message)
-                    break
-                except BufferError:
-                    self.producer.poll(0.1)
-            self.producer.poll(0)
-            sent += 1
-        return sent
-
-    def _mark_published(self, rows_by_date: dict[str, int]) -> None:
-        with db.connect(self.p.settings.db_url) as conn, conn.cursor() as cur:
+    def _mark_published(self, conn, rows_by_date: dict[str, int]) -> None:
+        with conn.cursor() as cur:
             for day, count in rows_by_date.items():
                 cur.execute("UPDATE loopline.score_runs SET published_rows = %s, publish_batch = NULL, "
                             "publish_from = NULL, publish_rows = NULL WHERE pipeline = %s AND logical_date = %s",
                             (count, self.p.spec.name, day))
-
-    def _record_intent(self, batch: str, rows_by_date: dict[str, int]) -> None:
-        ends = {str(partition): offset for partition, offset in self._end_offsets().items()}
-        with db.connect(self.p.settings.db_url) as conn, conn.cursor() as cur:
-            for day, count in rows_by_date.items():
-                cur.execute("UPDATE loopline.score_runs SET publish_batch = %s, publish_from = %s, publish_rows = %s "
-                            "WHERE pipeline = %s AND logical_date = %s",
-                            (batch, json.dumps(ends), count, self.p.spec.name, day))
+        conn.commit()
 
     def _end_offsets(self) -> dict[int, int]:
         """The topic's committed end offset per partition (an admin query: no consumer group)."""
@@ -164,17 +193,45 @@ class Publisher:
             consumer.close()
 
 
-def _slices(rows, count: int) -> list:
-    """`rows` as queries of about SLICE_ROWS rows each. Spark Connect's driver keeps a query's
-    results until the client has read them, and the client reads slower than Spark computes:
-    one query of 10M predictions ran a 3 GiB driver out of memory. Each slice rescans the rows,
-    a small cost against the publish."""
-    from pyspark.sql import functions as F
+def message_values(rows: "pa.RecordBatch") -> "pa.Array":
+    """Each row as its message's JSON object, built column-wise by Arrow (a Python object per
+    value would cost more than the send): text JSON-escaped, dates `YYYY-MM-DD`, event times
+    RFC 3339 in UTC, numbers in their shortest exact form."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
 
-    parts = math.ceil(count / SLICE_ROWS)
-    if parts <= 1:
-        return [rows]
-    return [rows.where(F.pmod(F.xxhash64("prediction_id"), F.lit(parts)) == part) for part in range(parts)]
+    parts = []
+    for name in MESSAGE_FIELDS:
+        column = rows.column(name)
+        if pa.types.is_timestamp(column.type):
+            text = _quoted(pc.strftime(column.cast(pa.timestamp("us", tz="UTC")), "%Y-%m-%dT%H:%M:%SZ"))
+        elif pa.types.is_date(column.type):
+            text = _quoted(pc.cast(column, pa.string()))
+        elif pa.types.is_string(column.type):
+            text = _json_strings(column)
+        else:
+            text = pc.cast(column, pa.string())
+        parts += [("{" if not parts else ",") + json.dumps(name) + ":", pc.fill_null(text, "null")]
+    return pc.binary_join_element_wise(*parts, "}", "")
+
+
+def _quoted(text: "pa.Array") -> "pa.Array":
+    import pyarrow.compute as pc
+
+    return pc.binary_join_element_wise('"', text, '"', "")
+
+
+def _json_strings(column: "pa.Array") -> "pa.Array":
+    """Text as JSON string literals: backslashes and quotes escaped by Arrow; a column holding
+    control characters (rare) is encoded value by value."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pc.any(pc.match_substring_regex(column, "[\\x00-\\x1f]")).as_py():
+        return pa.array([None if value is None else json.dumps(value, ensure_ascii=False)
+                         for value in column.to_pylist()], pa.string())
+    escaped = pc.replace_substring(pc.replace_substring(column, "\\", "\\\\"), '"', '\\"')
+    return _quoted(escaped)
 
 
 def _partition(topic: str, number: int, offset: int | None = None):

@@ -3,11 +3,12 @@
 A run scores every date of its interval in one job, with one version. Each prediction names
 the entity (the entities source's key, as text), its event time, the model version, the
 task type and the prediction: a probability for binary tasks, a value for regression.
-Predictions go to Parquet on the predictions tier (replacing the dates' partitions), are
-upserted into PostgreSQL's `loopline.predictions` (one table for every pipeline, keyed by
-prediction id `<pipeline>:<entity key>`), so a rerun replaces its rows and leaves exactly
-one row per valid entity, and are published to the spec's predictions topic, keyed by
-prediction id. Every prediction is checked first: one NaN or infinity fails the run with the
+Spark writes the predictions to Parquet on the predictions tier (replacing the dates'
+partitions). The client then reads the written files once, batch by batch, and each batch
+goes both to PostgreSQL (COPY into the run's temporary table, then one upsert into
+`loopline.predictions`: one table for every pipeline, keyed by prediction id `<pipeline>:<entity
+key>`, so a rerun replaces its rows and leaves exactly one row per valid entity) and to the
+spec's predictions topic, keyed by prediction id. Every prediction is checked first: one NaN or infinity fails the run with the
 count per date, before anything is written where readers look. Scoring is point-in-time: a
 date is never scored by a model that trained on it (`scoring_version`). A date is published once: a
 rerun that produces the same predictions publishes nothing; one whose predictions changed
@@ -18,24 +19,30 @@ Kafka transaction per publish, and a rerun checks what an interrupted one left
 """
 from __future__ import annotations
 
-import hashlib
-import uuid
+import io
+import logging
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
 
-import psycopg2
-
 from loopline.core import db, partitions
 from loopline.core.interval import Interval
-from loopline.scoring.publish import Publisher
+from loopline.scoring.publish import MESSAGE_FIELDS, Intent, Publisher
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
     from loopline.core.pipeline import Pipeline
+    from loopline.core.storage import DatasetLocation
 
 PREDICTION_SCHEMA = "entity_key string, event_time timestamp, score_date date, prediction double"
+PREDICTION_COLUMNS = MESSAGE_FIELDS  # what a prediction's row holds, in PostgreSQL and on the topic
+BATCH_ROWS = 131_072  # the rows the client reads, copies and sends at a time
+
+logger = logging.getLogger(__name__)
 
 
 class NoPointInTimeModel(RuntimeError):
@@ -74,14 +81,14 @@ def _predict_batches(model_name: str, version: int, digests: dict[str, str], key
     return predict
 
 
-UPSERT_SQL = """
-DELETE FROM loopline.predictions p
- WHERE p.pipeline = %(pipeline)s AND p.score_date BETWEEN %(first)s AND %(last)s
-   AND NOT EXISTS (SELECT 1 FROM {stage} s WHERE s.prediction_id = p.prediction_id);
-INSERT INTO loopline.predictions (prediction_id, pipeline, score_date, entity_key, event_time, task, prediction,
-                                  model_version)
-SELECT prediction_id, pipeline, score_date, entity_key, event_time::timestamptz, task, prediction, model_version
-  FROM {stage}
+CLEAR_SQL = """
+DELETE FROM loopline.predictions WHERE pipeline = %(pipeline)s AND score_date BETWEEN %(first)s AND %(last)s
+"""
+COLUMNS = ", ".join(PREDICTION_COLUMNS)
+STAGE_SQL = f"CREATE TEMPORARY TABLE moved ON COMMIT DROP AS SELECT {COLUMNS} FROM loopline.predictions WITH NO DATA"
+MOVE_SQL = f"""
+INSERT INTO loopline.predictions ({COLUMNS})
+SELECT {COLUMNS} FROM moved
 ON CONFLICT (prediction_id) DO UPDATE SET
     score_date = EXCLUDED.score_date, event_time = EXCLUDED.event_time, task = EXCLUDED.task,
     prediction = EXCLUDED.prediction, model_version = EXCLUDED.model_version, scored_at = now();
@@ -134,20 +141,11 @@ def trained_through(client, name: str, version: int) -> date | None:
     return date.fromisoformat(tag) if tag else None
 
 
-def _published_rows(db_url: str, pipeline: str, interval: Interval) -> dict[str, int | None]:
-    with db.connect(db_url) as conn:
-        rows = db.fetch_all(conn, "SELECT logical_date::text AS day, published_rows FROM loopline.score_runs "
-                                  "WHERE pipeline=%s AND logical_date BETWEEN %s AND %s",
-                            (pipeline, interval.first, interval.last))
+def _published_rows(conn, pipeline: str, interval: Interval) -> dict[str, int | None]:
+    rows = db.fetch_all(conn, "SELECT logical_date::text AS day, published_rows FROM loopline.score_runs "
+                              "WHERE pipeline=%s AND logical_date BETWEEN %s AND %s",
+                        (pipeline, interval.first, interval.last))
     return {r["day"]: r["published_rows"] for r in rows}
-
-
-def _messages(predictions):
-    """Each prediction as a message: key = prediction id, value = the row as JSON."""
-    from pyspark.sql import functions as F
-
-    return predictions.select("prediction_id", F.to_json(F.struct(*predictions.columns)).alias("value"),
-                              "model_version")
 
 
 def predictions_frame(p: "Pipeline", interval: Interval, model_version: int):
@@ -176,14 +174,21 @@ def predictions_frame(p: "Pipeline", interval: Interval, model_version: int):
 
 
 def require_finite(model_name: str, model_version: int):
-    """A check for partitions.replace: every prediction of the run is a finite number."""
+    """A check for partitions.replace: every prediction of the run is a finite number (read
+    from the staged files' prediction column with pyarrow, not a Spark job)."""
 
-    def check(staged) -> None:
-        from pyspark.sql import functions as F
+    def check(staged: "DatasetLocation") -> None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.dataset as ds
 
-        bad = F.isnan("prediction") | F.col("prediction").isNull() | (F.abs("prediction") == F.lit(float("inf")))
-        counts = staged.groupBy("date").agg(F.count("*").alias("rows"), F.sum(bad.cast("int")).alias("bad")).collect()
-        failing = {str(r["date"]): (r["bad"], r["rows"]) for r in counts if r["bad"]}
+        partitioning = ds.partitioning(pa.schema([("date", pa.string())]), flavor="hive")
+        staged_rows = ds.dataset(staged.arrow_path, filesystem=staged.filesystem(), format="parquet",
+                                 partitioning=partitioning).to_table(columns=["date", "prediction"])
+        bad = pc.invert(pc.fill_null(pc.is_finite(staged_rows.column("prediction")), False))
+        counts = pa.table({"date": staged_rows.column("date"), "bad": pc.cast(bad, pa.int64())}) \
+            .group_by("date").aggregate([("bad", "sum"), ("bad", "count")]).to_pylist()
+        failing = {row["date"]: (row["bad_sum"], row["bad_count"]) for row in counts if row["bad_sum"]}
         if failing:
             raise NonFinitePredictions(
                 f"model {model_name} v{model_version} gave NaN or infinite predictions: "
@@ -195,7 +200,8 @@ def require_finite(model_name: str, model_version: int):
 
 
 def score(p: "Pipeline", interval: Interval, model_version: int) -> ScoreResult:
-    """Score the interval's valid entities with one model version, in one Spark job per step.
+    """Score the interval's valid entities with one model version: one Spark job writes the
+    predictions, then one pass over the written files feeds PostgreSQL and Kafka.
 
     Runs scoring one pipeline take turns (a PostgreSQL session lock): each replaces the dates'
     Parquet, upserts, records and publishes after the other, and sees what it published."""
@@ -204,70 +210,108 @@ def score(p: "Pipeline", interval: Interval, model_version: int) -> ScoreResult:
 
 
 def _score(p: "Pipeline", interval: Interval, model_version: int) -> ScoreResult:
+    """Order matters for exactly-once: the Kafka transaction opens before the pass, the
+    database transaction (predictions, records, publish intent) commits before the Kafka one,
+    and the dates are marked published after it (loopline.scoring.publish)."""
     from pyspark.sql import functions as F
 
-    db_url, spec = p.settings.db_url, p.spec
-    written = partitions.replace(p, predictions_frame(p, interval, model_version), "predictions", interval,
-                                 F.col("score_date"), check=require_finite(spec.model_name, model_version))
-    with staging_table(db_url, spec.name) as stage_table:
-        # event times travel as UTC text: a JDBC timestamp would be shifted by the JVM's zone
-        (written.withColumn("event_time",
-                            F.concat(F.date_format("event_time", "yyyy-MM-dd HH:mm:ss.SSSSSS"), F.lit("+00")))
-         .write.format("jdbc").options(**db.jdbc_options(db_url), dbtable=f"{db.STAGING}.{stage_table}")
-         .mode("overwrite").save())
-        by_date = {str(r["score_date"]): r["count"] for r in written.groupBy("score_date").count().collect()}
-        kafka = Publisher(p)  # fences an interrupted earlier publish; reruns must not publish twice
-        kafka.settle(interval)
-        already = _published_rows(db_url, spec.name, interval)
-        _record_scores(p, interval, model_version, stage_table, by_date, already)
-        changed = sorted(day for day, rows in by_date.items() if already.get(day) != rows)  # new, or changed
-        published = kafka.publish(_messages(written.where(F.col("score_date").cast("string").isin(changed))),
-                                  {day: by_date[day] for day in changed}) if changed else 0
+    spec = p.spec
+    partitions.replace(p, predictions_frame(p, interval, model_version), "predictions", interval,
+                       F.col("score_date"), check=require_finite(spec.model_name, model_version))
+    written = _written(p, interval)
+    by_date = {day: files.count_rows() for day, files in written.items()}  # from the files' footers
+    publisher = Publisher(p)  # fences an interrupted earlier publish; reruns must not publish twice
+    with db.connect(p.settings.db_url) as conn:
+        publisher.settle(conn, interval)
+        already = _published_rows(conn, spec.name, interval)
+        changed = {day: rows for day, rows in by_date.items() if already.get(day) != rows}  # new, or changed
+        with publisher.transaction(conn, changed) as intent:
+            published = _store_and_send(conn, p, interval, written, publisher, intent)
+            _record_scores(conn, p, model_version, by_date, already)
+            if intent:
+                publisher.record_intent(conn, intent)
+            conn.commit()
     return ScoreResult(str(interval), model_version, sum(by_date.values()), by_date,
                        p.lake.location("predictions").spark_uri, published)
 
 
-@contextmanager
-def staging_table(db_url: str, pipeline: str) -> Iterator[str]:
-    """A new JDBC staging table name for one scoring run, and the pipeline's staging tables
-    dropped before and after it. Runs of a pipeline hold its scoring lock, so any table left
-    under the pipeline's prefix belongs to a run that died (killed, or its connection lost)."""
-    prefix = staging_prefix(pipeline)
-    _drop_tables(db_url, prefix)
+def _store_and_send(conn, p: "Pipeline", interval: Interval, written: dict[str, "ds.Dataset"], publisher: Publisher,
+                    intent: Intent | None) -> int:
+    """Replace the interval's rows in loopline.predictions and send the intent's dates, in one
+    pass over the written files; return the messages sent.
+
+    The interval's previous rows are deleted and each batch is COPY'd straight into the table,
+    on a thread of its own, so PostgreSQL parses one batch while the client sends it. An entity
+    already scored on a date outside the interval (its key came back on a later date) stops the
+    COPY on the primary key: the rows then go through a temporary table and an upsert, which
+    moves that entity's row to its new date, as a rerun would."""
+    sent, conflict = 0, None
+    with conn.cursor() as cur, ThreadPoolExecutor(1, thread_name_prefix="copy") as copier:
+        cur.execute(CLEAR_SQL, {"pipeline": p.spec.name, "first": interval.first, "last": interval.last})
+        cur.execute("SAVEPOINT direct")
+        copying = None
+        for batch in _batches(written.values()):
+            conflict = conflict or _finished(copying)
+            copying = None if conflict else copier.submit(_copy, cur, "loopline.predictions", batch)
+            sent += publisher.send(intent, batch) if intent else 0
+        conflict = conflict or _finished(copying)
+        if conflict:
+            logger.info("%s: %s; the rows go through an upsert instead", p.spec.name, conflict.diag.message_detail)
+            cur.execute("ROLLBACK TO SAVEPOINT direct")
+            cur.execute(STAGE_SQL)
+            for batch in _batches(written.values()):
+                _copy(cur, "moved", batch)
+            cur.execute(MOVE_SQL)
+    return sent
+
+
+def _finished(copying: "Future | None"):
+    """Wait for a batch's COPY; the primary-key violation it hit, if any (other errors raise)."""
+    from psycopg2 import errors
+
     try:
-        yield prefix + uuid.uuid4().hex
-    finally:
-        with suppress(psycopg2.Error):  # PostgreSQL gone: the run's own error says so; the next run drops it
-            _drop_tables(db_url, prefix)
+        if copying is not None:
+            copying.result()
+    except errors.UniqueViolation as conflict:
+        return conflict
+    return None
 
 
-def staging_prefix(pipeline: str) -> str:
-    """The name prefix of one pipeline's staging tables (a digest: PostgreSQL names are at most 63 bytes)."""
-    return f"predictions_{hashlib.sha256(pipeline.encode()).hexdigest()[:10]}_"
+def _written(p: "Pipeline", interval: Interval) -> dict[str, "ds.Dataset"]:
+    """The interval's written prediction files, per date that has any."""
+    import pyarrow.dataset as ds
+
+    locations = {day.isoformat(): p.lake.location("predictions", day) for day in interval.dates}
+    return {day: ds.dataset(location.arrow_path, filesystem=location.filesystem(), format="parquet")
+            for day, location in locations.items() if location.exists()}
 
 
-def _drop_tables(db_url: str, prefix: str) -> None:
-    from psycopg2 import sql
+def _batches(written) -> Iterator["pa.RecordBatch"]:
+    """The predictions' rows, BATCH_ROWS at a time, event times as UTC instants."""
+    import pyarrow as pa
 
-    with db.connect(db_url) as conn, conn.cursor() as cur:
-        cur.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s AND starts_with(tablename, %s)",
-                    (db.STAGING, prefix))
-        for (table,) in cur.fetchall():
-            cur.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(db.STAGING, table)))
+    for files in written:
+        for batch in files.to_batches(columns=list(PREDICTION_COLUMNS), batch_size=BATCH_ROWS):
+            at = PREDICTION_COLUMNS.index("event_time")
+            yield batch.set_column(at, "event_time", batch.column(at).cast(pa.timestamp("us", tz="UTC")))
 
 
-def _record_scores(p: "Pipeline", interval: Interval, model_version: int, stage_table: str, by_date: dict[str, int],
+def _copy(cur, table: str, batch: "pa.RecordBatch") -> None:
+    """COPY one batch into `table` (as CSV: timestamps with their zone)."""
+    import pyarrow.csv as csv
+
+    buffer = io.BytesIO()
+    csv.write_csv(batch, buffer, csv.WriteOptions(include_header=False))
+    buffer.seek(0)
+    cur.copy_expert(f"COPY {table} ({COLUMNS}) FROM STDIN WITH (FORMAT csv)", buffer)
+
+
+def _record_scores(conn, p: "Pipeline", model_version: int, by_date: dict[str, int],
                    already: dict[str, int | None]) -> None:
-    """Upsert the staged predictions and record each date's scoring, in one transaction."""
-    from psycopg2 import sql
-
-    db_url, spec = p.settings.db_url, p.spec
-    with db.connect(db_url) as conn:
-        with conn.cursor() as cur:
-            upsert = sql.SQL(UPSERT_SQL).format(stage=sql.Identifier(db.STAGING, stage_table))
-            cur.execute(upsert, {"pipeline": spec.name, "first": interval.first, "last": interval.last})
-        for day, rows in by_date.items():
-            db.upsert(conn, "loopline.score_runs", {
-                "pipeline": spec.name, "logical_date": date.fromisoformat(day), "model_version": model_version,
-                "rows_scored": rows, "predictions_uri": p.lake.location("predictions", date.fromisoformat(day)).spark_uri,
-                "published_rows": already.get(day)}, key=["pipeline", "logical_date"])
+    """Record each date's scoring, in `conn`'s transaction."""
+    spec = p.spec
+    for day, rows in by_date.items():
+        db.upsert(conn, "loopline.score_runs", {
+            "pipeline": spec.name, "logical_date": date.fromisoformat(day), "model_version": model_version,
+            "rows_scored": rows, "predictions_uri": p.lake.location("predictions", date.fromisoformat(day)).spark_uri,
+            "published_rows": already.get(day)}, key=["pipeline", "logical_date"])
