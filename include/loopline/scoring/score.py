@@ -5,11 +5,11 @@ the entity (the entities source's key, as text), its event time, the model versi
 task type and the prediction: a probability for binary tasks, a value for regression.
 Spark writes the predictions to Parquet on the predictions tier (replacing the dates'
 partitions). The client then reads the written files once, batch by batch, and each batch
-goes both to PostgreSQL (COPY into the run's temporary table, then one upsert into
-`loopline.predictions`: one table for every pipeline, keyed by prediction id `<pipeline>:<entity
-key>`, so a rerun replaces its rows and leaves exactly one row per valid entity) and to the
-spec's predictions topic, keyed by prediction id. Every prediction is checked first: one NaN or infinity fails the run with the
-count per date, before anything is written where readers look. Scoring is point-in-time: a
+goes both to PostgreSQL (COPY into `loopline.predictions`, one table for every pipeline, keyed
+by prediction id `<pipeline>:<entity key>`; the interval's earlier rows are deleted in the
+same transaction, so a rerun leaves exactly one row per valid entity) and to the spec's
+predictions topic, keyed by prediction id. Every prediction is checked first: one NaN or
+infinity fails the run with the count per date, before anything is written where readers look. Scoring is point-in-time: a
 date is never scored by a model that trained on it (`scoring_version`). A date is published once: a
 rerun that produces the same predictions publishes nothing; one whose predictions changed
 (late events validated since) publishes the date again, and consumers keep the latest
@@ -204,7 +204,7 @@ def score(p: "Pipeline", interval: Interval, model_version: int) -> ScoreResult:
     predictions, then one pass over the written files feeds PostgreSQL and Kafka.
 
     Runs scoring one pipeline take turns (a PostgreSQL session lock): each replaces the dates'
-    Parquet, upserts, records and publishes after the other, and sees what it published."""
+    Parquet and rows, records and publishes after the other, and sees what it published."""
     with db.session_lock(p.settings.db_url, f"loopline.scoring:{p.spec.name}"):
         return _score(p, interval, model_version)
 
