@@ -57,7 +57,7 @@ def replace(p: "Pipeline", frame, dataset: str, interval: Interval, date_column,
     staging = root.child(f"_staging/{uuid.uuid4().hex}")
     try:
         frame.withColumn("date", date_column).write.partitionBy("date").parquet(staging.spark_uri)
-        staged_dates = date_folders(staging)
+        staged_dates = _date_folders(staging)
         if check is not None and staged_dates:
             check(staging)
         remove(p, dataset, interval, subdir)
@@ -71,8 +71,7 @@ def replace(p: "Pipeline", frame, dataset: str, interval: Interval, date_column,
     return written.drop("date") if written is not None else None
 
 
-def date_folders(location: DatasetLocation) -> list[str]:
-    """The `date=<day>` folders directly under `location`, sorted."""
+def _date_folders(location: DatasetLocation) -> list[str]:
     from pyarrow import fs
 
     return sorted(info.base_name for info in location.filesystem().get_file_info(fs.FileSelector(location.arrow_path))
