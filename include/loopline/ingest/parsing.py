@@ -91,19 +91,19 @@ def _bad_encoding(text):
     return ~F.is_valid_utf8(text) | escaped
 
 
-def _duplicate_key(text):
+def _duplicate_key(keys):
+    """True where a JSON object's top-level `keys` (json_object_keys) name a key twice."""
     from pyspark.sql import functions as F
 
-    keys = F.json_object_keys(text)
     return F.coalesce(F.size(keys) != F.size(F.array_distinct(keys)), F.lit(False))
 
 
-def _unknown_fields(text, schema: Schema):
-    """The top-level keys of a JSON object that the schema does not declare (empty otherwise)."""
+def _unknown_fields(keys, schema: Schema):
+    """The top-level `keys` of a JSON object that the schema does not declare (empty otherwise)."""
     from pyspark.sql import functions as F
 
     declared = F.array(*[F.lit(name) for name in schema.fields])
-    return F.array_except(F.coalesce(F.json_object_keys(text), F.array().cast("array<string>")), declared)
+    return F.array_except(F.coalesce(keys, F.array().cast("array<string>")), declared)
 
 
 def _field_checks(variant, schema: Schema) -> list:
@@ -156,11 +156,11 @@ def _version_checks(variant, versions: list[Schema]) -> list:
     return [(reason.isNotNull(), reason)]
 
 
-def _reasons(text, versions: list[Schema], merged: Schema, max_record_bytes: int, keyed: bool) -> list:
-    """(condition, reason) pairs in the order they are checked; the first true one is the reason."""
+def _reasons(text, variant, versions: list[Schema], merged: Schema, max_record_bytes: int, keyed: bool) -> list:
+    """(condition, reason) pairs in the order they are checked; the first true one is the reason.
+    `variant`: the text parsed as a Variant (null where it is not JSON)."""
     from pyspark.sql import functions as F
 
-    variant = F.try_parse_json(text)
     checks = [
         (F.col("value").isNull(), F.lit("null_value")),
         (F.length("value") == 0, F.lit("empty_value")),
@@ -169,7 +169,7 @@ def _reasons(text, versions: list[Schema], merged: Schema, max_record_bytes: int
         *([(F.col("key").isNull(), F.lit("null_key"))] if keyed else []),
         (F.hex(F.substring("value", 1, 3)) == "EFBBBF", F.lit("byte_order_mark")),
         (variant.isNull() & text.rlike(BEYOND_PARSER_LIMITS), F.lit("parser_limit")),
-        (_duplicate_key(text), F.lit("duplicate_key")),
+        (_duplicate_key(F.col("_keys")), F.lit("duplicate_key")),
         (variant.isNull(), F.lit("not_json")),
         (~F.schema_of_variant(variant).startswith("OBJECT"), F.lit("not_an_object")),
         *_version_checks(variant, versions),
@@ -215,10 +215,11 @@ def classify(raw, versions: list[Schema], max_record_bytes: int, keyed: bool = T
     ddl = ", ".join(f"`{name}` {kind}" for name, kind in schema.fields.items())  # spec types are Spark SQL types
     parsed = (raw.withColumn("_text", F.col("value").cast("string"))
               .withColumn("record", F.from_json("_text", ddl))
-              .withColumn("unknown_fields", _unknown_fields(F.col("_text"), schema)))
+              .withColumn("_keys", F.json_object_keys("_text"))  # the object's top-level keys, parsed once
+              .withColumn("unknown_fields", _unknown_fields(F.col("_keys"), schema)))
     record, text = F.col("record"), F.col("_text")
     passes = (F.col("value").isNotNull() & (F.length("value") <= max_record_bytes) & ~_bad_encoding(text)
-              & F.ltrim(text).startswith("{") & ~_duplicate_key(text))
+              & F.ltrim(text).startswith("{") & ~_duplicate_key(F.col("_keys")))
     if schema.unknown_fields == "quarantine":
         passes = passes & (F.size("unknown_fields") == 0)
     follows_one = F.lit(False)
@@ -235,7 +236,10 @@ def classify(raw, versions: list[Schema], max_record_bytes: int, keyed: bool = T
         fast = fast & record[name].isNotNull()
     # Spark's reader refused it (or left a required field null), yet no field check names why
     unexplained = F.when(~F.col("_passes"), F.lit("unparseable"))
-    detailed = F.coalesce(_first(_reasons(text, versions, schema, max_record_bytes, keyed)), unexplained)
+    detailed = F.coalesce(_first(_reasons(text, F.col("_variant"), versions, schema, max_record_bytes, keyed)),
+                          unexplained)
     return (parsed.withColumn("_passes", passes).withColumn("_fast", fast)
+            # its own projection, so the records examined are parsed as a Variant once, not once per check
+            .withColumn("_variant", F.when(~F.col("_fast"), F.try_parse_json(text)))
             .withColumn("reject_reason", F.when(F.col("_fast"), F.lit(None).cast("string")).otherwise(detailed))
-            .drop("_text", "_passes", "_fast"))
+            .drop("_text", "_keys", "_variant", "_passes", "_fast"))

@@ -29,7 +29,6 @@ from loopline.core.spec import Source
 from loopline.core.storage import DatasetLocation
 from loopline.ingest.landing import LandingTarget, land
 from loopline.ingest.parsing import classify
-from loopline.sources.kafka_offsets import log_range
 
 
 class CheckpointLost(RuntimeError):
@@ -81,12 +80,24 @@ def landing_target(p: Pipeline, source: Source, run_id: str, logical_date: date)
     )
 
 
-def _checkpoint_offsets(checkpoint: DatasetLocation, batch_id: int) -> dict[str, int]:
-    """End offsets of a micro-batch as Spark planned them (its offset log entry)."""
-    with checkpoint.filesystem().open_input_stream(checkpoint.child(f"offsets/{batch_id}").arrow_path) as stream:
-        lines = stream.read().decode().splitlines()
-    (topic_offsets,) = json.loads(lines[2]).values()  # line 1: version, 2: metadata, 3: the one source
+def _checkpoint_offsets(checkpoint: DatasetLocation, entry: str, line: int) -> dict[str, int]:
+    """Per-partition offsets of the one source, from the JSON on `line` of a checkpoint entry."""
+    with checkpoint.filesystem().open_input_stream(checkpoint.child(entry).arrow_path) as stream:
+        lines = stream.read().decode().lstrip("\0").splitlines()
+    (topic_offsets,) = json.loads(lines[line]).values()
     return {str(p): int(o) for p, o in topic_offsets.items()}
+
+
+def planned_end(checkpoint: DatasetLocation, batch_id: int) -> dict[str, int]:
+    """End offsets of a micro-batch as Spark planned them (its offset log entry: version,
+    metadata, then the source's offsets)."""
+    return _checkpoint_offsets(checkpoint, f"offsets/{batch_id}", 2)
+
+
+def initial_offsets(checkpoint: DatasetLocation) -> dict[str, int]:
+    """Where the query started reading, as the Kafka source recorded it before batch 0
+    (`sources/0/0`: a version line, then the offsets), so no broker look-up is needed."""
+    return _checkpoint_offsets(checkpoint, "sources/0/0", 1)
 
 
 @dataclass(frozen=True)
@@ -97,9 +108,8 @@ class KafkaBatchHandler:
     checkpoint: DatasetLocation
 
     def __call__(self, classified, batch_id: int) -> None:
-        end = _checkpoint_offsets(self.checkpoint, batch_id)
-        start = (_checkpoint_offsets(self.checkpoint, batch_id - 1) if batch_id > 0
-                 else log_range(self.target.kafka, self.target.source.topic)[0])
+        end = planned_end(self.checkpoint, batch_id)
+        start = planned_end(self.checkpoint, batch_id - 1) if batch_id > 0 else initial_offsets(self.checkpoint)
         offsets = {p: [start.get(p, 0), e] for p, e in sorted(end.items()) if e > start.get(p, 0)}
         land(classified, batch_id, self.target, sum(e - s for s, e in offsets.values()), offsets)
 
@@ -165,11 +175,10 @@ def ingest_kafka(spark, p: Pipeline, source: Source, run_id: str, logical_date: 
     """Drain the source topic into bronze/quarantine (availableNow) and record the run; runs
     of one source wait for each other (two queries must never share a checkpoint)."""
     checkpoint = p.lake.location("checkpoints", subdir=source.dataset)
-    with db.connect(p.settings.db_url) as lock:
-        db.lock_until_commit(lock, db.ingest_lock(p.spec.name, source.dataset))  # one query per checkpoint
-        _guard_checkpoint(lock, p, source, checkpoint)
-        _drain(spark, p, source, checkpoint, landing_target(p, source, run_id, logical_date))
     with db.connect(p.settings.db_url) as conn:
+        db.lock_until_commit(conn, db.ingest_lock(p.spec.name, source.dataset))  # one query per checkpoint
+        _guard_checkpoint(conn, p, source, checkpoint)
+        _drain(spark, p, source, checkpoint, landing_target(p, source, run_id, logical_date))
         return run_summary(conn, p.spec.name, source.dataset, run_id, logical_date)
 
 
