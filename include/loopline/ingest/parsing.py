@@ -106,15 +106,20 @@ def _unknown_fields(keys, schema: Schema):
     return F.array_except(F.coalesce(keys, F.array().cast("array<string>")), declared)
 
 
-def _field_checks(variant, schema: Schema) -> list:
-    """(condition, reason) per declared field of `schema`: missing, null, wrong type, out of bounds."""
+def _path(name: str) -> str:
+    """The Variant path of a top-level field."""
+    return f"$.`{name}`" if "." in name else f"$.{name}"
+
+
+def _field_checks(values: dict, schema: Schema) -> list:
+    """(condition, reason) per declared field of `schema`: missing, null, wrong type, out of
+    bounds. `values`: each field's value as a Variant column (null where it is absent)."""
     from pyspark.sql import functions as F
 
     checks = []
     for name, field_type in schema.fields.items():
-        path = f"$.`{name}`" if "." in name else f"$.{name}"
-        value = F.variant_get(variant, path, "variant")
-        typed = F.try_variant_get(variant, path, field_type)
+        value = values[name]
+        typed = F.try_variant_get(value, "$", field_type)
         wrong_type = ~_json_type_is(value, field_type) | typed.isNull()
         present = value.isNotNull() & ~F.is_variant_null(value)
         if schema.required(name):
@@ -137,7 +142,7 @@ def _first(checks: list):
     return F.coalesce(*[F.when(condition, label) for condition, label in checks]) if checks else F.lit(None)
 
 
-def _version_checks(variant, versions: list[Schema]) -> list:
+def _version_checks(variant, values: dict, versions: list[Schema]) -> list:
     """The record's version picks the schema its fields are checked against: a version no
     schema declares is `unknown_schema_version`, a record without one is checked against the
     newest (which names the missing field)."""
@@ -145,20 +150,22 @@ def _version_checks(variant, versions: list[Schema]) -> list:
 
     newest = versions[0]
     if newest.version is None:
-        return _field_checks(variant, newest)
+        return _field_checks(values, newest)
     version = F.try_variant_get(variant, f"$.{newest.version.field}", "int")
     if len(versions) == 1:  # a newer producer's shape: say so instead of naming its fields
-        return [(version != newest.version.value, F.lit("unknown_schema_version")), *_field_checks(variant, newest)]
-    reason = F.when(version.isNull(), _first(_field_checks(variant, newest)))
+        return [(version != newest.version.value, F.lit("unknown_schema_version")), *_field_checks(values, newest)]
+    reason = F.when(version.isNull(), _first(_field_checks(values, newest)))
     for schema in versions:
-        reason = reason.when(version == schema.version.value, _first(_field_checks(variant, schema)))
+        reason = reason.when(version == schema.version.value, _first(_field_checks(values, schema)))
     reason = reason.otherwise(F.lit("unknown_schema_version"))
     return [(reason.isNotNull(), reason)]
 
 
-def _reasons(text, variant, versions: list[Schema], merged: Schema, max_record_bytes: int, keyed: bool) -> list:
+def _reasons(text, variant, values: dict, versions: list[Schema], merged: Schema, max_record_bytes: int,
+             keyed: bool) -> list:
     """(condition, reason) pairs in the order they are checked; the first true one is the reason.
-    `variant`: the text parsed as a Variant (null where it is not JSON)."""
+    `variant`: the text parsed as a Variant (null where it is not JSON); `values`: each field's
+    value in it."""
     from pyspark.sql import functions as F
 
     checks = [
@@ -172,7 +179,7 @@ def _reasons(text, variant, versions: list[Schema], merged: Schema, max_record_b
         (_duplicate_key(F.col("_keys")), F.lit("duplicate_key")),
         (variant.isNull(), F.lit("not_json")),
         (~F.schema_of_variant(variant).startswith("OBJECT"), F.lit("not_an_object")),
-        *_version_checks(variant, versions),
+        *_version_checks(variant, values, versions),
     ]
     if merged.unknown_fields == "quarantine":
         unknown = F.col("unknown_fields")
@@ -236,10 +243,14 @@ def classify(raw, versions: list[Schema], max_record_bytes: int, keyed: bool = T
         fast = fast & record[name].isNotNull()
     # Spark's reader refused it (or left a required field null), yet no field check names why
     unexplained = F.when(~F.col("_passes"), F.lit("unparseable"))
-    detailed = F.coalesce(_first(_reasons(text, F.col("_variant"), versions, schema, max_record_bytes, keyed)),
-                          unexplained)
+    # The records examined are parsed as a Variant once, and each field taken out of it once, in
+    # projections of their own (a value used by several checks would otherwise be computed for each).
+    values = {name: f"_value{index}" for index, name in enumerate(schema.fields)}
+    reasons = _reasons(text, F.col("_variant"), {name: F.col(column) for name, column in values.items()}, versions,
+                       schema, max_record_bytes, keyed)
+    detailed = F.coalesce(_first(reasons), unexplained)
     return (parsed.withColumn("_passes", passes).withColumn("_fast", fast)
-            # its own projection, so the records examined are parsed as a Variant once, not once per check
             .withColumn("_variant", F.when(~F.col("_fast"), F.try_parse_json(text)))
+            .withColumns({column: F.variant_get("_variant", _path(name), "variant") for name, column in values.items()})
             .withColumn("reject_reason", F.when(F.col("_fast"), F.lit(None).cast("string")).otherwise(detailed))
-            .drop("_text", "_keys", "_variant", "_passes", "_fast"))
+            .drop("_text", "_keys", "_variant", "_passes", "_fast", *values.values()))
