@@ -190,7 +190,8 @@ def bench_one(rows: int, pipelines_dir: Path) -> dict:
         return {"rows": rows, "payload_bytes_avg": round(payload, 1), "bad_records": bad, "late_records": run.late,
                 "batches": run.batches, "raw_copy_s": round(raw_s, 2), "read_and_parse_s": round(parse_s, 2),
                 "loopline_s": round(loopline_s, 2), "loopline_rows_per_s": round(rows / loopline_s),
-                "ratio_to_read_and_parse": round(loopline_s / parse_s, 3), "ratio_to_raw_copy": round(loopline_s / raw_s, 3),
+                "ratio_to_read_and_parse": round(loopline_s / parse_s, 3),
+                "ratio_to_raw_copy": round(loopline_s / raw_s, 3),
                 "meets_targets": loopline_s <= PARSE_TARGET * parse_s and loopline_s <= RAW_TARGET * raw_s}
     finally:
         remove_pipeline_data(p.settings, load_spec(name))

@@ -27,7 +27,6 @@ Writes benchmarks/results/score.json and prints a table.
 """
 from __future__ import annotations
 
-import io
 import os
 import sys
 import uuid
@@ -43,8 +42,6 @@ from validate import write_partition  # noqa: E402 (the contract benchmark's row
 TARGET_RATIO = 1.3
 REPEATS = 3
 DAY = date(2026, 1, 15)
-PREDICTION_COLUMNS = ["prediction_id", "pipeline", "score_date", "entity_key", "event_time", "task", "prediction",
-                      "model_version"]
 
 
 def register_model(p) -> int:
@@ -85,24 +82,17 @@ def forget_scores(p) -> None:
 
 def copy_into(db_url: str, location) -> int:
     """COPY the Parquet rows at `location` into loopline.predictions, batch by batch, in one
-    transaction; return the rows."""
-    import pyarrow as pa
-    import pyarrow.csv as csv
+    transaction, with scoring's own reader and CSV encoder; return the rows."""
     import pyarrow.dataset as ds
 
     from loopline.core import db
+    from loopline.scoring.score import copy_batch, prediction_batches
 
     copied = 0
     with db.connect(db_url) as conn, conn.cursor() as cur:
-        statement = f"COPY loopline.predictions ({', '.join(PREDICTION_COLUMNS)}) FROM STDIN WITH (FORMAT csv)"
         files = ds.dataset(location.arrow_path, filesystem=location.filesystem(), format="parquet")
-        for batch in files.to_batches(columns=PREDICTION_COLUMNS):
-            at = PREDICTION_COLUMNS.index("event_time")  # Spark's INT96 instants, read without a zone
-            batch = batch.set_column(at, "event_time", batch.column(at).cast(pa.timestamp("us", tz="UTC")))
-            buffer = io.BytesIO()
-            csv.write_csv(batch, buffer, csv.WriteOptions(include_header=False))
-            buffer.seek(0)
-            cur.copy_expert(statement, buffer)
+        for batch in prediction_batches([files]):
+            copy_batch(cur, "loopline.predictions", batch)
             copied += batch.num_rows
     return copied
 

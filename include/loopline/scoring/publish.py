@@ -68,8 +68,9 @@ class Publisher:
         self.producer.init_transactions(CALL_SECONDS)
 
     def settle(self, conn, interval: Interval) -> None:
-        """Resolve the interval's recorded intents (on `conn`, committed): dates whose batch is on
-        the topic are marked published; the others' intents are dropped, to be published again."""
+        """Resolve the interval's recorded intents (on `conn`, for the caller to commit): dates
+        whose batch is on the topic are marked published; the others' intents are dropped, to be
+        published again."""
         pending = db.fetch_all(conn, """SELECT logical_date::text AS day, publish_batch, publish_from, publish_rows
                                           FROM loopline.score_runs
                                          WHERE pipeline = %s AND logical_date BETWEEN %s AND %s
@@ -83,14 +84,14 @@ class Publisher:
                             "published_rows END, publish_batch = NULL, publish_from = NULL, publish_rows = NULL "
                             "WHERE pipeline = %s AND logical_date = %s",
                             (row["publish_batch"] in landed, self.p.spec.name, row["day"]))
-        conn.commit()
 
     @contextmanager
     def transaction(self, conn, rows_by_date: dict[str, int]) -> Iterator[Intent | None]:
         """One Kafka transaction for the dates' rows (none, and None yielded, when there are no
         dates). The block sends with `send`, records the intent with `record_intent` and commits
         `conn` before it ends; leaving it commits the Kafka transaction and marks the dates
-        published on `conn`. An error in the block aborts the Kafka transaction."""
+        published on `conn`, for the caller to commit. An error in the block aborts the Kafka
+        transaction."""
         if not rows_by_date:
             yield None
             return
@@ -151,7 +152,6 @@ class Publisher:
                 cur.execute("UPDATE loopline.score_runs SET published_rows = %s, publish_batch = NULL, "
                             "publish_from = NULL, publish_rows = NULL WHERE pipeline = %s AND logical_date = %s",
                             (count, self.p.spec.name, day))
-        conn.commit()
 
     def _end_offsets(self) -> dict[int, int]:
         """The topic's committed end offset per partition (an admin query: no consumer group)."""

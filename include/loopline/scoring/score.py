@@ -1,4 +1,5 @@
-"""Scoring: Spark applies a registry model version to a run's valid entities (bronze that passed its contract).
+"""Scoring: Spark applies a registry model version to a run's valid entities (bronze that
+passed its contract).
 
 A run scores every date of its interval in one job, with one version. Each prediction names
 the entity (the entities source's key, as text), its event time, the model version, the
@@ -9,13 +10,13 @@ goes both to PostgreSQL (COPY into `loopline.predictions`, one table for every p
 by prediction id `<pipeline>:<entity key>`; the interval's earlier rows are deleted in the
 same transaction, so a rerun leaves exactly one row per valid entity) and to the spec's
 predictions topic, keyed by prediction id. Every prediction is checked first: one NaN or
-infinity fails the run with the count per date, before anything is written where readers look. Scoring is point-in-time: a
-date is never scored by a model that trained on it (`scoring_version`). A date is published once: a
-rerun that produces the same predictions publishes nothing; one whose predictions changed
-(late events validated since) publishes the date again, and consumers keep the latest
-message per key. Publishing is exactly once for consumers reading `read_committed`: one
-Kafka transaction per publish, and a rerun checks what an interrupted one left
-(loopline.scoring.publish).
+infinity fails the run with the count per date, before anything is written where readers
+look. Scoring is point-in-time: a date is never scored by a model that trained on it
+(`scoring_version`). A date is published once: a rerun that produces the same predictions
+publishes nothing; one whose predictions changed (late events validated since) publishes the
+date again, and consumers keep the latest message per key. Publishing is exactly once for
+consumers reading `read_committed`: one Kafka transaction per publish, and a rerun checks
+what an interrupted one left (loopline.scoring.publish).
 """
 from __future__ import annotations
 
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
     from loopline.core.storage import DatasetLocation
 
 PREDICTION_SCHEMA = "entity_key string, event_time timestamp, score_date date, prediction double"
-PREDICTION_COLUMNS = MESSAGE_FIELDS  # what a prediction's row holds, in PostgreSQL and on the topic
 BATCH_ROWS = 131_072  # the rows the client reads, copies and sends at a time
 
 logger = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ def _predict_batches(model_name: str, version: int, digests: dict[str, str], key
 CLEAR_SQL = """
 DELETE FROM loopline.predictions WHERE pipeline = %(pipeline)s AND score_date BETWEEN %(first)s AND %(last)s
 """
-COLUMNS = ", ".join(PREDICTION_COLUMNS)
+COLUMNS = ", ".join(MESSAGE_FIELDS)
 STAGE_SQL = f"CREATE TEMPORARY TABLE moved ON COMMIT DROP AS SELECT {COLUMNS} FROM loopline.predictions WITH NO DATA"
 MOVE_SQL = f"""
 INSERT INTO loopline.predictions ({COLUMNS})
@@ -223,6 +223,7 @@ def _score(p: "Pipeline", interval: Interval, model_version: int) -> ScoreResult
     publisher = Publisher(p)  # fences an interrupted earlier publish; reruns must not publish twice
     with db.connect(p.settings.db_url) as conn:
         publisher.settle(conn, interval)
+        conn.commit()  # what an interrupted publish left is resolved before a new one starts
         already = _published_rows(conn, spec.name, interval)
         changed = {day: rows for day, rows in by_date.items() if already.get(day) != rows}  # new, or changed
         with publisher.transaction(conn, changed) as intent:
@@ -230,7 +231,8 @@ def _score(p: "Pipeline", interval: Interval, model_version: int) -> ScoreResult
             _record_scores(conn, p, model_version, by_date, already)
             if intent:
                 publisher.record_intent(conn, intent)
-            conn.commit()
+            conn.commit()  # before the Kafka transaction's
+        conn.commit()  # the dates marked published
     return ScoreResult(str(interval), model_version, sum(by_date.values()), by_date,
                        p.lake.location("predictions").spark_uri, published)
 
@@ -250,17 +252,17 @@ def _store_and_send(conn, p: "Pipeline", interval: Interval, written: dict[str, 
         cur.execute(CLEAR_SQL, {"pipeline": p.spec.name, "first": interval.first, "last": interval.last})
         cur.execute("SAVEPOINT direct")
         copying = None
-        for batch in _batches(written.values()):
+        for batch in prediction_batches(written.values()):
             conflict = conflict or _finished(copying)
-            copying = None if conflict else copier.submit(_copy, cur, "loopline.predictions", batch)
+            copying = None if conflict else copier.submit(copy_batch, cur, "loopline.predictions", batch)
             sent += publisher.send(intent, batch) if intent else 0
         conflict = conflict or _finished(copying)
         if conflict:
             logger.info("%s: %s; the rows go through an upsert instead", p.spec.name, conflict.diag.message_detail)
             cur.execute("ROLLBACK TO SAVEPOINT direct")
             cur.execute(STAGE_SQL)
-            for batch in _batches(written.values()):
-                _copy(cur, "moved", batch)
+            for batch in prediction_batches(written.values()):
+                copy_batch(cur, "moved", batch)
             cur.execute(MOVE_SQL)
     return sent
 
@@ -286,17 +288,17 @@ def _written(p: "Pipeline", interval: Interval) -> dict[str, "ds.Dataset"]:
             for day, location in locations.items() if location.exists()}
 
 
-def _batches(written) -> Iterator["pa.RecordBatch"]:
+def prediction_batches(written) -> Iterator["pa.RecordBatch"]:
     """The predictions' rows, BATCH_ROWS at a time, event times as UTC instants."""
     import pyarrow as pa
 
     for files in written:
-        for batch in files.to_batches(columns=list(PREDICTION_COLUMNS), batch_size=BATCH_ROWS):
-            at = PREDICTION_COLUMNS.index("event_time")
+        for batch in files.to_batches(columns=list(MESSAGE_FIELDS), batch_size=BATCH_ROWS):
+            at = MESSAGE_FIELDS.index("event_time")
             yield batch.set_column(at, "event_time", batch.column(at).cast(pa.timestamp("us", tz="UTC")))
 
 
-def _copy(cur, table: str, batch: "pa.RecordBatch") -> None:
+def copy_batch(cur, table: str, batch: "pa.RecordBatch") -> None:
     """COPY one batch into `table` (as CSV: timestamps with their zone)."""
     import pyarrow.csv as csv
 
