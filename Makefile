@@ -52,6 +52,7 @@ bench: up         ## benchmarks against in-run baselines; results in benchmarks/
 	$(ENV) .venv/bin/python benchmarks/validate.py
 	$(ENV) .venv/bin/python benchmarks/score.py
 	$(ENV) .venv/bin/python benchmarks/loop_view.py
+	$(ENV) .venv/bin/python benchmarks/nightly.py
 
 bench-scale: up   ## the nightly stages at 1M and 10M events on this profile's stack (LOOPLINE_PROFILE=cluster: the cluster's)
 	$(ENV) .venv/bin/python benchmarks/scale.py

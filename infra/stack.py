@@ -612,6 +612,18 @@ class Service:
         """Resident memory; pages shared between processes count once per process (upper bound)."""
         return sum(self.processes().values()) / 1024
 
+    def pss_mib(self) -> float:
+        """Proportional resident memory: a page shared by n processes counts 1/n in each, so the
+        services' sum is what they hold together (RSS where the kernel does not show PSS)."""
+        total_kib = 0
+        for pid, rss_kib in self.processes().items():
+            try:
+                rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+                total_kib += next(int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:"))
+            except (OSError, StopIteration):  # gone, or another user's process we may not read
+                total_kib += rss_kib
+        return total_kib / 1024
+
     def status(self, env: dict[str, str]) -> str:
         pid = self.pid()
         restarts = self.restarts()
@@ -1089,6 +1101,9 @@ class SparkConnect(SparkProcess):
             # Spark's UI has no login of its own (only servlet filters a deployment supplies), and
             # it shows every query with its literals: off here. docs/security.md says how to see it.
             "spark.ui.enabled": "false",
+            # Give the heap a busy stage grew back to the OS once the server idles: a GC cycle
+            # after 30 s without one, and no more than half the heap left free after it.
+            "spark.driver.extraJavaOptions": "-XX:G1PeriodicGCInterval=30000 -XX:MaxHeapFreeRatio=50",
         }
         if master.startswith("spark://"):  # one executor per worker, a core each
             server_conf.update({"spark.executor.cores": "1", "spark.executor.memory": MEMORY["spark_executor"],
@@ -1400,7 +1415,8 @@ def status(env: dict[str, str]) -> bool:
         line = service.status(env)
         all_healthy &= line.startswith("healthy")
         print(f"  {service.name:<22} {line}")
-    print(f"  {'total':<22} {'':<35} RSS {sum(s.rss_mib() for s in services(env)):>6.0f} MiB")
+    print(f"  {'total':<22} {'':<35} RSS {sum(s.rss_mib() for s in services(env)):>6.0f} MiB "
+          f"(PSS {sum(s.pss_mib() for s in services(env)):.0f} MiB: shared pages counted once)")
     supervisor = supervisor_pid()
     print(f"  {'supervisor':<22} " + (f"running   pid {supervisor}" if supervisor else "STOPPED (`make up` starts it)"))
     return all_healthy and supervisor is not None
