@@ -49,6 +49,13 @@ def median_after_warm_up(run: Callable[[], Outcome], repeats: int,
     run: a run that writes may need its outputs removed to do the same work again."""
     reset()
     run()
+    return median_of(run, repeats, reset)
+
+
+def median_of(run: Callable[[], Outcome], repeats: int,
+              reset: Callable[[], None] = lambda: None) -> tuple[float, Outcome]:
+    """The median seconds of `repeats` runs (`reset` before each, not timed), and what the last
+    run returned."""
     times, outcome = [], None
     for _ in range(repeats):
         reset()

@@ -31,7 +31,6 @@ Writes benchmarks/results/ingest.json (one point per size) and prints a table.
 from __future__ import annotations
 
 import os
-import statistics
 import sys
 import time
 import uuid
@@ -41,7 +40,7 @@ from typing import Callable
 
 import yaml
 
-from bench_common import report, scratch_pipelines
+from bench_common import median_of, report, scratch_pipelines
 from loopline.core.kafka_auth import KafkaLogin
 from loopline.core.spec import Source
 from loopline.core.storage import DatasetLocation
@@ -155,17 +154,6 @@ def read_and_parse(spark, kafka: KafkaLogin, topic: str, per_batch: int, source:
     return lambda: _drain_to_parquet(spark, kafka, topic, per_batch, shape, ["date"], scratch)
 
 
-def median_seconds(run: Callable[[], object], reset: Callable[[], None] = lambda: None) -> tuple[float, object]:
-    """The median seconds of REPEATS runs (`reset` before each, not timed), and what the last returned."""
-    times, outcome = [], None
-    for _ in range(REPEATS):
-        reset()
-        started = time.perf_counter()
-        outcome = run()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times), outcome
-
-
 def bench_one(rows: int, pipelines_dir: Path) -> dict:
     from loopline.core.pipeline import Pipeline
     from loopline.core.spec import derived_spec, load_spec
@@ -180,10 +168,11 @@ def bench_one(rows: int, pipelines_dir: Path) -> dict:
         events, per_batch = p.spec.entity_source, p.spec.ingest.max_records_per_batch
         payload, bad = produce_events(spark, admin, events.topic, rows)
         scratch = p.lake.location("checkpoints", subdir="_bench_floor")  # deleted after each run
-        raw_s, raw_rows = median_seconds(raw_copy(spark, admin, events.topic, per_batch, scratch))
-        parse_s, parsed_rows = median_seconds(read_and_parse(spark, admin, events.topic, per_batch, events, scratch))
-        loopline_s, run = median_seconds(lambda: ingest_source(spark, p, events, "bench", DAY),
-                                         lambda: reset_source(p, events))
+        raw_s, raw_rows = median_of(raw_copy(spark, admin, events.topic, per_batch, scratch), REPEATS)
+        parse_s, parsed_rows = median_of(read_and_parse(spark, admin, events.topic, per_batch, events, scratch),
+                                         REPEATS)
+        loopline_s, run = median_of(lambda: ingest_source(spark, p, events, "bench", DAY), REPEATS,
+                                    lambda: reset_source(p, events))
         if raw_rows != rows or parsed_rows != rows or (run.consumed, run.quarantined) != (rows, bad):
             raise RuntimeError(f"of {rows} records ({bad} bad), the raw copy wrote {raw_rows}, the parse {parsed_rows},"
                                f" Loopline accepted {run.accepted} and quarantined {run.quarantined}")
