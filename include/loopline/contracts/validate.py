@@ -143,17 +143,27 @@ def _check_routing(results: list[RuleResult], per_rule: dict[str, int]) -> None:
 
 
 def _with_samples(results: list[RuleResult], quarantine, suite: Suite) -> list[RuleResult]:
-    """Row rules that quarantined rows get a few of the values that broke them, as evidence."""
+    """Row rules that quarantined rows get a few of the values that broke them, as evidence
+    (the first by source offset; one query for every rule)."""
+    from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    sampled = []
-    for r in results:
-        if r.severity == "row" and r.unexpected_count and r.name != DUPLICATE_RULE:
-            broke = quarantine.where(F.array_contains(F.split("reason", REASON_SEPARATOR), r.name))
-            values = [row[0] for row in broke.select(f"`{suite.rule(r.name).column}`").limit(SAMPLE_SIZE).collect()]
-            r = replace(r, sample=json_safe(values))
-        sampled.append(r)
-    return sampled
+    columns = {r.name: suite.rule(r.name).column for r in results
+               if r.severity == "row" and r.unexpected_count and r.name != DUPLICATE_RULE}
+    if not columns:
+        return results
+    order = ["source_partition", "source_offset"]
+    kept = list(dict.fromkeys([*order, *columns.values()]))
+    first = Window.partitionBy("_rule").orderBy(*order)
+    rows = (quarantine.select(F.explode(F.split("reason", REASON_SEPARATOR)).alias("_rule"),
+                              *[F.col(f"`{name}`") for name in kept])
+            .where(F.col("_rule").isin(list(columns)))
+            .withColumn("_n", F.row_number().over(first)).where(F.col("_n") <= SAMPLE_SIZE)
+            .orderBy("_rule", "_n").collect())
+    samples: dict[str, list] = {}
+    for row in rows:
+        samples.setdefault(row["_rule"], []).append(row[columns[row["_rule"]]])
+    return [replace(r, sample=json_safe(samples.get(r.name, []))) if r.name in columns else r for r in results]
 
 
 def _route(frame, repeats, suite: Suite, results: list[RuleResult], p: "Pipeline", contract: Contract,
@@ -206,13 +216,12 @@ def _store(db_url: str, outcome: ContractOutcome) -> None:
             "rows_valid": outcome.rows_valid, "rows_quarantined": outcome.rows_quarantined,
             "report_uri": outcome.report_uri,
         }, key=list(key))
-        for r in outcome.results:
-            db.upsert(conn, "loopline.contract_results", {
-                **key, "rule": r.name, "severity": r.severity, "expectation": r.expectation, "column_name": r.column,
-                "success": r.success, "observed_value": db.as_json(r.observed_value),
-                "unexpected_count": r.unexpected_count, "element_count": r.element_count, "sample": r.sample,
-                "error": r.error,
-            }, key=[*key, "rule"])
+        db.upsert_rows(conn, "loopline.contract_results", [{
+            **key, "rule": r.name, "severity": r.severity, "expectation": r.expectation, "column_name": r.column,
+            "success": r.success, "observed_value": db.as_json(r.observed_value),
+            "unexpected_count": r.unexpected_count, "element_count": r.element_count, "sample": r.sample,
+            "error": r.error,
+        } for r in outcome.results], key=[*key, "rule"])  # every rule in one statement
 
 
 def validate_dataset(p: "Pipeline", dataset: str, interval: Interval, run_id: str) -> ContractOutcome:

@@ -491,14 +491,27 @@ def upsert(conn, table: str, row: Mapping[str, Any], key: Sequence[str]) -> None
     The table must have an `updated_at` column; it is set to now() on every write.
     """
     columns = list(row)
-    updates = [c for c in columns if c not in key] + (["updated_at"] if "updated_at" not in row else [])
-    assignments = ", ".join(f"{c} = EXCLUDED.{c}" if c != "updated_at" else "updated_at = now()" for c in updates)
-    sql = (
-        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) "
-        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {assignments}"
-    )
     with conn.cursor() as cur:
-        cur.execute(sql, [_adapt(row[c]) for c in columns])
+        cur.execute(_upsert_sql(table, columns, key, f"({', '.join(['%s'] * len(columns))})"),
+                    [_adapt(row[c]) for c in columns])
+
+
+def upsert_rows(conn, table: str, rows: Sequence[Mapping[str, Any]], key: Sequence[str]) -> None:
+    """`upsert` of several rows with the same columns (no two with the same key) in one
+    statement: one round trip, not one per row."""
+    if not rows:
+        return
+    columns = list(rows[0])
+    with conn.cursor() as cur:
+        psycopg2.extras.execute_values(cur, _upsert_sql(table, columns, key, "%s"),
+                                       [[_adapt(row[c]) for c in columns] for row in rows], page_size=len(rows))
+
+
+def _upsert_sql(table: str, columns: list[str], key: Sequence[str], values: str) -> str:
+    updates = [c for c in columns if c not in key] + (["updated_at"] if "updated_at" not in columns else [])
+    assignments = ", ".join(f"{c} = EXCLUDED.{c}" if c != "updated_at" else "updated_at = now()" for c in updates)
+    return (f"INSERT INTO {table} ({', '.join(columns)}) VALUES {values} "
+            f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {assignments}")
 
 
 def jdbc_options(db_url: str) -> dict[str, str]:
