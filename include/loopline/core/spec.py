@@ -290,6 +290,15 @@ class IngestLimits(Strict):
         "dates to rerun by hand)")
 
 
+class Engine(Strict):
+    """Which engine a stage runs on, chosen by the size of its batch."""
+
+    in_process_below_rows: int = Field(
+        100_000, ge=0, description="a contract or scoring batch with fewer rows runs in the task's own process "
+        "(GX on pandas, the model on pyarrow batches) instead of on Spark, with the same verdicts, routed rows and "
+        "predictions: small nightly batches skip Spark's fixed costs. 0: always Spark")
+
+
 # The tasks of a pipeline's DAGs that `timeouts.tasks` may name (`validate` covers every contract).
 TIMED_TASKS = ("ingest", "validate", "check_feedback", "train", "register", "score", "monitor", "request_retraining",
                "late_reruns", "rerun_late_intervals", "close_retrain_request")
@@ -523,6 +532,7 @@ class PipelineSpec(Strict):
     task: Task
     ingest: IngestLimits = IngestLimits()
     timeouts: Timeouts = Timeouts()
+    engine: Engine = Engine()
     storage: dict[str, Placement]
     contracts: dict[str, Contract]
     alerts: list[AlertChannel] = [AlertChannel(channel="log")]

@@ -13,17 +13,31 @@ from loopline.core.interval import Interval
 from loopline.ingest.landing import BATCH_KEY
 
 if TYPE_CHECKING:
+    import pyarrow.dataset as ds
+
     from loopline.core.pipeline import Pipeline
 
 
-def read(p: "Pipeline", dataset: str, interval: Interval):
+def read(p: "Pipeline", dataset: str, interval: Interval, batches: list[int] | None = None):
     """The interval's rows of `dataset` with `date` and `ingest_batch` (None when it has none),
-    limited to recorded batches when `dataset` is a source's bronze."""
+    limited to recorded batches (`batches`, looked up when not given) when `dataset` is a source's bronze."""
     frame = partitions.read(p, dataset, interval)
-    if frame is None or not any(source.dataset == dataset for source in p.spec.sources.values()):
+    if frame is None or not _is_bronze(p, dataset):
         return frame
-    batches = recorded_batches(p.settings.db_url, p.spec.name, dataset, interval)
+    batches = recorded_batches(p.settings.db_url, p.spec.name, dataset, interval) if batches is None else batches
     return frame.where(frame[BATCH_KEY].isin(batches)) if batches else None
+
+
+def local_dataset(p: "Pipeline", dataset: str, interval: Interval, batches: list[int]) -> "ds.Dataset | None":
+    """`read`'s rows as a pyarrow dataset of the recorded `batches`' files (for the in-process
+    engine; its footers count the rows without reading them)."""
+    folders = {f"{BATCH_KEY}={batch}" for batch in batches}
+    return partitions.local_dataset(p, dataset, interval, keep=lambda below: below.split("/")[1] in folders) \
+        if batches else None
+
+
+def _is_bronze(p: "Pipeline", dataset: str) -> bool:
+    return any(source.dataset == dataset for source in p.spec.sources.values())
 
 
 def recorded_batches(db_url: str, pipeline: str, dataset: str, interval: Interval) -> list[int]:

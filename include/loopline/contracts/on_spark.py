@@ -1,0 +1,104 @@
+"""A contract's batch on Spark: the engine for batches too large for one process.
+
+Bronze is read lazily (each query reads only the Parquet columns it needs), GX evaluates the
+suite on the DataFrame, and routing writes the quarantine and the valid rows with Spark.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from loopline.contracts.rules import Rule, failed_rules
+from loopline.contracts.routing import DUPLICATE_RULE, REASON_SEPARATOR, SAMPLE_SIZE, Routed
+from loopline.core import partitions
+from loopline.core.interval import Interval
+from loopline.core.spec import Contract, Source
+from loopline.ingest import bronze
+
+if TYPE_CHECKING:
+    from loopline.core.pipeline import Pipeline
+
+
+class SparkBatch:
+    """The interval's bronze rows of recorded `batches` as a Spark DataFrame."""
+
+    engine = "spark"
+
+    def __init__(self, p: "Pipeline", contract: Contract, source: Source, interval: Interval, batches: list[int],
+                 rows_in: int) -> None:
+        self.p, self.contract, self.source, self.interval, self.rows_in = p, contract, source, interval, rows_in
+        rows = bronze.read(p, source.dataset, interval, batches)
+        self.frame, self._repeats = _split_exact_duplicates(
+            rows.drop("date") if rows is not None else self._empty(), list(source.schema.fields), contract)
+        self.repeats = self._repeats.count() if self._repeats is not None else None
+        self._checked = None
+
+    def _empty(self):
+        columns = [f"`{name}` {kind}" for name, kind in self.source.schema.fields.items()]
+        columns += ["source string", "source_partition int", "source_offset bigint", "ingest_batch int"]
+        return self.p.spark().createDataFrame([], ", ".join(columns))
+
+    def route(self, row_rules: list[Rule], suite: str, run_id: str, sample_columns: dict[str, str]) -> Routed:
+        """Write the interval's quarantine: rows breaking `row_rules`, and the later copies of
+        exact duplicates; count the written rows per rule and take the samples from them."""
+        from pyspark.sql import functions as F
+
+        frame = self.frame
+        self._checked = frame.withColumn("_failed", failed_rules(row_rules))
+        rejected = self._checked.where(F.size("_failed") > 0).select(
+            *frame.columns, F.array_join("_failed", REASON_SEPARATOR).alias("reason"))
+        if self._repeats is not None:
+            rejected = rejected.unionByName(self._repeats.withColumn("reason", F.lit(DUPLICATE_RULE)))
+        rejected = rejected.select("*", F.lit(suite).alias("suite"), F.lit(run_id).alias("run_id"))
+        written = partitions.replace(self.p, rejected, "quarantine", self.interval, F.to_date(self.source.time_field),
+                                     self.contract.valid_dataset)
+        if written is None:
+            return Routed({}, 0, {})
+        per_rule = {row["rule"]: row["n"] for row in
+                    written.select(F.explode(F.split("reason", REASON_SEPARATOR)).alias("rule")).groupBy("rule")
+                    .agg(F.count(F.lit(1)).alias("n")).collect()}
+        return Routed(per_rule, written.count(), _samples(written, sample_columns))
+
+    def publish_valid(self) -> int:
+        """Replace the interval's valid partitions with the rows no rule rejected; their count, read back."""
+        from pyspark.sql import functions as F
+
+        valid = self._checked.where(F.size("_failed") == 0).drop("_failed")
+        written = partitions.replace(self.p, valid, self.contract.valid_dataset, self.interval,
+                                     F.to_date(self.source.time_field))
+        return written.count() if written is not None else 0
+
+
+def _split_exact_duplicates(frame, fields: list[str], contract: Contract):
+    """(the rows that go on to the suite, the later copies of exact duplicates or None)."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    rule = contract.exact_duplicates
+    if rule.keep == "none":
+        return frame, None
+    equal_in = [F.col(f"`{name}`") for name in fields if name in frame.columns]  # a missing one is the suite's to name
+    copies = Window.partitionBy(*equal_in).orderBy(*[F.col(f"`{c}`") for c in rule.first_by])
+    numbered = frame.withColumn("_copy", F.row_number().over(copies))
+    return numbered.where("_copy = 1").drop("_copy"), numbered.where("_copy > 1").drop("_copy")
+
+
+def _samples(quarantine, columns: dict[str, str]) -> dict[str, list]:
+    """For each rule in `columns` (rule -> its column), the values of the first quarantined
+    rows that broke it, by source offset (one query for every rule)."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    if not columns:
+        return {}
+    order = ["source_partition", "source_offset"]
+    kept = list(dict.fromkeys([*order, *columns.values()]))
+    first = Window.partitionBy("_rule").orderBy(*order)
+    rows = (quarantine.select(F.explode(F.split("reason", REASON_SEPARATOR)).alias("_rule"),
+                              *[F.col(f"`{name}`") for name in kept])
+            .where(F.col("_rule").isin(list(columns)))
+            .withColumn("_n", F.row_number().over(first)).where(F.col("_n") <= SAMPLE_SIZE)
+            .orderBy("_rule", "_n").collect())
+    samples: dict[str, list] = {}
+    for row in rows:
+        samples.setdefault(row["_rule"], []).append(row[columns[row["_rule"]]])
+    return samples
