@@ -208,7 +208,7 @@ def score(pipeline: str) -> dict:
         result = score_interval(p, interval, version)
     except NonFinitePredictions as refused:
         stop_the_line(pipeline, "the model gave NaN or infinite predictions", refused)
-    print(f"{interval}: {result.rows} predictions by version {version} -> {result.predictions_uri}, "
+    print(f"{interval}: {result.rows} predictions by version {version} ({result.engine}) -> {result.predictions_uri}, "
           f"loopline.predictions and {p.spec.predictions_topic} ({result.published} published now)")
     return outcome(result)
 

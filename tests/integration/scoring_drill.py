@@ -25,9 +25,10 @@ from stack_access import run_stack
 DAY = date(2026, 9, 14)
 
 
-def scored_pipeline(make_pipeline, rows: int) -> Pipeline:
-    """A pipeline with the same champion as every other drill's, and `rows` valid events on DAY."""
-    p = Pipeline.load(make_pipeline())
+def scored_pipeline(make_pipeline, rows: int, in_process_below_rows: int = 0) -> Pipeline:
+    """A pipeline with the same champion as every other drill's, and `rows` valid events on DAY.
+    The drills are about Spark's scoring under faults, so it scores on Spark unless told."""
+    p = Pipeline.load(make_pipeline(engine={"in_process_below_rows": in_process_below_rows}))
     gate(p, labelled([date(2026, 9, 8)]), lightgbm_model(p.spec, booster(p.spec, labelled(
         [date(2026, 9, d) for d in range(1, 8)]))), date(2026, 9, 10))
     write_labelled_days(p, labelled([DAY], per_day=rows))

@@ -1,5 +1,6 @@
-"""Scoring: Spark applies a registry model version to a run's valid entities (bronze that
-passed its contract).
+"""Scoring: a registry model version applied to a run's valid entities (bronze that passed
+its contract), by Spark, or in this process for a run below the spec's
+`engine.in_process_below_rows` (loopline.scoring.in_process; same predictions, same files).
 
 A run scores every date of its interval in one job, with one version. Each prediction names
 the entity (the entities source's key, as text), its event time, the model version, the
@@ -61,6 +62,7 @@ class ScoreResult:
     rows_by_date: dict[str, int]
     predictions_uri: str
     published: int  # messages sent to the predictions topic by this call (0: already published)
+    engine: str = "spark"  # where the model ran: spark, or in_process (a small run)
 
 
 def _predict_batches(model_name: str, version: int, digests: dict[str, str], key: str, time_field: str):
@@ -213,11 +215,8 @@ def _score(p: "Pipeline", interval: Interval, model_version: int) -> ScoreResult
     """Order matters for exactly-once: the Kafka transaction opens before the pass, the
     database transaction (predictions, records, publish intent) commits before the Kafka one,
     and the dates are marked published after it (loopline.scoring.publish)."""
-    from pyspark.sql import functions as F
-
     spec = p.spec
-    partitions.replace(p, predictions_frame(p, interval, model_version), "predictions", interval,
-                       F.col("score_date"), check=require_finite(spec.model_name, model_version))
+    engine = _write_predictions(p, interval, model_version)
     written = _written(p, interval)
     by_date = {day: files.count_rows() for day, files in written.items()}  # from the files' footers
     publisher = Publisher(p)  # fences an interrupted earlier publish; reruns must not publish twice
@@ -234,7 +233,30 @@ def _score(p: "Pipeline", interval: Interval, model_version: int) -> ScoreResult
             conn.commit()  # before the Kafka transaction's
         conn.commit()  # the dates marked published
     return ScoreResult(str(interval), model_version, sum(by_date.values()), by_date,
-                       p.lake.location("predictions").spark_uri, published)
+                       p.lake.location("predictions").spark_uri, published, engine)
+
+
+def _write_predictions(p: "Pipeline", interval: Interval, model_version: int) -> str:
+    """Replace the interval's prediction partitions (staged, checked finite, moved into place):
+    in this process when the valid entities, counted from their files' footers, are fewer than
+    the spec's `engine.in_process_below_rows`, else with Spark. Return the engine that scored."""
+    import pyarrow as pa
+
+    from loopline.scoring.in_process import predictions_table
+
+    spec = p.spec
+    finite = require_finite(spec.model_name, model_version)
+    entities = partitions.local_dataset(p, spec.entity_dataset, interval)
+    if entities is not None and entities.count_rows() < spec.engine.in_process_below_rows:
+        predictions = predictions_table(p, entities, model_version)
+        partitions.replace_table(p, predictions, "predictions", interval,
+                                 predictions.column("score_date").cast(pa.string()), check=finite)
+        return "in_process"
+    from pyspark.sql import functions as F  # only the Spark path needs pyspark
+
+    partitions.replace(p, predictions_frame(p, interval, model_version), "predictions", interval,
+                       F.col("score_date"), check=finite)
+    return "spark"
 
 
 def _store_and_send(conn, p: "Pipeline", interval: Interval, written: dict[str, "ds.Dataset"], publisher: Publisher,

@@ -180,10 +180,10 @@ def drift_report(pipeline: str, interval_first: date, user: PageCaller) -> Respo
 def contract_report(pipeline: str, dataset: str, interval_first: date, path: str, user: PageCaller) -> Response:
     """A validation's GX Data Docs site, as stored, with its assets served here and its outcome
     stated first (the site's root redirects to its validation page)."""
-    from loopline.contracts.reports import site_root
+    from loopline.contracts.reports import STATIC_FOLDER, site_root
     from loopline.core.storage import StorageError, read_stored
     from loopline.monitoring.history import contract_outcome
-    from loopline_airflow.loop_view.data_docs import POLICY, media_type, offline_page
+    from loopline_airflow.loop_view.data_docs import POLICY, media_type, offline_page, site_static_file
 
     _readable(user, pipeline)
     record = contract_outcome(_db_url(), pipeline, dataset, interval_first)
@@ -195,6 +195,12 @@ def contract_report(pipeline: str, dataset: str, interval_first: date, path: str
         return RedirectResponse(page, status_code=302)
     if ".." in path.split("/"):
         raise HTTPException(404, "no such file in the report")
+    if path.startswith(f"{STATIC_FOLDER}/"):
+        asset_file = site_static_file(path.removeprefix(f"{STATIC_FOLDER}/"))
+        if asset_file is None:
+            raise HTTPException(404, f"no {path} in the report")
+        return FileResponse(asset_file, headers={"Content-Security-Policy": POLICY,
+                                                 "Cache-Control": "private, max-age=86400"})
     try:
         content = read_stored(f"{root}/{path}")
     except (OSError, StorageError) as missing:

@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 
 NODE_MODULES = Path(__file__).parent / "static" / "node_modules"
+GX_SITE_STATIC = "render/view/static"  # in the great_expectations package: what a site's static/ holds
 VENDOR_ROUTE = "static/vendor/"  # below the view's root
 
 # Each address GX's templates use -> the npm package file with the same content.
@@ -82,6 +83,16 @@ def vendor_file(path: str) -> Path | None:
     package = target.relative_to(root).parts
     name = "/".join(package[:2]) if package[0].startswith("@") else package[0]
     return target if name in SERVED_PACKAGES else None
+
+
+def site_static_file(path: str) -> Path | None:
+    """The file of GX's own site assets that `path` (below the site's `static/`) names, from the
+    installed GX, which built the site (reports store only their pages); None if there is none."""
+    from importlib.util import find_spec
+
+    root = (Path(find_spec("great_expectations").submodule_search_locations[0]) / GX_SITE_STATIC).resolve()
+    target = (root / path).resolve()
+    return target if root in target.parents and target.is_file() else None
 
 
 def media_type(path: str) -> str:
