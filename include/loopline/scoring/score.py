@@ -120,8 +120,9 @@ def scoring_version(p: "Pipeline", first_day: date) -> int | None:
     client, name = MlflowClient(), p.spec.model_name
     champions = list(dict.fromkeys(row["to_version"] for row in reversed(history(p.settings.db_url, name))
                                    if row["alias"] == CHAMPION))
-    seen = {version: trained_through(client, name, version) for version in champions}
-    for version in champions:
+    seen: dict[int, date | None] = {}
+    for version in champions:  # newest first: usually the first one asked is the answer
+        seen[version] = trained_through(client, name, version)
         if seen[version] is None or seen[version] < first_day:
             return version
     if champions:
