@@ -32,7 +32,6 @@ from __future__ import annotations
 import calendar
 import os
 import sys
-import tempfile
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -217,10 +216,10 @@ def measure(rows: int, pipelines: Path) -> dict:
         ingest_source(spark, p, events, "bench", DAY)
         loopline_s, outcome = median_after_warm_up(loopline, REPEATS)
         cutoff = suite_parameters(interval, contract.freshness_hours)["freshness_cutoff"]
-        with tempfile.TemporaryDirectory(prefix="loopline-bench-validate-") as tmp:
-            floor_s, (floor, counts) = median_after_warm_up(lambda: spark_floor(
-                spark, p.lake.location(events.dataset).spark_uri, p.lake.location(events.dataset, DAY).spark_uri,
-                f"file://{tmp}/routed", list(events.schema.fields), cutoff, max(rows, 5_000_000)), REPEATS)
+        routed = p.lake.location(contract.valid_dataset, subdir="_floor")  # hidden from readers, same tier
+        floor_s, (floor, counts) = median_after_warm_up(lambda: spark_floor(
+            spark, p.lake.location(events.dataset).spark_uri, p.lake.location(events.dataset, DAY).spark_uri,
+            routed.spark_uri, list(events.schema.fields), cutoff, max(rows, 5_000_000)), REPEATS)
         if problems := disagreements(outcome, floor, counts):
             raise RuntimeError(f"{rows:,} events: Loopline and the floor disagree:\n  " + "\n  ".join(problems))
         return {"events": rows, "rows_in": outcome.rows_in, "valid": outcome.rows_valid,
