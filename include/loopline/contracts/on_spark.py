@@ -43,7 +43,8 @@ class SparkBatch:
         from pyspark.sql import functions as F
 
         frame = self.frame
-        self._checked = frame.withColumn("_failed", failed_rules(row_rules))
+        # both writes read the rules' verdicts (the uniqueness rule is a window over the batch): computed once
+        self._checked = frame.withColumn("_failed", failed_rules(row_rules)).localCheckpoint(eager=True)
         rejected = self._checked.where(F.size("_failed") > 0).select(
             *frame.columns, F.array_join("_failed", REASON_SEPARATOR).alias("reason"))
         if self._repeats is not None:
@@ -78,7 +79,9 @@ def _split_exact_duplicates(frame, fields: list[str], contract: Contract):
         return frame, None
     equal_in = [F.col(f"`{name}`") for name in fields if name in frame.columns]  # a missing one is the suite's to name
     copies = Window.partitionBy(*equal_in).orderBy(*[F.col(f"`{c}`") for c in rule.first_by])
-    numbered = frame.withColumn("_copy", F.row_number().over(copies))
+    # The window sorts the whole batch; every GX metric query and both writes read this frame,
+    # so it is computed once and kept on the executors (released with the DataFrame).
+    numbered = frame.withColumn("_copy", F.row_number().over(copies)).localCheckpoint(eager=True)
     return numbered.where("_copy = 1").drop("_copy"), numbered.where("_copy > 1").drop("_copy")
 
 
