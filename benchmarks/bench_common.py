@@ -1,5 +1,6 @@
-"""What the benchmarks share: a scratch pipelines folder, a scoped environment variable, the
-median of timed runs after a warm-up, and writing and printing the result."""
+"""What the benchmarks share: a scratch pipelines folder and throw-away pipelines in it, a
+scoped environment variable, the median of timed runs after a warm-up, and writing and
+printing the result."""
 from __future__ import annotations
 
 import json
@@ -7,7 +8,8 @@ import os
 import statistics
 import tempfile
 import time
-from contextlib import contextmanager
+import uuid
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Callable, Iterator, TypeVar
 
@@ -26,6 +28,31 @@ def scratch_pipelines() -> Iterator[Path]:
             (Path(tmp) / pipeline_file.name).write_text(pipeline_file.read_text())
         with environment("LOOPLINE_PIPELINES_DIR", tmp):
             yield Path(tmp)
+
+
+@contextmanager
+def throwaway_pipeline(pipelines: Path):
+    """A card_fraud copy under a unique name in the scratch `pipelines` folder, with its topics
+    (micro-batches of up to 1M records); everything it leaves on the services goes at the end."""
+    import yaml
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from loopline.core.pipeline import Pipeline
+    from loopline.core.spec import derived_spec, load_spec
+    from loopline.ops.bootstrap import ensure_topics, remove_pipeline_data
+
+    name = f"bench_{uuid.uuid4().hex[:8]}"
+    (pipelines / f"{name}.yaml").write_text(yaml.safe_dump(derived_spec(
+        "card_fraud", name, {"ingest": {"max_records_per_batch": 1_000_000}})))
+    p = Pipeline.load(name)
+    ensure_topics(p.settings, [p.spec])
+    try:
+        yield p
+    finally:
+        remove_pipeline_data(p.settings, load_spec(name))
+        with suppress(MlflowException):  # a benchmark that registers no model leaves none
+            MlflowClient().delete_registered_model(p.spec.model_name)
 
 
 @contextmanager

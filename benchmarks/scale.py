@@ -29,17 +29,14 @@ import os
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Callable, TypeVar
 
-import yaml
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import environment, report, scratch_pipelines  # noqa: E402
+from bench_common import environment, report, scratch_pipelines, throwaway_pipeline  # noqa: E402
 from ingest import produce_events  # noqa: E402 (the ingest benchmark's events)
 from score import register_model  # noqa: E402 (the scoring benchmark's model)
 
@@ -81,23 +78,13 @@ def contracts_admitting(rows: int) -> Iterator[None]:
 
 def run_stages(rows: int, pipelines: Path) -> dict:
     """One day of `rows` events through ingest, validate and score; seconds per stage."""
-    from mlflow import MlflowClient
-
     from loopline.contracts.validate import validate_dataset
     from loopline.core.interval import Interval
-    from loopline.core.pipeline import Pipeline
-    from loopline.core.spec import derived_spec, load_spec
     from loopline.ingest.streaming import ingest_source
-    from loopline.ops.bootstrap import ensure_topics, remove_pipeline_data
     from loopline.scoring.score import score
 
-    name = f"bench_{uuid.uuid4().hex[:8]}"
-    (pipelines / f"{name}.yaml").write_text(yaml.safe_dump(derived_spec(
-        "card_fraud", name, {"ingest": {"max_records_per_batch": 1_000_000}})))
-    p = Pipeline.load(name)
-    ensure_topics(p.settings, [p.spec])
-    events, interval = p.spec.entity_source, Interval.of_day(DAY)
-    try:
+    with throwaway_pipeline(pipelines) as p:
+        events, interval = p.spec.entity_source, Interval.of_day(DAY)
         spark = p.spark()
         # ten payments per customer: the contract wants at least 5% distinct customers in a day
         produce_events(spark, p.settings.kafka("producer"), events.topic, rows, customers=rows // 10)
@@ -111,9 +98,6 @@ def run_stages(rows: int, pipelines: Path) -> dict:
                                f"{checked.rows_in} ({checked.rows_valid} valid), scoring wrote {scored.rows}")
         return {"rows": rows, **{f"{stage}_s": round(seconds[stage], 2) for stage in STAGES},
                 "valid_rows": checked.rows_valid, "published": scored.published}
-    finally:
-        remove_pipeline_data(p.settings, load_spec(name))
-        MlflowClient().delete_registered_model(p.spec.model_name)
 
 
 def main() -> int:

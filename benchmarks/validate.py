@@ -32,14 +32,11 @@ from __future__ import annotations
 import calendar
 import os
 import sys
-import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
-import yaml
-
-from bench_common import median_after_warm_up, report, scratch_pipelines
+from bench_common import median_after_warm_up, report, scratch_pipelines, throwaway_pipeline
 
 TARGET_RATIO = 1.25
 REPEATS = 3
@@ -184,33 +181,22 @@ def disagreements(outcome, floor: dict[str, tuple[bool, float]], counts: dict[st
 def measure(rows: int, pipelines: Path) -> dict:
     """One day of `rows` events ingested into a throw-away pipeline, then Loopline's contract
     and the floor on it, each the median of REPEATS after a warm-up."""
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
     from ingest import produce_events
     from loopline.contracts.gx_validation import suite_parameters
     from loopline.contracts.validate import ContractViolation, validate_dataset
     from loopline.core.interval import Interval
-    from loopline.core.pipeline import Pipeline
-    from loopline.core.spec import derived_spec, load_spec
     from loopline.ingest.streaming import ingest_source
-    from loopline.ops.bootstrap import ensure_topics, remove_pipeline_data
 
-    name = f"bench_{uuid.uuid4().hex[:8]}"
-    (pipelines / f"{name}.yaml").write_text(yaml.safe_dump(derived_spec(
-        "card_fraud", name, {"ingest": {"max_records_per_batch": 1_000_000}})))
-    p = Pipeline.load(name)
-    ensure_topics(p.settings, [p.spec])
-    events, interval = p.spec.entity_source, Interval.of_day(DAY)
-    contract = p.spec.contracts[events.dataset]
+    with throwaway_pipeline(pipelines) as p:
+        events, interval = p.spec.entity_source, Interval.of_day(DAY)
+        contract = p.spec.contracts[events.dataset]
 
-    def loopline():
-        try:
-            return validate_dataset(p, events.dataset, interval, "bench")
-        except ContractViolation as violation:
-            return violation.outcome
+        def loopline():
+            try:
+                return validate_dataset(p, events.dataset, interval, "bench")
+            except ContractViolation as violation:
+                return violation.outcome
 
-    try:
         spark = p.spark()
         produce_events(spark, p.settings.kafka("producer"), events.topic, rows, customers=rows // 10)
         ingest_source(spark, p, events, "bench", DAY)
@@ -226,12 +212,6 @@ def measure(rows: int, pipelines: Path) -> dict:
                 "quarantined": outcome.rows_quarantined, "engine": outcome.engine, "passed": outcome.passed,
                 "loopline_s": round(loopline_s, 2), "floor_s": round(floor_s, 2),
                 "ratio": round(loopline_s / floor_s, 2), "meets_target": loopline_s / floor_s <= TARGET_RATIO}
-    finally:
-        remove_pipeline_data(p.settings, load_spec(name))
-        try:
-            MlflowClient().delete_registered_model(p.spec.model_name)
-        except MlflowException:
-            pass  # no model was registered for a contract benchmark
 
 
 def main() -> int:
