@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from loopline.contracts.rules import Rule
+from loopline.contracts.rules import Rule, within_bounds
 from loopline.contracts.routing import DUPLICATE_RULE, REASON_SEPARATOR, SAMPLE_SIZE, Routed
 from loopline.core import partitions
 from loopline.core.interval import Interval
@@ -115,15 +115,18 @@ def pandas_frame(table: "pa.Table") -> "pd.DataFrame":
 def breaks(rule: Rule, frame: "pd.DataFrame") -> "np.ndarray":
     """True where the row breaks the row `rule`, with GX's semantics (as rules.row_passes):
     nulls pass every rule except not_be_null; every occurrence of a duplicated value breaks uniqueness."""
+    import pandas as pd
+
     column, kw = frame[rule.column], rule.kwargs
+    everything = pd.Series(True, index=column.index)
     if rule.type == "expect_column_values_to_not_be_null":
         return column.isna().to_numpy()
     if rule.type == "expect_column_values_to_be_unique":
         check = ~column.duplicated(keep=False)
     elif rule.type == "expect_column_values_to_be_between":
-        check = _bounded(column, kw)
+        check = within_bounds(column, kw, everything)
     elif rule.type == "expect_column_value_lengths_between":
-        check = _bounded(column.str.len(), kw)
+        check = within_bounds(column.str.len(), kw, everything)
     elif rule.type == "expect_column_values_to_be_in_set":
         check = column.isin(list(kw["value_set"]))
     elif rule.type == "expect_column_values_to_not_be_in_set":
@@ -131,14 +134,3 @@ def breaks(rule: Rule, frame: "pd.DataFrame") -> "np.ndarray":
     else:  # expect_column_values_to_match_regex
         check = column.astype("string").str.contains(kw["regex"], regex=True)
     return (column.notna() & ~check.fillna(False).astype(bool)).to_numpy()
-
-
-def _bounded(value: "pd.Series", kw: dict) -> "pd.Series":
-    import pandas as pd
-
-    check = pd.Series(True, index=value.index)
-    if kw.get("min_value") is not None:
-        check &= (value > kw["min_value"]) if kw.get("strict_min") else (value >= kw["min_value"])
-    if kw.get("max_value") is not None:
-        check &= (value < kw["max_value"]) if kw.get("strict_max") else (value <= kw["max_value"])
-    return check

@@ -134,9 +134,9 @@ def row_passes(rule: Rule):
     if rule.type == "expect_column_values_to_be_unique":
         return column.isNull() | (F.count(F.lit(1)).over(Window.partitionBy(rule.column)) == 1)
     if rule.type == "expect_column_values_to_be_between":
-        check = _bounded(column, kw)
+        check = within_bounds(column, kw, F.lit(True))
     elif rule.type == "expect_column_value_lengths_between":
-        check = _bounded(F.length(column), kw)
+        check = within_bounds(F.length(column), kw, F.lit(True))
     elif rule.type == "expect_column_values_to_be_in_set":
         check = column.isin(list(kw["value_set"]))
     elif rule.type == "expect_column_values_to_not_be_in_set":
@@ -146,10 +146,10 @@ def row_passes(rule: Rule):
     return column.isNull() | check
 
 
-def _bounded(value, kw: dict):
-    from pyspark.sql import functions as F
-
-    check = F.lit(True)
+def within_bounds(value, kw: dict, everything):
+    """`everything` (all true, of `value`'s kind) narrowed by the rule's min and max: the same
+    comparisons whether `value` is a Spark column or a pandas series."""
+    check = everything
     if kw.get("min_value") is not None:
         check = check & ((value > kw["min_value"]) if kw.get("strict_min") else (value >= kw["min_value"]))
     if kw.get("max_value") is not None:
