@@ -80,14 +80,14 @@ def _out_of_bounds(value, field_type: str):
         return ~F.year(value).between(1, 9999)
     if field_type == "double":
         return F.isnan(value) | (F.abs(value) == F.lit(float("inf")))
-    return F.instr(value, chr(0)) > 0
+    return value.contains(chr(0))  # contains compares bytes; instr would count characters
 
 
 def _bad_encoding(text):
     """Not UTF-8, or an escaped lone surrogate (the regex runs only on text with an escape)."""
     from pyspark.sql import functions as F
 
-    escaped = F.when(F.instr(text, "\\u") > 0, text.rlike(LONE_SURROGATE)).otherwise(F.lit(False))
+    escaped = F.when(text.contains("\\u"), text.rlike(LONE_SURROGATE)).otherwise(F.lit(False))
     return ~F.is_valid_utf8(text) | escaped
 
 
@@ -203,18 +203,46 @@ def _follows(record, schema: Schema):
     return follows
 
 
+def _exactly_filled(record, keys, schema: Schema):
+    """Spark Column: every field the schema declares is filled, and the object has no other
+    top-level key. With each declared name present and as many keys as names, every key is a
+    declared name, once: no duplicate and no undeclared key, without comparing names."""
+    from pyspark.sql import functions as F
+
+    filled = F.size(keys) == len(schema.fields)
+    for name in schema.fields:
+        filled = filled & record[name].isNotNull()
+    if schema.version:
+        filled = filled & (record[schema.version.field] == schema.version.value)
+    return filled
+
+
+def _outside_fused_loop(column):
+    """`column`, evaluated on its own for each row that reaches it rather than compiled into
+    Spark's fused per-row loop. The examination's checks are long: inside that loop they push
+    its method past the JIT's 8,000-byte limit (Spark logs "Generated method too long to be JIT
+    compiled"), and then every row, not only the ones examined, runs in the JVM's interpreter.
+    A higher-order function is never compiled into the loop, so this one-element transform is
+    the fence."""
+    from pyspark.sql import functions as F
+
+    return F.try_element_at(F.transform(F.array(F.lit(0)), lambda _: column), F.lit(1))
+
+
 def classify(raw, versions: list[Schema], max_record_bytes: int, keyed: bool = True):
     """`raw` plus `record` (struct of the typed fields), `unknown_fields` (names no schema
     declares) and `reject_reason` (null = accepted). `versions`: the source's schemas, newest
     first; with more than one, a record is checked against the one its version names, and
     `record` has the fields of all (null where its version has none).
 
-    Fast path: Spark's JSON reader parses every payload once into the typed record; a record
-    passes when nothing is null and the cheap checks hold. Only the records that do not pass
-    are examined again, field by field (as a Variant), to name the first problem. A record
-    whose only nulls are in nullable fields is accepted when that examination finds nothing
-    (the reader also gives null for a value of the wrong type, so a null alone proves nothing).
-    The steps are separate projections so the parsed record is computed once, not once per field.
+    Fast path: Spark's JSON reader parses every payload once into the typed record. A record
+    passes untouched when every declared field is filled, it has exactly as many top-level keys
+    as the schema declares (so each declared name once, and nothing else: no duplicate, no
+    undeclared key, without comparing key names) and the cheap checks hold. Only the others are
+    examined again, field by field (as a Variant), to name the first problem. A record whose only
+    nulls are in nullable fields is accepted when that examination finds nothing (the reader
+    also gives null for a value of the wrong type, so a null alone proves nothing). The steps
+    are separate projections so the parsed record is computed once, not once per field.
     """
     from pyspark.sql import functions as F
 
@@ -222,35 +250,37 @@ def classify(raw, versions: list[Schema], max_record_bytes: int, keyed: bool = T
     ddl = ", ".join(f"`{name}` {kind}" for name, kind in schema.fields.items())  # spec types are Spark SQL types
     parsed = (raw.withColumn("_text", F.col("value").cast("string"))
               .withColumn("record", F.from_json("_text", ddl))
-              .withColumn("_keys", F.json_object_keys("_text"))  # the object's top-level keys, parsed once
-              .withColumn("unknown_fields", _unknown_fields(F.col("_keys"), schema)))
-    record, text = F.col("record"), F.col("_text")
-    passes = (F.col("value").isNotNull() & (F.length("value") <= max_record_bytes) & ~_bad_encoding(text)
-              & F.ltrim(text).startswith("{") & ~_duplicate_key(F.col("_keys")))
-    if schema.unknown_fields == "quarantine":
-        passes = passes & (F.size("unknown_fields") == 0)
+              .withColumn("_keys", F.json_object_keys("_text")))  # the object's top-level keys, parsed once
+    record, text, keys = F.col("record"), F.col("_text"), F.col("_keys")
+    cheap = F.col("value").isNotNull() & (F.length("value") <= max_record_bytes) & ~_bad_encoding(text)
+    for name, field_type in schema.fields.items():
+        if field_type in OUT_OF_BOUNDS_REASON:
+            cheap = cheap & ~F.coalesce(_out_of_bounds(record[name], field_type), F.lit(False))
+    if keyed:
+        cheap = cheap & F.col("key").isNotNull() & (F.col("key").cast("string") == record[schema.key].cast("string"))
+    # With several versions every record is examined: only the examination checks each field
+    # against the version the record names (the reader parsed it with all versions' fields).
+    exact = _exactly_filled(record, keys, schema) if len(versions) == 1 else F.lit(False)
+    fast = F.coalesce(cheap & text.startswith("{") & exact, F.lit(False))
+    # Spark's reader accepted it apart from nulls in nullable fields, yet neither the fast path
+    # nor any field check decides: it passes. Otherwise the reader refused it: `unparseable`.
     follows_one = F.lit(False)
     for version in versions:
         follows_one = follows_one | _follows(record, version)
-    passes = passes & follows_one
-    for name, field_type in schema.fields.items():
-        if field_type in OUT_OF_BOUNDS_REASON:
-            passes = passes & ~F.coalesce(_out_of_bounds(record[name], field_type), F.lit(False))
-    if keyed:
-        passes = passes & F.col("key").isNotNull() & (F.col("key").cast("string") == record[schema.key].cast("string"))
-    fast = passes
-    for name in schema.nullable:
-        fast = fast & record[name].isNotNull()
-    # Spark's reader refused it (or left a required field null), yet no field check names why
-    unexplained = F.when(~F.col("_passes"), F.lit("unparseable"))
+    passes = cheap & F.ltrim(text).startswith("{") & ~_duplicate_key(keys) & follows_one
+    if schema.unknown_fields == "quarantine":
+        passes = passes & (F.size("unknown_fields") == 0)
+    unexplained = F.when(~passes, F.lit("unparseable"))
     # The records examined are parsed as a Variant once, and each field taken out of it once, in
     # projections of their own (a value used by several checks would otherwise be computed for each).
     values = {name: f"_value{index}" for index, name in enumerate(schema.fields)}
     reasons = _reasons(text, F.col("_variant"), {name: F.col(column) for name, column in values.items()}, versions,
                        schema, max_record_bytes, keyed)
-    detailed = F.coalesce(_first(reasons), unexplained)
-    return (parsed.withColumn("_passes", passes).withColumn("_fast", fast)
+    detailed = _outside_fused_loop(F.coalesce(_first(reasons), unexplained))
+    no_names = F.array().cast("array<string>")
+    return (parsed.withColumn("_fast", fast)
+            .withColumn("unknown_fields", F.when(F.col("_fast"), no_names).otherwise(_unknown_fields(keys, schema)))
             .withColumn("_variant", F.when(~F.col("_fast"), F.try_parse_json(text)))
             .withColumns({column: F.variant_get("_variant", _path(name), "variant") for name, column in values.items()})
             .withColumn("reject_reason", F.when(F.col("_fast"), F.lit(None).cast("string")).otherwise(detailed))
-            .drop("_text", "_keys", "_variant", "_passes", "_fast", *values.values()))
+            .drop("_text", "_keys", "_variant", "_fast", *values.values()))
