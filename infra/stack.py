@@ -73,6 +73,7 @@ CLUSTER_PORTS = {
     "LOOPLINE_REDIS_PORT": 16379,
 }
 PROFILES = ("local", "cluster")
+WARM_LOCAL_EXECUTOR = "loopline_airflow.warm_executor.WarmLocalExecutor"
 SPARK_ACCOUNT = "loopline-spark"  # the OS account Spark Connect runs as when root starts the stack
 MEMORY = {  # sized for a 2-core / 24 GiB machine; see docs/operations.md "Footprint"
     "kafka_heap": "512m",
@@ -224,7 +225,9 @@ def write_env_file() -> None:
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor" if profile == "cluster" else "LocalExecutor",
+        # Local: Airflow's LocalExecutor, with the stages' libraries imported before it forks
+        # its workers, so each task inherits them instead of importing them again.
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor" if profile == "cluster" else WARM_LOCAL_EXECUTOR,
         "AIRFLOW__CORE__PARALLELISM": MEMORY["airflow_parallelism"],
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL":

@@ -117,7 +117,7 @@ def test_the_local_profile_is_the_default_with_one_broker_local_spark_and_the_lo
     stack_in.write_env_file()
     env = stack_in.read_env_file()
     assert (env["LOOPLINE_PROFILE"], env["LOOPLINE_SPARK_MASTER"], env["AIRFLOW__CORE__EXECUTOR"]) == (
-        "local", "local[2]", "LocalExecutor")
+        "local", "local[2]", "loopline_airflow.warm_executor.WarmLocalExecutor")
     assert env["LOOPLINE_KAFKA_BOOTSTRAP"] == "127.0.0.1:19092" and env["LOOPLINE_KAFKA_REPLICATION_FACTOR"] == "1"
     assert "AIRFLOW__CELERY__BROKER_URL" not in env
     assert not any(s.name.startswith(("spark-worker", "redis", "airflow-celery")) for s in stack_in.services(env))
