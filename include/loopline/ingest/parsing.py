@@ -209,11 +209,9 @@ def _exactly_filled(record, keys, schema: Schema):
     declared name, once: no duplicate and no undeclared key, without comparing names."""
     from pyspark.sql import functions as F
 
-    filled = F.size(keys) == len(schema.fields)
-    for name in schema.fields:
+    filled = _follows(record, schema) & (F.size(keys) == len(schema.fields))
+    for name in schema.nullable:
         filled = filled & record[name].isNotNull()
-    if schema.version:
-        filled = filled & (record[schema.version.field] == schema.version.value)
     return filled
 
 
