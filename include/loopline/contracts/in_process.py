@@ -45,6 +45,9 @@ class LocalBatch:
         self.frame = pandas_frame(self._kept)
         self._rejected: "np.ndarray | None" = None
 
+    def close(self) -> None:
+        """Nothing to release: the rows live in this process (the Spark engine's batch releases its cache)."""
+
     def route(self, row_rules: list[Rule], suite: str, run_id: str, sample_columns: dict[str, str]) -> Routed:
         """Write the interval's quarantine: rows breaking `row_rules`, and the later copies of
         exact duplicates; count the rows per rule and take the samples from what was written."""

@@ -24,13 +24,27 @@ class SparkBatch:
     engine = "spark"
 
     def __init__(self, p: "Pipeline", contract: Contract, source: Source, interval: Interval, batches: list[int],
-                 rows_in: int) -> None:
+                 rows_in: int, unique_column: str | None = None) -> None:
         self.p, self.contract, self.source, self.interval, self.rows_in = p, contract, source, interval, rows_in
         rows = bronze.read(p, source.dataset, interval, batches)
-        self.frame, self._repeats = _split_exact_duplicates(
-            rows.drop("date") if rows is not None else self._empty(), list(source.schema.fields), contract)
-        self.repeats = self._repeats.count() if self._repeats is not None else None
+        self._kept = _kept_rows(rows.drop("date") if rows is not None else self._empty(), list(source.schema.fields),
+                                contract, unique_column)
+        if contract.exact_duplicates.keep == "none":
+            self.frame, self._repeats, self.repeats = self._kept, None, None
+            self._kept.count()  # fills the cache
+        else:
+            self.frame = self._kept.where("_copy = 1").drop("_copy")
+            self._repeats = self._kept.where("_copy > 1").drop("_copy")
+            self.repeats = self._repeats.count()  # fills the cache too
         self._checked = None
+
+    def close(self) -> None:
+        """Release the batch's rows from Spark's cache (they would outlive the task otherwise).
+
+        An explicit release, not a checkpoint left to Python's garbage collector: a checkpoint
+        is released by a Spark Connect call from the collector, which can deadlock the task
+        when the collector runs inside the gRPC client (the task then hangs, idle, for good)."""
+        self._kept.unpersist()
 
     def _empty(self):
         columns = [f"`{name}` {kind}" for name, kind in self.source.schema.fields.items()]
@@ -43,8 +57,8 @@ class SparkBatch:
         from pyspark.sql import functions as F
 
         frame = self.frame
-        # both writes read the rules' verdicts (the uniqueness rule is a window over the batch): computed once
-        self._checked = frame.withColumn("_failed", failed_rules(row_rules)).localCheckpoint(eager=True)
+        # each write works the verdicts out again from the cached rows: cheaper than caching them too
+        self._checked = frame.withColumn("_failed", failed_rules(row_rules))
         rejected = self._checked.where(F.size("_failed") > 0).select(
             *frame.columns, F.array_join("_failed", REASON_SEPARATOR).alias("reason"))
         if self._repeats is not None:
@@ -69,20 +83,29 @@ class SparkBatch:
         return written.count() if written is not None else 0
 
 
-def _split_exact_duplicates(frame, fields: list[str], contract: Contract):
-    """(the rows that go on to the suite, the later copies of exact duplicates or None)."""
+def _kept_rows(frame, fields: list[str], contract: Contract, unique_column: str | None):
+    """The batch's rows, kept in Spark's cache: every GX metric query and both writes read them.
+
+    Unless the contract keeps every copy, `_copy` numbers exact duplicates (rows equal in every
+    field of the schema) in the contract's tie-break order; 1 is the copy that goes on to the
+    suite. That window sorts the whole batch, which is one more reason to compute it once.
+    With `unique_column` (the suite's uniqueness rule) the rows are clustered by it first. The
+    cache remembers that layout, so the uniqueness window (GX's query, and the routing's)
+    finds each value's rows together and needs no shuffle of its own."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    rule = contract.exact_duplicates
-    if rule.keep == "none":
-        return frame, None
-    equal_in = [F.col(f"`{name}`") for name in fields if name in frame.columns]  # a missing one is the suite's to name
-    copies = Window.partitionBy(*equal_in).orderBy(*[F.col(f"`{c}`") for c in rule.first_by])
-    # The window sorts the whole batch; every GX metric query and both writes read this frame,
-    # so it is computed once and kept on the executors (released with the DataFrame).
-    numbered = frame.withColumn("_copy", F.row_number().over(copies)).localCheckpoint(eager=True)
-    return numbered.where("_copy = 1").drop("_copy"), numbered.where("_copy > 1").drop("_copy")
+    present = [name for name in fields if name in frame.columns]  # a missing one is the suite's to name
+    if unique_column in present:
+        present.remove(unique_column)
+        present.insert(0, unique_column)  # the window sorts by its partition columns in this order
+        frame = frame.repartition(F.col(f"`{unique_column}`"))  # which also clusters it for the longer key
+    if contract.exact_duplicates.keep != "none":
+        copies = Window.partitionBy(*[F.col(f"`{name}`") for name in present]).orderBy(
+            *[F.col(f"`{c}`") for c in contract.exact_duplicates.first_by])
+        frame = frame.withColumn("_copy", F.row_number().over(copies))
+    frame.unpersist()  # a run killed before its release left these same rows cached: they may be stale
+    return frame.persist()
 
 
 def _samples(quarantine, columns: dict[str, str]) -> dict[str, list]:

@@ -33,6 +33,7 @@ def expectations_dir() -> Path:
 
 
 SEVERITIES = ("row", "batch", "warn")
+UNIQUE_RULE_TYPE = "expect_column_values_to_be_unique"
 ROW_RULE_TYPES = (
     "expect_column_values_to_not_be_null",
     "expect_column_values_to_be_between",
@@ -40,7 +41,7 @@ ROW_RULE_TYPES = (
     "expect_column_values_to_not_be_in_set",
     "expect_column_values_to_match_regex",
     "expect_column_value_lengths_between",
-    "expect_column_values_to_be_unique",
+    UNIQUE_RULE_TYPE,
 )
 # Values Loopline supplies to `{"$PARAMETER": name}` in a suite, per validated date.
 SUITE_PARAMETERS = ("partition_start", "partition_end", "freshness_cutoff")
@@ -131,7 +132,7 @@ def row_passes(rule: Rule):
     column, kw = F.col(rule.column), rule.kwargs
     if rule.type == "expect_column_values_to_not_be_null":
         return column.isNotNull()
-    if rule.type == "expect_column_values_to_be_unique":
+    if rule.type == UNIQUE_RULE_TYPE:
         return column.isNull() | (F.count(F.lit(1)).over(Window.partitionBy(rule.column)) == 1)
     if rule.type == "expect_column_values_to_be_between":
         check = within_bounds(column, kw, F.lit(True))

@@ -24,6 +24,7 @@ pipeline, a month for a monthly one). For one bronze dataset and interval (spec
 from __future__ import annotations
 
 import tempfile
+from contextlib import closing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,7 +32,7 @@ from typing import TYPE_CHECKING
 from loopline.contracts.gx_validation import RuleResult, json_safe, suite_parameters, validate_frame
 from loopline.contracts.reports import publish
 from loopline.contracts.routing import DUPLICATE_RULE
-from loopline.contracts.rules import load_suite
+from loopline.contracts.rules import UNIQUE_RULE_TYPE, Suite, load_suite
 from loopline.core import db, partitions, telemetry
 from loopline.core.interval import Interval
 from loopline.core.spec import Contract, Source
@@ -97,7 +98,8 @@ class ContractOutcome:
         return "\n".join(lines)
 
 
-def _open_batch(p: "Pipeline", contract: Contract, source: Source, interval: Interval) -> "LocalBatch | SparkBatch":
+def open_batch(p: "Pipeline", contract: Contract, source: Source, interval: Interval,
+                suite: Suite) -> "LocalBatch | SparkBatch":
     """The interval's bronze rows of recorded batches, on the engine their count calls for
     (counted from the files' footers): in this process below the spec's threshold, else Spark."""
     from loopline.contracts.in_process import LocalBatch
@@ -108,7 +110,8 @@ def _open_batch(p: "Pipeline", contract: Contract, source: Source, interval: Int
     rows = files.count_rows() if files is not None else 0
     if files is not None and rows < p.spec.engine.in_process_below_rows:
         return LocalBatch(p, contract, source, interval, files)
-    return SparkBatch(p, contract, source, interval, batches, rows)
+    unique = [r.column for r in suite.row_rules if r.type == UNIQUE_RULE_TYPE]
+    return SparkBatch(p, contract, source, interval, batches, rows, unique[0] if unique else None)
 
 
 def _duplicate_result(repeats: int, rows_in: int) -> RuleResult:
@@ -159,28 +162,28 @@ def validate_dataset(p: "Pipeline", dataset: str, interval: Interval, run_id: st
     contract = p.spec.contracts[dataset]
     source = next(s for s in p.spec.sources.values() if s.dataset == dataset)
     suite = load_suite(contract.suite)
-    batch = _open_batch(p, contract, source, interval)
-    with tempfile.TemporaryDirectory(prefix="loopline-docs-") as site:
-        results = validate_frame(suite, batch.frame, suite_parameters(interval, contract.freshness_hours), run_id,
-                                 Path(site))
-        report = publish(Path(site), p.lake.location("contract_reports", interval.first, subdir=dataset))
-    rows_in = batch.rows_in
-    if batch.repeats is not None:
-        results.append(_duplicate_result(batch.repeats, rows_in))
-    unevaluated = {r.name for r in results if r.error}  # route nothing: they stop the line
-    sampled = {r.name: suite.rule(r.name).column for r in results
-               if r.severity == "row" and r.unexpected_count and r.name != DUPLICATE_RULE and not r.error}
-    routed = batch.route([r for r in suite.row_rules if r.name not in unevaluated], suite.name, run_id, sampled)
-    _check_routing(results, routed.per_rule)
-    results = [replace(r, sample=json_safe(routed.samples.get(r.name, []))) if r.name in sampled else r
-               for r in results]
-    quarantined = routed.quarantined
-    results.append(_share_result(contract, rows_in, quarantined))
-    if stopping(results):  # nothing of a failed batch is published: its dates keep no valid partition
-        partitions.remove(p, contract.valid_dataset, interval)
-        valid = rows_in - quarantined
-    else:
-        valid = batch.publish_valid()
+    with closing(open_batch(p, contract, source, interval, suite)) as batch:
+        with tempfile.TemporaryDirectory(prefix="loopline-docs-") as site:
+            results = validate_frame(suite, batch.frame, suite_parameters(interval, contract.freshness_hours), run_id,
+                                     Path(site))
+            report = publish(Path(site), p.lake.location("contract_reports", interval.first, subdir=dataset))
+        rows_in = batch.rows_in
+        if batch.repeats is not None:
+            results.append(_duplicate_result(batch.repeats, rows_in))
+        unevaluated = {r.name for r in results if r.error}  # route nothing: they stop the line
+        sampled = {r.name: suite.rule(r.name).column for r in results
+                   if r.severity == "row" and r.unexpected_count and r.name != DUPLICATE_RULE and not r.error}
+        routed = batch.route([r for r in suite.row_rules if r.name not in unevaluated], suite.name, run_id, sampled)
+        _check_routing(results, routed.per_rule)
+        results = [replace(r, sample=json_safe(routed.samples.get(r.name, []))) if r.name in sampled else r
+                   for r in results]
+        quarantined = routed.quarantined
+        results.append(_share_result(contract, rows_in, quarantined))
+        if stopping(results):  # nothing of a failed batch is published: its dates keep no valid partition
+            partitions.remove(p, contract.valid_dataset, interval)
+            valid = rows_in - quarantined
+        else:
+            valid = batch.publish_valid()
     outcome = ContractOutcome(p.spec.name, dataset, interval.first.isoformat(), interval.last.isoformat(), run_id,
                               suite.name, rows_in, valid, quarantined, results, report, batch.engine)
     if valid + quarantined != rows_in:
