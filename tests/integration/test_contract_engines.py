@@ -4,6 +4,7 @@ Parquet types, for a batch that passes with bad rows and exact duplicates and fo
 from __future__ import annotations
 
 import math
+from contextlib import closing
 from datetime import date
 
 import pandas as pd
@@ -11,7 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from contract_data import payments, write_bronze
-from loopline.contracts.validate import ContractOutcome, ContractViolation, validate_dataset
+from loopline.contracts.rules import load_suite
+from loopline.contracts.validate import ContractOutcome, ContractViolation, open_batch, validate_dataset
 from loopline.core.interval import Interval
 from loopline.core.pipeline import Pipeline
 
@@ -95,3 +97,13 @@ def test_a_failing_batch_stops_alike_and_publishes_nothing(pipelines):
     assert all(routed(p, "valid_events") is None for p in pipelines.values())
     spark, local = (routed(pipelines[engine], "quarantine", "valid_events") for engine in ENGINES)
     pd.testing.assert_frame_equal(spark, local)
+
+
+def test_the_spark_engine_keeps_the_rows_cached_until_the_batch_closes(pipelines):
+    p = pipelines["spark"]
+    write_bronze(p, "bronze_events", DAY, bad_batch(800))
+    contract = p.spec.contracts["bronze_events"]
+    source = next(s for s in p.spec.sources.values() if s.dataset == "bronze_events")
+    with closing(open_batch(p, contract, source, Interval.of_day(DAY), load_suite(contract.suite))) as batch:
+        assert batch.engine == "spark" and batch.holds_cache
+    assert not batch.holds_cache  # released on the server, not left to Python's garbage collector

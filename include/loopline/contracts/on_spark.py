@@ -38,6 +38,11 @@ class SparkBatch:
             self.repeats = self._repeats.count()  # fills the cache too
         self._checked = None
 
+    @property
+    def holds_cache(self) -> bool:
+        """Whether the batch's rows are in Spark's cache (from opening until `close`)."""
+        return self._kept.storageLevel.useMemory or self._kept.storageLevel.useDisk
+
     def close(self) -> None:
         """Release the batch's rows from Spark's cache (they would outlive the task otherwise).
 
