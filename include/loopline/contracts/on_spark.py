@@ -1,7 +1,8 @@
 """A contract's batch on Spark: the engine for batches too large for one process.
 
-Bronze is read lazily (each query reads only the Parquet columns it needs), GX evaluates the
-suite on the DataFrame, and routing writes the quarantine and the valid rows with Spark.
+Bronze is read once into Spark's cache (exact duplicates numbered, rows clustered by the
+suite's unique column), GX evaluates the suite on it, and routing writes the quarantine and the
+valid rows from it with Spark; the cache is released when the batch closes.
 """
 from __future__ import annotations
 
