@@ -40,8 +40,8 @@ from __future__ import annotations
 
 import calendar
 import os
-from contextlib import closing
 import sys
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path

@@ -101,9 +101,9 @@ def test_a_failing_batch_stops_alike_and_publishes_nothing(pipelines):
 
 def test_the_spark_engine_keeps_the_rows_cached_until_the_batch_closes(pipelines):
     p = pipelines["spark"]
-    write_bronze(p, "bronze_events", DAY, bad_batch(800))
-    contract = p.spec.contracts["bronze_events"]
-    source = next(s for s in p.spec.sources.values() if s.dataset == "bronze_events")
+    source = p.spec.entity_source
+    write_bronze(p, source.dataset, DAY, bad_batch(800))
+    contract = p.spec.contracts[source.dataset]
     with closing(open_batch(p, contract, source, Interval.of_day(DAY), load_suite(contract.suite))) as batch:
         assert batch.engine == "spark" and batch.holds_cache
     assert not batch.holds_cache  # released on the server, not left to Python's garbage collector
