@@ -30,7 +30,7 @@ def write_bronze(p, dataset: str, day: date, frame: pd.DataFrame, ddl: str = EVE
     location = p.lake.location(dataset, day)
     location.filesystem().delete_dir_contents(location.arrow_path, missing_dir_ok=True)
     p.spark().createDataFrame(frame, ddl).write.parquet(location.child("ingest_batch=0").spark_uri)
-    if any(source.dataset == dataset for source in p.spec.sources.values()):
+    if p.spec.source_of(dataset) is not None:
         record_batch(p, dataset, 0, {day.isoformat(): len(frame)})
 
 

@@ -147,6 +147,13 @@ def test_spec_placing_onprem_only_data_in_the_cloud_is_a_policy_error(tmp_path):
         Lake(spec.name, spec.placements, tiers)
 
 
+def test_a_bronze_dataset_names_the_source_that_lands_it():
+    spec = load_spec("card_fraud")
+    assert spec.source_of(spec.entity_source.dataset) is spec.entity_source
+    assert spec.source_of(spec.label_source.dataset) is spec.label_source
+    assert spec.source_of(spec.entity_dataset) is None  # the contract's output: no source lands it
+
+
 def test_downstream_stages_read_the_contract_output():
     spec = load_spec("card_fraud")
     assert (spec.entity_dataset, spec.label_dataset) == ("valid_events", "valid_labels")

@@ -230,7 +230,7 @@ def draft(p, dataset: str, first: date, last: date | None = None, output: Path |
         raise FileNotFoundError(f"{p.spec.name}: no {dataset} partition from {first} to {last} under "
                                 f"{p.lake.location(dataset).spark_uri}; ingest those dates first (`loopline ingest "
                                 f"--pipeline {p.spec.name}`)")
-    source = next((s for s in p.spec.sources.values() if s.dataset == dataset), None)
+    source = p.spec.source_of(dataset)
     contract = p.spec.contracts.get(dataset)
     name = contract.suite if contract else f"{p.spec.name}_{dataset}"
     separate_labels = p.spec.task.labels != p.spec.task.entities

@@ -160,7 +160,7 @@ def _store(db_url: str, outcome: ContractOutcome) -> None:
 def validate_dataset(p: "Pipeline", dataset: str, interval: Interval, run_id: str) -> ContractOutcome:
     """Validate `dataset`'s rows of the interval; route rows; raise ContractViolation on a bad batch."""
     contract = p.spec.contracts[dataset]
-    source = next(s for s in p.spec.sources.values() if s.dataset == dataset)
+    source = p.spec.source_of(dataset)
     suite = load_suite(contract.suite)
     with closing(open_batch(p, contract, source, interval, suite)) as batch:
         with tempfile.TemporaryDirectory(prefix="loopline-docs-") as site:

@@ -660,6 +660,10 @@ class PipelineSpec(Strict):
     def label_source(self) -> Source:
         return self.sources[self.task.labels]
 
+    def source_of(self, dataset: str) -> Source | None:
+        """The source whose bronze is `dataset` (None for a dataset no source lands, e.g. features)."""
+        return next((source for source in self.sources.values() if source.dataset == dataset), None)
+
     @property
     def target(self) -> str:
         return self.task.target

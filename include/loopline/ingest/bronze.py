@@ -37,7 +37,7 @@ def local_dataset(p: "Pipeline", dataset: str, interval: Interval, batches: list
 
 
 def _is_bronze(p: "Pipeline", dataset: str) -> bool:
-    return any(source.dataset == dataset for source in p.spec.sources.values())
+    return p.spec.source_of(dataset) is not None
 
 
 def recorded_batches(db_url: str, pipeline: str, dataset: str, interval: Interval) -> list[int]:

@@ -26,7 +26,7 @@ def check(name: str) -> list[str]:
         except SuiteError as error:
             problems.append(f"contracts.{dataset}.suite: {error}")
             continue
-        source = next(s for s in spec.sources.values() if s.dataset == dataset)
+        source = spec.source_of(dataset)
         columns = {*source.schema.fields, *LINEAGE_COLUMNS, BATCH_KEY}  # ingest adds these
         unordered = [c for c in contract.exact_duplicates.first_by if c not in columns]
         if unordered:
