@@ -18,7 +18,8 @@ REPEATS runs:
                   the source is reset (checkpoint, lake and records deleted, not timed), so
                   every run reads the whole topic.
 
-All three read `read_committed` with the spec's `max_records_per_batch` per micro-batch, on
+All three read `read_committed`, with ingest's consumer options (KAFKA_READ_OPTIONS) and the
+spec's `max_records_per_batch` per micro-batch, on
 the already running Spark Connect server, after one unmeasured warm-up of every query on
 20k events (the server is long-lived: its first queries pay for JIT and Python workers).
 Targets: loopline <= PARSE_TARGET x read-and-parse and <= RAW_TARGET x raw copy, at every size.
@@ -44,6 +45,7 @@ from bench_common import median_of, report, scratch_pipelines
 from loopline.core.kafka_auth import KafkaLogin
 from loopline.core.spec import Source
 from loopline.core.storage import DatasetLocation
+from loopline.ingest.streaming import KAFKA_READ_OPTIONS
 from loopline.ops.bootstrap import ensure_topics, remove_pipeline_data
 
 PARSE_TARGET = 1.3
@@ -115,7 +117,7 @@ def _drain_to_parquet(spark, kafka: KafkaLogin, topic: str, per_batch: int, shap
                       scratch: DatasetLocation) -> int:
     """Run an availableNow query from the topic's start into Parquet under `scratch`, each
     micro-batch `shape`d; return the records written, then delete the folder."""
-    raw = (spark.readStream.format("kafka").options(**kafka.spark()).option("subscribe", topic)
+    raw = (spark.readStream.format("kafka").options(**kafka.spark(), **KAFKA_READ_OPTIONS).option("subscribe", topic)
            .option("startingOffsets", "earliest").option("kafka.isolation.level", "read_committed")
            .option("maxOffsetsPerTrigger", per_batch).load())
     try:

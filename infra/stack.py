@@ -1082,6 +1082,10 @@ def spark_ui_key(env: dict[str, str]) -> str:
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
+# The Spark JVMs' logging: Spark's defaults with the Kafka client's per-poll INFO lines left out.
+SPARK_LOGGING = f"-Dlog4j2.configurationFile={REPO / 'infra' / 'spark' / 'log4j2.properties'}"
+
+
 class SparkConnect(SparkProcess):
     """A long-lived Spark driver that tasks reach over Spark Connect: no JVM start per task.
     Its master is LOOPLINE_SPARK_MASTER: `local[2]`, or the cluster profile's standalone master."""
@@ -1106,11 +1110,11 @@ class SparkConnect(SparkProcess):
             "spark.ui.enabled": "false",
             # Give the heap a busy stage grew back to the OS once the server idles: a GC cycle
             # after 30 s without one, and no more than half the heap left free after it.
-            "spark.driver.extraJavaOptions": "-XX:G1PeriodicGCInterval=30000 -XX:MaxHeapFreeRatio=50",
+            "spark.driver.extraJavaOptions": f"-XX:G1PeriodicGCInterval=30000 -XX:MaxHeapFreeRatio=50 {SPARK_LOGGING}",
         }
         if master.startswith("spark://"):  # one executor per worker, a core each
             server_conf.update({"spark.executor.cores": "1", "spark.executor.memory": MEMORY["spark_executor"],
-                                "spark.cores.max": "2"})
+                                "spark.cores.max": "2", "spark.executor.extraJavaOptions": SPARK_LOGGING})
         jars = classpath("spark").split(":")
         if self.account():
             jars = [str(self.jars / Path(jar).name) for jar in jars]
