@@ -1,6 +1,6 @@
 """Poison input on the real broker, Spark, PostgreSQL and lake: nothing wedges ingestion.
 
-- a corpus of broken messages, 28 kinds: each ends in quarantine with its reason and its
+- a corpus of broken messages, 30 kinds: each ends in quarantine with its reason and its
   coordinates, filed under its event date when readable (else the run's date, never the
   producer's clock), and is dead-lettered; one at the broker's size limit is dead-lettered as
   a pointer to its quarantined copy;
@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 
 import pytest
@@ -22,9 +23,21 @@ from loopline.ingest.streaming import TooManyRejects, ingest_pipeline, ingest_so
 MAX_RECORD_BYTES = 4096
 RUN_DAY = DAY + timedelta(days=1)  # the run's logical date: where records without a readable date go
 NEAR_BROKER_LIMIT = 1024 * 1024 - 300  # a value this large fits a Kafka record, not one with headers added
+
+
+def _dumped(i: int, **layout) -> tuple[bytes, bytes]:
+    """A valid event, its JSON laid out by json.dumps with `layout`."""
+    key, value = event(i)
+    return key, json.dumps(json.loads(value), **layout).encode()
+
+
 GOOD_AS_WELL = [  # odd but valid: accepted
     event(90, customer_id="\ud83d\ude00 emoji"),  # a surrogate pair, escaped by json.dumps
     event(91, customer_id="back\\ud800slash"),  # an escaped backslash, then text that looks like an escape
+    event(92, customer_id='say "hi": now'),  # an escaped quote before a colon, inside a string
+    _dumped(93, separators=(",", ":")),  # compact
+    _dumped(94, separators=(" , ", " : ")),  # blanks around every separator
+    _dumped(95, indent=2),  # one field a line
 ]
 
 # (expected reason, (key, value), quarantine date); several kinds may share a reason
@@ -41,9 +54,11 @@ CORPUS: list[tuple[str, tuple[bytes | None, bytes | None], date]] = [
     ("parser_limit", (b"k-deep", b'{"a": ' + b"[" * 1500 + b"]" * 1500 + b"}"), RUN),
     ("parser_limit", (event(112)[0], event(112)[1].replace(b"10.0", b"1" * 1500)), RUN),
     ("duplicate_key", (event(113)[0], event(113)[1][:-1] + b', "amount": 99.0}'), EVENT),
+    ("duplicate_key", (event(122)[0], event(122)[1][:-1] + b', "amount" : 99.0}'), EVENT),
     ("not_json", (b"k-text", b"{not json at all"), RUN),
     ("not_json", (event(114)[0], event(114)[1].replace(b"10.0", b"NaN")), EVENT),  # bare NaN is not JSON
     ("not_json", (event(115)[0], event(115)[1].replace(b"10.0", b"-Infinity")), EVENT),
+    ("not_json", (event(123)[0], event(123)[1][:-1] + b", 'loyalty_tier': 'gold'}"), RUN),  # single quotes
     ("not_an_object", (b"k-array", b"[1, 2, 3]"), RUN),
     ("unknown_schema_version", event(103, schema_version=2, amount="moved to amount_minor"), EVENT),
     ("missing_field:event_time", event(104, event_time=...), RUN),

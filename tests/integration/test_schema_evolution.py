@@ -11,7 +11,8 @@ from loopline.core.spec import derived_spec
 from loopline.ingest.streaming import ingest_source
 
 NEW_FIELDS = [event(1, loyalty_tier="gold"), event(2, loyalty_tier="silver"),
-              event(3, loyalty_tier="gold", device={"os": "ios", "version": 17})]
+              event(3, loyalty_tier="gold", device={"os": "ios", "version": 17}),
+              (event(4)[0], event(4)[1][:-1] + b', "loyalty_tier" : "gold"}')]  # a blank before the colon
 AS_DECLARED = [event(10), event(11)]
 
 
@@ -28,15 +29,15 @@ def test_a_new_field_is_reported_per_field_and_its_records_land(make_pipeline):
 
     run = ingest_source(p.spark(), p, events, "report-run", DAY)
 
-    assert (run.consumed, run.accepted, run.quarantined) == (5, 5, 0)
-    assert run.unknown_fields == {"device": 1, "loyalty_tier": 3}
+    assert (run.consumed, run.accepted, run.quarantined) == (6, 6, 0)
+    assert run.unknown_fields == {"device": 1, "loyalty_tier": 4}
     assert "Declare the fields in the spec's schema" in run.unknown_fields_warning()
     bronze = read_dataset(p.lake.location(events.dataset, DAY))
-    assert "loyalty_tier" not in bronze.column_names and bronze.num_rows == 5
+    assert "loyalty_tier" not in bronze.column_names and bronze.num_rows == 6
     with db.connect(p.settings.db_url) as conn:
         [recorded] = db.fetch_all(conn, "SELECT unknown_fields FROM loopline.ingest_runs WHERE pipeline = %s "
                                         "AND run_id = 'report-run'", (p.spec.name,))
-    assert recorded["unknown_fields"] == {"device": 1, "loyalty_tier": 3}
+    assert recorded["unknown_fields"] == {"device": 1, "loyalty_tier": 4}
 
 
 def test_a_new_field_is_quarantined_with_its_name_when_the_schema_says_so(make_pipeline):
@@ -46,11 +47,11 @@ def test_a_new_field_is_quarantined_with_its_name_when_the_schema_says_so(make_p
 
     run = ingest_source(p.spark(), p, events, "quarantine-run", DAY)
 
-    assert (run.consumed, run.accepted, run.quarantined, run.unknown_fields) == (5, 2, 3, {})
+    assert (run.consumed, run.accepted, run.quarantined, run.unknown_fields) == (6, 2, 4, {})
     quarantine = read_dataset(p.lake.location("quarantine", subdir=events.dataset)).to_pylist()
     assert {q["source_offset"]: q["reject_reason"] for q in quarantine} == {
         offsets[2]: "unknown_field:loyalty_tier", offsets[3]: "unknown_field:loyalty_tier",
-        offsets[4]: "unknown_field:loyalty_tier,device"}
+        offsets[4]: "unknown_field:loyalty_tier,device", offsets[5]: "unknown_field:loyalty_tier"}
     assert {q["raw_value"] for q in quarantine} == {value for _, value in NEW_FIELDS}  # kept byte for byte
 
 

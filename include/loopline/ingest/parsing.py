@@ -203,13 +203,26 @@ def _follows(record, schema: Schema):
     return follows
 
 
-def _exactly_filled(record, keys, schema: Schema):
-    """Spark Column: every field the schema declares is filled, and the object has no other
-    top-level key. With each declared name present and as many keys as names, every key is a
-    declared name, once: no duplicate and no undeclared key, without comparing names."""
+def _at_most_keys(text, count: int):
+    """Spark Column: true where the JSON `text` surely has at most `count` keys, at any depth,
+    found without parsing it. In JSON with no whitespace after a quote, every key is followed
+    by `":`, and any other `":` sits inside a string (after an escaped quote): so there are at
+    least as many `":` as keys. Text with whitespace after a quote is never sure (false)."""
     from pyspark.sql import functions as F
 
-    filled = _follows(record, schema) & (F.size(keys) == len(schema.fields))
+    marks = F.octet_length(text) - F.octet_length(F.replace(text, F.lit('":'), F.lit("")))  # 2 bytes per `":`
+    spaced = F.lit(False)
+    for blank in (" ", "\t", "\n", "\r"):
+        spaced = spaced | text.contains('"' + blank)
+    return ~spaced & (marks <= 2 * count)
+
+
+def _exactly_filled(record, text, schema: Schema):
+    """Spark Column: every field the schema declares is filled, and the object has no other
+    key. With each declared name present and at most as many keys as names, every key is a
+    declared name, once: no duplicate and no undeclared key, without listing the keys (a
+    second JSON pass)."""
+    filled = _follows(record, schema) & _at_most_keys(text, len(schema.fields))
     for name in schema.nullable:
         filled = filled & record[name].isNotNull()
     return filled
@@ -233,10 +246,11 @@ def classify(raw, versions: list[Schema], max_record_bytes: int, keyed: bool = T
     first; with more than one, a record is checked against the one its version names, and
     `record` has the fields of all (null where its version has none).
 
-    Fast path: Spark's JSON reader parses every payload once into the typed record. A record
-    passes untouched when every declared field is filled, it has exactly as many top-level keys
-    as the schema declares (so each declared name once, and nothing else: no duplicate, no
-    undeclared key, without comparing key names) and the cheap checks hold. Only the others are
+    Fast path: Spark's JSON reader parses every payload once into the typed record (strictly:
+    no single-quoted strings). A record passes untouched when every declared field is filled,
+    its text shows no more keys than the schema declares (so each declared name once, and
+    nothing else: no duplicate, no undeclared key, without listing the keys) and the cheap
+    checks hold. Only the others are
     examined again, field by field (as a Variant), to name the first problem. A record whose only
     nulls are in nullable fields is accepted when that examination finds nothing (the reader
     also gives null for a value of the wrong type, so a null alone proves nothing). The steps
@@ -247,8 +261,7 @@ def classify(raw, versions: list[Schema], max_record_bytes: int, keyed: bool = T
     schema = versions[0] if len(versions) == 1 else merged_schema(versions)
     ddl = ", ".join(f"`{name}` {kind}" for name, kind in schema.fields.items())  # spec types are Spark SQL types
     parsed = (raw.withColumn("_text", F.col("value").cast("string"))
-              .withColumn("record", F.from_json("_text", ddl))
-              .withColumn("_keys", F.json_object_keys("_text")))  # the object's top-level keys, parsed once
+              .withColumn("record", F.from_json("_text", ddl, {"allowSingleQuotes": "false"})))
     record, text, keys = F.col("record"), F.col("_text"), F.col("_keys")
     cheap = F.col("value").isNotNull() & (F.length("value") <= max_record_bytes) & ~_bad_encoding(text)
     for name, field_type in schema.fields.items():
@@ -258,7 +271,7 @@ def classify(raw, versions: list[Schema], max_record_bytes: int, keyed: bool = T
         cheap = cheap & F.col("key").isNotNull() & (F.col("key").cast("string") == record[schema.key].cast("string"))
     # With several versions every record is examined: only the examination checks each field
     # against the version the record names (the reader parsed it with all versions' fields).
-    exact = _exactly_filled(record, keys, schema) if len(versions) == 1 else F.lit(False)
+    exact = _exactly_filled(record, text, schema) if len(versions) == 1 else F.lit(False)
     fast = F.coalesce(cheap & text.startswith("{") & exact, F.lit(False))
     # Spark's reader accepted it apart from nulls in nullable fields, yet neither the fast path
     # nor any field check decides: it passes. Otherwise the reader refused it: `unparseable`.
@@ -277,6 +290,7 @@ def classify(raw, versions: list[Schema], max_record_bytes: int, keyed: bool = T
     detailed = _outside_fused_loop(F.coalesce(_first(reasons), unexplained))
     no_names = F.array().cast("array<string>")
     return (parsed.withColumn("_fast", fast)
+            .withColumn("_keys", F.when(~F.col("_fast"), F.json_object_keys(text)))  # listed once, if examined
             .withColumn("unknown_fields", F.when(F.col("_fast"), no_names).otherwise(_unknown_fields(keys, schema)))
             .withColumn("_variant", F.when(~F.col("_fast"), F.try_parse_json(text)))
             .withColumns({column: F.variant_get("_variant", _path(name), "variant") for name, column in values.items()})
