@@ -250,11 +250,11 @@ def classify(raw, versions: list[Schema], max_record_bytes: int, keyed: bool = T
     no single-quoted strings). A record passes untouched when every declared field is filled,
     its text shows no more keys than the schema declares (so each declared name once, and
     nothing else: no duplicate, no undeclared key, without listing the keys) and the cheap
-    checks hold. Only the others are
-    examined again, field by field (as a Variant), to name the first problem. A record whose only
-    nulls are in nullable fields is accepted when that examination finds nothing (the reader
-    also gives null for a value of the wrong type, so a null alone proves nothing). The steps
-    are separate projections so the parsed record is computed once, not once per field.
+    checks hold. Only the others are examined again, field by field (as a Variant), to name
+    the first problem. A record whose only nulls are in nullable fields is accepted when that
+    examination finds nothing (the reader also gives null for a value of the wrong type, so a
+    null alone proves nothing). The steps are separate projections so the parsed record is
+    computed once, not once per field.
     """
     from pyspark.sql import functions as F
 
