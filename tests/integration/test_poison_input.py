@@ -1,6 +1,6 @@
 """Poison input on the real broker, Spark, PostgreSQL and lake: nothing wedges ingestion.
 
-- a corpus of broken messages, 30 kinds: each ends in quarantine with its reason and its
+- a corpus of broken messages, 33 kinds: each ends in quarantine with its reason and its
   coordinates, filed under its event date when readable (else the run's date, never the
   producer's clock), and is dead-lettered; one at the broker's size limit is dead-lettered as
   a pointer to its quarantined copy;
@@ -35,6 +35,7 @@ GOOD_AS_WELL = [  # odd but valid: accepted
     event(90, customer_id="\ud83d\ude00 emoji"),  # a surrogate pair, escaped by json.dumps
     event(91, customer_id="back\\ud800slash"),  # an escaped backslash, then text that looks like an escape
     event(92, customer_id='say "hi": now'),  # an escaped quote before a colon, inside a string
+    event(96, customer_id="commas, inside, a string"),  # more commas than keys: the keys are bounded by `":`
     _dumped(93, separators=(",", ":")),  # compact
     _dumped(94, separators=(" , ", " : ")),  # blanks around every separator
     _dumped(95, indent=2),  # one field a line
@@ -55,6 +56,8 @@ CORPUS: list[tuple[str, tuple[bytes | None, bytes | None], date]] = [
     ("parser_limit", (event(112)[0], event(112)[1].replace(b"10.0", b"1" * 1500)), RUN),
     ("duplicate_key", (event(113)[0], event(113)[1][:-1] + b', "amount": 99.0}'), EVENT),
     ("duplicate_key", (event(122)[0], event(122)[1][:-1] + b', "amount" : 99.0}'), EVENT),
+    ("duplicate_key", (event(124, customer_id="a,b")[0], event(124, customer_id="a,b")[1][:-1] + b', "amount": 9}'),
+     EVENT),  # a comma inside a string
     ("not_json", (b"k-text", b"{not json at all"), RUN),
     ("not_json", (event(114)[0], event(114)[1].replace(b"10.0", b"NaN")), EVENT),  # bare NaN is not JSON
     ("not_json", (event(115)[0], event(115)[1].replace(b"10.0", b"-Infinity")), EVENT),
@@ -66,6 +69,8 @@ CORPUS: list[tuple[str, tuple[bytes | None, bytes | None], date]] = [
     ("wrong_type:amount", event(106, amount="12.50"), EVENT),
     ("wrong_type:amount", event(116, amount="NaN"), EVENT),
     ("wrong_type:event_time", event(107, event_time="yesterday afternoon"), RUN),
+    ("wrong_type:customer_id", event(125, customer_id={"nested": "c00001"}), EVENT),  # Spark would keep its text
+    ("wrong_type:customer_id", event(126, customer_id=["c00001"]), EVENT),
     ("wrong_type:customer_tx_count_30d", event(108, customer_tx_count_30d=3.5), EVENT),
     ("out_of_range:event_time", event(117, event_time="0000-06-01T00:00:00+00:00"), RUN),
     ("out_of_range:event_time", event(118, event_time="+10000-01-01T00:00:00+00:00"), RUN),

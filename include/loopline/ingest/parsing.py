@@ -203,28 +203,42 @@ def _follows(record, schema: Schema):
     return follows
 
 
-def _at_most_keys(text, count: int):
-    """Spark Column: true where the JSON `text` surely has at most `count` keys, at any depth,
-    found without parsing it. In JSON with no whitespace after a quote, every key is followed
-    by `":`, and any other `":` sits inside a string (after an escaped quote): so there are at
-    least as many `":` as keys. Text with whitespace after a quote is never sure (false)."""
+def _occurrences(text, mark: str):
+    """Spark Column: how many times `mark` occurs in `text`, by one byte-level replace."""
     from pyspark.sql import functions as F
 
-    marks = F.octet_length(text) - F.octet_length(F.replace(text, F.lit('":'), F.lit("")))  # 2 bytes per `":`
+    return (F.octet_length(text) - F.octet_length(F.replace(text, F.lit(mark), F.lit("")))) / len(mark.encode())
+
+
+def _at_most_keys(text, count: int):
+    """Spark Column: true where the JSON object `text` surely has at most `count` top-level keys,
+    found without parsing it. Two bounds, the second tried only where the first fails:
+    - commas: the object's keys are separated by commas, and any other comma only adds, so
+      there are at most one more key than commas, whatever the layout;
+    - `":` marks, for text with commas inside its strings: in JSON with no whitespace after a
+      quote, every key is followed by `":`, and any other `":` sits inside a string (after an
+      escaped quote). Text with whitespace after a quote is never sure (false)."""
+    from pyspark.sql import functions as F
+
     spaced = F.lit(False)
     for blank in (" ", "\t", "\n", "\r"):
         spaced = spaced | text.contains('"' + blank)
-    return ~spaced & (marks <= 2 * count)
+    return (_occurrences(text, ",") < count) | (~spaced & (_occurrences(text, '":') <= count))
 
 
 def _exactly_filled(record, text, schema: Schema):
-    """Spark Column: every field the schema declares is filled, and the object has no other
-    key. With each declared name present and at most as many keys as names, every key is a
-    declared name, once: no duplicate and no undeclared key, without listing the keys (a
-    second JSON pass)."""
+    """Spark Column: every field the schema declares is filled with a plain value, and the
+    object has no other key. With each declared name present and at most as many keys as
+    names, every key is a declared name, once: no duplicate and no undeclared key, without
+    listing the keys (a second JSON pass). Spark's reader puts the JSON text of an object or
+    array into a field declared string, so a string starting with `{` or `[` is examined
+    (where a nested value is wrong_type)."""
     filled = _follows(record, schema) & _at_most_keys(text, len(schema.fields))
     for name in schema.nullable:
         filled = filled & record[name].isNotNull()
+    for name, field_type in schema.fields.items():
+        if field_type == "string":
+            filled = filled & ~record[name].startswith("{") & ~record[name].startswith("[")
     return filled
 
 
@@ -247,10 +261,10 @@ def classify(raw, versions: list[Schema], max_record_bytes: int, keyed: bool = T
     `record` has the fields of all (null where its version has none).
 
     Fast path: Spark's JSON reader parses every payload once into the typed record (strictly:
-    no single-quoted strings). A record passes untouched when every declared field is filled,
-    its text shows no more keys than the schema declares (so each declared name once, and
-    nothing else: no duplicate, no undeclared key, without listing the keys) and the cheap
-    checks hold. Only the others are examined again, field by field (as a Variant), to name
+    no single-quoted strings). A record passes untouched when every declared field is filled
+    with a plain value, its text shows no more keys than the schema declares (so each
+    declared name once, and nothing else: no duplicate, no undeclared key, without listing the
+    keys) and the cheap checks hold. Only the others are examined again, field by field (as a Variant), to name
     the first problem. A record whose only nulls are in nullable fields is accepted when that
     examination finds nothing (the reader also gives null for a value of the wrong type, so a
     null alone proves nothing). The steps are separate projections so the parsed record is
