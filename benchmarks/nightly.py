@@ -92,6 +92,7 @@ def main() -> int:
     task_ids = sorted({task for d in days for task in d["task_s"]})
     result = {
         "pipeline": demo.PIPELINE, "cores": os.cpu_count(), "runs": len(days),
+        "airflow_parallelism": int(os.environ["AIRFLOW__CORE__PARALLELISM"]),
         "statistic": "median over the demo week's nightly runs, from Airflow's records",
         "day_wall_s_median": day_median, "day_target_s": DAY_TARGET_S, "meets_day_target": day_median <= DAY_TARGET_S,
         "idle_share_median": statistics.median(d["idle_share"] for d in days),
