@@ -11,6 +11,7 @@ retried gate ends in a record that agrees with the registry, however far its fir
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import date
 
@@ -23,7 +24,8 @@ from loopline.core.run_artifacts import GATE_REPORT_ARTIFACT, HOLDOUT_ARTIFACT
 from loopline.core.spec import PipelineSpec
 from loopline.models.aliases import (CHALLENGER, CHAMPION, PREVIOUS, AliasMove, alias_version, champion_decisions,
                                      move_alias, promoted_over)
-from loopline.models.store import REGISTRY_SCHEME, load_version, recorded_digests, register_version
+from loopline.models.store import (REGISTRY_SCHEME, download_verified, load_local, load_version, recorded_digests,
+                                   register_version)
 from loopline.release import model_card
 from loopline.release.gate import Metric, decide, slice_checks
 from loopline.release.smoke import smoke_test
@@ -84,15 +86,21 @@ def _register_and_gate(db_url: str, spec: PipelineSpec, run_id: str, model_uri: 
     gate = spec.gate
     metric = Metric(spec.task.type, gate.primary_metric)
     holdout = pd.read_parquet(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=HOLDOUT_ARTIFACT))
-    smoke = smoke_test(f"{REGISTRY_SCHEME}{name}/{version}", recorded_digests(db_url, name, version),
-                       holdout.head(gate.smoke_test.sample_rows), gate.smoke_test.max_ms_per_1000_rows)
+    uri = f"{REGISTRY_SCHEME}{name}/{version}"
+    verified = download_verified(uri, recorded_digests(db_url, name, version))  # a changed file is refused here
+    # Scored from the registry copies (each version builds its features with its own code), not
+    # the training run's memory: this evaluates what would serve. The champion, already serving,
+    # is loaded while the candidate's smoke test runs in its own process.
+    with ThreadPoolExecutor(max_workers=1) as beside:
+        champion_scoring = (beside.submit(lambda: load_version(db_url, name, champion).score(holdout))
+                            if champion else None)
+        smoke = smoke_test(uri, verified, holdout.head(gate.smoke_test.sample_rows),
+                           gate.smoke_test.max_ms_per_1000_rows)
     candidate_score, champion_score, slices = float("nan"), None, []
     if smoke.passed:  # a model that cannot score sensibly is not evaluated further
         labels = holdout[spec.target].to_numpy()
-        # Scored from the registry copy (with its own feature code), not the training run's memory:
-        # this evaluates what would serve. Each version builds its features with its own code.
-        candidate = load_version(db_url, name, version).score(holdout)
-        reigning = load_version(db_url, name, champion).score(holdout) if champion else None
+        candidate = load_local(verified, uri).score(holdout)
+        reigning = champion_scoring.result() if champion_scoring else None  # a champion that did not load raises here
         candidate_score = metric(candidate, labels)
         champion_score = metric(reigning, labels) if champion else None
         slices = slice_checks(holdout, labels, candidate, reigning, gate.critical_slices, gate.slice_min_rows, metric)

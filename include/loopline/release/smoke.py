@@ -2,7 +2,7 @@
 
 A fresh interpreter proves the version loads with nothing cached in the caller (pickles of
 lost classes, missing artifacts, wrong flavour). The caller downloads the version and checks
-its files against the recorded digests; the fresh process gets only that folder and an
+its files against the recorded digests, before anything loads them; the fresh process gets only that folder and an
 environment without the stack's settings and secrets, so a model that misbehaves on load
 reaches no service. It scores a sample of holdout rows through
 the feature code logged with the version (as production does) and reports NaN, invalid
@@ -33,11 +33,10 @@ TIMEOUT_S = 300
 KEPT_ENVIRONMENT = ("PATH", "PYTHONPATH", "LANG", "LC_ALL", "TZ", "HOME", "TMPDIR")
 
 
-def smoke_test(model_uri: str, digests: dict[str, str], rows: pd.DataFrame, max_ms_per_1000_rows: float) -> SmokeResult:
-    """Run the check in a fresh Python process; any failure to load or score fails the test."""
-    from loopline.models.store import download_verified
-
-    local = download_verified(model_uri, digests)  # a changed artifact is refused here, before anything loads it
+def smoke_test(model_uri: str, local: Path, rows: pd.DataFrame, max_ms_per_1000_rows: float) -> SmokeResult:
+    """Run the check in a fresh Python process on `local`, the version's artifacts already
+    checked against their recorded digests (loopline.models.store.download_verified); any
+    failure to load or score fails the test."""
     with tempfile.TemporaryDirectory(prefix="loopline-smoke-") as tmp:
         sample = Path(tmp) / "sample.parquet"
         rows.to_parquet(sample, index=False)
