@@ -78,7 +78,7 @@ SPARK_ACCOUNT = "loopline-spark"  # the OS account Spark Connect runs as when ro
 MEMORY = {  # sized for a 2-core / 24 GiB machine; see docs/operations.md "Footprint"
     "kafka_heap": "512m",
     "spark_driver": "3g",  # both profiles: scoring publishes its predictions through the driver
-    "airflow_parallelism": "2",  # a task a core: the demo week ran faster than with 3 or 4, in less memory
+    "airflow_parallelism": "2",  # a task a core: the demo week no slower than with 3, faster than with 4, in less memory
     # cluster profile: three brokers, two 1-core executors
     "cluster_kafka_heap": "384m",
     "spark_master_heap": "256m",
