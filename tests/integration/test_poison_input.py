@@ -1,6 +1,6 @@
 """Poison input on the real broker, Spark, PostgreSQL and lake: nothing wedges ingestion.
 
-- a corpus of broken messages, 33 kinds: each ends in quarantine with its reason and its
+- a corpus of broken messages, 37 kinds: each ends in quarantine with its reason and its
   coordinates, filed under its event date when readable (else the run's date, never the
   producer's clock), and is dead-lettered; one at the broker's size limit is dead-lettered as
   a pointer to its quarantined copy;
@@ -39,6 +39,7 @@ GOOD_AS_WELL = [  # odd but valid: accepted
     _dumped(93, separators=(",", ":")),  # compact
     _dumped(94, separators=(" , ", " : ")),  # blanks around every separator
     _dumped(95, indent=2),  # one field a line
+    (event(97)[0], event(97)[1] + b"\n"),  # a line end after the object
 ]
 
 # (expected reason, (key, value), quarantine date); several kinds may share a reason
@@ -62,6 +63,10 @@ CORPUS: list[tuple[str, tuple[bytes | None, bytes | None], date]] = [
     ("not_json", (event(114)[0], event(114)[1].replace(b"10.0", b"NaN")), EVENT),  # bare NaN is not JSON
     ("not_json", (event(115)[0], event(115)[1].replace(b"10.0", b"-Infinity")), EVENT),
     ("not_json", (event(123)[0], event(123)[1][:-1] + b", 'loyalty_tier': 'gold'}"), RUN),  # single quotes
+    ("not_json", (event(127)[0], event(127)[1] + b"xyz"), EVENT),  # content after the object, which Spark ignores
+    ("not_json", (event(128)[0], event(128)[1] + b"\n" + event(129)[1]), EVENT),  # two records in one
+    ("not_json", (event(130)[0], event(130)[1] + b"}"), EVENT),
+    ("not_json", (event(131)[0], event(131)[1] + b"]"), EVENT),
     ("not_an_object", (b"k-array", b"[1, 2, 3]"), RUN),
     ("unknown_schema_version", event(103, schema_version=2, amount="moved to amount_minor"), EVENT),
     ("missing_field:event_time", event(104, event_time=...), RUN),

@@ -7,7 +7,7 @@ records that fail are parsed again as a Variant and checked field by field, in t
 and the first failing check is the record's `reject_reason`:
 
     null_value  empty_value  oversize  bad_encoding  null_key  byte_order_mark  parser_limit
-    duplicate_key  not_json  not_an_object  unknown_schema_version  missing_field:<f>
+    duplicate_key  not_json (also: content after the value)  not_an_object  unknown_schema_version  missing_field:<f>
     null_field:<f>  wrong_type:<f>  out_of_range:<f>  not_finite:<f>  nul_character:<f>
     unknown_field:<f,...>  key_mismatch
     unparseable (Spark's JSON reader refused it, yet no field check names why)
@@ -98,6 +98,15 @@ def _duplicate_key(keys):
     return F.coalesce(F.size(keys) != F.size(F.array_distinct(keys)), F.lit(False))
 
 
+def _one_value(text):
+    """True where `text` is one JSON value and nothing after it. Spark's JSON parsers stop after
+    the first value and ignore the rest (`{...}xyz` parses as `{...}`); wrapped as `[text,0]`,
+    one value makes an array of two, and content after it breaks the array or changes its length."""
+    from pyspark.sql import functions as F
+
+    return F.coalesce(F.json_array_length(F.concat(F.lit("["), text, F.lit(",0]"))) == 2, F.lit(False))
+
+
 def _unknown_fields(keys, schema: Schema):
     """The top-level `keys` of a JSON object that the schema does not declare (empty otherwise)."""
     from pyspark.sql import functions as F
@@ -177,7 +186,7 @@ def _reasons(text, variant, values: dict, versions: list[Schema], merged: Schema
         (F.hex(F.substring("value", 1, 3)) == "EFBBBF", F.lit("byte_order_mark")),
         (variant.isNull() & text.rlike(BEYOND_PARSER_LIMITS), F.lit("parser_limit")),
         (_duplicate_key(F.col("_keys")), F.lit("duplicate_key")),
-        (variant.isNull(), F.lit("not_json")),
+        (variant.isNull() | ~_one_value(text), F.lit("not_json")),
         (~F.schema_of_variant(variant).startswith("OBJECT"), F.lit("not_an_object")),
         *_version_checks(variant, values, versions),
     ]
@@ -242,6 +251,12 @@ def _exactly_filled(record, text, schema: Schema):
     return filled
 
 
+def _ends_with_its_object(text):
+    """Spark Column: true where the text's only `}` is its last byte, so an object that starts the
+    text ends with it (nothing follows it, which Spark's reader would ignore)."""
+    return text.endswith("}") & (_occurrences(text, "}") == 1)
+
+
 def _outside_fused_loop(column):
     """`column`, evaluated on its own for each row that reaches it rather than compiled into
     Spark's fused per-row loop. The examination's checks are long: inside that loop they push
@@ -286,7 +301,7 @@ def classify(raw, versions: list[Schema], max_record_bytes: int, keyed: bool = T
     # With several versions every record is examined: only the examination checks each field
     # against the version the record names (the reader parsed it with all versions' fields).
     exact = _exactly_filled(record, text, schema) if len(versions) == 1 else F.lit(False)
-    fast = F.coalesce(cheap & text.startswith("{") & exact, F.lit(False))
+    fast = F.coalesce(cheap & text.startswith("{") & _ends_with_its_object(text) & exact, F.lit(False))
     # Spark's reader accepted it apart from nulls in nullable fields, yet neither the fast path
     # nor any field check decides: it passes. Otherwise the reader refused it: `unparseable`.
     follows_one = F.lit(False)
