@@ -261,7 +261,8 @@ def main() -> int:
     }
     report("ingest", result, [{
         "rows": pt["rows"], "batches": pt["batches"], "bad": pt["bad_records"], "raw copy s": pt["raw_copy_s"],
-        "read+parse s": pt["read_and_parse_s"], "parse+check s": pt["parse_and_check_s"], "loopline s": pt["loopline_s"],
+        "read+parse s": pt["read_and_parse_s"], "parse+check s": pt["parse_and_check_s"],
+        "loopline s": pt["loopline_s"],
         "/ read+parse": pt["ratio_to_read_and_parse"], "/ raw copy": pt["ratio_to_raw_copy"]} for pt in points])
     print(f"targets <= {PARSE_TARGET} x read-and-parse and <= {RAW_TARGET} x raw copy at every size: "
           f"{'met' if result['meets_targets'] else 'NOT met'}")

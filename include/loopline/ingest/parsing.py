@@ -7,7 +7,7 @@ records that fail are parsed again as a Variant and checked field by field, in t
 and the first failing check is the record's `reject_reason`:
 
     null_value  empty_value  oversize  bad_encoding  null_key  byte_order_mark  parser_limit
-    duplicate_key  not_json (also: content after the value)  not_an_object  unknown_schema_version  missing_field:<f>
+    duplicate_key  not_json  not_an_object  unknown_schema_version  missing_field:<f>
     null_field:<f>  wrong_type:<f>  out_of_range:<f>  not_finite:<f>  nul_character:<f>
     unknown_field:<f,...>  key_mismatch
     unparseable (Spark's JSON reader refused it, yet no field check names why)
@@ -20,6 +20,7 @@ when two readers could see different data in it:
 - `parser_limit`: valid JSON beyond the parser's limits (nesting deeper than 1000 levels, a
   number longer than 1000 digits);
 - `duplicate_key`: a top-level key given twice (Spark keeps the last, other readers the first);
+- `not_json`, also for content after the value (Spark's parsers ignore it, other readers refuse it);
 - `out_of_range`: a timestamp outside the years 1 to 9999 (neither Python nor PostgreSQL holds it);
 - `not_finite`: a double that is NaN or infinite (`1e309` overflows to infinity, and Spark's
   reader also takes "NaN" and a bare NaN, which JSON does not have);
@@ -279,8 +280,8 @@ def classify(raw, versions: list[Schema], max_record_bytes: int, keyed: bool = T
     no single-quoted strings). A record passes untouched when every declared field is filled
     with a plain value, its text shows no more keys than the schema declares (so each
     declared name once, and nothing else: no duplicate, no undeclared key, without listing the
-    keys) and the cheap checks hold. Only the others are examined again, field by field (as a Variant), to name
-    the first problem. A record whose only nulls are in nullable fields is accepted when that
+    keys), nothing follows the object, and the cheap checks hold. Only the others are examined
+    again, field by field (as a Variant), to name the first problem. A record whose only nulls are in nullable fields is accepted when that
     examination finds nothing (the reader also gives null for a value of the wrong type, so a
     null alone proves nothing). The steps are separate projections so the parsed record is
     computed once, not once per field.
