@@ -51,7 +51,7 @@ from bench_common import median_of, report, scratch_pipelines
 from loopline.core.kafka_auth import KafkaLogin
 from loopline.core.spec import Source
 from loopline.core.storage import DatasetLocation
-from loopline.ingest.streaming import KAFKA_READ_OPTIONS
+from loopline.ingest.streaming import KAFKA_READ_OPTIONS, kafka_records
 from loopline.ops.bootstrap import ensure_topics, remove_pipeline_data
 
 PARSE_TARGET = 1.3
@@ -171,9 +171,7 @@ def parse_and_check(spark, kafka: KafkaLogin, topic: str, per_batch: int, source
     from loopline.ingest.parsing import classify
 
     def shape(raw):
-        lineage = raw.select("key", "value", "timestamp", F.col("topic").alias("source"),
-                             F.col("partition").alias("source_partition"), F.col("offset").alias("source_offset"))
-        return (classify(lineage, source.versions, max_record_bytes).where("reject_reason IS NULL")
+        return (classify(kafka_records(raw), source.versions, max_record_bytes).where("reject_reason IS NULL")
                 .select("record.*", "source", "source_partition", "source_offset",
                         F.to_date(f"record.{source.time_field}").alias("date")))
 

@@ -16,7 +16,7 @@ import uuid
 from ingest import produce_events
 from loopline.core.pipeline import Pipeline
 from loopline.ingest.parsing import classify
-from loopline.ingest.streaming import KAFKA_READ_OPTIONS
+from loopline.ingest.streaming import KAFKA_READ_OPTIONS, kafka_records
 from loopline.ops.bootstrap import TOPIC_PARTITIONS
 
 
@@ -42,10 +42,8 @@ def main(rows: int) -> int:
         produce_events(spark, kafka, topic, rows)
 
         def raw():
-            return (spark.read.format("kafka").options(**kafka.spark(), **KAFKA_READ_OPTIONS)
-                    .option("subscribe", topic).option("startingOffsets", "earliest").load()
-                    .select("key", "value", "timestamp", F.col("topic").alias("source"),
-                            F.col("partition").alias("source_partition"), F.col("offset").alias("source_offset")))
+            return kafka_records(spark.read.format("kafka").options(**kafka.spark(), **KAFKA_READ_OPTIONS)
+                                 .option("subscribe", topic).option("startingOffsets", "earliest").load())
 
         def text():
             return raw().withColumn("_text", F.col("value").cast("string"))

@@ -189,10 +189,17 @@ def ingest_kafka(spark, p: Pipeline, source: Source, run_id: str, logical_date: 
         return run_summary(conn, p.spec.name, source.dataset, run_id, logical_date)
 
 
-def _drain(spark, p: Pipeline, source: Source, checkpoint: DatasetLocation, target: LandingTarget) -> None:
-    """Run the source's streaming query until it has read everything that has arrived."""
+def kafka_records(kafka_frame):
+    """Spark's Kafka source columns as classify and landing name them: key, value, timestamp and
+    the record's coordinates (`source`, `source_partition`, `source_offset`)."""
     from pyspark.sql import functions as F
 
+    return kafka_frame.select("key", "value", "timestamp", F.col("topic").alias("source"),
+                              F.col("partition").alias("source_partition"), F.col("offset").alias("source_offset"))
+
+
+def _drain(spark, p: Pipeline, source: Source, checkpoint: DatasetLocation, target: LandingTarget) -> None:
+    """Run the source's streaming query until it has read everything that has arrived."""
     raw = (
         spark.readStream.format("kafka")
         .options(**p.settings.kafka("ingest").spark(), **KAFKA_READ_OPTIONS)
@@ -202,11 +209,9 @@ def _drain(spark, p: Pipeline, source: Source, checkpoint: DatasetLocation, targ
         .option("kafka.isolation.level", "read_committed")
         .option("maxOffsetsPerTrigger", p.spec.ingest.max_records_per_batch)
         .load()
-        .select("key", "value", "timestamp", F.col("topic").alias("source"),
-                F.col("partition").alias("source_partition"), F.col("offset").alias("source_offset"))
     )
     query = (
-        classify(raw, source.versions, p.spec.ingest.max_record_bytes)
+        classify(kafka_records(raw), source.versions, p.spec.ingest.max_record_bytes)
         .writeStream.queryName(f"ingest_{p.spec.name}_{source.name}")
         .foreachBatch(KafkaBatchHandler(target, checkpoint))
         .option("checkpointLocation", checkpoint.spark_uri)
