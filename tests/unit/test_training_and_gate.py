@@ -101,6 +101,24 @@ def test_a_failed_smoke_test_blocks_promotion_even_without_a_champion():
     assert not promoted and reason == "smoke test failed: 12 of 1000 predictions are NaN"
 
 
+def test_a_version_that_does_not_load_fails_its_smoke_test_with_the_fresh_process_error(tmp_path):
+    from loopline.release.smoke import FreshProcess
+
+    with FreshProcess() as fresh:  # a real interpreter; the folder holds no MLmodel file
+        result = fresh.test("models:/m/1", tmp_path, pd.DataFrame({"amount": [1.0, 2.0]}), 50.0)
+    assert not result.passed
+    assert result.detail.startswith("models:/m/1 did not load and score in a fresh process:")
+    assert "MLmodel" in result.detail
+
+
+def test_a_fresh_process_the_caller_never_used_is_stopped_with_it():
+    from loopline.release.smoke import FreshProcess
+
+    with pytest.raises(RuntimeError), FreshProcess() as fresh:
+        raise RuntimeError("the registry did not answer")
+    assert fresh._process.returncode is not None
+
+
 def test_a_degraded_critical_slice_blocks_an_overall_improvement():
     import numpy as np
 

@@ -28,7 +28,7 @@ from loopline.models.store import (REGISTRY_SCHEME, download_verified, load_loca
                                    register_version)
 from loopline.release import model_card
 from loopline.release.gate import Metric, decide, slice_checks
-from loopline.release.smoke import smoke_test
+from loopline.release.smoke import FreshProcess
 
 
 @dataclass(frozen=True)
@@ -69,11 +69,13 @@ def register_and_gate(db_url: str, spec: PipelineSpec, run_id: str, model_uri: s
         recorded = recorded_decision(db_url, spec.name, logical_date, dag_id, run_id)
         if recorded is not None:
             return recorded
-        return _register_and_gate(db_url, spec, run_id, model_uri, logical_date, dag_id, dag_run_id)
+        with FreshProcess() as smoke_process:  # it starts while the version is registered and downloaded
+            return _register_and_gate(db_url, spec, run_id, model_uri, logical_date, dag_id, dag_run_id,
+                                      smoke_process)
 
 
 def _register_and_gate(db_url: str, spec: PipelineSpec, run_id: str, model_uri: str, logical_date: date,
-                       dag_id: str, dag_run_id: str | None) -> GateDecision:
+                       dag_id: str, dag_run_id: str | None, smoke_process: FreshProcess) -> GateDecision:
     import mlflow
     from mlflow import MlflowClient
 
@@ -94,8 +96,8 @@ def _register_and_gate(db_url: str, spec: PipelineSpec, run_id: str, model_uri: 
     with ThreadPoolExecutor(max_workers=1) as beside:
         champion_scoring = (beside.submit(lambda: load_version(db_url, name, champion).score(holdout))
                             if champion else None)
-        smoke = smoke_test(uri, verified, holdout.head(gate.smoke_test.sample_rows),
-                           gate.smoke_test.max_ms_per_1000_rows)
+        smoke = smoke_process.test(uri, verified, holdout.head(gate.smoke_test.sample_rows),
+                                   gate.smoke_test.max_ms_per_1000_rows)
     candidate_score, champion_score, slices = float("nan"), None, []
     if smoke.passed:  # a model that cannot score sensibly is not evaluated further
         labels = holdout[spec.target].to_numpy()

@@ -9,11 +9,14 @@ the feature code logged with the version (as production does) and reports NaN, i
 outputs (outside [0, 1] for a probability, non-finite for a value), and latency per 1,000
 rows (after a small warm-up).
 
-    python -m loopline.release.smoke --model-dir <downloaded version> --rows sample.parquet
+The process is started before the caller downloads anything (`FreshProcess`): its interpreter
+and libraries load while the registry answers, and it learns which folder to load only once
+that folder is verified. It reads one JSON line from stdin and prints one:
+
+    echo '{"model_dir": "<downloaded version>", "rows": "sample.parquet"}' | python -m loopline.release.smoke
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -21,6 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import TracebackType
 
 import numpy as np
 import pandas as pd
@@ -33,20 +37,45 @@ TIMEOUT_S = 300
 KEPT_ENVIRONMENT = ("PATH", "PYTHONPATH", "LANG", "LC_ALL", "TZ", "HOME", "TMPDIR")
 
 
-def smoke_test(model_uri: str, local: Path, rows: pd.DataFrame, max_ms_per_1000_rows: float) -> SmokeResult:
-    """Run the check in a fresh Python process on `local`, the version's artifacts already
-    checked against their recorded digests (loopline.models.store.download_verified); any
-    failure to load or score fails the test."""
-    with tempfile.TemporaryDirectory(prefix="loopline-smoke-") as tmp:
-        sample = Path(tmp) / "sample.parquet"
-        rows.to_parquet(sample, index=False)
-        done = subprocess.run([sys.executable, "-m", "loopline.release.smoke", "--model-dir", str(local),
-                               "--rows", str(sample)], capture_output=True, text=True, timeout=TIMEOUT_S,
-                              env={k: v for k, v in os.environ.items() if k in KEPT_ENVIRONMENT})
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        return SmokeResult(False, f"{model_uri} did not load and score in a fresh process: {last}")
-    report = json.loads(done.stdout.strip().splitlines()[-1])
+class FreshProcess:
+    """A Python process that has loaded Loopline's scoring code and no model yet; `test` gives
+    it one. Used as a context manager, so that a caller failing before `test` stops it."""
+
+    def __init__(self) -> None:
+        self._process = subprocess.Popen([sys.executable, "-m", "loopline.release.smoke"], stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                         env={k: v for k, v in os.environ.items() if k in KEPT_ENVIRONMENT})
+
+    def __enter__(self) -> FreshProcess:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        if self._process.poll() is None:
+            self._process.kill()
+        self._process.communicate()
+
+    def test(self, model_uri: str, local: Path, rows: pd.DataFrame, max_ms_per_1000_rows: float) -> SmokeResult:
+        """Load and score `local`, the version's artifacts already checked against their
+        recorded digests (loopline.models.store.download_verified); any failure to load or
+        score fails the test."""
+        with tempfile.TemporaryDirectory(prefix="loopline-smoke-") as tmp:
+            sample = Path(tmp) / "sample.parquet"
+            rows.to_parquet(sample, index=False)
+            request = json.dumps({"model_dir": str(local), "rows": str(sample)}) + "\n"
+            try:
+                out, err = self._process.communicate(request, timeout=TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                return SmokeResult(False, f"{model_uri} did not load and score within {TIMEOUT_S} s in a fresh process")
+        if self._process.returncode != 0:
+            last = (err.strip().splitlines() or ["no output"])[-1]
+            return SmokeResult(False, f"{model_uri} did not load and score in a fresh process: {last}")
+        return judged(json.loads(out.strip().splitlines()[-1]), max_ms_per_1000_rows)
+
+
+def judged(report: dict, max_ms_per_1000_rows: float) -> SmokeResult:
+    """The fresh process's report held against the gate's limits."""
     problems = []
     if report["nan"]:
         problems.append(f"{report['nan']} of {report['rows']} predictions are NaN")
@@ -58,16 +87,16 @@ def smoke_test(model_uri: str, local: Path, rows: pd.DataFrame, max_ms_per_1000_
     return SmokeResult(not problems, detail, report["ms_per_1000_rows"], report["nan"], report["out_of_range"])
 
 
-def main(argv: list[str] | None = None) -> int:
+def main() -> int:
+    # What loading any version needs, imported before the version is known (see FreshProcess).
+    import mlflow.models  # noqa: F401 (load_local's first import)
+
     from loopline.core.metrics import valid_output
     from loopline.models.store import load_local
 
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model-dir", required=True, help="a registered version's verified artifacts")
-    parser.add_argument("--rows", required=True, help="Parquet file of entity rows to score")
-    args = parser.parse_args(argv)
-    rows = pd.read_parquet(args.rows)
-    model = load_local(Path(args.model_dir), args.model_dir)
+    request = json.loads(sys.stdin.readline())
+    rows = pd.read_parquet(request["rows"])
+    model = load_local(Path(request["model_dir"]), request["model_dir"])
     model.score(rows.head(10))  # warm-up: first-call costs are not per-row latency
     started = time.perf_counter()
     predictions = model.score(rows)
