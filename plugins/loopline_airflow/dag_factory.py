@@ -11,7 +11,7 @@ from datetime import timedelta
 
 import pendulum
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
-from airflow.sdk import DAG, AsyncCallback, DeadlineAlert, DeadlineReference, Param, task
+from airflow.sdk import DAG, AsyncCallback, DeadlineAlert, DeadlineReference, Param, cross_downstream, task
 
 from loopline.core.spec import PipelineSpec, load_spec, pipeline_names
 from loopline_airflow import stages
@@ -80,9 +80,9 @@ def schedule_of(spec: PipelineSpec) -> IntervalTimetable:
 
 
 def nightly_dag(pipeline: str, doc_md: str | None = None, scheduled: bool = True) -> DAG:
-    """wait_for_data → ingest → validate_<dataset> (one per contract) → check_feedback → train →
-    register → score → monitor → request_retraining → late_reruns → rerun_late_intervals, for
-    every date of the run's interval."""
+    """wait_for_data → ingest → validate_<dataset> (one per contract) → check_feedback and train
+    side by side → register → score → monitor → request_retraining, for every date of the run's
+    interval; beside them, once validated: late_reruns → rerun_late_intervals."""
     spec = load_spec(pipeline)
     with DAG(
         dag_id=f"{pipeline}_nightly", schedule=schedule_of(spec) if scheduled else None,
@@ -102,8 +102,8 @@ def nightly_dag(pipeline: str, doc_md: str | None = None, scheduled: bool = True
         ingested = task(stages.ingest, **_on_spark(spec, "ingest"), outlets=[bronze_ingested(pipeline)])(pipeline)
         validated = [ContractOperator(**_on_spark(spec, f"validate_{dataset}"), pipeline=pipeline, dataset=dataset)
                      for dataset in sorted(spec.contracts)]
-        # Before training: a champion that lost on returned labels is rolled back, so the gate
-        # and today's scoring see the restored one.
+        # Beside training (which reads no alias): a champion that lost on returned labels is
+        # rolled back before register, so the gate and today's scoring see the restored one.
         feedback = task(stages.check_feedback, **_timed(spec, "check_feedback"))(pipeline)
         trained = task(stages.train, **_timed(spec, "train"))(pipeline)
         registered = task(stages.register, **_timed(spec, "register"))(pipeline, trained)
@@ -114,13 +114,15 @@ def nightly_dag(pipeline: str, doc_md: str | None = None, scheduled: bool = True
         requested = task(stages.request_retraining, **_timed(spec, "request_retraining"),
                          outlets=[retrain_request(pipeline)])(pipeline, drift)
         # Late events for intervals validated before they came: rerun those intervals (after
-        # this run: runs of the DAG take turns), unless the spec leaves that to a person.
+        # this run: runs of the DAG take turns), unless the spec leaves that to a person. Off
+        # the line's critical path: what ingest landed late is known once today's data passed.
         late = task(stages.late_reruns, **_timed(spec, "late_reruns"), trigger_rule="none_failed")(pipeline)
         rerun = TriggerDagRunOperator.partial(**_timed(spec, "rerun_late_intervals"), trigger_dag_id=f"{pipeline}_nightly",
                                               skip_when_already_exists=True).expand_kwargs(late)
-        waited >> ingested >> validated >> feedback >> trained
-        registered >> scored
-        drift >> requested >> late >> rerun
+        waited >> ingested >> validated
+        cross_downstream(validated, [feedback, trained, late])
+        feedback >> registered >> scored
+        feedback >> scored  # also when register is skipped (no candidate today)
     return dag
 
 

@@ -101,11 +101,22 @@ def test_the_nightly_deadline_comes_from_the_spec(dagbag):
 def test_nightly_loop_runs_every_stage_in_order(dagbag):
     dag = dagbag.dags["card_fraud_nightly"]
     for contract in ("validate_bronze_events", "validate_bronze_labels"):
-        order = ["wait_for_data", "ingest", contract, "check_feedback", "train", "register", "score", "monitor",
-                 "request_retraining", "late_reruns", "rerun_late_intervals"]
-        for upstream, downstream in pairwise(order):
-            assert downstream in dag.get_task(upstream).downstream_task_ids
+        for check_then in ("check_feedback", "train"):
+            order = ["wait_for_data", "ingest", contract, check_then, "register", "score", "monitor",
+                     "request_retraining"]
+            for upstream, downstream in pairwise(order):
+                assert downstream in dag.get_task(upstream).downstream_task_ids
+        assert {"late_reruns", "check_feedback", "train"} <= dag.get_task(contract).downstream_task_ids
+    assert dag.get_task("late_reruns").downstream_task_ids == {"rerun_late_intervals"}
     assert dag.max_active_runs == 1
+
+
+def test_a_rollback_on_returned_labels_comes_before_the_gate_and_scoring_but_not_before_training(dagbag):
+    """Training reads no alias, so it runs beside the feedback check; register and score
+    (which runs when register is skipped too) see the champion the check left."""
+    dag = dagbag.dags["card_fraud_nightly"]
+    assert dag.get_task("check_feedback").downstream_task_ids == {"register", "score"}
+    assert "check_feedback" not in dag.get_task("train").upstream_task_ids
 
 
 def test_spark_bound_tasks_go_to_the_spark_queue_and_the_rest_to_the_default_one(dagbag):
