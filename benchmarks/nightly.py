@@ -10,7 +10,8 @@ Airflow's own records of the week's nightly runs, read through its REST API:
   idle      the share of a run's wall time in which none of its tasks runs. The sensor is
             left out: a run's window starts when its sensor ends (the data was there), so
             waiting for data is not counted as the scheduler's;
-  tasks     each task's median duration over the week;
+  tasks     each task's median duration over the week's runs in which it ran (one the scheduler
+            skipped, at try 0 because an upstream task skipped, is left out);
   stack     the whole stack's resident memory at the end (infra/stack.py's `status` total,
             RSS; target <= FOOTPRINT_TARGET_MIB), and its PSS (shared pages counted once).
 
@@ -63,7 +64,7 @@ def run_figures(run: dict, tasks: list[dict]) -> dict:
     return {"logical_date": run["logical_date"][:10], "state": run["state"],
             "wall_s": round((end - start).total_seconds(), 1), "idle_s": round(idle, 1),
             "idle_share": round(idle / length, 3) if length > 0 else 0.0,
-            "task_s": {t["task_id"]: round(t["duration"] or 0.0, 1) for t in tasks}}
+            "task_s": {t["task_id"]: round(t["duration"] or 0.0, 1) for t in tasks if t["try_number"]}}
 
 
 def footprint() -> dict:
