@@ -18,9 +18,9 @@ def stamp(seconds: float) -> str:
     return at(seconds).isoformat().replace("+00:00", "Z")
 
 
-def task(task_id: str, start: float, end: float, operator: str = "_PythonDecoratedOperator") -> dict:
+def task(task_id: str, start: float, end: float, operator: str = "_PythonDecoratedOperator", tries: int = 1) -> dict:
     return {"task_id": task_id, "operator": operator, "start_date": stamp(start), "end_date": stamp(end),
-            "duration": end - start}
+            "duration": end - start, "try_number": tries}
 
 
 def test_overlapping_tasks_count_once_and_only_inside_the_window():
@@ -36,3 +36,9 @@ def test_the_sensor_wait_is_not_idle_time():
     assert figures["wall_s"] == 100
     assert figures["idle_s"] == (42 - 40) + (61 - 60) + (92 - 90) + (100 - 99)
     assert figures["idle_share"] == round(6 / 60, 3)
+
+
+def test_a_task_the_scheduler_skipped_has_no_duration_to_count():
+    run = {"logical_date": "2026-11-26T00:00:00Z", "state": "success", "start_date": stamp(0), "end_date": stamp(30)}
+    tasks = [task("train", 1, 10), task("register", 11, 11, tries=0), task("score", 12, 20)]  # train skipped itself
+    assert run_figures(run, tasks)["task_s"] == {"train": 9, "score": 8}
