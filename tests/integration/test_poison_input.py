@@ -1,6 +1,6 @@
 """Poison input on the real broker, Spark, PostgreSQL and lake: nothing wedges ingestion.
 
-- a corpus of broken messages, 37 kinds: each ends in quarantine with its reason and its
+- a corpus of broken messages, 41 kinds: each ends in quarantine with its reason and its
   coordinates, filed under its event date when readable (else the run's date, never the
   producer's clock), and is dead-lettered; one at the broker's size limit is dead-lettered as
   a pointer to its quarantined copy;
@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 
 import pytest
 
@@ -23,6 +23,7 @@ from loopline.ingest.streaming import TooManyRejects, ingest_pipeline, ingest_so
 MAX_RECORD_BYTES = 4096
 RUN_DAY = DAY + timedelta(days=1)  # the run's logical date: where records without a readable date go
 NEAR_BROKER_LIMIT = 1024 * 1024 - 300  # a value this large fits a Kafka record, not one with headers added
+NOON_OF_DAY_IN_SECONDS = int(datetime.combine(DAY, time(12), tzinfo=timezone.utc).timestamp())
 
 
 def _dumped(i: int, **layout) -> tuple[bytes, bytes]:
@@ -67,6 +68,7 @@ CORPUS: list[tuple[str, tuple[bytes | None, bytes | None], date]] = [
     ("not_json", (event(128)[0], event(128)[1] + b"\n" + event(129)[1]), EVENT),  # two records in one
     ("not_json", (event(130)[0], event(130)[1] + b"}"), EVENT),
     ("not_json", (event(131)[0], event(131)[1] + b"]"), EVENT),
+    ("not_json", (event(135)[0], event(135)[1] + b",5]"), EVENT),  # the end of an array around it
     ("not_an_object", (b"k-array", b"[1, 2, 3]"), RUN),
     ("unknown_schema_version", event(103, schema_version=2, amount="moved to amount_minor"), EVENT),
     ("missing_field:event_time", event(104, event_time=...), RUN),
@@ -77,6 +79,9 @@ CORPUS: list[tuple[str, tuple[bytes | None, bytes | None], date]] = [
     ("wrong_type:customer_id", event(125, customer_id={"nested": "c00001"}), EVENT),  # Spark would keep its text
     ("wrong_type:customer_id", event(126, customer_id=["c00001"]), EVENT),
     ("wrong_type:customer_tx_count_30d", event(108, customer_tx_count_30d=3.5), EVENT),
+    ("wrong_type:customer_id", event(132, customer_id=12345), EVENT),  # Spark would keep "12345"
+    ("wrong_type:country", event(133, country=True), EVENT),  # and "true"
+    ("wrong_type:event_time", event(134, event_time=NOON_OF_DAY_IN_SECONDS), EVENT),  # and read seconds since 1970
     ("out_of_range:event_time", event(117, event_time="0000-06-01T00:00:00+00:00"), RUN),
     ("out_of_range:event_time", event(118, event_time="+10000-01-01T00:00:00+00:00"), RUN),
     ("not_finite:amount", (event(119)[0], event(119)[1].replace(b"10.0", b"1e309")), EVENT),

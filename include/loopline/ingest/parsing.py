@@ -27,8 +27,10 @@ when two readers could see different data in it:
 - `nul_character`: a string with a NUL character (PostgreSQL's text cannot hold it).
 
 A field the schema declares `nullable` may be null or absent; every other field is required.
-Numbers, booleans and timestamps are strict: "12.5" (a JSON string) is not a double, 12.5
-is not an int. Like Spark's JSON reader, a number is accepted where a string is declared.
+Every type is strict: "12.5" (a JSON string) is not a double, 12.5 is not an int, and a
+string or timestamp field takes only a JSON string (Spark's reader would keep the text of a
+number or boolean given for a string, and read a number given for a timestamp as seconds
+since 1970).
 Sources without a message key (table rows, file lines) skip the two key checks. A schema
 that declares a `version` (field and value) refuses records of another version as
 `unknown_schema_version` before naming any field. A source may accept several versions side
@@ -71,6 +73,8 @@ LONE_SURROGATE = (r"(?<!\\)\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-
 # one inside the other, or a number of more than 1000 digits.
 BEYOND_PARSER_LIMITS = r"(?:[\[{][^\[\]{}]*){1001}|[0-9]{1001}"
 OUT_OF_BOUNDS_REASON = {"timestamp": "out_of_range", "double": "not_finite", "string": "nul_character"}
+# Declared types whose JSON value is always a string, so in the text it has a pair of quotes.
+QUOTED_TYPES = {kind for kind, json_types in ACCEPTED_JSON_TYPES.items() if json_types == ["STRING"]}
 
 
 def _out_of_bounds(value, field_type: str):
@@ -101,11 +105,16 @@ def _duplicate_key(keys):
 
 def _one_value(text):
     """True where `text` is one JSON value and nothing after it. Spark's JSON parsers stop after
-    the first value and ignore the rest (`{...}xyz` parses as `{...}`); wrapped as `[text,0]`,
-    one value makes an array of two, and content after it breaks the array or changes its length."""
+    the first value and ignore the rest (`{...}xyz` parses as `{...}`). One value makes an array
+    of one wrapped as `[text]`, and of two wrapped as `[text,0]`; content after it breaks an
+    array or changes a length in at least one of the two (`]...` ends the first wrap early,
+    `,...]` lengthens the second)."""
     from pyspark.sql import functions as F
 
-    return F.coalesce(F.json_array_length(F.concat(F.lit("["), text, F.lit(",0]"))) == 2, F.lit(False))
+    def wrapped_length(after: str):
+        return F.json_array_length(F.concat(F.lit("["), text, F.lit(after)))
+
+    return F.coalesce((wrapped_length("]") == 1) & (wrapped_length(",0]") == 2), F.lit(False))
 
 
 def _unknown_fields(keys, schema: Schema):
@@ -237,13 +246,20 @@ def _at_most_keys(text, count: int):
 
 
 def _exactly_filled(record, text, schema: Schema):
-    """Spark Column: every field the schema declares is filled with a plain value, and the
-    object has no other key. With each declared name present and at most as many keys as
-    names, every key is a declared name, once: no duplicate and no undeclared key, without
-    listing the keys (a second JSON pass). Spark's reader puts the JSON text of an object or
-    array into a field declared string, so a string starting with `{` or `[` is examined
-    (where a nested value is wrong_type)."""
-    filled = _follows(record, schema) & _at_most_keys(text, len(schema.fields))
+    """Spark Column: every field the schema declares is filled with a plain value of its JSON
+    type, and the object has no other key. With each declared name present and at most as many
+    keys as names, every key is a declared name, once: no duplicate and no undeclared key,
+    without listing the keys (a second JSON pass).
+
+    Spark's reader is lenient where the examination is not, so what it cannot show is
+    examined (where it is wrong_type): it puts the JSON text of an object, array, number or
+    boolean into a field declared string, and reads a number as a timestamp. So a string
+    starting with `{` or `[` is examined, and so is text with another count of quotes than
+    its keys and string values make (each a pair). A string with an escaped quote in it is
+    examined too, and accepted there."""
+    quoted = len(schema.fields) + sum(kind in QUOTED_TYPES for kind in schema.fields.values())
+    filled = (_follows(record, schema) & _at_most_keys(text, len(schema.fields))
+              & (_occurrences(text, '"') == 2 * quoted))
     for name in schema.nullable:
         filled = filled & record[name].isNotNull()
     for name, field_type in schema.fields.items():
